@@ -1,0 +1,18 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// TODO(issue): replaced by the owner of this command.
+func newInitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "init",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return envError(errors.New("init: not implemented yet"))
+		},
+	}
+}

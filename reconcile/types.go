@@ -1,0 +1,112 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+)
+
+// InstanceID names one instance of one plug.
+type InstanceID struct {
+	Plug     string
+	Instance string
+}
+
+func (id InstanceID) String() string { return id.Plug + "/" + id.Instance }
+
+// InstanceSpec is everything a runner needs to run one instance, and
+// everything the planner compares to decide whether it must be replaced.
+// It is plain data: rendered from plugs.hcl, the lock and the manifest.
+type InstanceSpec struct {
+	ID       InstanceID
+	UUID     string
+	Version  string
+	Revision string
+	Source   string
+
+	Dir     string            // working directory: the plugin's runnable tree
+	Command []string          // argv; Command[0] is looked up relative to Dir when it contains a slash
+	Env     map[string]string // the plug's env; the runner adds PLUGS_CONFIG, PLUGS_PLUG, PLUGS_INSTANCE
+
+	// Config is the rendered config.json (secrets included: the runner writes
+	// it with mode 0600 and never logs it). ConfigHash is its sha256, hex.
+	Config     []byte
+	ConfigHash string
+	// Redacted is Config with secret values replaced by "(sensitive)", for plans and logs.
+	Redacted []byte
+
+	DependsOn   []string // plug names this instance starts after
+	StopSignal  string   // e.g. "SIGTERM"; "" means SIGTERM
+	StopTimeout time.Duration
+	Restart     RestartPolicy
+
+	User, Group string
+	Limits      Limits
+}
+
+// RestartPolicy mirrors spec.RestartPolicy so that runner need not import spec.
+type RestartPolicy struct {
+	InitialDelay time.Duration
+	MaxDelay     time.Duration
+	ResetAfter   time.Duration
+	MaxRestarts  int // 0: never give up
+}
+
+// Limits mirrors spec.Limits.
+type Limits struct {
+	NoFile     uint64
+	AddrSpace  uint64
+	NProc      uint64
+	NoNewPrivs bool
+}
+
+// State is the lifecycle state of an instance.
+type State string
+
+// The states of an instance, as exported in metrics and MQTT.
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateBackoff  State = "backoff"
+	StateStopping State = "stopping"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed" // cannot be started at all, or gave up
+)
+
+// States lists every State, in lifecycle order.
+var States = []State{StateStarting, StateRunning, StateBackoff, StateStopping, StateStopped, StateFailed}
+
+// Exit describes how a process ended.
+type Exit struct {
+	Code   int    // exit code, -1 when killed by a signal
+	Signal string // e.g. "SIGKILL", "" when it exited
+	At     time.Time
+}
+
+// InstanceStatus is the observed state of one instance.
+type InstanceStatus struct {
+	ID        InstanceID
+	Spec      InstanceSpec // the spec it was started with (what Plan compares)
+	State     State
+	Reason    string // why it is in State
+	Since     time.Time
+	PID       int
+	StartedAt time.Time // zero unless a process runs
+	Restarts  int
+	LastExit  *Exit
+}
+
+// Executor runs instances. The runner implements it; tests may fake it.
+// Every method is safe for concurrent use.
+type Executor interface {
+	// Start starts an instance that is not running. It returns once the
+	// process is spawned (or could not be: the instance is then failed and
+	// the error says why).
+	Start(ctx context.Context, spec InstanceSpec) error
+	// Stop stops an instance and forgets it: stop signal to its process
+	// group, StopTimeout, then SIGKILL. Stopping an unknown instance is a no-op.
+	Stop(ctx context.Context, id InstanceID) error
+	// Restart stops and starts an instance with its current spec.
+	Restart(ctx context.Context, id InstanceID) error
+	// Observe returns the status of every instance the executor knows.
+	Observe() []InstanceStatus
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Go benchmarks of every package; bench/run.sh adds the side-by-side comparison.
+set -euo pipefail
+go test -run='^$' -bench=. -benchmem -count=1 ./...
+if [ -x bench/run.sh ]; then bench/run.sh; fi

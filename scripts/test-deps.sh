@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: a Mosquitto broker and its
+# clients, a Prometheus server with promtool, and git (git daemon, http-backend).
+# Uses apt-get when run as root on Debian; otherwise says what to install.
+set -euo pipefail
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+# de-duplicate
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "installing test dependencies: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# --no-install-recommends keeps the Prometheus web UI assets and friends out.
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	# Debian starts the packaged services; the tests start their own on free ports.
+	for svc in mosquitto prometheus; do
+		if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+		if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+	done
+else
+	echo "missing test dependencies: ${need[*]}" >&2
+	echo "install them with: sudo apt-get install ${need[*]}" >&2
+	exit 1
+fi

@@ -1,0 +1,186 @@
+package spec
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// DefaultInstanceName is the name of the single instance a plug runs when it
+// declares no instance blocks.
+const DefaultInstanceName = "default"
+
+// Deployment is a decoded plugs.hcl: what should run on one host.
+type Deployment struct {
+	// Filename is the path plugs.hcl was read from; BaseDir is its folder,
+	// against which relative sources and file() paths resolve.
+	Filename string
+	BaseDir  string
+
+	Host   string
+	Broker *Broker // nil: the embedded broker on 127.0.0.1:1883
+	Plugs  []*Plug // in declaration order
+
+	Variables map[string]cty.Value
+}
+
+// Plug returns the plug named name, or nil.
+func (d *Deployment) Plug(name string) *Plug {
+	for _, p := range d.Plugs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Broker is the MQTT broker block of plugs.hcl.
+type Broker struct {
+	URL      string
+	Username string
+	// Password is a secret: it must never be logged, planned, shown or published.
+	Password  string
+	DeclRange hcl.Range
+}
+
+// RestartPolicy is the restart block of a plug.
+type RestartPolicy struct {
+	InitialDelay time.Duration // default 1s
+	MaxDelay     time.Duration // default 1m
+	ResetAfter   time.Duration // default 5m
+	// MaxRestarts is the number of consecutive failed restarts after which the
+	// instance is left failed; 0 means never give up (the default).
+	MaxRestarts int
+}
+
+// DefaultRestartPolicy is the policy of a plug without a restart block.
+var DefaultRestartPolicy = RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute}
+
+// DefaultStopTimeout is how long a stop waits after the stop signal before SIGKILL.
+const DefaultStopTimeout = 10 * time.Second
+
+// Plug is one plug block of plugs.hcl.
+type Plug struct {
+	Name    string
+	Source  string // as written: git::URL[//subdir], ./path, ./file.zip
+	Version string // as written: a constraint, a tag, a branch or a commit; "" for local sources
+
+	// Params are the plug-level params; instance params are merged over them.
+	Params      map[string]cty.Value
+	ParamRanges map[string]hcl.Range
+
+	Instances   []*Instance // at least one: "default" when none are declared
+	DependsOn   []string
+	Env         map[string]string
+	StopTimeout time.Duration
+	Restart     RestartPolicy
+	Enabled     bool
+
+	// Plugin is an inline manifest (plugin {} block); nil when the plugin
+	// ships its own plugin.hcl or plugin.json.
+	Plugin *Manifest
+
+	// Optional process isolation, applied by the runner.
+	User, Group string
+	Limits      Limits
+
+	DeclRange hcl.Range
+}
+
+// Limits are optional resource limits of a plug's processes; zero means unset.
+type Limits struct {
+	NoFile     uint64 // RLIMIT_NOFILE
+	AddrSpace  uint64 // RLIMIT_AS, bytes
+	NProc      uint64 // RLIMIT_NPROC
+	NoNewPrivs bool
+}
+
+// Instance is one instance block of a plug (or the implicit "default").
+type Instance struct {
+	Name        string
+	Params      map[string]cty.Value
+	ParamRanges map[string]hcl.Range
+	DeclRange   hcl.Range
+}
+
+// Plugin kinds.
+const (
+	KindScript   = "script"
+	KindCompiled = "compiled"
+)
+
+// Manifest formats a Manifest was decoded from.
+const (
+	FormatHCL       = "plugin.hcl"
+	FormatInline    = "inline"
+	FormatMHealth   = "plugin.json (mhealth)"
+	FormatMobileOps = "plugin.json (mobileops)"
+)
+
+// Manifest describes a plugin: how to build, run and configure it.
+type Manifest struct {
+	Name         string
+	Version      string
+	UUID         string
+	Description  string
+	Instructions string
+	Kind         string   // KindScript or KindCompiled
+	Command      []string // run from the plugin's directory
+	Build        []string // run at build time only
+	Setup        []string // the configuration program (plugs setup)
+	Exports      string   // data format, e.g. omh:heart-rate:2.0
+	Params       []*ParamSpec
+	StopSignal   string // e.g. SIGTERM
+	Hooks        Hooks
+	Permissions  []string
+
+	Format    string // one of the Format constants
+	Filename  string
+	DeclRange hcl.Range
+}
+
+// Param returns the declared param named name, or nil.
+func (m *Manifest) Param(name string) *ParamSpec {
+	for _, p := range m.Params {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Hooks are lifecycle commands (from the MobileOps shape or plugin.hcl).
+type Hooks struct {
+	PreStart  []string
+	PostStart []string
+	PreStop   []string
+}
+
+// ParamSpec is one declared param of a manifest.
+type ParamSpec struct {
+	Name        string
+	Type        cty.Type // cty.String, cty.Number, cty.Bool, or a collection; cty.DynamicPseudoType for "any"
+	Required    bool
+	Secret      bool
+	Default     cty.Value // cty.NilVal when there is none
+	Description string
+	DeclRange   hcl.Range
+}
+
+// Lock is a decoded plugs.lock.hcl.
+type Lock struct {
+	Filename string
+	Plugs    map[string]*LockedPlug
+}
+
+// LockedPlug is one plug block of plugs.lock.hcl.
+type LockedPlug struct {
+	Name       string
+	Source     string
+	Constraint string // the version as written in plugs.hcl
+	Version    string // the resolved tag or branch ("" for local sources)
+	Revision   string // a git commit id, or a content hash for paths and archives
+	Hash       string // h1: dirhash of the plugin tree (before build)
+	DeclRange  hcl.Range
+}
