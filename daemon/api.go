@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"time"
+)
+
+// Status is the answer of GET /v1/status: the daemon and every instance.
+type Status struct {
+	Daemon    DaemonStatus     `json:"daemon"`
+	Instances []InstanceStatus `json:"instances"`
+}
+
+// DaemonStatus describes the daemon itself.
+type DaemonStatus struct {
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	ConfigFile string    `json:"config_file"`
+	// Mode is "file", "bundle" or "gitops".
+	Mode string `json:"mode"`
+	// Repo is the GitOps repository URL with any credentials stripped.
+	Repo string `json:"repo,omitempty"`
+	// ConfigRevision is what runs: the git commit of the config repository,
+	// or a content hash of plugs.hcl and its lock.
+	ConfigRevision string `json:"config_revision"`
+	// LastReconcile is nil until the first reconcile ends.
+	LastReconcile   *ReconcileStatus `json:"last_reconcile,omitempty"`
+	BrokerURL       string           `json:"broker_url,omitempty"`
+	BrokerConnected bool             `json:"broker_connected"`
+	MetricsAddr     string           `json:"metrics_addr,omitempty"`
+}
+
+// ReconcileStatus is the outcome of the last reconcile.
+type ReconcileStatus struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration"`
+	// Revision is the config revision the reconcile read (for GitOps, the
+	// commit; a failed commit is named here while the last good one runs).
+	Revision string `json:"revision,omitempty"`
+	// Error is empty on success, else the rendered diagnostics or error text.
+	Error string `json:"error,omitempty"`
+}
+
+// InstanceStatus is one row of plugs status.
+type InstanceStatus struct {
+	Plug      string    `json:"plug"`
+	Instance  string    `json:"instance"`
+	State     string    `json:"state"`
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Restarts  int       `json:"restarts"`
+	Version   string    `json:"version,omitempty"`
+	Revision  string    `json:"revision,omitempty"`
+	LastExit  *Exit     `json:"last_exit,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// Exit is how an instance's last process ended.
+type Exit struct {
+	Code   int       `json:"code"`
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Plan actions as shown by the API.
+const (
+	ActionCreate  = "create"
+	ActionReplace = "replace"
+	ActionUpdate  = "update" // stop or restart settings changed, applied in place
+	ActionDelete  = "delete"
+)
+
+// PlanReport is a plan as the API shows it: only the instances that change,
+// with their redacted config differences.
+type PlanReport struct {
+	// Revision is the config revision the plan was computed from.
+	Revision string   `json:"revision,omitempty"`
+	Changes  []Change `json:"changes"`
+	Start    int      `json:"start"`
+	Replace  int      `json:"replace"`
+	Stop     int      `json:"stop"`
+	Update   int      `json:"update"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *PlanReport) Empty() bool { return len(p.Changes) == 0 }
+
+// Change is one instance the plan creates, replaces or deletes.
+type Change struct {
+	Plug     string `json:"plug"`
+	Instance string `json:"instance"`
+	Action   string `json:"action"`
+	Reason   string `json:"reason"`
+	// Diff holds the changed lines of the rendered config ("- old", "+ new"),
+	// secret values shown as (sensitive).
+	Diff []string `json:"diff,omitempty"`
+	// Error is set in an apply report when this change failed.
+	Error string `json:"error,omitempty"`
+}
+
+// ApplyReport is what an apply did.
+type ApplyReport struct {
+	Plan     PlanReport `json:"plan"`
+	Started  int        `json:"started"`
+	Replaced int        `json:"replaced"`
+	Stopped  int        `json:"stopped"`
+	Updated  int        `json:"updated"`
+	Failed   int        `json:"failed"`
+}
+
+// PlanRequest is the body of POST /v1/plan. An empty File plans the
+// daemon's own configuration; otherwise the given plugs.hcl (with Vars) is
+// planned against what runs.
+type PlanRequest struct {
+	File string            `json:"file,omitempty"`
+	Vars map[string]string `json:"vars,omitempty"`
+}
+
+// RestartRequest is the body of POST /v1/restart; an empty Instance
+// restarts every instance of the plug.
+type RestartRequest struct {
+	Plug     string `json:"plug"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// RestartReport names the instances restarted.
+type RestartReport struct {
+	Restarted []string `json:"restarted"`
+}
+
+// Error kinds of API errors, which the CLI maps to exit codes.
+const (
+	KindInput = "input" // the configuration or the request is wrong
+	KindEnv   = "env"   // the environment failed
+)
+
+// Error is an API error: a kind and a message (for configuration errors,
+// the rendered diagnostics).
+type Error struct {
+	Kind    string `json:"kind"`
+	Message string `json:"error"`
+}
+
+func (e *Error) Error() string { return e.Message }

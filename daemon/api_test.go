@@ -1,0 +1,231 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type fakeBackend struct {
+	dir      string
+	restarts []RestartRequest
+}
+
+func (f *fakeBackend) status() Status {
+	return Status{Daemon: DaemonStatus{PID: 42, ConfigRevision: "abc"}, Instances: []InstanceStatus{{Plug: "p", Instance: "default", State: "running", PID: 7}}}
+}
+
+func (f *fakeBackend) plan(_ context.Context, req PlanRequest) (*PlanReport, error) {
+	if req.File == "bad.hcl" {
+		return nil, &Error{Kind: KindInput, Message: "bad.hcl:1,1-2: Unsupported block type"}
+	}
+	return &PlanReport{Changes: []Change{{Plug: "p", Instance: "a", Action: ActionCreate, Reason: "instance added"}}, Start: 1}, nil
+}
+
+func (f *fakeBackend) apply(context.Context) (*ApplyReport, error) {
+	return nil, errors.New("fetch failed")
+}
+
+func (f *fakeBackend) restart(_ context.Context, req RestartRequest) (*RestartReport, error) {
+	f.restarts = append(f.restarts, req)
+	return &RestartReport{Restarted: []string{req.Plug + "/" + req.Instance}}, nil
+}
+
+func (f *fakeBackend) logPath(plug, instance string) (string, error) {
+	return LogPath(f.dir, plug, instance), nil
+}
+
+func TestAPIRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Dial(dir); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), SocketPath(dir)) {
+		t.Fatalf("Dial without daemon: %v, want ErrNotRunning naming the socket", err)
+	}
+	// A stale socket file from a killed daemon is replaced.
+	if err := os.WriteFile(SocketPath(dir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBackend{dir: dir}
+	srv, err := serveAPI(SocketPath(dir), fb, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown(context.Background())
+	fi, err := os.Stat(SocketPath(dir))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
+	}
+	c, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fb.status(), *st); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	p, err := c.Plan(ctx, PlanRequest{})
+	if err != nil || p.Start != 1 || p.Changes[0].Instance != "a" {
+		t.Errorf("plan = %+v, %v", p, err)
+	}
+	_, err = c.Plan(ctx, PlanRequest{File: "bad.hcl"})
+	var apiErr *Error
+	if !errors.As(err, &apiErr) || apiErr.Kind != KindInput || !strings.Contains(apiErr.Message, "Unsupported block type") {
+		t.Errorf("plan of a bad file: %v, want an input error", err)
+	}
+	_, err = c.Apply(ctx)
+	if !errors.As(err, &apiErr) || apiErr.Kind != KindEnv || apiErr.Message != "fetch failed" {
+		t.Errorf("apply: %v, want env error", err)
+	}
+	rr, err := c.Restart(ctx, RestartRequest{Plug: "p", Instance: "a"})
+	if err != nil || len(rr.Restarted) != 1 || len(fb.restarts) != 1 {
+		t.Errorf("restart = %+v, %v (calls %v)", rr, err, fb.restarts)
+	}
+	if _, err := c.Restart(ctx, RestartRequest{}); !errors.As(err, &apiErr) || apiErr.Kind != KindInput {
+		t.Errorf("restart without plug: %v", err)
+	}
+}
+
+func TestAPILogsFollow(t *testing.T) {
+	dir := t.TempDir()
+	path := LogPath(dir, "p", "default")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("one\ntwo\nthree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := serveAPI(SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown(context.Background())
+	c, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var buf bytes.Buffer
+	if err := c.Logs(context.Background(), &buf, "p", "default", 2, false); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "two\nthree\n" {
+		t.Errorf("logs -n 2 = %q", buf.String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Logs(ctx, pw, "p", "default", 1, true)
+		pw.Close()
+	}()
+	got := make(chan string, 16)
+	go func() {
+		b := make([]byte, 1024)
+		var acc string
+		for {
+			n, err := pr.Read(b)
+			acc += string(b[:n])
+			got <- acc
+			if err != nil {
+				close(got)
+				return
+			}
+		}
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case s, ok := <-got:
+				if !ok {
+					t.Fatalf("stream ended before %q", want)
+				}
+				if strings.Contains(s, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q in the followed log", want)
+			}
+		}
+	}
+	waitFor("three\n")
+	appendFile(t, path, "four\n")
+	waitFor("three\nfour\n")
+	// Rotation: the file is renamed away and a new one takes its name.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, "five\n")
+	waitFor("four\nfive\n")
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("follow: %v", err)
+	}
+	pr.Close()
+	for range got {
+	}
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTailOffset(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		content string
+		n       int
+		want    string
+	}{
+		{"a\nb\nc\n", 2, "b\nc\n"},
+		{"a\nb\nc", 2, "b\nc"},
+		{"a\nb\nc\n", 10, "a\nb\nc\n"},
+		{"a\nb\nc\n", 0, ""},
+		{"a\nb\nc\n", -1, "a\nb\nc\n"},
+		{strings.Repeat("x", 20000) + "\nlast\n", 1, "last\n"},
+		{"", 3, ""},
+	} {
+		path := filepath.Join(dir, "log")
+		if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := TailLog(context.Background(), &buf, path, tc.n, false); err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != tc.want {
+			t.Errorf("tail -n %d of %.20q = %.20q, want %.20q", tc.n, tc.content, buf.String(), tc.want)
+		}
+	}
+	if err := TailLog(context.Background(), io.Discard, filepath.Join(dir, "missing"), 1, false); err == nil {
+		t.Error("tail of a missing log: no error")
+	}
+}

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// ErrNotRunning is wrapped by Dial's error when no daemon answers.
+var ErrNotRunning = errors.New("daemon not running")
+
+// Client talks to a running daemon over its unix socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// Dial connects to the daemon of stateDir. Its error wraps ErrNotRunning
+// and names the socket when nothing answers there.
+func Dial(stateDir string) (*Client, error) {
+	path := SocketPath(stateDir)
+	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no answer on %s", ErrNotRunning, path)
+	}
+	conn.Close()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		DisableCompression: true,
+	}
+	return &Client{socket: path, hc: &http.Client{Transport: tr}}, nil
+}
+
+// Socket is the path the client talks to.
+func (c *Client) Socket() string { return c.socket }
+
+// Close releases the client's idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Plan computes what an apply would do, without doing it.
+func (c *Client) Plan(ctx context.Context, req PlanRequest) (*PlanReport, error) {
+	var p PlanReport
+	return &p, c.do(ctx, http.MethodPost, "/v1/plan", req, &p)
+}
+
+// Apply makes the daemon reconcile now (in GitOps mode: poll first).
+func (c *Client) Apply(ctx context.Context) (*ApplyReport, error) {
+	var r ApplyReport
+	return &r, c.do(ctx, http.MethodPost, "/v1/apply", nil, &r)
+}
+
+// Restart restarts one instance, or every instance of a plug.
+func (c *Client) Restart(ctx context.Context, req RestartRequest) (*RestartReport, error) {
+	var r RestartReport
+	return &r, c.do(ctx, http.MethodPost, "/v1/restart", req, &r)
+}
+
+// Logs copies an instance's log to w: the last n lines (all when n < 0),
+// then, with follow, what is appended until ctx ends.
+func (c *Client) Logs(ctx context.Context, w io.Writer, plug, instance string, n int, follow bool) error {
+	q := url.Values{"plug": {plug}, "instance": {instance}, "n": {strconv.Itoa(n)}, "follow": {strconv.FormatBool(follow)}}
+	resp, err := c.request(ctx, http.MethodGet, "/v1/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read logs: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", path, err)
+	}
+	return nil
+}
+
+// request sends a request; a non-2xx answer becomes an *Error.
+func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://plugs"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon at %s: %w", c.socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		e := &Error{Kind: KindEnv}
+		if err := json.NewDecoder(resp.Body).Decode(e); err != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return nil, e
+	}
+	return resp, nil
+}

@@ -1,0 +1,131 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// configRepo is the GitOps checkout of the configuration repository in
+// <state>/config-repo. It is used by the daemon's loop goroutine only.
+type configRepo struct {
+	url  string
+	ref  string // a branch, a tag, a full ref name, or "" for the remote's HEAD
+	dir  string
+	repo *git.Repository
+}
+
+// openConfigRepo opens the checkout in dir, cloning url into it first when
+// it is not there yet.
+func openConfigRepo(ctx context.Context, rawURL, ref, dir string) (*configRepo, error) {
+	c := &configRepo{url: rawURL, ref: ref, dir: dir}
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, fmt.Errorf("clone %s: %w", redactURL(rawURL), err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".config-repo-*")
+		if err != nil {
+			return nil, fmt.Errorf("clone %s: %w", redactURL(rawURL), err)
+		}
+		defer os.RemoveAll(tmp)
+		if _, err := git.PlainCloneContext(ctx, tmp, false, &git.CloneOptions{URL: rawURL, NoCheckout: true}); err != nil {
+			return nil, fmt.Errorf("clone %s: %w", redactURL(rawURL), err)
+		}
+		// A half-cloned repository never takes the final name.
+		if err := os.Rename(tmp, dir); err != nil {
+			return nil, fmt.Errorf("clone %s: %w", redactURL(rawURL), err)
+		}
+		repo, err = git.PlainOpen(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open config repo %s: %w", dir, err)
+	}
+	c.repo = repo
+	return c, nil
+}
+
+// remoteCommit looks up the commit the ref names on the remote, with one
+// cheap ref listing and no object transfer.
+func (c *configRepo) remoteCommit(ctx context.Context) (plumbing.Hash, error) {
+	rem, err := c.repo.Remote(git.DefaultRemoteName)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("config repo remote: %w", err)
+	}
+	refs, err := rem.ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled})
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("list refs of %s: %w", redactURL(c.url), err)
+	}
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, r := range refs {
+		byName[r.Name()] = r
+	}
+	var candidates []plumbing.ReferenceName
+	switch {
+	case c.ref == "" || c.ref == "HEAD":
+		candidates = []plumbing.ReferenceName{plumbing.HEAD}
+	default:
+		candidates = []plumbing.ReferenceName{
+			plumbing.ReferenceName(c.ref),
+			plumbing.NewBranchReferenceName(c.ref),
+			plumbing.NewTagReferenceName(c.ref),
+		}
+	}
+	for _, name := range candidates {
+		r, ok := byName[name]
+		if !ok {
+			continue
+		}
+		if r.Type() == plumbing.SymbolicReference {
+			if r, ok = byName[r.Target()]; !ok {
+				continue
+			}
+		}
+		// An annotated tag: prefer the peeled commit.
+		if peeled, ok := byName[plumbing.ReferenceName(string(r.Name())+"^{}")]; ok {
+			return peeled.Hash(), nil
+		}
+		return r.Hash(), nil
+	}
+	if plumbing.IsHash(c.ref) {
+		return plumbing.NewHash(c.ref), nil
+	}
+	return plumbing.ZeroHash, fmt.Errorf("ref %q not found in %s", c.ref, redactURL(c.url))
+}
+
+// checkout fetches the remote and checks out commit, discarding any local
+// change to the working tree.
+func (c *configRepo) checkout(ctx context.Context, commit plumbing.Hash) error {
+	err := c.repo.FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"},
+		Force:    true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetch %s: %w", redactURL(c.url), err)
+	}
+	wt, err := c.repo.Worktree()
+	if err != nil {
+		return fmt.Errorf("config repo worktree: %w", err)
+	}
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: commit, Force: true}); err != nil {
+		return fmt.Errorf("check out %s: %w", commit, err)
+	}
+	return nil
+}
+
+// redactURL strips credentials from a URL for logs and status.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
