@@ -1,0 +1,197 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+)
+
+// Updater is an optional extension of Executor: it applies settings that the
+// process does not see (stop signal and timeout, restart policy, depends_on,
+// metadata) to a running instance without restarting it. When the executor
+// does not implement it, Apply skips Update changes.
+type Updater interface {
+	Update(ctx context.Context, spec InstanceSpec) error
+}
+
+// DefaultParallelism is how many instances Apply starts or stops at once
+// when ApplyOptions.Parallelism is unset.
+const DefaultParallelism = 8
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	Parallelism int          // instances acted on at once per level; default DefaultParallelism
+	Logger      *slog.Logger // nil: discard
+}
+
+// Outcome is what became of one change of a plan.
+type Outcome struct {
+	ID     InstanceID
+	Action Action
+	// Err is why the change failed; nil when it was applied.
+	Err error
+	// RolledBack is set when a Replace could not start the new spec and the
+	// old spec was started again (Err says why the new one failed; a failed
+	// rollback is joined into Err).
+	RolledBack bool
+	// Skipped is set for an Update the executor cannot apply in place.
+	Skipped bool
+}
+
+// ApplyResult lists the outcome of every change Apply acted on, in plan order.
+type ApplyResult struct {
+	Outcomes []Outcome
+}
+
+// Err joins the errors of every failed change, or returns nil.
+func (r *ApplyResult) Err() error {
+	var errs []error
+	for _, o := range r.Outcomes {
+		if o.Err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", o.Action, o.ID, o.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Apply carries out p through ex, reading nothing but the plan:
+//
+//  1. Deletes, in reverse depends_on order (dependents stop before what they
+//     depend on).
+//  2. In-place updates, when ex implements Updater.
+//  3. Creates and replaces, in depends_on order: level by level, each level
+//     with at most Parallelism instances in flight. A replace stops the old
+//     process, then starts the new spec; if that fails it starts the old
+//     spec again (rollback) and reports both.
+//
+// A failed instance never stops the others: every change is attempted, and
+// instances whose dependency failed to start are still started, since
+// depends_on orders starts and does not require health (like systemd's
+// After= without Requires=); the runner's restart backoff copes with a
+// dependent that cannot work yet. Apply stops early only when ctx is done.
+func Apply(ctx context.Context, ex Executor, p *Plan, opts ApplyOptions) *ApplyResult {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = DefaultParallelism
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &applier{ex: ex, logger: logger, parallelism: opts.Parallelism}
+
+	index := make(map[InstanceID]int) // change ID → position in outcomes (plan order)
+	var deletes, updates, starts []Change
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Delete:
+			deletes = append(deletes, c)
+		case Update:
+			updates = append(updates, c)
+		case Create, Replace:
+			starts = append(starts, c)
+		default:
+			continue
+		}
+		index[c.ID] = len(index)
+	}
+	res := &ApplyResult{Outcomes: make([]Outcome, len(index))}
+	record := func(o Outcome) { res.Outcomes[index[o.ID]] = o }
+
+	stopLevels := byLevel(deletes)
+	slices.Reverse(stopLevels)
+	for _, lvl := range stopLevels {
+		a.each(ctx, lvl, record, a.delete)
+	}
+	a.each(ctx, updates, record, a.update)
+	for _, lvl := range byLevel(starts) {
+		a.each(ctx, lvl, record, a.start)
+	}
+	return res
+}
+
+type applier struct {
+	ex          Executor
+	logger      *slog.Logger
+	parallelism int
+}
+
+// each runs fn for every change with at most a.parallelism at once, and
+// waits for all of them. Once ctx is done, the changes not yet begun fail
+// with its error.
+func (a *applier) each(ctx context.Context, changes []Change, record func(Outcome), fn func(context.Context, Change) Outcome) {
+	sem := make(chan struct{}, a.parallelism)
+	var wg sync.WaitGroup
+	for _, c := range changes {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			record(Outcome{ID: c.ID, Action: c.Action, Err: ctx.Err()})
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o := fn(ctx, c)
+			if o.Err != nil {
+				a.logger.Error("apply failed", "instance", c.ID.String(), "action", c.Action.String(), "error", o.Err)
+			} else if !o.Skipped {
+				a.logger.Info("applied", "instance", c.ID.String(), "action", c.Action.String())
+			}
+			record(o)
+		})
+	}
+	wg.Wait()
+}
+
+func (a *applier) delete(ctx context.Context, c Change) Outcome {
+	return Outcome{ID: c.ID, Action: c.Action, Err: a.ex.Stop(ctx, c.ID)}
+}
+
+func (a *applier) update(ctx context.Context, c Change) Outcome {
+	u, ok := a.ex.(Updater)
+	if !ok {
+		return Outcome{ID: c.ID, Action: c.Action, Skipped: true}
+	}
+	return Outcome{ID: c.ID, Action: c.Action, Err: u.Update(ctx, *c.After)}
+}
+
+func (a *applier) start(ctx context.Context, c Change) Outcome {
+	o := Outcome{ID: c.ID, Action: c.Action}
+	if c.Action == Replace {
+		if err := a.ex.Stop(ctx, c.ID); err != nil {
+			// The old process may still run: starting another would duplicate it.
+			o.Err = fmt.Errorf("stop old: %w", err)
+			return o
+		}
+	}
+	err := a.ex.Start(ctx, *c.After)
+	if err == nil || c.Action != Replace || c.Before == nil {
+		o.Err = err
+		return o
+	}
+	o.Err = fmt.Errorf("start new: %w", err)
+	o.RolledBack = true
+	a.logger.Warn("replace failed, starting the previous spec again", "instance", c.ID.String(), "error", err)
+	if rerr := a.ex.Start(ctx, *c.Before); rerr != nil {
+		o.RolledBack = false
+		o.Err = errors.Join(o.Err, fmt.Errorf("roll back: %w", rerr))
+	}
+	return o
+}
+
+// byLevel groups changes by the depends_on level of their plug, lowest
+// first, keeping plan order within a level.
+func byLevel(changes []Change) [][]Change {
+	level := levels(changes)
+	var out [][]Change
+	for _, c := range changes {
+		l := level[c.ID.Plug]
+		for len(out) <= l {
+			out = append(out, nil)
+		}
+		out[l] = append(out[l], c)
+	}
+	return slices.DeleteFunc(out, func(cs []Change) bool { return len(cs) == 0 })
+}

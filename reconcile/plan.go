@@ -1,0 +1,300 @@
+package reconcile
+
+import (
+	"bytes"
+	"cmp"
+	"maps"
+	"slices"
+)
+
+// Action is what applying a Change does to one instance.
+type Action int
+
+// The actions of a plan.
+const (
+	NoOp    Action = iota // unchanged: left running as it is
+	Create                // start an instance that is not running
+	Replace               // stop the running process and start the new spec
+	Update                // apply stop or restart settings in place, same process
+	Delete                // stop an instance that is no longer desired
+)
+
+// Symbol is the action's plan marker: "+", "-/+", "~", "-", or " ".
+func (a Action) Symbol() string {
+	switch a {
+	case Create:
+		return "+"
+	case Replace:
+		return "-/+"
+	case Update:
+		return "~"
+	case Delete:
+		return "-"
+	}
+	return " "
+}
+
+// String names the action: "create", "replace", "update", "delete", "no-op".
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Replace:
+		return "replace"
+	case Update:
+		return "update"
+	case Delete:
+		return "delete"
+	}
+	return "no-op"
+}
+
+// MarshalText makes actions readable in JSON plans.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Reason explains a Change. It never decides one: the action is derived from
+// which fields differ.
+type Reason string
+
+// The reasons of a change. Those marked (replace) change what the process
+// sees and cause a Replace; (update) ones are applied in place.
+const (
+	ReasonInstanceAdded    Reason = "instance added"          // create
+	ReasonNotRunning       Reason = "not running"             // create: observed stopped
+	ReasonPlugRemoved      Reason = "plug removed"            // delete
+	ReasonInstanceRemoved  Reason = "instance removed"        // delete
+	ReasonConfigChanged    Reason = "config changed"          // replace
+	ReasonRevisionChanged  Reason = "revision changed"        // replace
+	ReasonCommandChanged   Reason = "command changed"         // replace
+	ReasonEnvChanged       Reason = "env changed"             // replace
+	ReasonDirChanged       Reason = "directory changed"       // replace
+	ReasonUserChanged      Reason = "user or group changed"   // replace
+	ReasonLimitsChanged    Reason = "limits changed"          // replace
+	ReasonStopChanged      Reason = "stop settings changed"   // update: stop signal or timeout
+	ReasonRestartChanged   Reason = "restart policy changed"  // update
+	ReasonDependsOnChanged Reason = "depends_on changed"      // update
+	ReasonMetadataChanged  Reason = "version or uuid changed" // update: source, version, uuid alone
+)
+
+// String is the human phrase of the reason.
+func (r Reason) String() string { return string(r) }
+
+// DiffKind marks a line of a config diff.
+type DiffKind byte
+
+// The kinds of diff lines.
+const (
+	DiffRemoved DiffKind = '-'
+	DiffAdded   DiffKind = '+'
+)
+
+// DiffLine is one changed line of an instance's redacted config.json.
+type DiffLine struct {
+	Kind DiffKind
+	Text string
+}
+
+// String renders the line as "- text" or "+ text".
+func (l DiffLine) String() string { return string(l.Kind) + " " + l.Text }
+
+// Change is what a plan does to one instance, and why.
+type Change struct {
+	ID      InstanceID
+	Action  Action
+	Reasons []Reason
+	// Before is the observed spec (nil for Create of a new instance); After
+	// the desired one (nil for Delete).
+	Before, After *InstanceSpec
+	// ConfigDiff holds the changed lines of the redacted config for a
+	// Replace whose config changed; secret values show as (sensitive).
+	ConfigDiff []DiffLine
+}
+
+// Plan is the difference between desired and observed state: one Change per
+// instance, NoOp ones included, ordered by start order (depends_on levels),
+// then plug, then instance.
+type Plan struct {
+	Changes []Change
+}
+
+// Empty reports whether applying p would do nothing.
+func (p *Plan) Empty() bool {
+	for _, c := range p.Changes {
+		if c.Action != NoOp {
+			return false
+		}
+	}
+	return true
+}
+
+// Summary counts the instances p starts (Create), replaces and stops (Delete).
+// In-place updates are counted by none of them.
+func (p *Plan) Summary() (start, replace, stop int) {
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			start++
+		case Replace:
+			replace++
+		case Delete:
+			stop++
+		}
+	}
+	return start, replace, stop
+}
+
+// NewPlan compares desired with observed. It is a pure function: same inputs,
+// same plan. An observed instance whose spec equals the desired one is left
+// alone whatever its state (a failed or backing-off instance is the
+// runner's business, not a reason to replace it), except a stopped one,
+// which is created again. Duplicated IDs in desired keep the first.
+func NewPlan(desired []InstanceSpec, observed []InstanceStatus) *Plan {
+	want := make(map[InstanceID]*InstanceSpec, len(desired))
+	wantPlugs := make(map[string]bool)
+	for i := range desired {
+		if _, dup := want[desired[i].ID]; !dup {
+			want[desired[i].ID] = &desired[i]
+			wantPlugs[desired[i].ID.Plug] = true
+		}
+	}
+	have := make(map[InstanceID]*InstanceStatus, len(observed))
+	for i := range observed {
+		have[observed[i].ID] = &observed[i]
+	}
+
+	changes := make([]Change, 0, len(want)+len(have))
+	for id, after := range want {
+		st, ok := have[id]
+		switch {
+		case !ok:
+			changes = append(changes, Change{ID: id, Action: Create, Reasons: []Reason{ReasonInstanceAdded}, After: after})
+		case st.State == StateStopped:
+			before := st.Spec
+			changes = append(changes, Change{ID: id, Action: Create, Reasons: []Reason{ReasonNotRunning}, Before: &before, After: after})
+		default:
+			before := st.Spec
+			changes = append(changes, compare(&before, after))
+		}
+	}
+	for id, st := range have {
+		if _, ok := want[id]; ok {
+			continue
+		}
+		reason := ReasonInstanceRemoved
+		if !wantPlugs[id.Plug] {
+			reason = ReasonPlugRemoved
+		}
+		before := st.Spec
+		changes = append(changes, Change{ID: id, Action: Delete, Reasons: []Reason{reason}, Before: &before})
+	}
+
+	level := levels(changes)
+	slices.SortFunc(changes, func(a, b Change) int {
+		return cmp.Or(
+			cmp.Compare(level[a.ID.Plug], level[b.ID.Plug]),
+			cmp.Compare(a.ID.Plug, b.ID.Plug),
+			cmp.Compare(a.ID.Instance, b.ID.Instance),
+		)
+	})
+	return &Plan{Changes: changes}
+}
+
+// compare builds the change from a running spec to a desired one.
+func compare(before, after *InstanceSpec) Change {
+	c := Change{ID: after.ID, Before: before, After: after}
+	var replace, update []Reason
+	if before.ConfigHash != after.ConfigHash || !bytes.Equal(before.Config, after.Config) {
+		replace = append(replace, ReasonConfigChanged)
+		c.ConfigDiff = diffLines(before.Redacted, after.Redacted)
+	}
+	if before.Revision != after.Revision {
+		replace = append(replace, ReasonRevisionChanged)
+	}
+	if !slices.Equal(before.Command, after.Command) {
+		replace = append(replace, ReasonCommandChanged)
+	}
+	if !maps.Equal(before.Env, after.Env) {
+		replace = append(replace, ReasonEnvChanged)
+	}
+	if before.Dir != after.Dir {
+		replace = append(replace, ReasonDirChanged)
+	}
+	if before.User != after.User || before.Group != after.Group {
+		replace = append(replace, ReasonUserChanged)
+	}
+	if before.Limits != after.Limits {
+		replace = append(replace, ReasonLimitsChanged)
+	}
+	if before.StopSignal != after.StopSignal || before.StopTimeout != after.StopTimeout {
+		update = append(update, ReasonStopChanged)
+	}
+	if before.Restart != after.Restart {
+		update = append(update, ReasonRestartChanged)
+	}
+	if !slices.Equal(before.DependsOn, after.DependsOn) {
+		update = append(update, ReasonDependsOnChanged)
+	}
+	// Version and UUID are part of Config in rendered specs; Redacted follows
+	// Config there too. They are compared for hand-made specs.
+	metadata := before.Source != after.Source || before.Version != after.Version || before.UUID != after.UUID
+	if metadata || (len(replace) == 0 && !bytes.Equal(before.Redacted, after.Redacted)) {
+		update = append(update, ReasonMetadataChanged)
+	}
+	switch {
+	case len(replace) > 0:
+		c.Action = Replace
+	case len(update) > 0:
+		c.Action = Update
+	}
+	c.Reasons = append(replace, update...)
+	return c
+}
+
+// levels gives every plug of changes its start level: 0 for plugs that
+// depend on no plug in changes, else one more than its deepest dependency.
+// Dependencies come from After (desired) and Before (observed) specs alike.
+// A cycle (which spec rejects) is broken deterministically: its plugs share
+// the level after the last one that could be ordered.
+func levels(changes []Change) map[string]int {
+	deps := make(map[string][]string)
+	for _, c := range changes {
+		if _, ok := deps[c.ID.Plug]; !ok {
+			deps[c.ID.Plug] = nil
+		}
+		for _, s := range []*InstanceSpec{c.Before, c.After} {
+			if s != nil {
+				deps[c.ID.Plug] = append(deps[c.ID.Plug], s.DependsOn...)
+			}
+		}
+	}
+	level := make(map[string]int, len(deps))
+	remaining := slices.Sorted(maps.Keys(deps))
+	for n := 0; len(remaining) > 0; n++ {
+		var ready, rest []string
+		for _, p := range remaining {
+			ok := true
+			for _, d := range deps[p] {
+				if _, known := deps[d]; !known || d == p {
+					continue
+				}
+				if l, done := level[d]; !done || l >= n {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				ready = append(ready, p)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		if len(ready) == 0 { // a cycle
+			ready, rest = rest, nil
+		}
+		for _, p := range ready {
+			level[p] = n
+		}
+		remaining = rest
+	}
+	return level
+}
