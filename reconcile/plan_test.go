@@ -128,7 +128,7 @@ func TestPlanReasons(t *testing.T) {
 				s.Revision, s.Env, s.StopTimeout = "r2", map[string]string{}, time.Minute
 			})},
 			observed: []reconcile.InstanceStatus{running(a)},
-			want: oneChange("-/+", reconcile.ReasonRevisionChanged, reconcile.ReasonEnvChanged, reconcile.ReasonStopChanged)},
+			want:     oneChange("-/+", reconcile.ReasonRevisionChanged, reconcile.ReasonEnvChanged, reconcile.ReasonStopChanged)},
 		{name: "order follows depends_on, then names",
 			desired: []reconcile.InstanceSpec{spec("z", "default"), spec("b", "x", "c"), spec("b", "a", "c"), spec("c", "default", "z"), spec("a", "default")},
 			want: []summary{
