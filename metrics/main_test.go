@@ -3,9 +3,11 @@ package metrics
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -21,10 +23,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// runChild is an instance process: "burn:N" holds N MiB resident and spins
-// on the CPU until it is killed; "sleep" just waits.
+// runChild is an instance process: "hold:N" makes N MiB resident (which
+// costs some CPU time), says "ready" and waits to be killed.
 func runChild(mode string) {
-	if mib, ok := strings.CutPrefix(mode, "burn:"); ok {
+	if mib, ok := strings.CutPrefix(mode, "hold:"); ok {
 		n, err := strconv.Atoi(mib)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -35,10 +37,10 @@ func runChild(mode string) {
 			ballast[i] = byte(i) // touch every page so it is resident
 		}
 		fmt.Println("ready")
-		x := 0
-		for {
-			x += int(ballast[x%len(ballast)])
-		}
+		time.Sleep(time.Hour)
+		runtime.KeepAlive(ballast)
+		return
 	}
-	select {}
+	fmt.Fprintln(os.Stderr, "unknown child mode", mode)
+	os.Exit(2)
 }
