@@ -2,16 +2,32 @@ package examples
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // omhBase is the canonical URL prefix of the Open mHealth schemas; the copies
 // in testdata/omh/schema are served under it, so no schema is fetched.
@@ -173,4 +189,436 @@ func TestOMHValidatorRejectsWrongBody(t *testing.T) {
 			t.Errorf("%s: invalid data point accepted", name)
 		}
 	}
+}
+
+// The end-to-end tests below run each example plugin as plugs would: from a
+// copy of its tree, built by its manifest's build command, with a rendered
+// config.json in $PLUGS_CONFIG, against a real Mosquitto broker on 127.0.0.1.
+
+const testHost = "test-host"
+
+// pluginRun is what one end-to-end test varies.
+type pluginRun struct {
+	plug, instance string
+	exports        string         // the data format its header must name
+	params         map[string]any // the rendered params, secrets included
+	secrets        []string       // values that must never be printed or published
+}
+
+// runPluginEndToEnd runs the plugin in dir (already built) with argv, collects
+// n data points from its data topic, validates each, stops it with SIGTERM
+// and checks that it exited 0 without printing a secret.
+func runPluginEndToEnd(t *testing.T, dir string, argv []string, r pluginRun, n int) {
+	t.Helper()
+	b := startMosquitto(t)
+	password := "pw-" + randomHex(t)
+	r.secrets = append(r.secrets, password)
+	topics := map[string]string{
+		"data":  fmt.Sprintf("plugs/%s/%s/%s/data", testHost, r.plug, r.instance),
+		"state": fmt.Sprintf("plugs/%s/%s/%s/state", testHost, r.plug, r.instance),
+	}
+	msgs := subscribe(t, b, "plugs/#")
+	config := writeConfig(t, map[string]any{
+		"uuid":        "3f9a1c52-8e4b-4d7a-9c61-0b2e5f7d8a" + randomHex(t)[:2],
+		"plug":        r.plug,
+		"instance":    r.instance,
+		"version":     "1.0.0",
+		"revision":    "0000000000000000000000000000000000000000",
+		"description": "end-to-end test of " + r.plug,
+		"broker": map[string]any{
+			"url": b.url, "host": b.host, "port": b.port,
+			// Mosquitto allows anonymous clients here and ignores the
+			// credentials, but the plugin must still carry them, unprinted.
+			"username": "plugs", "password": password,
+		},
+		"topics": topics,
+		"params": r.params,
+	})
+	p := startPlugin(t, dir, argv, config, r.plug, r.instance)
+
+	v := newOMHValidator()
+	for got := 0; got < n; {
+		select {
+		case m := <-msgs:
+			for _, s := range r.secrets {
+				if bytes.Contains(m.payload, []byte(s)) {
+					t.Fatalf("a secret was published on %s", m.topic)
+				}
+			}
+			if m.topic != topics["data"] {
+				t.Fatalf("published on %s, want only %s", m.topic, topics["data"])
+			}
+			if err := v.validateDataPoint(m.payload, r.exports); err != nil {
+				t.Fatalf("data point %d does not validate: %v\n%s", got+1, err, m.payload)
+			}
+			got++
+		case <-p.exited:
+			t.Fatalf("plugin exited early (%v); output:\n%s", p.err, p.output(t))
+		case <-time.After(60 * time.Second):
+			t.Fatalf("got %d of %d data points; output:\n%s", got, n, p.output(t))
+		}
+	}
+
+	p.terminate(t)
+	out := p.output(t)
+	for _, s := range r.secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("a secret was printed; output:\n%s", out)
+		}
+	}
+	if out == "" {
+		t.Error("the plugin logged nothing")
+	}
+}
+
+func TestHeartRate(t *testing.T) {
+	t.Parallel()
+	dir := buildPlugin(t, "heart-rate")
+	// go vet is the plugin's own lint: the root module's go vet skips it.
+	if out, err := goCmd(dir, "vet", "./...").CombinedOutput(); err != nil {
+		t.Fatalf("go vet: %v\n%s", err, out)
+	}
+	token := "tok-" + randomHex(t)
+	runPluginEndToEnd(t, dir, manifestCommand(t, dir), pluginRun{
+		plug: "heart-rate", instance: "patient-17", exports: "omh:heart-rate:2.0",
+		params:  map[string]any{"device_id": "A1:B2", "interval": "200ms", "token": token, "baseline_bpm": 64},
+		secrets: []string{token},
+	}, 3)
+}
+
+func TestHeartRateBadConfig(t *testing.T) {
+	t.Parallel()
+	dir := buildPlugin(t, "heart-rate")
+	config := writeConfig(t, map[string]any{
+		"plug": "heart-rate", "instance": "default",
+		"broker": map[string]any{"url": "tcp://127.0.0.1:1"},
+		"topics": map[string]any{"data": "plugs/h/heart-rate/default/data"},
+		"params": map[string]any{"interval": "soon", "token": "tok-sensitive"},
+	})
+	p := startPlugin(t, dir, manifestCommand(t, dir), config, "heart-rate", "default")
+	err := p.wait()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("exit = %v, want exit status 1", err)
+	}
+	out := p.output(t)
+	for _, want := range []string{"param device_id is required", `param interval "soon" is not a positive duration`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "tok-sensitive") {
+		t.Errorf("the token was printed:\n%s", out)
+	}
+}
+
+func TestMQTTShell(t *testing.T) {
+	t.Parallel()
+	needCommands(t, "python3", "mosquitto_pub")
+	dir := buildPlugin(t, "mqtt-shell")
+	runPluginEndToEnd(t, dir, manifestCommand(t, dir), pluginRun{
+		plug: "mqtt-shell", instance: "default", exports: "omh:body-temperature:3.0",
+		params: map[string]any{"interval": "0.2", "location": "oral", "baseline_celsius": 37.1},
+	}, 3)
+}
+
+func TestLegacyStepCount(t *testing.T) {
+	t.Parallel()
+	needCommands(t, "python3", "mosquitto_pub")
+	dir := buildPlugin(t, "legacy-step-count")
+	apiKey := "key-" + randomHex(t)
+	runPluginEndToEnd(t, dir, manifestCommand(t, dir), pluginRun{
+		plug: "legacy-step-count", instance: "walker-1", exports: "omh:step-count:2.0",
+		params:  map[string]any{"interval": "200ms", "steps_per_minute": 120, "api_key": apiKey},
+		secrets: []string{apiKey},
+	}, 3)
+}
+
+// buildPlugin copies examples/plugins/name into a temporary directory, as
+// plugs fetch would, and runs the build command of its manifest there.
+func buildPlugin(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("plugins", name))); err != nil {
+		t.Fatalf("copy plugin: %v", err)
+	}
+	build := manifestAttr(t, dir, "build")
+	if len(build) == 0 {
+		return dir
+	}
+	_ = os.Remove(filepath.Join(dir, name)) // a binary left by a local build
+	var cmd *exec.Cmd
+	if build[0] == "go" {
+		cmd = goCmd(dir, build[1:]...)
+	} else {
+		cmd = exec.Command(build[0], build[1:]...)
+		cmd.Dir = dir
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return dir
+}
+
+// goCmd runs the go command of this test in dir, against the module cache,
+// with the plugin's own go.mod and go.sum (which must be complete).
+func goCmd(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off")
+	return cmd
+}
+
+// manifestCommand returns the argv the plugin's manifest runs.
+func manifestCommand(t *testing.T, dir string) []string {
+	t.Helper()
+	argv := manifestAttr(t, dir, "command")
+	if len(argv) == 0 {
+		t.Fatalf("%s: the manifest has no command", dir)
+	}
+	return argv
+}
+
+// manifestAttr reads a list-of-strings attribute of a plugin manifest: build
+// or command of plugin.hcl, or "cli command" + "cli args" of a legacy
+// plugin.json. It reads only what these tests need; package spec is the real
+// decoder.
+func manifestAttr(t *testing.T, dir, name string) []string {
+	t.Helper()
+	if raw, err := os.ReadFile(filepath.Join(dir, "plugin.json")); err == nil {
+		var m struct {
+			Command string   `json:"cli command"`
+			Args    []string `json:"cli args"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("plugin.json: %v", err)
+		}
+		if name == "command" {
+			return append([]string{m.Command}, m.Args...)
+		}
+		return nil
+	}
+	f, diags := hclparse.NewParser().ParseHCLFile(filepath.Join(dir, "plugin.hcl"))
+	if diags.HasErrors() {
+		t.Fatalf("plugin.hcl: %v", diags)
+	}
+	top, _, diags := f.Body.PartialContent(&hcl.BodySchema{
+		Blocks: []hcl.BlockHeaderSchema{{Type: "plugin", LabelNames: []string{"name"}}},
+	})
+	if diags.HasErrors() || len(top.Blocks) != 1 {
+		t.Fatalf("plugin.hcl: want one plugin block: %v", diags)
+	}
+	content, _, diags := top.Blocks[0].Body.PartialContent(&hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: name}},
+	})
+	if diags.HasErrors() {
+		t.Fatalf("plugin.hcl: %v", diags)
+	}
+	attr, ok := content.Attributes[name]
+	if !ok {
+		return nil
+	}
+	var out []string
+	if diags := gohcl.DecodeExpression(attr.Expr, nil, &out); diags.HasErrors() {
+		t.Fatalf("plugin.hcl %s: %v", name, diags)
+	}
+	return out
+}
+
+func needCommands(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			t.Skipf("%s is not installed (scripts/test-deps.sh installs it)", name)
+		}
+	}
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// writeConfig writes a config.json like the runner does (mode 0600).
+func writeConfig(t *testing.T, config map[string]any) string {
+	t.Helper()
+	raw, err := json.MarshalIndent(config, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// pluginProcess is a plugin run in its own process group, as the runner runs it.
+type pluginProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed once the process has been waited for
+	err     error         // Wait's result, once exited is closed
+}
+
+// wait returns how the process ended, once it has.
+func (p *pluginProcess) wait() error {
+	<-p.exited
+	return p.err
+}
+
+func startPlugin(t *testing.T, dir string, argv []string, config, plug, instance string) *pluginProcess {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "output.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	name := argv[0]
+	if strings.Contains(name, "/") {
+		name = filepath.Join(dir, name)
+	}
+	cmd := exec.Command(name, argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PLUGS_CONFIG="+config, "PLUGS_PLUG="+plug, "PLUGS_INSTANCE="+instance)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", argv, err)
+	}
+	p := &pluginProcess{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group: no orphans, whatever happened
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("plugin %s did not die after SIGKILL", plug)
+		}
+	})
+	return p
+}
+
+// terminate sends SIGTERM to the plugin's process group, as the runner
+// does, and requires a clean exit 0. The bound only turns a hang into a
+// failure; it is not a performance assertion.
+func (p *pluginProcess) terminate(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.exited:
+		if err := p.err; err != nil {
+			t.Fatalf("after SIGTERM the plugin exited with %v, want 0; output:\n%s", err, p.output(t))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the plugin ignored SIGTERM; output:\n%s", p.output(t))
+	}
+}
+
+func (p *pluginProcess) output(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testBroker is a Mosquitto broker listening on 127.0.0.1.
+type testBroker struct {
+	host string
+	port int
+	url  string
+}
+
+// startMosquitto starts a real Mosquitto broker on a free loopback port and
+// stops it when the test ends.
+func startMosquitto(t *testing.T) testBroker {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("mosquitto"); err != nil {
+			t.Skip("mosquitto is not installed (scripts/test-deps.sh installs it)")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil,
+		"listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf bytes.Buffer
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("mosquitto exited: %v\n%s", err, logBuf.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto does not listen on %s", addr)
+		}
+	}
+	return testBroker{host: "127.0.0.1", port: port, url: "tcp://" + addr}
+}
+
+type message struct {
+	topic   string
+	payload []byte
+}
+
+// subscribe connects a paho client to b and delivers every message on filter
+// (QoS 1) to the returned channel; it disconnects when the test ends.
+func subscribe(t *testing.T, b testBroker, filter string) <-chan message {
+	t.Helper()
+	msgs := make(chan message, 1000)
+	opts := mqtt.NewClientOptions().AddBroker(b.url).SetClientID("examples-test-" + randomHex(t)).
+		SetOrderMatters(false).SetAutoReconnect(false)
+	client := mqtt.NewClient(opts)
+	if tok := client.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to %s: %v", b.url, tok.Error())
+	}
+	t.Cleanup(func() { client.Disconnect(250) })
+	tok := client.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		select {
+		case msgs <- message{topic: m.Topic(), payload: m.Payload()}:
+		default: // the test has what it needs; never block paho's loop
+		}
+	})
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	return msgs
 }

@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, logger); err != nil {
-		logger.Error("heart-rate stopped", "err", err)
+		fmt.Fprintln(os.Stderr, "heart-rate:", err)
 		os.Exit(1)
 	}
 }
@@ -73,25 +74,25 @@ func loadConfig() (*Config, time.Duration, error) {
 	if err := json.Unmarshal(b, cfg); err != nil {
 		return nil, 0, fmt.Errorf("decode config %s: %w", path, err)
 	}
-	var problems []error
+	var problems []string
 	if cfg.Broker.URL == "" {
-		problems = append(problems, errors.New("broker.url is empty"))
+		problems = append(problems, "broker.url is empty")
 	}
 	if cfg.Topics.Data == "" {
-		problems = append(problems, errors.New("topics.data is empty"))
+		problems = append(problems, "topics.data is empty")
 	}
 	if cfg.Params.DeviceID == "" {
-		problems = append(problems, errors.New("param device_id is required"))
+		problems = append(problems, "param device_id is required")
 	}
 	interval, err := time.ParseDuration(cfg.Params.Interval)
 	if err != nil || interval <= 0 {
-		problems = append(problems, fmt.Errorf("param interval %q is not a positive duration", cfg.Params.Interval))
+		problems = append(problems, fmt.Sprintf("param interval %q is not a positive duration", cfg.Params.Interval))
 	}
 	if cfg.Params.BaselineBPM < 30 || cfg.Params.BaselineBPM > 220 {
-		problems = append(problems, fmt.Errorf("param baseline_bpm %v is outside 30..220", cfg.Params.BaselineBPM))
+		problems = append(problems, fmt.Sprintf("param baseline_bpm %v is outside 30..220", cfg.Params.BaselineBPM))
 	}
-	if err := errors.Join(problems...); err != nil {
-		return nil, 0, fmt.Errorf("config %s: %w", path, err)
+	if len(problems) > 0 {
+		return nil, 0, fmt.Errorf("config %s: %s", path, strings.Join(problems, "; "))
 	}
 	return cfg, interval, nil
 }

@@ -75,7 +75,7 @@ def data_point(cfg, steps, start, end):
             "user_id": cfg.get("instance", "default"),
         },
         "body": {
-            "step_count": {"value": steps, "unit": "steps"},
+            "step_count": steps,
             "effective_time_frame": {
                 "time_interval": {
                     "start_date_time": timestamp(start),
