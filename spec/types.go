@@ -70,12 +70,14 @@ type Plug struct {
 	Params      map[string]cty.Value
 	ParamRanges map[string]hcl.Range
 
-	Instances   []*Instance // at least one: "default" when none are declared
-	DependsOn   []string
-	Env         map[string]string
-	StopTimeout time.Duration
-	Restart     RestartPolicy
-	Enabled     bool
+	Instances []*Instance // at least one: "default" when none are declared
+	DependsOn []string
+	// DependsOnRanges holds the range of each DependsOn entry.
+	DependsOnRanges []hcl.Range
+	Env             map[string]string
+	StopTimeout     time.Duration
+	Restart         RestartPolicy
+	Enabled         bool
 
 	// Plugin is an inline manifest (plugin {} block); nil when the plugin
 	// ships its own plugin.hcl or plugin.json.
@@ -84,6 +86,10 @@ type Plug struct {
 	// Optional process isolation, applied by the runner.
 	User, Group string
 	Limits      Limits
+
+	// SourceRange and VersionRange locate the source and version
+	// arguments (the plug's DeclRange when they are absent).
+	SourceRange, VersionRange hcl.Range
 
 	DeclRange hcl.Range
 }
@@ -129,11 +135,14 @@ type Manifest struct {
 	Command      []string // run from the plugin's directory
 	Build        []string // run at build time only
 	Setup        []string // the configuration program (plugs setup)
-	Exports      string   // data format, e.g. omh:heart-rate:2.0
-	Params       []*ParamSpec
-	StopSignal   string // e.g. SIGTERM
-	Hooks        Hooks
-	Permissions  []string
+	// SetupRequired says the plugin must be configured with plugs setup
+	// before its first run (mHealth "config requirement").
+	SetupRequired bool
+	Exports       string // data format, e.g. omh:heart-rate:2.0
+	Params        []*ParamSpec
+	StopSignal    string // e.g. SIGTERM
+	Hooks         Hooks
+	Permissions   []string
 
 	Format    string // one of the Format constants
 	Filename  string

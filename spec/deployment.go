@@ -1,0 +1,647 @@
+package spec
+
+import (
+	"fmt"
+	"math/big"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+var deploymentSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "host"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "broker"},
+		{Type: "plug", LabelNames: []string{"name"}},
+	},
+}
+
+var variableBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}},
+}
+
+var brokerBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "url", Required: true}, {Name: "username"}, {Name: "password"}},
+}
+
+var plugBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "source", Required: true},
+		{Name: "version"},
+		{Name: "params"},
+		{Name: "depends_on"},
+		{Name: "env"},
+		{Name: "stop_timeout"},
+		{Name: "enabled"},
+		{Name: "user"},
+		{Name: "group"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "instance", LabelNames: []string{"name"}},
+		{Type: "restart"},
+		{Type: "plugin"},
+		{Type: "limits"},
+	},
+}
+
+var instanceBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "params"}},
+}
+
+var restartBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "initial_delay"}, {Name: "max_delay"}, {Name: "reset_after"}, {Name: "max_restarts"}},
+}
+
+var limitsBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "nofile"}, {Name: "address_space"}, {Name: "nproc"}, {Name: "no_new_privs"}},
+}
+
+// validName is what plug and instance names may look like: they become
+// directory names, MQTT topic levels and metric labels.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// LoadDeployment reads and decodes a plugs.hcl. vars are the values given
+// with -var and PLUGS_VAR_, as strings; each is converted to its variable's
+// type. The Deployment is returned, possibly partial, even with errors.
+// It does not look at plugin sources: see LoadManifests.
+func (p *Parser) LoadDeployment(filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
+	src, diags := p.readFile(filename, "deployment file")
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return p.ParseDeployment(src, filename, vars)
+}
+
+// ParseDeployment decodes plugs.hcl source read from filename.
+func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
+	f, diags := p.parseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	abs, err := filepath.Abs(filename)
+	if err != nil {
+		abs = filename
+	}
+	d := &Deployment{Filename: filename, BaseDir: filepath.Dir(abs)}
+	content, cdiags := f.Body.Content(deploymentSchema)
+	diags = append(diags, cdiags...)
+
+	var blocks = map[string]hcl.Blocks{}
+	for _, b := range content.Blocks {
+		blocks[b.Type] = append(blocks[b.Type], b)
+	}
+	dc := &decoder{p: p, baseDir: d.BaseDir}
+	d.Variables, cdiags = dc.decodeVariables(blocks["variable"], vars)
+	diags = append(diags, cdiags...)
+	dc.ctx = p.evalContext(d.BaseDir, d.Variables)
+
+	if attr, ok := content.Attributes["host"]; ok {
+		d.Host, _, cdiags = dc.evalString(attr)
+		diags = append(diags, cdiags...)
+	} else if p.Hostname != nil {
+		h, err := p.Hostname()
+		if err != nil {
+			diags = append(diags, errorf(f.Body.MissingItemRange(), "Cannot find the host name", "The machine's host name is unknown (%s). Set host = \"NAME\" in plugs.hcl.", err))
+		}
+		d.Host = h
+	}
+	if d.Host != "" && strings.ContainsAny(d.Host, "/+#") {
+		diags = append(diags, errorf(content.Attributes["host"].Expr.Range(), "Invalid host", "The host name becomes an MQTT topic level and cannot contain '/', '+' or '#'."))
+	}
+
+	for i, b := range blocks["broker"] {
+		if i > 0 {
+			diags = append(diags, duplicateBlock(b, blocks["broker"][0], "broker"))
+			continue
+		}
+		d.Broker, cdiags = dc.decodeBroker(b)
+		diags = append(diags, cdiags...)
+	}
+
+	seen := map[string]*Plug{}
+	for _, b := range blocks["plug"] {
+		plug, pdiags := dc.decodePlug(b)
+		diags = append(diags, pdiags...)
+		if prev, dup := seen[plug.Name]; dup {
+			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",
+				"A plug named %q was already declared at %s. Plug names must be unique: rename or remove one of them.", plug.Name, prev.DeclRange))
+			continue
+		}
+		seen[plug.Name] = plug
+		d.Plugs = append(d.Plugs, plug)
+	}
+	diags = append(diags, checkDependencies(d)...)
+	return d, diags
+}
+
+// decoder evaluates the expressions of one file.
+type decoder struct {
+	p       *Parser
+	baseDir string
+	ctx     *hcl.EvalContext
+}
+
+func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
+	return errorf(b.DefRange, fmt.Sprintf("Duplicate %s block", what),
+		"Only one %s block is allowed here; another was declared at %s. Merge them into one.", what, first.DefRange)
+}
+
+// decodeVariables decodes the variable blocks and sets their values from
+// given (strings from -var and PLUGS_VAR_), then from their defaults.
+func (dc *decoder) decodeVariables(blocks hcl.Blocks, given map[string]string) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vals := map[string]cty.Value{}
+	declared := map[string]*hcl.Block{}
+	fctx := &hcl.EvalContext{Functions: dc.p.functions(dc.baseDir)}
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if prev, dup := declared[name]; dup {
+			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate variable block",
+				"A variable named %q was already declared at %s. Variable names must be unique.", name, prev.DefRange))
+			continue
+		}
+		declared[name] = b
+		if !hclsyntax.ValidIdentifier(name) {
+			diags = append(diags, errorf(b.LabelRanges[0], "Invalid variable name",
+				"A variable name must start with a letter and contain only letters, digits, underscores and dashes."))
+		}
+		content, cdiags := b.Body.Content(variableBlockSchema)
+		diags = append(diags, cdiags...)
+		ty := cty.DynamicPseudoType
+		if attr, ok := content.Attributes["type"]; ok {
+			t, tdiags := typeexpr.TypeConstraint(attr.Expr)
+			diags = append(diags, tdiags...)
+			if !tdiags.HasErrors() {
+				ty = t
+			}
+		}
+		if attr, ok := content.Attributes["description"]; ok {
+			_, ddiags := attr.Expr.Value(fctx)
+			diags = append(diags, scrub(ddiags)...)
+		}
+		if raw, ok := given[name]; ok {
+			v, err := parseVariableValue(raw, ty)
+			if err != nil {
+				diags = append(diags, errorf(b.LabelRanges[0], "Invalid value for input variable",
+					"The value given for variable %q with -var or PLUGS_VAR_%s is not valid: %s. Give a value of type %s.", name, name, err, typeexpr.TypeString(ty)))
+				v = cty.DynamicVal
+			}
+			vals[name] = v
+			continue
+		}
+		attr, ok := content.Attributes["default"]
+		if !ok {
+			diags = append(diags, errorf(b.DefRange, "No value for required variable",
+				"The variable %q has no default. Set it with -var %s=VALUE or the environment variable PLUGS_VAR_%s, or give it a default.", name, name, name))
+			vals[name] = cty.DynamicVal
+			continue
+		}
+		v, vdiags := attr.Expr.Value(fctx)
+		diags = append(diags, scrub(vdiags)...)
+		if cv, err := convert.Convert(v, ty); err != nil {
+			diags = append(diags, errorf(attr.Expr.Range(), "Invalid default value for variable",
+				"The default of variable %q is not of type %s: %s.", name, typeexpr.TypeString(ty), err))
+			v = cty.DynamicVal
+		} else {
+			v = cv
+		}
+		vals[name] = v
+	}
+	for _, name := range sortedKeys(given) {
+		if _, ok := declared[name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Value for undeclared variable",
+				Detail: fmt.Sprintf("A value was given for the variable %q (with -var or PLUGS_VAR_%s), but plugs.hcl declares no such variable. Declare it with a variable %q {} block, or remove the value.", name, name, name)})
+		}
+	}
+	return vals, diags
+}
+
+// parseVariableValue converts a -var string to ty: strings are taken as
+// written, any other type is parsed as an HCL literal expression.
+func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
+	if ty == cty.String || ty == cty.DynamicPseudoType {
+		return cty.StringVal(raw), nil
+	}
+	expr, diags := hclsyntax.ParseExpression([]byte(raw), "<value>", hcl.InitialPos)
+	if diags.HasErrors() {
+		return cty.NilVal, fmt.Errorf("not a valid literal")
+	}
+	v, diags := expr.Value(nil)
+	if diags.HasErrors() {
+		return cty.NilVal, fmt.Errorf("not a literal value")
+	}
+	return convert.Convert(v, ty)
+}
+
+// eval evaluates expr after checking its var.* references, so that a typo
+// gets a clear message instead of an "unsupported attribute" error.
+func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vars := map[string]cty.Value{}
+	if dc.ctx != nil {
+		vars = dc.ctx.Variables["var"].AsValueMap()
+	}
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "var" || len(tr) < 2 {
+			continue
+		}
+		step, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		if _, ok := vars[step.Name]; !ok {
+			diags = append(diags, errorf(tr.SourceRange(), "Reference to undeclared input variable",
+				"There is no variable named %q.%s Declare it with a variable %q {} block at the top of plugs.hcl.", step.Name, didYouMean(step.Name, sortedKeys(vars)), step.Name))
+		}
+	}
+	if diags.HasErrors() {
+		return cty.DynamicVal, diags
+	}
+	v, vdiags := expr.Value(dc.ctx)
+	return v, scrub(vdiags)
+}
+
+// evalAs evaluates attr and converts it to ty. ok is false when the value
+// is null, unknown or invalid (then diagnosed).
+func (dc *decoder) evalAs(attr *hcl.Attribute, ty cty.Type, what string) (cty.Value, bool, hcl.Diagnostics) {
+	v, diags := dc.eval(attr.Expr)
+	if diags.HasErrors() || v.IsNull() || !v.IsWhollyKnown() {
+		return cty.NilVal, false, diags
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		return cty.NilVal, false, append(diags, errorf(attr.Expr.Range(), "Incorrect attribute value type",
+			"The argument %q must be %s: %s.", attr.Name, what, err))
+	}
+	if cv.IsNull() {
+		return cty.NilVal, false, diags
+	}
+	return cv, true, diags
+}
+
+func (dc *decoder) evalString(attr *hcl.Attribute) (string, bool, hcl.Diagnostics) {
+	v, ok, diags := dc.evalAs(attr, cty.String, "a string")
+	if !ok {
+		return "", false, diags
+	}
+	return v.AsString(), true, diags
+}
+
+func (dc *decoder) evalBool(attr *hcl.Attribute) (bool, bool, hcl.Diagnostics) {
+	v, ok, diags := dc.evalAs(attr, cty.Bool, "true or false")
+	if !ok {
+		return false, false, diags
+	}
+	return v.True(), true, diags
+}
+
+// evalCount evaluates a non-negative whole number.
+func (dc *decoder) evalCount(attr *hcl.Attribute) (uint64, bool, hcl.Diagnostics) {
+	v, ok, diags := dc.evalAs(attr, cty.Number, "a number")
+	if !ok {
+		return 0, false, diags
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Uint64()
+	if bf.Sign() < 0 || acc != big.Exact {
+		return 0, false, append(diags, errorf(attr.Expr.Range(), "Invalid number",
+			"The argument %q must be a whole number, zero or more.", attr.Name))
+	}
+	return n, true, diags
+}
+
+// evalStrings evaluates a list of strings, returning the range of each
+// element when the expression is a literal list.
+func (dc *decoder) evalStrings(attr *hcl.Attribute) ([]string, []hcl.Range, hcl.Diagnostics) {
+	v, ok, diags := dc.evalAs(attr, cty.List(cty.String), "a list of strings")
+	if !ok {
+		return nil, nil, diags
+	}
+	var out []string
+	for _, e := range v.AsValueSlice() {
+		if e.IsNull() {
+			return nil, nil, append(diags, errorf(attr.Expr.Range(), "Invalid list element", "The list %q cannot contain null.", attr.Name))
+		}
+		out = append(out, e.AsString())
+	}
+	ranges := make([]hcl.Range, len(out))
+	exprs, ldiags := hcl.ExprList(attr.Expr)
+	for i := range ranges {
+		ranges[i] = attr.Expr.Range()
+		if !ldiags.HasErrors() && len(exprs) == len(out) {
+			ranges[i] = exprs[i].Range()
+		}
+	}
+	return out, ranges, diags
+}
+
+func (dc *decoder) evalStringMap(attr *hcl.Attribute) (map[string]string, hcl.Diagnostics) {
+	v, ok, diags := dc.evalAs(attr, cty.Map(cty.String), "a map of strings")
+	if !ok {
+		return nil, diags
+	}
+	out := map[string]string{}
+	for k, e := range v.AsValueMap() {
+		if e.IsNull() {
+			return nil, append(diags, errorf(attr.Expr.Range(), "Invalid map element", "The value of %q in %q cannot be null.", k, attr.Name))
+		}
+		out[k] = e.AsString()
+	}
+	return out, diags
+}
+
+// evalDuration evaluates a duration string like "10s".
+func (dc *decoder) evalDuration(attr *hcl.Attribute) (time.Duration, bool, hcl.Diagnostics) {
+	s, ok, diags := dc.evalString(attr)
+	if !ok {
+		return 0, false, diags
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return 0, false, append(diags, errorf(attr.Expr.Range(), "Invalid duration",
+			"The argument %q must be a duration of zero or more, a number with a unit such as \"500ms\", \"10s\", \"1m30s\" or \"2h\"; %q is not.", attr.Name, s))
+	}
+	return dur, true, diags
+}
+
+// decodeParams decodes a params = {...} argument, keeping the range of
+// each param when the expression is a literal object.
+func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[string]hcl.Range, hcl.Diagnostics) {
+	params, ranges := map[string]cty.Value{}, map[string]hcl.Range{}
+	pairs, mdiags := hcl.ExprMap(attr.Expr)
+	if mdiags.HasErrors() {
+		// Not a literal object: merge(...), a variable. Evaluate it whole.
+		v, diags := dc.eval(attr.Expr)
+		if diags.HasErrors() || v.IsNull() {
+			return params, ranges, diags
+		}
+		if !v.Type().IsObjectType() && !v.Type().IsMapType() || !v.IsWhollyKnown() {
+			return params, ranges, append(diags, errorf(attr.Expr.Range(), "Incorrect attribute value type",
+				"The argument %q must be an object, like { name = \"value\" }.", attr.Name))
+		}
+		for k, e := range v.AsValueMap() {
+			params[k], ranges[k] = e, attr.Expr.Range()
+		}
+		return params, ranges, diags
+	}
+	var diags hcl.Diagnostics
+	for _, pair := range pairs {
+		key := hcl.ExprAsKeyword(pair.Key)
+		if key == "" {
+			kv, kdiags := dc.eval(pair.Key)
+			diags = append(diags, kdiags...)
+			if kdiags.HasErrors() {
+				continue
+			}
+			kv, err := convert.Convert(kv, cty.String)
+			if err != nil || kv.IsNull() || !kv.IsKnown() {
+				diags = append(diags, errorf(pair.Key.Range(), "Invalid param name", "A param name must be a string."))
+				continue
+			}
+			key = kv.AsString()
+		}
+		rng := hcl.RangeBetween(pair.Key.Range(), pair.Value.Range())
+		if prev, dup := ranges[key]; dup {
+			diags = append(diags, errorf(pair.Key.Range(), "Duplicate param",
+				"The param %q is already set at %s. Remove one of the two.", key, prev))
+			continue
+		}
+		v, vdiags := dc.eval(pair.Value)
+		diags = append(diags, vdiags...)
+		if vdiags.HasErrors() {
+			continue
+		}
+		params[key], ranges[key] = v, rng
+	}
+	return params, ranges, diags
+}
+
+func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
+	br := &Broker{DeclRange: b.DefRange}
+	content, diags := b.Body.Content(brokerBlockSchema)
+	if attr, ok := content.Attributes["url"]; ok {
+		s, ok, sdiags := dc.evalString(attr)
+		diags = append(diags, sdiags...)
+		if ok {
+			br.URL = s
+			if u, err := url.Parse(s); err != nil || u.Host == "" || !slices.Contains([]string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}, u.Scheme) {
+				diags = append(diags, errorf(attr.Expr.Range(), "Invalid broker URL",
+					"The broker url must look like tcp://host:1883, ssl://host:8883 or ws://host:80/mqtt."))
+			}
+		}
+	}
+	if attr, ok := content.Attributes["username"]; ok {
+		s, _, sdiags := dc.evalString(attr)
+		br.Username, diags = s, append(diags, sdiags...)
+	}
+	if attr, ok := content.Attributes["password"]; ok {
+		s, _, sdiags := dc.evalString(attr)
+		br.Password, diags = s, append(diags, sdiags...)
+	}
+	return br, diags
+}
+
+func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
+	plug := &Plug{
+		Name: b.Labels[0], Enabled: true, Restart: DefaultRestartPolicy, StopTimeout: DefaultStopTimeout,
+		Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{},
+		DeclRange: b.DefRange, SourceRange: b.DefRange, VersionRange: b.DefRange,
+	}
+	var diags hcl.Diagnostics
+	if !validName.MatchString(plug.Name) {
+		diags = append(diags, errorf(b.LabelRanges[0], "Invalid plug name",
+			"A plug name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
+	}
+	content, cdiags := b.Body.Content(plugBlockSchema)
+	diags = append(diags, cdiags...)
+	attrs := content.Attributes
+
+	if attr, ok := attrs["source"]; ok {
+		plug.SourceRange = attr.Expr.Range()
+		s, ok, sdiags := dc.evalString(attr)
+		diags = append(diags, sdiags...)
+		if ok {
+			plug.Source = s
+			diags = append(diags, checkSource(s, attr.Expr.Range())...)
+		}
+	}
+	if attr, ok := attrs["version"]; ok {
+		plug.VersionRange = attr.Expr.Range()
+		s, ok, sdiags := dc.evalString(attr)
+		diags = append(diags, sdiags...)
+		if ok {
+			plug.Version = s
+			diags = append(diags, checkVersion(s, attr.Expr.Range())...)
+			if IsLocalSource(plug.Source) {
+				diags = append(diags, warnf(attr.Expr.Range(), "Version of a local source is ignored",
+					"The source %q is a local path: its content is taken as it is, and the version is ignored. Remove the version argument.", plug.Source))
+			}
+		}
+	}
+	if attr, ok := attrs["params"]; ok {
+		var pdiags hcl.Diagnostics
+		plug.Params, plug.ParamRanges, pdiags = dc.decodeParams(attr)
+		diags = append(diags, pdiags...)
+	}
+	if attr, ok := attrs["depends_on"]; ok {
+		var ddiags hcl.Diagnostics
+		plug.DependsOn, plug.DependsOnRanges, ddiags = dc.evalStrings(attr)
+		diags = append(diags, ddiags...)
+	}
+	if attr, ok := attrs["env"]; ok {
+		var ediags hcl.Diagnostics
+		plug.Env, ediags = dc.evalStringMap(attr)
+		diags = append(diags, ediags...)
+	}
+	if attr, ok := attrs["stop_timeout"]; ok {
+		d, ok, ddiags := dc.evalDuration(attr)
+		diags = append(diags, ddiags...)
+		if ok {
+			plug.StopTimeout = d
+		}
+	}
+	if attr, ok := attrs["enabled"]; ok {
+		v, ok, bdiags := dc.evalBool(attr)
+		diags = append(diags, bdiags...)
+		if ok {
+			plug.Enabled = v
+		}
+	}
+	for _, name := range []string{"user", "group"} {
+		if attr, ok := attrs[name]; ok {
+			s, _, sdiags := dc.evalString(attr)
+			diags = append(diags, sdiags...)
+			if name == "user" {
+				plug.User = s
+			} else {
+				plug.Group = s
+			}
+		}
+	}
+
+	first := map[string]*hcl.Block{}
+	instances := map[string]*Instance{}
+	for _, blk := range content.Blocks {
+		if blk.Type != "instance" {
+			if prev, dup := first[blk.Type]; dup {
+				diags = append(diags, duplicateBlock(blk, prev, blk.Type))
+				continue
+			}
+			first[blk.Type] = blk
+		}
+		switch blk.Type {
+		case "instance":
+			inst, idiags := dc.decodeInstance(blk)
+			diags = append(diags, idiags...)
+			if prev, dup := instances[inst.Name]; dup {
+				diags = append(diags, errorf(blk.LabelRanges[0], "Duplicate instance block",
+					"The plug %q already has an instance named %q, declared at %s. Instance names must be unique within a plug.", plug.Name, inst.Name, prev.DeclRange))
+				continue
+			}
+			instances[inst.Name] = inst
+			plug.Instances = append(plug.Instances, inst)
+		case "restart":
+			rdiags := dc.decodeRestart(blk, &plug.Restart)
+			diags = append(diags, rdiags...)
+		case "limits":
+			ldiags := dc.decodeLimits(blk, &plug.Limits)
+			diags = append(diags, ldiags...)
+		case "plugin":
+			m, mdiags := decodeManifestBody(blk.Body, plug.Name, dc)
+			m.Format, m.Filename, m.DeclRange = FormatInline, blk.DefRange.Filename, blk.DefRange
+			plug.Plugin = m
+			diags = append(diags, mdiags...)
+		}
+	}
+	if len(plug.Instances) == 0 {
+		plug.Instances = []*Instance{{Name: DefaultInstanceName, Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{}, DeclRange: plug.DeclRange}}
+	}
+	return plug, diags
+}
+
+func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
+	inst := &Instance{Name: b.Labels[0], Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{}, DeclRange: b.DefRange}
+	var diags hcl.Diagnostics
+	if !validName.MatchString(inst.Name) {
+		diags = append(diags, errorf(b.LabelRanges[0], "Invalid instance name",
+			"An instance name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
+	}
+	content, cdiags := b.Body.Content(instanceBlockSchema)
+	diags = append(diags, cdiags...)
+	if attr, ok := content.Attributes["params"]; ok {
+		var pdiags hcl.Diagnostics
+		inst.Params, inst.ParamRanges, pdiags = dc.decodeParams(attr)
+		diags = append(diags, pdiags...)
+	}
+	return inst, diags
+}
+
+func (dc *decoder) decodeRestart(b *hcl.Block, r *RestartPolicy) hcl.Diagnostics {
+	content, diags := b.Body.Content(restartBlockSchema)
+	for name, dst := range map[string]*time.Duration{"initial_delay": &r.InitialDelay, "max_delay": &r.MaxDelay, "reset_after": &r.ResetAfter} {
+		if attr, ok := content.Attributes[name]; ok {
+			d, ok, ddiags := dc.evalDuration(attr)
+			diags = append(diags, ddiags...)
+			if ok {
+				*dst = d
+			}
+		}
+	}
+	if attr, ok := content.Attributes["max_restarts"]; ok {
+		n, ok, ndiags := dc.evalCount(attr)
+		diags = append(diags, ndiags...)
+		if ok {
+			r.MaxRestarts = int(min(n, 1<<31-1))
+		}
+	}
+	if r.InitialDelay > r.MaxDelay {
+		diags = append(diags, errorf(b.DefRange, "Invalid restart policy",
+			"The initial_delay (%s) is longer than max_delay (%s). Make max_delay at least as long as initial_delay.", r.InitialDelay, r.MaxDelay))
+	}
+	return diags
+}
+
+func (dc *decoder) decodeLimits(b *hcl.Block, l *Limits) hcl.Diagnostics {
+	content, diags := b.Body.Content(limitsBlockSchema)
+	for name, dst := range map[string]*uint64{"nofile": &l.NoFile, "address_space": &l.AddrSpace, "nproc": &l.NProc} {
+		if attr, ok := content.Attributes[name]; ok {
+			n, _, ndiags := dc.evalCount(attr)
+			diags = append(diags, ndiags...)
+			*dst = n
+		}
+	}
+	if attr, ok := content.Attributes["no_new_privs"]; ok {
+		v, _, bdiags := dc.evalBool(attr)
+		diags = append(diags, bdiags...)
+		l.NoNewPrivs = v
+	}
+	return diags
+}
+
+// checkSource accepts git::URL[//subdir], local paths and http(s) archives.
+func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
+	switch {
+	case IsLocalSource(s):
+		return nil
+	case strings.HasPrefix(s, "git::"):
+		if u := strings.TrimPrefix(s, "git::"); u != "" && !strings.ContainsAny(u, " \t\n") {
+			return nil
+		}
+	case strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"):
+		if IsArchiveSource(s) {
+			return nil
+		}
+	}
+	return hcl.Diagnostics{errorf(rng, "Invalid plug source",
+		"The source %q is not one plugs can fetch. Use a git repository (\"git::https://host/repo.git\", optionally with \"//subdir\"), a local folder or archive (\"./plugins/name\", \"./uploads/name.zip\"), or an archive URL (\"https://host/name.tar.gz\").", s)}
+}

@@ -1,0 +1,69 @@
+package spec
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+)
+
+// errorf builds an error diagnostic.
+func errorf(subject hcl.Range, summary, detailFormat string, args ...any) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...), Subject: subject.Ptr()}
+}
+
+// warnf builds a warning diagnostic.
+func warnf(subject hcl.Range, summary, detailFormat string, args ...any) *hcl.Diagnostic {
+	d := errorf(subject, summary, detailFormat, args...)
+	d.Severity = hcl.DiagWarning
+	return d
+}
+
+// didYouMean returns ` Did you mean "x"?` for the candidate nearest to
+// given, or "" when none is near enough.
+func didYouMean(given string, candidates []string) string {
+	best, bestDist := "", 3
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted)
+	for _, c := range sorted {
+		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// scrub removes the expression and evaluation context that HCL attaches to
+// evaluation errors: the diagnostic writer would print the values of the
+// variables involved, which may be secrets.
+func scrub(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		d.Expression = nil
+		d.EvalContext = nil
+	}
+	return diags
+}
+
+// Sorted returns diags ordered by file, then position, errors before
+// warnings at the same place; the order in which they were found is kept
+// otherwise. Callers use it for stable output.
+func Sorted(diags hcl.Diagnostics) hcl.Diagnostics {
+	out := append(hcl.Diagnostics(nil), diags...)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Subject, out[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		case a.Start.Byte != b.Start.Byte:
+			return a.Start.Byte < b.Start.Byte
+		}
+		return out[i].Severity < out[j].Severity
+	})
+	return out
+}

@@ -1,0 +1,109 @@
+package spec
+
+import (
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// InstanceParams merges the params of one instance: the manifest's
+// defaults, then the plug's params, then the instance's. Each value is
+// checked against the manifest and converted to its declared type.
+// Diagnostics point at plugs.hcl and never contain a param's value.
+func InstanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
+	out := map[string]cty.Value{}
+	for _, ps := range m.Params {
+		if ps.Default != cty.NilVal {
+			out[ps.Name] = ps.Default
+		}
+	}
+	diags := mergeParams(out, plug.Params, plug.ParamRanges, m)
+	diags = append(diags, mergeParams(out, inst.Params, inst.ParamRanges, m)...)
+	for _, ps := range m.Params {
+		if _, ok := out[ps.Name]; ps.Required && !ok {
+			where := "the instance " + quote(inst.Name) + " of plug " + quote(plug.Name)
+			if inst.Name == DefaultInstanceName && inst.DeclRange == plug.DeclRange {
+				where = "the plug " + quote(plug.Name)
+			}
+			diags = append(diags, errorf(inst.DeclRange, "Missing required param",
+				"The plugin %q requires the param %q (%s), but %s does not set it. Add %s = ... to the plug's or the instance's params.",
+				m.Name, ps.Name, typeexpr.TypeString(ps.Type), where, ps.Name))
+		}
+	}
+	return out, diags
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// mergeParams converts params to their declared types and sets them in out.
+func mergeParams(out, params map[string]cty.Value, ranges map[string]hcl.Range, m *Manifest) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, name := range sortedKeys(params) {
+		v, rng := params[name], ranges[name]
+		ps := m.Param(name)
+		if ps == nil {
+			names := make([]string, len(m.Params))
+			for i, p := range m.Params {
+				names[i] = p.Name
+			}
+			diags = append(diags, errorf(rng, "Unsupported param",
+				"The plugin %q declares no param named %q.%s Remove it, or check the plugin's manifest for the params it takes.",
+				m.Name, name, didYouMean(name, names)))
+			continue
+		}
+		if v.IsNull() {
+			continue // null leaves the default in place
+		}
+		cv, err := convertParamDefault(v, ps.Type)
+		if err != nil {
+			diags = append(diags, errorf(rng, "Invalid param value",
+				"The param %q of plugin %q must be of type %s: %s. Give it a value of that type.",
+				name, m.Name, typeexpr.TypeString(ps.Type), err))
+			continue
+		}
+		out[name] = cv
+	}
+	return diags
+}
+
+// CheckPlugs checks the params of every instance of every plug whose
+// manifest is in manifests (keyed by plug name). A plug-level mistake is
+// reported once, not once per instance.
+func CheckPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, plug := range d.Plugs {
+		m := manifests[plug.Name]
+		if m == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, inst := range plug.Instances {
+			_, idiags := InstanceParams(plug, inst, m)
+			for _, diag := range idiags {
+				key := diag.Summary + "\x00" + diag.Detail
+				if diag.Subject != nil {
+					key += "\x00" + diag.Subject.String()
+				}
+				if !seen[key] {
+					seen[key] = true
+					diags = append(diags, diag)
+				}
+			}
+		}
+	}
+	return diags
+}
+
+// SecretParams returns the names of m's secret params.
+func SecretParams(m *Manifest) map[string]bool {
+	out := map[string]bool{}
+	if m == nil {
+		return out
+	}
+	for _, p := range m.Params {
+		if p.Secret {
+			out[p.Name] = true
+		}
+	}
+	return out
+}

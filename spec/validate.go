@@ -1,0 +1,97 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Validation is everything plugs validate decoded.
+type Validation struct {
+	Deployment *Deployment
+	Lock       *Lock                // nil when there is no lock file
+	Manifests  map[string]*Manifest // by plug name, those that could be reached
+}
+
+// Validate decodes the deployment, its lock file when there is one, and
+// every manifest it can reach (see LoadManifests), then checks the params
+// of every instance against them.
+func (p *Parser) Validate(filename string, vars map[string]string, stateDir string) (*Validation, hcl.Diagnostics) {
+	d, diags := p.LoadDeployment(filename, vars)
+	v := &Validation{Deployment: d}
+	if d == nil {
+		return v, diags
+	}
+	lockFile := LockFilename(filename)
+	if _, err := os.Stat(lockFile); err == nil {
+		l, ldiags := p.LoadLock(lockFile)
+		diags = append(diags, ldiags...)
+		if l != nil && !ldiags.HasErrors() {
+			v.Lock = l
+			diags = append(diags, CheckLock(d, l)...)
+		}
+	}
+	var mdiags hcl.Diagnostics
+	v.Manifests, mdiags = p.LoadManifests(d, v.Lock, stateDir)
+	diags = append(diags, mdiags...)
+	diags = append(diags, CheckPlugs(d, v.Manifests)...)
+	return v, diags
+}
+
+// LoadManifests finds the manifest of every plug it can without the
+// network: the inline plugin block, a local folder source, or the fetched
+// tree <stateDir>/plugins/<plug>/<revision>/ of the locked revision. A plug
+// whose manifest is not fetched yet gets a warning; l and stateDir may be
+// nil and "".
+func (p *Parser) LoadManifests(d *Deployment, l *Lock, stateDir string) (map[string]*Manifest, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	out := map[string]*Manifest{}
+	for _, plug := range d.Plugs {
+		if plug.Plugin != nil {
+			out[plug.Name] = plug.Plugin
+			continue
+		}
+		if plug.Source == "" {
+			continue // already diagnosed
+		}
+		dir := d.LocalSourceDir(plug)
+		if dir != "" {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				diags = append(diags, errorf(plug.SourceRange, "Plugin source not found",
+					"The folder %s does not exist. Check the source path: it is relative to the folder of plugs.hcl.", dir))
+				continue
+			}
+		} else if lp := lockEntry(l, plug.Name); lp != nil && stateDir != "" {
+			dir = filepath.Join(stateDir, "plugins", plug.Name, lp.Revision)
+			if _, err := os.Stat(dir); err != nil {
+				dir = ""
+			}
+		}
+		if dir == "" {
+			diags = append(diags, warnf(plug.SourceRange, "Manifest not fetched yet",
+				"The manifest of plug %q cannot be checked until its source is fetched, so its params were not checked; run plugs fetch.", plug.Name))
+			continue
+		}
+		m, mdiags := p.LoadManifest(dir)
+		for _, diag := range mdiags {
+			if diag.Subject == nil {
+				diag.Subject = plug.SourceRange.Ptr()
+				diag.Detail = fmt.Sprintf("Plug %q: %s", plug.Name, diag.Detail)
+			}
+		}
+		diags = append(diags, mdiags...)
+		if m != nil && !mdiags.HasErrors() {
+			out[plug.Name] = m
+		}
+	}
+	return out, diags
+}
+
+func lockEntry(l *Lock, name string) *LockedPlug {
+	if l == nil {
+		return nil
+	}
+	return l.Plugs[name]
+}
