@@ -4,8 +4,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/hcl/v2"
 	version "github.com/hashicorp/go-version"
+	"github.com/hashicorp/hcl/v2"
 )
 
 // checkVersion accepts a version constraint ("~> 1.2", ">= 1.0, < 2.0",
