@@ -125,10 +125,14 @@ func (a *applier) each(ctx context.Context, changes []Change, record func(Outcom
 	sem := make(chan struct{}, a.parallelism)
 	var wg sync.WaitGroup
 	for _, c := range changes {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			record(Outcome{ID: c.ID, Action: c.Action, Err: ctx.Err()})
+		if ctx.Err() == nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			record(Outcome{ID: c.ID, Action: c.Action, Err: err})
 			continue
 		}
 		wg.Go(func() {
