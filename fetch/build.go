@@ -1,0 +1,128 @@
+package fetch
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// buildTailLines is how much of a failed build's output its error shows.
+const buildTailLines = 20
+
+// Build fetches like Fetch (without Frozen: the caller writes the lock) and
+// runs the manifest's build command of every plug that has one and is not
+// built yet. A build runs in a copy of the tree, its output captured to
+// <revision>.build.log; only a successful build replaces the tree, which is
+// then read-only and never built again.
+func (s *Store) Build(ctx context.Context, d *spec.Deployment, l *spec.Lock) ([]*Tree, error) {
+	trees, err := s.Fetch(ctx, d, l, FetchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var todo []*Tree
+	for _, t := range trees {
+		if !t.Built {
+			todo = append(todo, t)
+		}
+	}
+	bar := s.progress("build", len(todo))
+	var errs []error
+	for _, t := range todo {
+		if err := s.build(ctx, t); err != nil {
+			errs = append(errs, plugError(t.Plug, err))
+			continue
+		}
+		t.Built = true
+		bar.step(t.Plug + " " + short(t.Revision))
+	}
+	bar.finish()
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	return trees, nil
+}
+
+func (s *Store) build(ctx context.Context, t *Tree) error {
+	defer s.lockKey("tree:" + t.Plug + "@" + t.Revision)()
+	m, err := s.readMarker(t.Plug, t.Revision)
+	if err != nil {
+		return err
+	}
+	if m.Built {
+		return nil
+	}
+	argv := t.Manifest.Build
+	tmp := tempName(s.plugDir(t.Plug), ".build-")
+	if err := copyTree(t.Dir, tmp); err != nil {
+		_ = removeTree(tmp)
+		return fmt.Errorf("copy tree for build: %w", err)
+	}
+	logPath := filepath.Join(s.plugDir(t.Plug), t.Revision+".build.log")
+	if err := s.runBuild(ctx, t, tmp, argv, logPath); err != nil {
+		_ = removeTree(tmp)
+		return err
+	}
+	h, err := hashDir(tmp)
+	if err != nil {
+		_ = removeTree(tmp)
+		return err
+	}
+	m.Built, m.BuiltHash = true, h
+	if err := s.install(t.Plug, tmp, m); err != nil {
+		_ = removeTree(tmp)
+		return err
+	}
+	s.log.Info("built", "plug", t.Plug, "version", t.Version, "revision", t.Revision)
+	return nil
+}
+
+func (s *Store) runBuild(ctx context.Context, t *Tree, dir string, argv []string, logPath string) error {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	name := argv[0]
+	if strings.Contains(name, "/") && !filepath.IsAbs(name) {
+		name = filepath.Join(dir, name)
+	}
+	cmd := exec.CommandContext(ctx, name, argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PLUGS_PLUG="+t.Plug, "PLUGS_REVISION="+t.Revision, "PLUGS_VERSION="+t.Version)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	runErr := cmd.Run()
+	if runErr == nil {
+		return nil
+	}
+	return &inputError{fmt.Errorf("build %q at %s failed: %v; output (%s):\n%s",
+		strings.Join(argv, " "), describeTree(t), runErr, logPath, tail(logPath, buildTailLines))}
+}
+
+func describeTree(t *Tree) string {
+	return describe(&spec.LockedPlug{Version: t.Version, Revision: t.Revision})
+}
+
+// tail returns the last n lines of a file.
+func tail(p string, n int) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}

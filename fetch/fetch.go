@@ -1,0 +1,381 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	// Frozen refuses a missing or stale lock entry instead of resolving it.
+	Frozen bool
+}
+
+// Fetch brings the locked revision of every enabled plug into the store,
+// verifying each tree against its lock hash. A revision already in the store
+// or in a git mirror costs no network round trip. Without Frozen, a missing
+// or stale entry of l (source or version changed in plugs.hcl, a local
+// source whose content changed) is resolved and replaced in l, like
+// `terraform init`; the caller writes the lock. With Frozen it is an error.
+// Trees are returned in declaration order.
+func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt FetchOptions) ([]*Tree, error) {
+	if l == nil {
+		return nil, inputErrorf("no lock: run plugs lock")
+	}
+	if l.Plugs == nil {
+		l.Plugs = map[string]*spec.LockedPlug{}
+	}
+	plugs := enabledPlugs(d)
+	trees := make([]*Tree, len(plugs))
+	var lmu sync.Mutex
+	bar := s.progress("fetch", len(plugs))
+	err := s.forEach(ctx, plugs, func(ctx context.Context, i int, p *spec.Plug) error {
+		lmu.Lock()
+		e := l.Plugs[p.Name]
+		lmu.Unlock()
+		e, m, err := s.fetchOne(ctx, d, p, e, opt.Frozen)
+		if err != nil {
+			return err
+		}
+		lmu.Lock()
+		l.Plugs[p.Name] = e
+		lmu.Unlock()
+		t, err := s.tree(p, e, m)
+		if err != nil {
+			return err
+		}
+		trees[i] = t
+		bar.step(fmt.Sprintf("%s %s", p.Name, describe(e)))
+		return nil
+	})
+	bar.finish()
+	if err != nil {
+		return nil, err
+	}
+	return trees, nil
+}
+
+// staleReason says why a lock entry does not match its plug, or "".
+func staleReason(p *spec.Plug, e *spec.LockedPlug) string {
+	switch {
+	case e == nil:
+		return "not in plugs.lock.hcl"
+	case e.Source != redact(p.Source):
+		return fmt.Sprintf("source changed from %q", e.Source)
+	case e.Constraint != p.Version:
+		return fmt.Sprintf("version changed from %q to %q", e.Constraint, p.Version)
+	case e.Revision == "" || e.Hash == "":
+		return "lock entry has no revision or hash"
+	}
+	return ""
+}
+
+func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, e *spec.LockedPlug, frozen bool) (*spec.LockedPlug, *marker, error) {
+	src, err := parseSource(p.Source, d.BaseDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if why := staleReason(p, e); why != "" {
+		if frozen {
+			return nil, nil, inputErrorf("%s; run plugs lock", why)
+		}
+		e, err = s.resolve(ctx, d, p)
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if !frozen && src.kind != kindGit && exists(src.location) && s.localChanged(src, p.Name, e) {
+		s.log.Info("local source changed", "plug", p.Name, "source", src.location)
+		e, err = s.resolve(ctx, d, p)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	m, err := s.ensureTree(ctx, p, src, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, m, nil
+}
+
+// localChanged reports whether a local folder or archive no longer holds the
+// locked content (cheaply: an archive is compared by its sha256).
+func (s *Store) localChanged(src *source, plug string, e *spec.LockedPlug) bool {
+	if src.kind == kindArchive {
+		m, err := s.readMarker(plug, e.Revision)
+		sum, serr := fileSHA256(src.location)
+		return err != nil || serr != nil || m.Archive != sum
+	}
+	h, err := hashDir(src.location)
+	return err != nil || h != e.Hash
+}
+
+// ensureTree makes sure the store holds plug p at the locked revision e,
+// fetching into the mirror only when the revision is not there. An entry
+// without a hash (being resolved) takes the hash of what was fetched.
+func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *spec.LockedPlug) (*marker, error) {
+	defer s.lockKey("tree:" + p.Name + "@" + e.Revision)()
+	if m, err := s.readMarker(p.Name, e.Revision); err == nil {
+		if e.Hash != "" && m.Hash != e.Hash {
+			return nil, mismatch(p.Name, e, m.Hash)
+		}
+		return m, nil
+	}
+	if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := tempName(s.plugDir(p.Name), ".fetch-")
+	m := &marker{Source: redact(p.Source), Version: e.Version, Revision: e.Revision}
+	switch src.kind {
+	case kindGit:
+		if !fullHashRE.MatchString(e.Revision) {
+			return nil, inputErrorf("lock revision %q is not a commit id; run plugs lock -update %s", e.Revision, p.Name)
+		}
+		unlock := s.lockKey("git:" + src.location)
+		repo, err := s.ensureCommit(ctx, src, plumbingHash(e.Revision))
+		if err == nil {
+			err = checkoutTree(repo, src, plumbingHash(e.Revision), tmp, s.opts.Limits)
+		}
+		unlock()
+		if err != nil {
+			return nil, err
+		}
+	default:
+		sum, err := s.materializeLocal(src, tmp)
+		if err != nil {
+			return nil, err
+		}
+		m.Archive = sum
+	}
+	h, err := hashDir(tmp)
+	if err != nil {
+		_ = removeTree(tmp)
+		return nil, err
+	}
+	if e.Hash != "" && h != e.Hash {
+		_ = removeTree(tmp)
+		return nil, mismatch(p.Name, e, h)
+	}
+	if src.kind != kindGit {
+		if id, _ := contentID(h); id != e.Revision {
+			_ = removeTree(tmp)
+			return nil, mismatch(p.Name, e, h)
+		}
+	}
+	m.Hash = h
+	if err := s.install(p.Name, tmp, m); err != nil {
+		_ = removeTree(tmp)
+		return nil, err
+	}
+	s.log.Info("fetched", "plug", p.Name, "version", e.Version, "revision", e.Revision)
+	return m, nil
+}
+
+func mismatch(plug string, e *spec.LockedPlug, actual string) error {
+	return inputErrorf("hash mismatch at revision %s: plugs.lock.hcl has %s, the content has %s; if the change is expected, run plugs lock -update %s",
+		short(e.Revision), e.Hash, actual, plug)
+}
+
+// materializeLocal copies a local folder, or extracts a local archive, into
+// tmp; the archive's sha256 is returned ("" for a folder).
+func (s *Store) materializeLocal(src *source, tmp string) (string, error) {
+	if src.kind == kindDir {
+		st, err := os.Stat(src.location)
+		if err != nil {
+			return "", inputErrorf("source folder %s: %v", src.location, err)
+		}
+		if !st.IsDir() {
+			return "", inputErrorf("source %s is not a folder", src.location)
+		}
+		if err := copyTree(src.location, tmp); err != nil {
+			_ = removeTree(tmp)
+			return "", fmt.Errorf("copy %s: %w", src.location, err)
+		}
+		return "", nil
+	}
+	sum, err := fileSHA256(src.location)
+	if err != nil {
+		return "", inputErrorf("source archive: %v", err)
+	}
+	all := tmp + ".x"
+	if err := ExtractFile(src.location, all, s.opts.Limits); err != nil {
+		return "", &inputError{err}
+	}
+	defer removeTree(all)
+	root := all
+	if src.subdir != "" {
+		root = all + "/" + src.subdir
+	} else if one := singleFolder(all); one != "" {
+		root = one // an archive of one top folder: that folder is the plugin
+	}
+	st, err := os.Lstat(root)
+	if err != nil || !st.IsDir() {
+		return "", inputErrorf("no folder %q in %s", src.subdir, src.location)
+	}
+	if err := os.Rename(root, tmp); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+// singleFolder returns the only entry of dir when it is a folder and dir
+// holds no manifest, else "".
+func singleFolder(dir string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 || !ents[0].IsDir() {
+		return ""
+	}
+	return dir + "/" + ents[0].Name()
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// resolve resolves plug p afresh (listing the remote's refs for git) and
+// brings its tree into the store.
+func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (*spec.LockedPlug, error) {
+	src, err := parseSource(p.Source, d.BaseDir)
+	if err != nil {
+		return nil, err
+	}
+	e := &spec.LockedPlug{Name: p.Name, Source: redact(p.Source), Constraint: p.Version}
+	if src.kind == kindGit {
+		refs, err := s.listRefs(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		res, err := refs.resolve(p.Version, redact(src.location))
+		if err != nil {
+			return nil, err
+		}
+		e.Version, e.Revision = res.Version, res.Commit.String()
+		m, err := s.ensureTree(ctx, p, src, e)
+		if err != nil {
+			return nil, err
+		}
+		e.Hash = m.Hash
+	} else {
+		if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
+			return nil, err
+		}
+		tmp := tempName(s.plugDir(p.Name), ".hash-")
+		if _, err := s.materializeLocal(src, tmp); err != nil {
+			return nil, err
+		}
+		h, err := hashDir(tmp)
+		_ = removeTree(tmp)
+		if err != nil {
+			return nil, err
+		}
+		e.Hash = h
+		if e.Revision, err = contentID(h); err != nil {
+			return nil, err
+		}
+		if _, err := s.ensureTree(ctx, p, src, e); err != nil {
+			return nil, err
+		}
+	}
+	s.log.Info("resolved", "plug", p.Name, "version", e.Version, "revision", e.Revision)
+	return e, nil
+}
+
+// tree describes plug p's tree in the store.
+func (s *Store) tree(p *spec.Plug, e *spec.LockedPlug, m *marker) (*Tree, error) {
+	dir := s.treeDir(p.Name, e.Revision)
+	man, err := s.manifest(p, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Tree{
+		Plug: p.Name, Dir: dir, Source: redact(p.Source), Version: e.Version,
+		Revision: e.Revision, Hash: e.Hash, Manifest: man,
+		Built: !needsBuild(man) || m.Built,
+	}, nil
+}
+
+// describe names the resolved version and revision in messages.
+func describe(e *spec.LockedPlug) string {
+	if e.Version != "" {
+		return fmt.Sprintf("%s (%s)", e.Version, short(e.Revision))
+	}
+	return short(e.Revision)
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+// Runnable returns the runnable tree of every enabled plug, without network
+// and without building: each must be locked, fetched, built when its
+// manifest has a build, and unmodified (its content is hashed again).
+func (s *Store) Runnable(d *spec.Deployment, l *spec.Lock) (map[string]*Tree, error) {
+	out := map[string]*Tree{}
+	var errs []error
+	for _, p := range enabledPlugs(d) {
+		t, err := s.runnable(p, l)
+		if err != nil {
+			errs = append(errs, plugError(p.Name, err))
+			continue
+		}
+		out[p.Name] = t
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) runnable(p *spec.Plug, l *spec.Lock) (*Tree, error) {
+	var e *spec.LockedPlug
+	if l != nil {
+		e = l.Plugs[p.Name]
+	}
+	if why := staleReason(p, e); why != "" {
+		return nil, inputErrorf("%s; run plugs lock", why)
+	}
+	m, err := s.readMarker(p.Name, e.Revision)
+	if err != nil {
+		return nil, inputErrorf("revision %s is not fetched; run plugs fetch", describe(e))
+	}
+	if m.Hash != e.Hash {
+		return nil, mismatch(p.Name, e, m.Hash)
+	}
+	t, err := s.tree(p, e, m)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Built {
+		return nil, inputErrorf("not built; run plugs build")
+	}
+	want := m.Hash
+	if m.Built {
+		want = m.BuiltHash
+	}
+	got, err := hashDir(t.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, inputErrorf("tree %s was modified: expected %s, actual %s; remove it and run plugs fetch", t.Dir, want, got)
+	}
+	return t, nil
+}

@@ -1,0 +1,193 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// mirrorDir is the bare mirror of a git remote in the cache.
+func (s *Store) mirrorDir(src *source) string {
+	sum := sha256.Sum256([]byte(src.location))
+	return filepath.Join(s.dir, "cache", "git", hex.EncodeToString(sum[:]))
+}
+
+// openMirror opens (or creates) the bare mirror of src. Callers hold the
+// mirror's lock.
+func (s *Store) openMirror(src *source) (*git.Repository, error) {
+	dir := s.mirrorDir(src)
+	repo, err := git.PlainOpen(dir)
+	if err == nil {
+		return repo, nil
+	}
+	if !errors.Is(err, git.ErrRepositoryNotExists) {
+		return nil, fmt.Errorf("open mirror of %s: %w", src.location, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := tempName(filepath.Dir(dir), ".init-")
+	if _, err := git.PlainInit(tmp, true); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create mirror of %s: %w", src.location, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		if _, statErr := os.Stat(dir); statErr != nil {
+			return nil, err
+		}
+	}
+	return git.PlainOpen(dir)
+}
+
+// listRefs asks the remote for its tags and branches (one round trip).
+func (s *Store) listRefs(ctx context.Context, src *source) (*remoteRefs, error) {
+	if s.opts.Offline {
+		return nil, fmt.Errorf("%s: offline: cannot resolve versions", src.location)
+	}
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{src.location}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: src.auth, PeelingOption: git.AppendPeeled})
+	if err != nil {
+		return nil, gitError("list refs of", src, err)
+	}
+	return newRemoteRefs(refs), nil
+}
+
+// fetchMirror brings the remote's branches and tags into the mirror; only
+// objects the mirror lacks travel.
+func (s *Store) fetchMirror(ctx context.Context, repo *git.Repository, src *source) error {
+	if s.opts.Offline {
+		return fmt.Errorf("%s: offline and not in the cache", src.location)
+	}
+	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{src.location}})
+	err := rem.FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+		Auth:     src.auth,
+		Tags:     git.NoTags,
+		Force:    true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return gitError("fetch", src, err)
+	}
+	return nil
+}
+
+func hasCommit(repo *git.Repository, h plumbing.Hash) bool {
+	_, err := repo.CommitObject(h)
+	return err == nil
+}
+
+// ensureCommit makes sure the mirror holds commit h, fetching only when it
+// does not: a cached revision costs no network round trip.
+func (s *Store) ensureCommit(ctx context.Context, src *source, h plumbing.Hash) (*git.Repository, error) {
+	repo, err := s.openMirror(src)
+	if err != nil {
+		return nil, err
+	}
+	if hasCommit(repo, h) {
+		return repo, nil
+	}
+	if err := s.fetchMirror(ctx, repo, src); err != nil {
+		return nil, err
+	}
+	if !hasCommit(repo, h) {
+		return nil, inputErrorf("commit %s is not on any branch or tag of %s", h, src.location)
+	}
+	return repo, nil
+}
+
+// checkoutTree writes the files of commit h (below src.subdir) into dst,
+// which must not exist, through the same defensive writer as archives.
+func checkoutTree(repo *git.Repository, src *source, h plumbing.Hash, dst string, lim ExtractLimits) (err error) {
+	commit, err := repo.CommitObject(h)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", h, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", h, err)
+	}
+	if src.subdir != "" {
+		tree, err = tree.Tree(src.subdir)
+		if err != nil {
+			return inputErrorf("no folder %q at commit %s of %s", src.subdir, h.String()[:12], src.location)
+		}
+	}
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = removeTree(dst)
+		}
+	}()
+	x := &extractor{dst: dst, lim: lim.withDefaults(), seen: map[string]bool{}}
+	err = tree.Files().ForEach(func(f *object.File) error {
+		switch f.Mode {
+		case filemode.Symlink:
+			target, err := f.Contents()
+			if err != nil {
+				return err
+			}
+			return x.symlink(f.Name, target)
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			r, err := f.Reader()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			mode := fs.FileMode(0o644)
+			if f.Mode == filemode.Executable {
+				mode = 0o755
+			}
+			return x.file(f.Name, mode, r)
+		default:
+			return nil // submodules are not part of the tree
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("check out %s: %w", h.String()[:12], err)
+	}
+	return x.checkSymlinks()
+}
+
+// gitError turns a transport error into one that says what to do, with no
+// credentials in it.
+func gitError(op string, src *source, err error) error {
+	where := redact(src.location)
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s: %w", op, where, err)
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return fmt.Errorf("%s %s: authentication required: put credentials in the URL (https://user:token@...) or use ssh with an agent", op, where)
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%s %s: authorization failed: check the credentials and that they may read the repository", op, where)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return inputErrorf("%s %s: repository not found: check the source URL", op, where)
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return inputErrorf("%s %s: the repository is empty", op, where)
+	case errors.As(err, &oe), errors.As(err, &ne), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
+		return fmt.Errorf("%s %s: host unreachable (%s): check the network and the URL, or use a bundle", op, where, redact(err.Error()))
+	}
+	return fmt.Errorf("%s %s: %s", op, where, redact(err.Error()))
+}
+
+func plumbingHash(s string) plumbing.Hash { return plumbing.NewHash(s) }

@@ -1,0 +1,98 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/plugs-dev/plugs/spec"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// LockHeader opens every plugs.lock.hcl.
+const LockHeader = "# This file is maintained automatically by \"plugs lock\".\n# Manual edits may be lost in future updates.\n"
+
+// Lock resolves every plug of d and returns the new lock. An entry of old
+// whose source and version still match plugs.hcl is kept as it is, unless
+// its plug is named in update; local folders and archives are always hashed
+// again. Resolved trees are brought into the store on the way.
+func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, update []string) (*spec.Lock, error) {
+	force := map[string]bool{}
+	for _, name := range update {
+		if d.Plug(name) == nil {
+			return nil, inputErrorf("-update %s: no such plug in %s", name, d.Filename)
+		}
+		force[name] = true
+	}
+	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+	if old != nil {
+		l.Filename = old.Filename
+	}
+	var mu sync.Mutex
+	bar := s.progress("lock", len(d.Plugs))
+	err := s.forEach(ctx, d.Plugs, func(ctx context.Context, _ int, p *spec.Plug) error {
+		var e *spec.LockedPlug
+		if old != nil {
+			e = old.Plugs[p.Name]
+		}
+		src, err := parseSource(p.Source, d.BaseDir)
+		if err != nil {
+			return err
+		}
+		if force[p.Name] || src.kind != kindGit || staleReason(p, e) != "" {
+			if e, err = s.resolve(ctx, d, p); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		l.Plugs[p.Name] = e
+		mu.Unlock()
+		bar.step(p.Name + " " + describe(e))
+		return nil
+	})
+	bar.finish()
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// FormatLock renders a lock as plugs.lock.hcl: the header, then one block per
+// plug sorted by name. Equal locks give equal bytes.
+func FormatLock(l *spec.Lock) []byte {
+	f := hclwrite.NewEmptyFile()
+	body := f.Body()
+	names := make([]string, 0, len(l.Plugs))
+	for n := range l.Plugs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		e := l.Plugs[n]
+		if i > 0 {
+			body.AppendNewline()
+		}
+		b := body.AppendNewBlock("plug", []string{n}).Body()
+		b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
+		if e.Constraint != "" {
+			b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
+		}
+		if e.Version != "" {
+			b.SetAttributeValue("version", cty.StringVal(e.Version))
+		}
+		b.SetAttributeValue("revision", cty.StringVal(e.Revision))
+		b.SetAttributeValue("hash", cty.StringVal(e.Hash))
+	}
+	var buf bytes.Buffer
+	buf.WriteString(LockHeader)
+	buf.WriteString("\n")
+	buf.Write(f.Bytes())
+	return buf.Bytes()
+}
+
+// WriteLock writes l to filename atomically.
+func WriteLock(filename string, l *spec.Lock) error {
+	return writeFileAtomic(filename, FormatLock(l), 0o644)
+}

@@ -1,0 +1,212 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Logger receives one line per resolved, fetched or built plug; nil discards.
+	Logger *slog.Logger
+	// Progress, when not nil, shows progress: a bar on a terminal, plain
+	// lines otherwise.
+	Progress io.Writer
+	// Offline forbids every network connection: only the cache and the
+	// plugin trees already present are used.
+	Offline bool
+	// Limits cap what one archive (a plugin source or a bundle) may unpack to.
+	Limits ExtractLimits
+	// LoadManifest reads a plugin's manifest from its tree; nil uses the spec
+	// parser (plugin.hcl, else plugin.json).
+	LoadManifest func(dir string) (*spec.Manifest, error)
+	// Parallel is how many plugs are fetched at once; 0 means 4.
+	Parallel int
+}
+
+// Store is the state directory's plugin store: the cache of git mirrors and
+// the fetched and built plugin trees. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// Open returns the store of a state directory; nothing is created until used.
+func Open(stateDir string, opts Options) *Store {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LoadManifest == nil {
+		opts.LoadManifest = loadManifest
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+}
+
+// Tree is a plug's plugin tree in the store.
+type Tree struct {
+	Plug     string
+	Dir      string // the plugin root: runnable once built
+	Source   string // as written in plugs.hcl, without credentials
+	Version  string // the resolved tag or branch, "" for local sources
+	Revision string // git commit, or content id for local sources
+	Hash     string // h1: hash of the source tree, as in the lock
+	// Manifest is the plug's inline plugin block, or the tree's manifest.
+	Manifest *spec.Manifest
+	// Built reports that the tree is runnable: built, or needing no build.
+	Built bool
+}
+
+// marker is written beside a complete tree (<revision>.done.json); a tree
+// without one is incomplete and is never used.
+type marker struct {
+	Source    string `json:"source"`
+	Version   string `json:"version,omitempty"`
+	Revision  string `json:"revision"`
+	Hash      string `json:"hash"`
+	Built     bool   `json:"built"`
+	BuiltHash string `json:"built_hash,omitempty"`
+	Archive   string `json:"archive_sha256,omitempty"` // of a local archive source
+}
+
+func (s *Store) plugDir(plug string) string { return filepath.Join(s.dir, "plugins", plug) }
+
+func (s *Store) treeDir(plug, rev string) string { return filepath.Join(s.plugDir(plug), rev) }
+
+func (s *Store) markerPath(plug, rev string) string {
+	return filepath.Join(s.plugDir(plug), rev+".done.json")
+}
+
+func (s *Store) readMarker(plug, rev string) (*marker, error) {
+	b, err := os.ReadFile(s.markerPath(plug, rev))
+	if err != nil {
+		return nil, err
+	}
+	var m marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.markerPath(plug, rev), err)
+	}
+	if _, err := os.Lstat(s.treeDir(plug, rev)); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// lockKey serializes work on one mirror or one plug tree within the process.
+func (s *Store) lockKey(key string) func() {
+	s.mu.Lock()
+	m, ok := s.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		s.locks[key] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// install moves a complete tree at tmp into place for plug@rev and writes
+// its marker; any earlier incomplete tree of that revision is replaced.
+func (s *Store) install(plug, tmp string, m *marker) error {
+	dir := s.treeDir(plug, m.Revision)
+	if err := makeReadOnly(tmp); err != nil {
+		return err
+	}
+	_ = os.Remove(s.markerPath(plug, m.Revision))
+	if err := removeTree(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return writeJSONAtomic(s.markerPath(plug, m.Revision), m)
+}
+
+// manifest returns the inline plugin block of p, or the tree's manifest.
+func (s *Store) manifest(p *spec.Plug, dir string) (*spec.Manifest, error) {
+	if p.Plugin != nil {
+		return p.Plugin, nil
+	}
+	m, err := s.opts.LoadManifest(dir)
+	if err != nil {
+		return nil, &inputError{fmt.Errorf("manifest: %w", err)}
+	}
+	return m, nil
+}
+
+func needsBuild(m *spec.Manifest) bool { return m != nil && len(m.Build) > 0 }
+
+// forEach runs fn for every plug, s.opts.Parallel at a time, and returns the
+// errors joined in plug order.
+func (s *Store) forEach(ctx context.Context, plugs []*spec.Plug, fn func(ctx context.Context, i int, p *spec.Plug) error) error {
+	errs := make([]error, len(plugs))
+	sem := make(chan struct{}, s.opts.Parallel)
+	var wg sync.WaitGroup
+	for i, p := range plugs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = plugError(p.Name, fn(ctx, i, p))
+		}()
+	}
+	wg.Wait()
+	return joinErrors(errs)
+}
+
+// joinErrors joins errors and keeps them input errors when all are.
+func joinErrors(errs []error) error {
+	var out []error
+	input := true
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+			input = input && IsInputError(e)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil
+	case len(out) == 1:
+		return out[0]
+	case input:
+		return &inputError{errors.Join(out...)}
+	}
+	return errors.Join(out...)
+}
+
+func enabledPlugs(d *spec.Deployment) []*spec.Plug {
+	var out []*spec.Plug
+	for _, p := range d.Plugs {
+		if p.Enabled {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return !errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,146 @@
+package fetch
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	version "github.com/hashicorp/go-version"
+)
+
+var fullHashRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// resolved is what a plug's version resolved to in a repository.
+type resolved struct {
+	Version string // the tag or branch; "" for a bare commit
+	Commit  plumbing.Hash
+}
+
+// remoteRefs are the tags and branches a repository advertises.
+type remoteRefs struct {
+	tags     map[string]plumbing.Hash // peeled to commits
+	branches map[string]plumbing.Hash
+	head     string // the default branch, "" if unknown
+	headHash plumbing.Hash
+}
+
+func newRemoteRefs(refs []*plumbing.Reference) *remoteRefs {
+	r := &remoteRefs{tags: map[string]plumbing.Hash{}, branches: map[string]plumbing.Hash{}}
+	peeled := map[string]plumbing.Hash{}
+	for _, ref := range refs {
+		name := ref.Name().String()
+		switch {
+		case name == "HEAD":
+			if ref.Type() == plumbing.SymbolicReference {
+				r.head = ref.Target().Short()
+			} else {
+				r.headHash = ref.Hash()
+			}
+		case strings.HasPrefix(name, "refs/tags/") && strings.HasSuffix(name, "^{}"):
+			peeled[strings.TrimSuffix(strings.TrimPrefix(name, "refs/tags/"), "^{}")] = ref.Hash()
+		case ref.Name().IsTag():
+			r.tags[ref.Name().Short()] = ref.Hash()
+		case ref.Name().IsBranch():
+			r.branches[ref.Name().Short()] = ref.Hash()
+		}
+	}
+	for t, h := range peeled {
+		r.tags[t] = h
+	}
+	if r.head == "" && !r.headHash.IsZero() {
+		for b, h := range r.branches {
+			if h == r.headHash && (r.head == "" || b < r.head) {
+				r.head = b
+			}
+		}
+	}
+	return r
+}
+
+// resolve picks the commit a version string names: a full commit id, an
+// exact tag, a branch, or a semver constraint over the tags with Terraform's
+// meaning (the highest tag that satisfies it; pre-releases only when the
+// constraint names one). "" means the default branch.
+func (r *remoteRefs) resolve(want, where string) (resolved, error) {
+	switch {
+	case want == "":
+		if h, ok := r.branches[r.head]; ok {
+			return resolved{Version: r.head, Commit: h}, nil
+		}
+		if !r.headHash.IsZero() {
+			return resolved{Commit: r.headHash}, nil
+		}
+		return resolved{}, inputErrorf("%s has no default branch; set version", where)
+	case fullHashRE.MatchString(want):
+		res := resolved{Commit: plumbing.NewHash(want)}
+		for _, t := range r.sortedTags() {
+			if r.tags[t] == res.Commit {
+				res.Version = t
+				break
+			}
+		}
+		return res, nil
+	}
+	if h, ok := r.tags[want]; ok {
+		return resolved{Version: want, Commit: h}, nil
+	}
+	if h, ok := r.branches[want]; ok {
+		return resolved{Version: want, Commit: h}, nil
+	}
+	c, err := version.NewConstraint(want)
+	if err != nil {
+		return resolved{}, inputErrorf("no tag or branch %q in %s; tags: %s", want, where, list(r.sortedTags()))
+	}
+	var best *version.Version
+	bestTag := ""
+	var candidates []string
+	for _, t := range r.sortedTags() {
+		v, err := version.NewVersion(t)
+		if err != nil {
+			continue
+		}
+		candidates = append(candidates, t)
+		if !c.Check(v) {
+			continue
+		}
+		if best == nil || v.GreaterThan(best) || (v.Equal(best) && t < bestTag) {
+			best, bestTag = v, t
+		}
+	}
+	if best == nil {
+		return resolved{}, inputErrorf("no tag of %s satisfies %q; candidates: %s", where, want, list(candidates))
+	}
+	return resolved{Version: bestTag, Commit: r.tags[bestTag]}, nil
+}
+
+// sortedTags lists the tags, highest version first, then other tags by name.
+func (r *remoteRefs) sortedTags() []string {
+	tags := make([]string, 0, len(r.tags))
+	for t := range r.tags {
+		tags = append(tags, t)
+	}
+	sort.Slice(tags, func(i, j int) bool {
+		vi, ei := version.NewVersion(tags[i])
+		vj, ej := version.NewVersion(tags[j])
+		switch {
+		case ei == nil && ej == nil && !vi.Equal(vj):
+			return vi.GreaterThan(vj)
+		case (ei == nil) != (ej == nil):
+			return ei == nil
+		}
+		return tags[i] < tags[j]
+	})
+	return tags
+}
+
+func list(items []string) string {
+	if len(items) == 0 {
+		return "(none)"
+	}
+	const max = 20
+	if len(items) > max {
+		return strings.Join(items[:max], ", ") + ", ..."
+	}
+	return strings.Join(items, ", ")
+}
