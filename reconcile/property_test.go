@@ -54,7 +54,7 @@ func randomState(r *rand.Rand) ([]reconcile.InstanceSpec, []reconcile.InstanceSt
 			}
 			if r.IntN(2) == 0 {
 				observed = append(observed, reconcile.InstanceStatus{
-					ID: reconcile.InstanceID{Plug: fmt.Sprintf("p%d", pi), Instance: inst},
+					ID:   reconcile.InstanceID{Plug: fmt.Sprintf("p%d", pi), Instance: inst},
 					Spec: randomSpec(r, pi, inst), State: states[r.IntN(len(states))], PID: 100 + pi,
 				})
 			}
