@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/plugs-dev/plugs/spec"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
 )
@@ -621,4 +623,62 @@ func subscribe(t *testing.T, b testBroker, filter string) <-chan message {
 		t.Fatalf("subscribe %s: %v", filter, tok.Error())
 	}
 	return msgs
+}
+
+// TestDemoDeployment checks that the root plugs.hcl and the manifests of the
+// example plugins decode without a diagnostic, warnings included, and that
+// every instance's params check against its manifest.
+func TestDemoDeployment(t *testing.T) {
+	p := spec.NewParser()
+	d, diags := p.LoadDeployment(filepath.Join("..", "plugs.hcl"), nil)
+	if len(diags) > 0 {
+		t.Fatalf("plugs.hcl: %v", diags)
+	}
+	if d.Broker != nil {
+		t.Error("the demo must run on the embedded broker: no broker block")
+	}
+	want := map[string]struct {
+		exports string
+		secrets []string
+		format  string
+	}{
+		"heart-rate":        {"omh:heart-rate:2.0", []string{"token"}, spec.FormatHCL},
+		"mqtt-shell":        {"omh:body-temperature:3.0", nil, spec.FormatHCL},
+		"legacy-step-count": {"omh:step-count:2.0", []string{"api_key"}, spec.FormatMHealth},
+	}
+	manifests := map[string]*spec.Manifest{}
+	for _, plug := range d.Plugs {
+		w, ok := want[plug.Name]
+		if !ok {
+			t.Errorf("unexpected plug %s", plug.Name)
+			continue
+		}
+		m, diags := p.LoadManifest(d.LocalSourceDir(plug))
+		if len(diags) > 0 {
+			t.Errorf("plug %s manifest: %v", plug.Name, diags)
+			continue
+		}
+		manifests[plug.Name] = m
+		if m.Exports != w.exports || m.Format != w.format || len(m.Command) == 0 {
+			t.Errorf("plug %s: exports %q format %q command %q; want exports %q format %q and a command",
+				plug.Name, m.Exports, m.Format, m.Command, w.exports, w.format)
+		}
+		var secrets []string
+		for name := range spec.SecretParams(m) {
+			secrets = append(secrets, name)
+		}
+		slices.Sort(secrets)
+		if !slices.Equal(secrets, w.secrets) {
+			t.Errorf("plug %s: secret params %v, want %v", plug.Name, secrets, w.secrets)
+		}
+	}
+	if len(manifests) != len(want) {
+		t.Fatalf("decoded %d manifests, want %d", len(manifests), len(want))
+	}
+	if hr := d.Plug("heart-rate"); hr == nil || len(hr.Instances) != 2 {
+		t.Errorf("heart-rate must run two instances (one per patient)")
+	}
+	if diags := spec.CheckPlugs(d, manifests); len(diags) > 0 {
+		t.Errorf("params: %v", diags)
+	}
 }
