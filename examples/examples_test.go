@@ -682,3 +682,35 @@ func TestDemoDeployment(t *testing.T) {
 		t.Errorf("params: %v", diags)
 	}
 }
+
+// TestSystemdUnit checks that the unit says what the docs promise, and that
+// systemd-analyze (when installed) finds nothing wrong in it.
+func TestSystemdUnit(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("systemd", "plugs.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(raw)
+	for _, want := range []string{
+		"Type=notify", "KillMode=mixed", "TimeoutStopSec=", "Restart=on-failure",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/plugs", "PrivateTmp=yes",
+		"plugs run \\\n    --bundle /var/lib/plugs/current.tar.gz \\\n    --state-dir /var/lib/plugs/state",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("plugs.service lacks %q", want)
+		}
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	// verify insists that ExecStart exists: point it at a binary that does.
+	copyPath := filepath.Join(t.TempDir(), "plugs.service")
+	if err := os.WriteFile(copyPath, []byte(strings.ReplaceAll(unit, "/usr/local/bin/plugs", "/bin/true")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", copyPath).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
