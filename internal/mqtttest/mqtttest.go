@@ -1,0 +1,209 @@
+// Package mqtttest starts real MQTT brokers and subscribers for tests: a
+// Mosquitto process on a free 127.0.0.1 port, and a paho subscriber that
+// delivers messages on a channel. Everything it starts is stopped by
+// t.Cleanup.
+package mqtttest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// MosquittoPath is where Debian installs the broker (scripts/test-deps.sh).
+const MosquittoPath = "/usr/sbin/mosquitto"
+
+// readyWait bounds how long a broker may take to accept connections; it is
+// a guard against hanging, not an assertion about speed.
+const readyWait = 30 * time.Second
+
+// Mosquitto starts a Mosquitto broker on a free 127.0.0.1 port, anonymous
+// and without persistence, and returns its URL (tcp://127.0.0.1:PORT). stop
+// stops it (its retained messages are lost); restart stops it if running
+// and starts it again on the same port. It is stopped when the test ends.
+func Mosquitto(t testing.TB) (url string, stop func(), restart func()) {
+	t.Helper()
+	bin := MosquittoPath
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("mosquitto"); err != nil {
+			t.Fatalf("mosquitto not installed (run scripts/test-deps.sh): %v", err)
+		}
+	}
+	port := FreePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	logPath := filepath.Join(dir, "mosquitto.log")
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	var mu sync.Mutex
+	var cmd *exec.Cmd
+	var waitErr chan error
+	stop = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if cmd == nil {
+			return
+		}
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-waitErr:
+		case <-time.After(readyWait):
+			_ = cmd.Process.Kill()
+			<-waitErr
+		}
+		cmd = nil
+	}
+	start := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		// Mosquitto drops root privileges, so the test opens its log.
+		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logFile.Close() // the child keeps its own descriptor
+		c := exec.Command(bin, "-c", conf)
+		c.Stdout, c.Stderr = logFile, logFile
+		if err := c.Start(); err != nil {
+			t.Fatalf("start mosquitto: %v", err)
+		}
+		cmd, waitErr = c, make(chan error, 1)
+		go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(c, waitErr)
+		if err := waitListening(addr, waitErr); err != nil {
+			_ = c.Process.Kill()
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("mosquitto on %s: %v; its log:\n%s", addr, err, log)
+		}
+	}
+	restart = func() {
+		stop()
+		start()
+	}
+	start()
+	t.Cleanup(stop)
+	return "tcp://" + addr, stop, restart
+}
+
+// waitListening waits until addr accepts TCP connections, or the process
+// exits.
+func waitListening(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(readyWait)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not listening after " + readyWait.String())
+		}
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Message is one message a subscriber received.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	Retained bool
+}
+
+// Subscribe connects a fresh client (clean session) to url, subscribes to
+// topic (wildcards allowed) at QoS 1 and returns the messages it receives,
+// retained ones included. It fails the test if it cannot subscribe, and
+// disconnects when the test ends.
+func Subscribe(t testing.TB, url, topic string) <-chan Message {
+	t.Helper()
+	ch := make(chan Message, 1024)
+	done := make(chan struct{})
+	opts := paho.NewClientOptions().
+		AddBroker(url).
+		SetClientID(fmt.Sprintf("mqtttest-%d-%d", os.Getpid(), time.Now().UnixNano())).
+		SetCleanSession(true).
+		SetOrderMatters(true).
+		SetAutoReconnect(false).
+		SetConnectTimeout(readyWait)
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(readyWait) || tok.Error() != nil {
+		t.Fatalf("subscriber connect to %s: %v", url, tok.Error())
+	}
+	handler := func(_ paho.Client, m paho.Message) {
+		select {
+		case ch <- Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}:
+		case <-done:
+		}
+	}
+	if tok := c.Subscribe(topic, 1, handler); !tok.WaitTimeout(readyWait) || tok.Error() != nil {
+		c.Disconnect(0)
+		t.Fatalf("subscribe %s: %v", topic, tok.Error())
+	}
+	t.Cleanup(func() {
+		close(done)
+		c.Disconnect(100)
+	})
+	return ch
+}
+
+// Publish publishes one message from a short-lived client and waits for the
+// broker's acknowledgement.
+func Publish(t testing.TB, url, topic string, payload []byte, retained bool) {
+	t.Helper()
+	opts := paho.NewClientOptions().AddBroker(url).
+		SetClientID(fmt.Sprintf("mqtttest-pub-%d-%d", os.Getpid(), time.Now().UnixNano())).
+		SetConnectTimeout(readyWait)
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(readyWait) || tok.Error() != nil {
+		t.Fatalf("publisher connect to %s: %v", url, tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(topic, 1, retained, payload); !tok.WaitTimeout(readyWait) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// Await returns the first message from ch for which match returns true,
+// failing the test if ch yields none within a generous bound (a guard
+// against hanging, not an assertion about speed).
+func Await(t testing.TB, ch <-chan Message, what string, match func(Message) bool) Message {
+	t.Helper()
+	timeout := time.NewTimer(readyWait)
+	defer timeout.Stop()
+	for {
+		select {
+		case m := <-ch:
+			if match(m) {
+				return m
+			}
+		case <-timeout.C:
+			t.Fatalf("no message %s within %s", what, readyWait)
+			return Message{}
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// DefaultEmbeddedAddr is where the embedded broker listens when plugs.hcl
+// has no broker block.
+const DefaultEmbeddedAddr = "127.0.0.1:1883"
+
+// Embedded is an MQTT broker running inside the daemon, for hosts without
+// one. It listens on a loopback address only, accepts only loopback clients
+// (anonymously), and keeps retained messages for as long as it runs.
+type Embedded struct {
+	srv  *mochi.Server
+	tcp  *listeners.TCP
+	once sync.Once
+}
+
+// StartEmbedded starts a broker listening on addr ("" means
+// DefaultEmbeddedAddr), which must be a loopback address such as
+// 127.0.0.1:1883, [::1]:1883 or localhost:1883 (port 0 picks a free port).
+func StartEmbedded(addr string, logger *slog.Logger) (*Embedded, error) {
+	if addr == "" {
+		addr = DefaultEmbeddedAddr
+	}
+	addr, err := loopbackAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	// mochi deletes any message, retained ones included, older than this
+	// (24 h by default); 0 keeps them until replaced or cleared.
+	caps.MaximumMessageExpiryInterval = 0
+	srv := mochi.New(&mochi.Options{
+		Capabilities: caps,
+		Logger:       slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
+	})
+	if err := srv.AddHook(new(loopbackOnly), nil); err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "plugs", Address: addr})
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("embedded broker listen on %s: %w", addr, err)
+	}
+	if err := srv.Serve(); err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	return &Embedded{srv: srv, tcp: tcp}, nil
+}
+
+// Addr is the address the broker listens on, e.g. 127.0.0.1:1883.
+func (e *Embedded) Addr() string { return e.tcp.Address() }
+
+// URL is the broker's URL for clients, e.g. tcp://127.0.0.1:1883.
+func (e *Embedded) URL() string { return "tcp://" + e.Addr() }
+
+// MessageExpiry is the broker's cap on message age in seconds; 0 means
+// retained messages never expire.
+func (e *Embedded) MessageExpiry() int64 {
+	return e.srv.Options.Capabilities.MaximumMessageExpiryInterval
+}
+
+// Close disconnects every client and stops the broker. Retained messages
+// are lost: they live in memory only.
+func (e *Embedded) Close() error {
+	e.once.Do(func() { _ = e.srv.Close() })
+	return nil
+}
+
+// loopbackAddr checks that addr names a loopback address and returns it
+// with "localhost" resolved to 127.0.0.1.
+func loopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("embedded broker address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("embedded broker address %q: must be a loopback address (127.0.0.1, ::1 or localhost): the embedded broker has no authentication", addr)
+	}
+	return net.JoinHostPort(ip.String(), port), nil
+}
+
+// isLoopbackRemote reports whether a client's remote address is loopback.
+func isLoopbackRemote(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackOnly admits anonymous clients that connect from a loopback
+// address and refuses every other; it allows every topic.
+type loopbackOnly struct{ mochi.HookBase }
+
+func (h *loopbackOnly) ID() string { return "plugs-loopback-only" }
+
+func (h *loopbackOnly) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
+}
+
+func (h *loopbackOnly) OnConnectAuthenticate(cl *mochi.Client, _ packets.Packet) bool {
+	return isLoopbackRemote(cl.Net.Remote)
+}
+
+func (h *loopbackOnly) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+// dropPacketAttrs keeps whole packets out of the broker's log: mochi logs
+// the packet that failed, and a CONNECT packet carries the client's password.
+type dropPacketAttrs struct{ slog.Handler }
+
+func (h dropPacketAttrs) Handle(ctx context.Context, r slog.Record) error {
+	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "pk" {
+			clean.AddAttrs(a)
+		}
+		return true
+	})
+	return h.Handler.Handle(ctx, clean)
+}
+
+func (h dropPacketAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	kept := as[:0:0]
+	for _, a := range as {
+		if a.Key != "pk" {
+			kept = append(kept, a)
+		}
+	}
+	return dropPacketAttrs{h.Handler.WithAttrs(kept)}
+}
+
+func (h dropPacketAttrs) WithGroup(name string) slog.Handler {
+	return dropPacketAttrs{h.Handler.WithGroup(name)}
+}

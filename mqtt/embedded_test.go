@@ -1,0 +1,81 @@
+package mqtt
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/plugs-dev/plugs/internal/mqtttest"
+)
+
+func TestEmbeddedRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:1883", "[::]:0", "example.org:1883", "127.0.0.1"} {
+		e, err := StartEmbedded(addr, nil)
+		if err == nil {
+			_ = e.Close()
+			t.Errorf("StartEmbedded(%q) = nil error, want a refusal", addr)
+		}
+	}
+	e, err := StartEmbedded("localhost:0", nil)
+	if err != nil {
+		t.Fatalf("StartEmbedded(localhost:0): %v", err)
+	}
+	defer e.Close()
+	if !strings.HasPrefix(e.Addr(), "127.0.0.1:") || e.URL() != "tcp://"+e.Addr() {
+		t.Errorf("Addr() = %q, URL() = %q", e.Addr(), e.URL())
+	}
+}
+
+func TestLoopbackOnlyHook(t *testing.T) {
+	h := new(loopbackOnly)
+	for remote, want := range map[string]bool{
+		"127.0.0.1:5000": true,
+		"127.8.9.10:1":   true,
+		"[::1]:5000":     true,
+		"10.1.2.3:5000":  false,
+		"[2001:db8::1]:": false,
+		"":               false,
+	} {
+		cl := &mochi.Client{Net: mochi.ClientConnection{Remote: remote}}
+		if got := h.OnConnectAuthenticate(cl, packets.Packet{}); got != want {
+			t.Errorf("OnConnectAuthenticate from %q = %v, want %v", remote, got, want)
+		}
+	}
+	if !h.Provides(mochi.OnConnectAuthenticate) || !h.Provides(mochi.OnACLCheck) || h.Provides(mochi.OnPublish) {
+		t.Error("hook provides the wrong events")
+	}
+}
+
+// TestEmbeddedKeepsRetainedMessages plants a retained message two days old
+// (mochi's default would expire it after 24 h) and checks that it survives
+// the broker's expiry sweep, which runs every second.
+func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
+	e, err := StartEmbedded("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got := e.MessageExpiry(); got != 0 {
+		t.Fatalf("MessageExpiry() = %d, want 0 (never)", got)
+	}
+	old := time.Now().Add(-48 * time.Hour).Unix()
+	e.srv.Topics.RetainMessage(packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Retain: true, Qos: 1},
+		TopicName:       "plugs/old/status",
+		Payload:         []byte(StatusOnline),
+		Created:         old,
+		ProtocolVersion: 4,
+	})
+	mqtttest.Publish(t, e.URL(), "plugs/new/status", []byte(StatusOnline), true)
+	time.Sleep(1500 * time.Millisecond) // let at least one expiry sweep run
+
+	got := retained(t, e.URL(), "plugs/+/status", "plugs/sentinel/status")
+	for _, topic := range []string{"plugs/old/status", "plugs/new/status"} {
+		if got[topic] != StatusOnline {
+			t.Errorf("retained %s = %q after the expiry sweep, want online", topic, got[topic])
+		}
+	}
+}

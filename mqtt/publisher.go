@@ -1,0 +1,453 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Defaults applied by NewPublisher to the zero fields of Config.
+const (
+	DefaultQueueSize      = 1024
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultRetryInterval  = 2 * time.Second
+	DefaultMaxRetryDelay  = 30 * time.Second
+)
+
+// The payloads of the status topic.
+const (
+	StatusOnline  = "online"
+	StatusOffline = "offline"
+)
+
+// Config says how a Publisher reaches its broker.
+type Config struct {
+	// URL of the broker: tcp://, ssl://, ws:// (also mqtt://, mqtts://,
+	// tls://, wss://). A user:password in the URL is used when Username is
+	// empty, and is never logged.
+	URL      string
+	Username string
+	Password string
+	// Host names this machine in topics; default: os.Hostname().
+	Host string
+	// ClientID defaults to "plugs-<host>".
+	ClientID string
+	// QueueSize bounds the messages waiting for the broker; when full, the
+	// oldest is dropped and counted. Default DefaultQueueSize.
+	QueueSize int
+	// TLSConfig is used for ssl://, tls://, mqtts:// and wss:// brokers; nil
+	// means the system roots.
+	TLSConfig *tls.Config
+	// PublishTimeout bounds the wait for one publish's acknowledgement.
+	PublishTimeout time.Duration
+	// RetryInterval is the delay between connection attempts while the
+	// broker has never been reached; MaxRetryDelay caps the backoff between
+	// reconnection attempts once it has.
+	RetryInterval time.Duration
+	MaxRetryDelay time.Duration
+	// OnConnectionChange, if set, is called with the new state each time the
+	// connection comes up or goes down (e.g. to set plugs_broker_connected).
+	// It must not block.
+	OnConnectionChange func(connected bool)
+	Logger             *slog.Logger
+}
+
+// StateMessage is the retained JSON payload of an instance's state topic.
+type StateMessage struct {
+	State    string
+	PID      int
+	Version  string
+	Revision string
+	Restarts int
+	Since    time.Time
+}
+
+// MarshalJSON encodes m with lower-case keys and Since in RFC 3339, UTC, to
+// the second ("" when zero).
+func (m StateMessage) MarshalJSON() ([]byte, error) {
+	since := ""
+	if !m.Since.IsZero() {
+		since = m.Since.UTC().Format(time.RFC3339)
+	}
+	return json.Marshal(struct {
+		State    string `json:"state"`
+		PID      int    `json:"pid"`
+		Version  string `json:"version"`
+		Revision string `json:"revision"`
+		Restarts int    `json:"restarts"`
+		Since    string `json:"since"`
+	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (m *StateMessage) UnmarshalJSON(b []byte) error {
+	var v struct {
+		State    string `json:"state"`
+		PID      int    `json:"pid"`
+		Version  string `json:"version"`
+		Revision string `json:"revision"`
+		Restarts int    `json:"restarts"`
+		Since    string `json:"since"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts}
+	if v.Since != "" {
+		t, err := time.Parse(time.RFC3339, v.Since)
+		if err != nil {
+			return fmt.Errorf("since: %w", err)
+		}
+		m.Since = t
+	}
+	return nil
+}
+
+// Publisher keeps the host's status and every instance's state on the
+// broker. Its methods never block on the broker: messages wait in a bounded
+// queue drained by one goroutine, and the latest state of every instance is
+// kept in memory and republished after each (re)connect.
+//
+// All methods are safe for concurrent use.
+type Publisher struct {
+	cfg  Config
+	log  *slog.Logger
+	wake chan struct{} // buffered 1: the queue or the connection changed
+
+	mu        sync.Mutex
+	queue     *ring
+	states    map[string][]byte // state topic → latest payload
+	republish bool              // a connection came up: send status and every state first
+	pending   []message         // the republish batch being sent
+	started   bool
+	closed    bool
+	client    paho.Client
+	broker    string // the URL without user information
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the drain goroutine returns
+
+	connMu    sync.Mutex // orders connection-state changes and their callbacks
+	connected atomic.Bool
+	dropped   atomic.Uint64
+}
+
+// NewPublisher returns a Publisher for cfg; it does nothing until Start.
+// PublishState may be called before Start: the messages wait in the queue.
+func NewPublisher(cfg Config) *Publisher {
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+		if cfg.Host == "" {
+			cfg.Host = "localhost"
+		}
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "plugs-" + cfg.Host
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.MaxRetryDelay <= 0 {
+		cfg.MaxRetryDelay = DefaultMaxRetryDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Publisher{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		wake:   make(chan struct{}, 1),
+		queue:  newRing(cfg.QueueSize),
+		states: make(map[string][]byte),
+		done:   make(chan struct{}),
+	}
+}
+
+// Host is the host name used in topics.
+func (p *Publisher) Host() string { return p.cfg.Host }
+
+// Start begins connecting to the broker and returns at once: a broker that
+// is down is retried forever in the background. It fails only on a bad
+// configuration. ctx bounds the publishing goroutine; Close ends it cleanly.
+func (p *Publisher) Start(ctx context.Context) error {
+	u, err := parseBrokerURL(p.cfg.URL)
+	if err != nil {
+		return err
+	}
+	username, password := p.cfg.Username, p.cfg.Password
+	if username == "" && u.User != nil {
+		username = u.User.Username()
+		password, _ = u.User.Password()
+	}
+	broker := RedactURL(u)
+
+	opts := paho.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(p.cfg.ClientID).
+		SetUsername(username).
+		SetPassword(password).
+		SetCleanSession(true).
+		SetOrderMatters(false). // handlers run in their own goroutines: none can stall paho
+		SetAutoReconnect(true).
+		SetConnectRetry(true). // a broker down at start is retried, Connect does not fail
+		SetConnectRetryInterval(p.cfg.RetryInterval).
+		SetMaxReconnectInterval(p.cfg.MaxRetryDelay).
+		SetConnectTimeout(p.cfg.PublishTimeout).
+		SetWriteTimeout(p.cfg.PublishTimeout).
+		SetKeepAlive(30*time.Second).
+		SetWill(StatusTopic(p.cfg.Host), StatusOffline, 1, true).
+		SetOnConnectHandler(func(paho.Client) { p.connectionChanged(true) }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			p.log.Warn("mqtt broker connection lost", "broker", broker, "err", err)
+			p.connectionChanged(false)
+		})
+	if p.cfg.TLSConfig != nil {
+		opts.SetTLSConfig(p.cfg.TLSConfig)
+	}
+
+	p.mu.Lock()
+	if p.started || p.closed {
+		p.mu.Unlock()
+		return errors.New("mqtt publisher already started")
+	}
+	p.started = true
+	p.client = paho.NewClient(opts)
+	p.broker = broker
+	ctx, p.cancel = context.WithCancel(ctx)
+	client := p.client
+	p.mu.Unlock()
+
+	p.log.Info("connecting to mqtt broker", "broker", broker, "client_id", p.cfg.ClientID)
+	client.Connect() // with ConnectRetry its token completes only once connected: not waited for
+	go p.run(ctx)
+	return nil
+}
+
+// connectionChanged records the connection state paho reports. Handlers run
+// in their own goroutines and may run out of order, so the state is read
+// back from the client under connMu rather than trusted from the event.
+func (p *Publisher) connectionChanged(event bool) {
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	now := p.client.IsConnectionOpen()
+	if event && now {
+		p.mu.Lock()
+		p.republish = true
+		p.mu.Unlock()
+	}
+	defer p.signal()
+	if p.connected.Swap(now) == now {
+		return
+	}
+	if now {
+		p.log.Info("mqtt broker connected", "broker", p.broker)
+	}
+	if p.cfg.OnConnectionChange != nil {
+		p.cfg.OnConnectionChange(now)
+	}
+}
+
+// PublishState records s as the latest state of plug/instance and queues it
+// as a retained QoS 1 message on its state topic. It never blocks.
+func (p *Publisher) PublishState(plug, instance string, s StateMessage) {
+	payload, err := json.Marshal(s)
+	if err != nil { // cannot happen: only strings, ints and a time
+		p.log.Error("encode instance state", "plug", plug, "instance", instance, "err", err)
+		return
+	}
+	topic := StateTopic(p.cfg.Host, plug, instance)
+	p.mu.Lock()
+	p.states[topic] = payload
+	p.enqueueLocked(message{topic: topic, payload: payload, retained: true})
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Forget drops the state of plug/instance and clears its retained message
+// on the broker (an empty retained publish). It never blocks.
+func (p *Publisher) Forget(plug, instance string) {
+	topic := StateTopic(p.cfg.Host, plug, instance)
+	p.mu.Lock()
+	delete(p.states, topic)
+	p.enqueueLocked(message{topic: topic, retained: true})
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *Publisher) enqueueLocked(m message) {
+	if p.queue.push(m) {
+		p.dropped.Add(1)
+	}
+}
+
+// Connected reports whether the broker connection is up.
+func (p *Publisher) Connected() bool { return p.connected.Load() }
+
+// Dropped counts the messages dropped because the queue was full.
+func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
+
+// Close sends what is queued while ctx allows, publishes "offline" on the
+// status topic (retained) and disconnects. It returns ctx's error if the
+// broker did not acknowledge "offline" in time.
+func (p *Publisher) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	started, client := p.started, p.client
+	p.mu.Unlock()
+	if !started {
+		return nil
+	}
+	p.signal()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.cancel()
+		<-p.done
+	}
+	defer p.cancel()
+
+	var err error
+	if client.IsConnectionOpen() {
+		t := client.Publish(StatusTopic(p.cfg.Host), 1, true, StatusOffline)
+		select {
+		case <-t.Done():
+			if t.Error() != nil {
+				err = fmt.Errorf("publish offline status: %w", t.Error())
+			}
+		case <-ctx.Done():
+			err = fmt.Errorf("publish offline status: %w", ctx.Err())
+		}
+	}
+	client.Disconnect(250)
+	p.connMu.Lock()
+	if p.connected.Swap(false) && p.cfg.OnConnectionChange != nil {
+		p.cfg.OnConnectionChange(false)
+	}
+	p.connMu.Unlock()
+	return err
+}
+
+func (p *Publisher) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run drains the queue while connected, one acknowledged publish at a time,
+// so paho's own store never holds more than one message of ours. It returns
+// when ctx ends, or once closing and nothing more can be sent.
+func (p *Publisher) run(ctx context.Context) {
+	defer close(p.done)
+	for {
+		m, ok, closing := p.next()
+		if ok {
+			p.publish(ctx, m)
+			continue
+		}
+		if closing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+	}
+}
+
+// next returns the next message to send: after a (re)connect the status and
+// every known state first, then the queue. Nothing is taken while
+// disconnected, so the queue (not paho) holds what waits.
+func (p *Publisher) next() (m message, ok, closing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.connected.Load() {
+		return message{}, false, p.closed
+	}
+	if p.republish {
+		p.republish = false
+		p.pending = p.pending[:0]
+		p.pending = append(p.pending, message{topic: StatusTopic(p.cfg.Host), payload: []byte(StatusOnline), retained: true})
+		topics := make([]string, 0, len(p.states))
+		for t := range p.states {
+			topics = append(topics, t)
+		}
+		sort.Strings(topics)
+		for _, t := range topics {
+			p.pending = append(p.pending, message{topic: t, payload: p.states[t], retained: true})
+		}
+	}
+	if len(p.pending) > 0 {
+		m = p.pending[0]
+		p.pending = p.pending[1:]
+		return m, true, p.closed
+	}
+	m, ok = p.queue.pop()
+	return m, ok, p.closed
+}
+
+func (p *Publisher) publish(ctx context.Context, m message) {
+	t := p.client.Publish(m.topic, 1, m.retained, m.payload)
+	timer := time.NewTimer(p.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			p.log.Warn("mqtt publish failed", "topic", m.topic, "err", err)
+		}
+	case <-timer.C:
+		// The state is republished after the next reconnect anyway.
+		p.log.Warn("mqtt publish not acknowledged", "topic", m.topic, "timeout", p.cfg.PublishTimeout)
+	case <-ctx.Done():
+	}
+}
+
+// parseBrokerURL checks a broker URL; its errors never contain a password.
+func parseBrokerURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error quotes the input: report only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("broker url: %w", err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("broker url %s: scheme must be tcp, ssl or ws (or mqtt, mqtts, tls, wss)", RedactURL(u))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("broker url %s: no host", RedactURL(u))
+	}
+	return u, nil
+}
+
+// RedactURL returns u without its user information, for logs and errors.
+func RedactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
