@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/plugs-dev/plugs/reconcile"
+)
+
+var _ backend = (*daemon)(nil)
+
+// status is GET /v1/status.
+func (d *daemon) status() Status {
+	d.smu.Lock()
+	ds := DaemonStatus{
+		PID:            os.Getpid(),
+		Started:        d.started,
+		ConfigFile:     d.file,
+		Mode:           d.mode,
+		Repo:           redactURL(d.opts.Repo),
+		ConfigRevision: d.revision,
+		BrokerURL:      redactURL(d.broker.info.URL),
+		MetricsAddr:    d.metricsAddr,
+	}
+	if d.last != nil {
+		l := *d.last
+		ds.LastReconcile = &l
+	}
+	d.smu.Unlock()
+	ds.BrokerConnected = d.broker.pub.Connected()
+	return Status{Daemon: ds, Instances: instanceStatuses(d.runner.Observe())}
+}
+
+func instanceStatuses(obs []reconcile.InstanceStatus) []InstanceStatus {
+	out := make([]InstanceStatus, 0, len(obs))
+	for _, o := range obs {
+		s := InstanceStatus{
+			Plug: o.ID.Plug, Instance: o.ID.Instance, State: string(o.State), PID: o.PID,
+			StartedAt: o.StartedAt, Restarts: o.Restarts, Version: o.Spec.Version,
+			Revision: o.Spec.Revision, Reason: o.Reason,
+		}
+		if o.LastExit != nil {
+			s.LastExit = &Exit{Code: o.LastExit.Code, Signal: o.LastExit.Signal, At: o.LastExit.At}
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b InstanceStatus) int {
+		if c := strings.Compare(a.Plug, b.Plug); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance, b.Instance)
+	})
+	return out
+}
+
+// plan is POST /v1/plan: the plan of the daemon's configuration (or of
+// another file) against what runs, without applying it.
+func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	file, vars := d.file, d.opts.Vars
+	if req.File != "" {
+		if d.mode != ModeFile {
+			return nil, &Error{Kind: KindInput, Message: fmt.Sprintf("the daemon runs a %s; plan without -f", d.mode)}
+		}
+		abs, err := filepath.Abs(req.File)
+		if err != nil {
+			return nil, err
+		}
+		file, vars = abs, req.Vars
+	}
+	if d.mode == ModeGitOps {
+		if _, err := d.pollRepo(ctx); err != nil {
+			return nil, &Error{Kind: KindEnv, Message: err.Error()}
+		}
+	}
+	ld, err := d.loader.load(ctx, file, vars)
+	if err != nil {
+		return nil, err
+	}
+	p := planReport(reconcile.NewPlan(ld.desired, d.runner.Observe()))
+	p.Revision = ld.contentHash
+	return p, nil
+}
+
+// apply is POST /v1/apply: poll (GitOps) and reconcile now.
+func (d *daemon) apply(ctx context.Context) (*ApplyReport, error) {
+	return d.reconcile(ctx, "plugs apply", true)
+}
+
+// restart is POST /v1/restart.
+func (d *daemon) restart(ctx context.Context, req RestartRequest) (*RestartReport, error) {
+	var ids []reconcile.InstanceID
+	for _, o := range d.runner.Observe() {
+		if o.ID.Plug == req.Plug && (req.Instance == "" || o.ID.Instance == req.Instance) {
+			ids = append(ids, o.ID)
+		}
+	}
+	if len(ids) == 0 {
+		name := req.Plug
+		if req.Instance != "" {
+			name += "/" + req.Instance
+		}
+		return nil, &Error{Kind: KindInput, Message: fmt.Sprintf("no running instance %s", name)}
+	}
+	rep := &RestartReport{}
+	for _, id := range ids {
+		if err := d.runner.Restart(ctx, id); err != nil {
+			return rep, fmt.Errorf("restart %s: %w", id, err)
+		}
+		rep.Restarted = append(rep.Restarted, id.String())
+	}
+	return rep, nil
+}
+
+// logPath is GET /v1/logs: the log of a plug's instance; with no instance,
+// of its only (or first) one.
+func (d *daemon) logPath(plug, instance string) (string, error) {
+	return ResolveLogPath(d.opts.StateDir, plug, instance)
+}
+
+// ResolveLogPath finds the log of plug/instance in stateDir; an empty
+// instance means the plug's only instance, or "default".
+func ResolveLogPath(stateDir, plug, instance string) (string, error) {
+	if plug == "" || strings.ContainsAny(plug+instance, `/\`) || plug == ".." || instance == ".." {
+		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
+	}
+	if instance == "" {
+		dirs, _ := filepath.Glob(filepath.Join(stateDir, "instances", plug, "*", "output.log"))
+		switch len(dirs) {
+		case 0:
+			return "", &Error{Kind: KindInput, Message: fmt.Sprintf("no log for plug %s in %s", plug, stateDir)}
+		case 1:
+			return dirs[0], nil
+		}
+		var names []string
+		for _, p := range dirs {
+			names = append(names, filepath.Base(filepath.Dir(p)))
+		}
+		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has several instances (%s): name one as %s/INSTANCE", plug, strings.Join(names, ", "), plug)}
+	}
+	return LogPath(stateDir, plug, instance), nil
+}
+
+// planReport keeps the changes of p that do something.
+func planReport(p *reconcile.Plan) *PlanReport {
+	r := &PlanReport{Changes: []Change{}}
+	for _, c := range p.Changes {
+		if c.Action == reconcile.NoOp {
+			continue
+		}
+		ch := Change{Plug: c.ID.Plug, Instance: c.ID.Instance, Action: c.Action.String()}
+		var reasons []string
+		for _, why := range c.Reasons {
+			reasons = append(reasons, why.String())
+		}
+		ch.Reason = strings.Join(reasons, ", ")
+		for _, l := range c.ConfigDiff {
+			ch.Diff = append(ch.Diff, l.String())
+		}
+		switch c.Action {
+		case reconcile.Create:
+			r.Start++
+		case reconcile.Replace:
+			r.Replace++
+		case reconcile.Delete:
+			r.Stop++
+		case reconcile.Update:
+			r.Update++
+		}
+		r.Changes = append(r.Changes, ch)
+	}
+	return r
+}
+
+// applyReport joins a plan and what applying it did.
+func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *ApplyReport {
+	rep := &ApplyReport{Plan: *planReport(p)}
+	failed := map[string]string{}
+	for _, o := range res.Outcomes {
+		if o.Err != nil {
+			failed[o.ID.String()] = o.Err.Error()
+			rep.Failed++
+			continue
+		}
+		if o.Skipped {
+			continue
+		}
+		switch o.Action {
+		case reconcile.Create:
+			rep.Started++
+		case reconcile.Replace:
+			rep.Replaced++
+		case reconcile.Delete:
+			rep.Stopped++
+		case reconcile.Update:
+			rep.Updated++
+		}
+	}
+	for i := range rep.Plan.Changes {
+		c := &rep.Plan.Changes[i]
+		c.Error = failed[c.Plug+"/"+c.Instance]
+	}
+	return rep
+}
