@@ -29,11 +29,11 @@ func callIndex(calls []reconciletest.Call) map[string]int {
 
 func TestApplyOrdersByDependsOn(t *testing.T) {
 	desired := []reconcile.InstanceSpec{
-		spec("alerts", "default", "heart"),
-		spec("heart", "p17", "bridge"),
-		spec("heart", "p22", "bridge"),
-		spec("bridge", "default"),
-		spec("other", "default"),
+		testSpec("alerts", "default", "heart"),
+		testSpec("heart", "p17", "bridge"),
+		testSpec("heart", "p22", "bridge"),
+		testSpec("bridge", "default"),
+		testSpec("other", "default"),
 	}
 	ex := reconciletest.NewFakeExecutor()
 	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan(desired, nil), reconcile.ApplyOptions{Parallelism: 4})
@@ -85,7 +85,7 @@ func TestApplyParallelismBound(t *testing.T) {
 		}
 		var desired []reconcile.InstanceSpec
 		for i := range n {
-			desired = append(desired, spec("p", string(rune('a'+i))))
+			desired = append(desired, testSpec("p", string(rune('a'+i))))
 		}
 		done := make(chan *reconcile.ApplyResult)
 		go func() {
@@ -112,7 +112,7 @@ func TestApplyParallelismBound(t *testing.T) {
 }
 
 func TestApplyRollsBackFailedReplace(t *testing.T) {
-	old := spec("a", "default")
+	old := testSpec("a", "default")
 	next := reconciletest.Spec("/srv", "a", "default", "2")
 	ex := reconciletest.NewFakeExecutor(running(old))
 	ex.BeforeStart = func(ctx context.Context, s reconcile.InstanceSpec) error {
@@ -149,7 +149,7 @@ func TestApplyRollsBackFailedReplace(t *testing.T) {
 }
 
 func TestApplyFailedStopKeepsOldRunning(t *testing.T) {
-	old := spec("a", "default")
+	old := testSpec("a", "default")
 	ex := reconciletest.NewFakeExecutor(running(old))
 	ex.BeforeStop = func(context.Context, reconcile.InstanceID) error { return errors.New("stuck") }
 	next := reconciletest.Spec("/srv", "a", "default", "2")
@@ -166,10 +166,10 @@ func TestApplyFailedStopKeepsOldRunning(t *testing.T) {
 
 func TestApplyOneFailureDoesNotBlockOthers(t *testing.T) {
 	desired := []reconcile.InstanceSpec{
-		spec("a", "default"),
-		spec("broken", "default"),
-		spec("c", "default"),
-		spec("needs-broken", "default", "broken"),
+		testSpec("a", "default"),
+		testSpec("broken", "default"),
+		testSpec("c", "default"),
+		testSpec("needs-broken", "default", "broken"),
 	}
 	ex := reconciletest.NewFakeExecutor()
 	ex.BeforeStart = func(ctx context.Context, s reconcile.InstanceSpec) error {
@@ -201,7 +201,7 @@ func TestApplyOneFailureDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestApplySkipsUpdateWithoutUpdater(t *testing.T) {
-	a := spec("a", "default")
+	a := testSpec("a", "default")
 	b := a
 	b.StopTimeout *= 2
 	ex := struct{ reconcile.Executor }{reconciletest.NewFakeExecutor(running(a))}
@@ -215,7 +215,7 @@ func TestApplyCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	ex := reconciletest.NewFakeExecutor()
-	res := reconcile.Apply(ctx, ex, reconcile.NewPlan([]reconcile.InstanceSpec{spec("a", "default"), spec("b", "default")}, nil), reconcile.ApplyOptions{})
+	res := reconcile.Apply(ctx, ex, reconcile.NewPlan([]reconcile.InstanceSpec{testSpec("a", "default"), testSpec("b", "default")}, nil), reconcile.ApplyOptions{})
 	if !errors.Is(res.Err(), context.Canceled) || len(ex.Calls()) != 0 {
 		t.Errorf("Err() = %v with calls %v; want canceled and no calls", res.Err(), ex.Calls())
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
-// spec is a test spec of plug/instance at version 1 in /srv.
-func spec(plug, instance string, dependsOn ...string) reconcile.InstanceSpec {
+// testSpec is a test spec of plug/instance at version 1 in /srv.
+func testSpec(plug, instance string, dependsOn ...string) reconcile.InstanceSpec {
 	return reconciletest.Spec("/srv", plug, instance, "1", dependsOn...)
 }
 
@@ -54,9 +54,9 @@ func summarize(p *reconcile.Plan) []summary {
 }
 
 func TestPlanReasons(t *testing.T) {
-	a := spec("a", "default")
+	a := testSpec("a", "default")
 	mod := func(f func(s *reconcile.InstanceSpec)) reconcile.InstanceSpec {
-		s := spec("a", "default")
+		s := testSpec("a", "default")
 		s.Env = map[string]string{"PLUGS_TEST": "1"}
 		f(&s)
 		return s
@@ -86,8 +86,8 @@ func TestPlanReasons(t *testing.T) {
 			want:     oneChange(" ")},
 		{name: "plug removed", observed: []reconcile.InstanceStatus{running(a)},
 			want: oneChange("-", reconcile.ReasonPlugRemoved)},
-		{name: "instance removed", desired: []reconcile.InstanceSpec{spec("a", "p1")},
-			observed: []reconcile.InstanceStatus{running(spec("a", "p1")), running(a)},
+		{name: "instance removed", desired: []reconcile.InstanceSpec{testSpec("a", "p1")},
+			observed: []reconcile.InstanceStatus{running(testSpec("a", "p1")), running(a)},
 			want: []summary{
 				{ID: "a/default", Action: "-", Reasons: []reconcile.Reason{reconcile.ReasonInstanceRemoved}},
 				{ID: "a/p1", Action: " "},
@@ -130,7 +130,7 @@ func TestPlanReasons(t *testing.T) {
 			observed: []reconcile.InstanceStatus{running(a)},
 			want:     oneChange("-/+", reconcile.ReasonRevisionChanged, reconcile.ReasonEnvChanged, reconcile.ReasonStopChanged)},
 		{name: "order follows depends_on, then names",
-			desired: []reconcile.InstanceSpec{spec("z", "default"), spec("b", "x", "c"), spec("b", "a", "c"), spec("c", "default", "z"), spec("a", "default")},
+			desired: []reconcile.InstanceSpec{testSpec("z", "default"), testSpec("b", "x", "c"), testSpec("b", "a", "c"), testSpec("c", "default", "z"), testSpec("a", "default")},
 			want: []summary{
 				{ID: "a/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 				{ID: "z/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
@@ -139,7 +139,7 @@ func TestPlanReasons(t *testing.T) {
 				{ID: "b/x", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 			}},
 		{name: "a cycle still gives a deterministic order",
-			desired: []reconcile.InstanceSpec{spec("b", "default", "a"), spec("a", "default", "b"), spec("c", "default")},
+			desired: []reconcile.InstanceSpec{testSpec("b", "default", "a"), testSpec("a", "default", "b"), testSpec("c", "default")},
 			want: []summary{
 				{ID: "c/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 				{ID: "a/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
@@ -164,7 +164,7 @@ func TestPlanReasons(t *testing.T) {
 }
 
 func TestPlanSummaryAndStrings(t *testing.T) {
-	a, b, c, d := spec("a", "default"), spec("b", "default"), spec("c", "default"), spec("d", "default")
+	a, b, c, d := testSpec("a", "default"), testSpec("b", "default"), testSpec("c", "default"), testSpec("d", "default")
 	b2 := b
 	b2.Revision = "r2"
 	d2 := d

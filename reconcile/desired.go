@@ -1,0 +1,276 @@
+package reconcile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/spec"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Sensitive is what secret values are replaced with in Redacted configs,
+// plans and logs.
+const Sensitive = "(sensitive)"
+
+// Plugin is a plug's runnable plugin tree, as the caller (fetch) resolved it.
+type Plugin struct {
+	Dir      string // the runnable tree: the plugin root, fetched and built
+	Source   string
+	Version  string // the resolved tag or branch; "" for local sources
+	Revision string
+	// Manifest is the plug's inline plugin {} block or the tree's manifest.
+	Manifest *spec.Manifest
+}
+
+// BrokerInfo is the MQTT broker every instance is told about in its config.
+type BrokerInfo struct {
+	URL      string
+	Host     string
+	Port     int
+	Username string
+	// Password is a secret: it appears in Config only, never in Redacted.
+	Password string
+}
+
+// plugsNamespace is the UUID namespace of instances whose manifest has no uuid.
+var plugsNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/plugs-dev/plugs"))
+
+// Desired renders the desired instances of d: one InstanceSpec per instance of
+// every enabled plug, in declaration order. A plug that plugins does not hold
+// (not fetched, or not built) or whose params are wrong is reported as a
+// diagnostic and left out; the caller decides whether to apply the rest.
+func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) ([]InstanceSpec, hcl.Diagnostics) {
+	var (
+		out   []InstanceSpec
+		diags hcl.Diagnostics
+	)
+	for _, plug := range d.Plugs {
+		if !plug.Enabled {
+			continue
+		}
+		plugin, ok := plugins[plug.Name]
+		if !ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Plugin not available",
+				Detail:   fmt.Sprintf("The plugin of plug %q is not fetched or not built; run plugs fetch (or plugs build) first.", plug.Name),
+				Subject:  plug.DeclRange.Ptr(),
+			})
+			continue
+		}
+		m := plugin.Manifest
+		if m == nil {
+			m = plug.Plugin
+		}
+		if m == nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing plugin manifest",
+				Detail:   fmt.Sprintf("Plug %q has no plugin {} block and its plugin tree has no plugin.hcl or plugin.json.", plug.Name),
+				Subject:  plug.DeclRange.Ptr(),
+			})
+			continue
+		}
+		if len(m.Command) == 0 {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Plugin has no command",
+				Detail:   fmt.Sprintf("The manifest of plug %q declares no command to run; add command = [...] to it.", plug.Name),
+				Subject:  plug.DeclRange.Ptr(),
+			})
+			continue
+		}
+		secrets := spec.SecretParams(m)
+		seen := make(map[string]bool) // a plug-level mistake is reported once, not per instance
+		for _, inst := range plug.Instances {
+			params, pdiags := spec.InstanceParams(plug, inst, m)
+			for _, diag := range pdiags {
+				key := diag.Summary + "\x00" + diag.Detail
+				if diag.Subject != nil {
+					key += "\x00" + diag.Subject.String()
+				}
+				if !seen[key] {
+					seen[key] = true
+					diags = append(diags, diag)
+				}
+			}
+			if pdiags.HasErrors() {
+				continue
+			}
+			is, err := renderInstance(d.Host, plug, inst, plugin, m, params, secrets, broker)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Cannot render instance config",
+					Detail:   fmt.Sprintf("Instance %s/%s: %s.", plug.Name, inst.Name, err),
+					Subject:  inst.DeclRange.Ptr(),
+				})
+				continue
+			}
+			out = append(out, is)
+		}
+	}
+	return out, diags
+}
+
+// renderInstance builds the InstanceSpec of one instance, with its config.json.
+func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Plugin, m *spec.Manifest,
+	params map[string]cty.Value, secrets map[string]bool, broker BrokerInfo) (InstanceSpec, error) {
+	id := InstanceID{Plug: plug.Name, Instance: inst.Name}
+	version := plugin.Version
+	if version == "" {
+		version = m.Version
+	}
+	doc := configDoc{
+		UUID:        instanceUUID(host, id, m.UUID),
+		Plug:        id.Plug,
+		Instance:    id.Instance,
+		Version:     version,
+		Revision:    plugin.Revision,
+		Description: m.Description,
+		Broker: configBroker{
+			URL: broker.URL, Host: broker.Host, Port: broker.Port,
+			Username: broker.Username, Password: broker.Password,
+		},
+		Topics: configTopics{
+			Data:  TopicPrefix(host, id) + "/data",
+			State: TopicPrefix(host, id) + "/state",
+		},
+		Params: make(map[string]json.RawMessage, len(params)),
+	}
+	redactedParams := make(map[string]json.RawMessage, len(params))
+	sensitive, _ := json.Marshal(Sensitive)
+	for name, v := range params {
+		raw, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			// Never include the value: it may be a secret.
+			return InstanceSpec{}, fmt.Errorf("param %s: %w", name, err)
+		}
+		doc.Params[name] = raw
+		redactedParams[name] = raw
+		if secrets[name] {
+			redactedParams[name] = sensitive
+		}
+	}
+	config, err := marshalConfig(doc)
+	if err != nil {
+		return InstanceSpec{}, err
+	}
+	doc.Params = redactedParams
+	if doc.Broker.Password != "" {
+		doc.Broker.Password = Sensitive
+	}
+	redacted, err := marshalConfig(doc)
+	if err != nil {
+		return InstanceSpec{}, err
+	}
+	sum := sha256.Sum256(config)
+
+	stopTimeout := plug.StopTimeout
+	if stopTimeout <= 0 {
+		stopTimeout = spec.DefaultStopTimeout
+	}
+	return InstanceSpec{
+		ID:          id,
+		UUID:        doc.UUID,
+		Version:     version,
+		Revision:    plugin.Revision,
+		Source:      plugin.Source,
+		Dir:         plugin.Dir,
+		Command:     slices.Clone(m.Command),
+		Env:         maps.Clone(plug.Env),
+		Config:      config,
+		ConfigHash:  hex.EncodeToString(sum[:]),
+		Redacted:    redacted,
+		DependsOn:   slices.Clone(plug.DependsOn),
+		StopSignal:  m.StopSignal,
+		StopTimeout: stopTimeout,
+		Restart:     restartPolicy(plug.Restart),
+		User:        plug.User,
+		Group:       plug.Group,
+		Limits:      Limits(plug.Limits),
+	}, nil
+}
+
+// TopicPrefix is the MQTT topic prefix of an instance: plugs/<host>/<plug>/<instance>.
+func TopicPrefix(host string, id InstanceID) string {
+	return "plugs/" + host + "/" + id.Plug + "/" + id.Instance
+}
+
+// instanceUUID is a name-based (v5) UUID: of the instance name within the
+// manifest's uuid when it has one, else of host/plug/instance. Both are
+// stable across runs and hosts' restarts.
+func instanceUUID(host string, id InstanceID, manifestUUID string) string {
+	if manifestUUID != "" {
+		ns, err := uuid.Parse(manifestUUID)
+		if err != nil {
+			// Not a UUID: still derive a stable one from it.
+			ns = uuid.NewSHA1(plugsNamespace, []byte(manifestUUID))
+		}
+		return uuid.NewSHA1(ns, []byte(id.Instance)).String()
+	}
+	return uuid.NewSHA1(plugsNamespace, []byte(host+"/"+id.Plug+"/"+id.Instance)).String()
+}
+
+// restartPolicy converts a spec restart policy, filling unset durations with
+// the defaults.
+func restartPolicy(p spec.RestartPolicy) RestartPolicy {
+	def := spec.DefaultRestartPolicy
+	if p.InitialDelay <= 0 {
+		p.InitialDelay = def.InitialDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = def.MaxDelay
+	}
+	if p.ResetAfter <= 0 {
+		p.ResetAfter = def.ResetAfter
+	}
+	return RestartPolicy(p)
+}
+
+// configDoc is config.json. Field order is the order written; params are
+// written with sorted keys (encoding/json sorts maps).
+type configDoc struct {
+	UUID        string                     `json:"uuid"`
+	Plug        string                     `json:"plug"`
+	Instance    string                     `json:"instance"`
+	Version     string                     `json:"version"`
+	Revision    string                     `json:"revision"`
+	Description string                     `json:"description"`
+	Broker      configBroker               `json:"broker"`
+	Topics      configTopics               `json:"topics"`
+	Params      map[string]json.RawMessage `json:"params"`
+}
+
+type configBroker struct {
+	URL      string `json:"url"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type configTopics struct {
+	Data  string `json:"data"`
+	State string `json:"state"`
+}
+
+// marshalConfig writes doc as indented JSON with a final newline.
+func marshalConfig(doc configDoc) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
