@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"net/url"
 	"path/filepath"
@@ -312,8 +313,8 @@ func (dc *decoder) evalCount(attr *hcl.Attribute) (uint64, bool, hcl.Diagnostics
 		return 0, false, diags
 	}
 	bf := v.AsBigFloat()
-	n, acc := bf.Uint64()
-	if bf.Sign() < 0 || acc != big.Exact {
+	n, _ := bf.Uint64()
+	if bf.Sign() < 0 || !bf.IsInt() || bf.Cmp(new(big.Float).SetUint64(math.MaxUint64)) > 0 {
 		return 0, false, append(diags, errorf(attr.Expr.Range(), "Invalid number",
 			"The argument %q must be a whole number, zero or more.", attr.Name))
 	}

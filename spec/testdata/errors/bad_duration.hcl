@@ -1,0 +1,16 @@
+plug "a" {
+  source       = "git::https://example.org/a.git"
+  stop_timeout = "10 seconds" # ERROR: Invalid duration
+  restart {
+    initial_delay = "fast" # ERROR: Invalid duration
+    max_delay     = "-1s" # ERROR: Invalid duration
+    max_restarts  = 1.5 # ERROR: Invalid number
+  }
+}
+plug "b" {
+  source = "git::https://example.org/b.git"
+  restart { # ERROR: Invalid restart policy
+    initial_delay = "2m"
+    max_delay     = "1m"
+  }
+}

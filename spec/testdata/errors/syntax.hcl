@@ -1,0 +1,3 @@
+plug "a" {
+  source = "./x" "y" # ERROR: Missing newline after argument
+}
