@@ -20,10 +20,11 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/plugs-dev/plugs/internal/mqtttest"
+	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
@@ -195,7 +196,8 @@ func TestOMHValidatorRejectsWrongBody(t *testing.T) {
 
 // The end-to-end tests below run each example plugin as plugs would: from a
 // copy of its tree, built by its manifest's build command, with a rendered
-// config.json in $PLUGS_CONFIG, against a real Mosquitto broker on 127.0.0.1.
+// config.json in $PLUGS_CONFIG, against a real Mosquitto broker on 127.0.0.1
+// and against plugs's embedded broker.
 
 const testHost = "test-host"
 
@@ -207,19 +209,53 @@ type pluginRun struct {
 	secrets        []string       // values that must never be printed or published
 }
 
-// runPluginEndToEnd runs the plugin in dir (already built) with argv, collects
-// n data points from its data topic, validates each, stops it with SIGTERM
-// and checks that it exited 0 without printing a secret.
+// runPluginEndToEnd runs the plugin in dir (already built) with argv on each
+// broker in turn: it collects n data points from the plugin's data topic,
+// validates each, stops the plugin with SIGTERM and checks that it exited 0
+// without printing or publishing a secret.
 func runPluginEndToEnd(t *testing.T, dir string, argv []string, r pluginRun, n int) {
 	t.Helper()
-	b := startMosquitto(t)
+	for _, broker := range []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"mosquitto", func(t *testing.T) string {
+			url, _, _ := mqtttest.Mosquitto(t)
+			return url
+		}},
+		{"embedded", func(t *testing.T) string {
+			b, err := mqtt.StartEmbedded("127.0.0.1:0", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b.URL()
+		}},
+	} {
+		t.Run(broker.name, func(t *testing.T) {
+			runPluginOn(t, broker.start(t), dir, argv, r, n)
+		})
+	}
+}
+
+// runPluginOn is runPluginEndToEnd against the broker at url.
+func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n int) {
+	t.Helper()
+	host, portText, err := net.SplitHostPort(strings.TrimPrefix(url, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatal(err)
+	}
 	password := "pw-" + randomHex(t)
 	r.secrets = append(r.secrets, password)
 	topics := map[string]string{
 		"data":  fmt.Sprintf("plugs/%s/%s/%s/data", testHost, r.plug, r.instance),
 		"state": fmt.Sprintf("plugs/%s/%s/%s/state", testHost, r.plug, r.instance),
 	}
-	msgs := subscribe(t, b, "plugs/#")
+	msgs := mqtttest.Subscribe(t, url, "plugs/#")
 	config := writeConfig(t, map[string]any{
 		"uuid":        "3f9a1c52-8e4b-4d7a-9c61-0b2e5f7d8a" + randomHex(t)[:2],
 		"plug":        r.plug,
@@ -228,7 +264,7 @@ func runPluginEndToEnd(t *testing.T, dir string, argv []string, r pluginRun, n i
 		"revision":    "0000000000000000000000000000000000000000",
 		"description": "end-to-end test of " + r.plug,
 		"broker": map[string]any{
-			"url": b.url, "host": b.host, "port": b.port,
+			"url": url, "host": host, "port": port,
 			// Mosquitto allows anonymous clients here and ignores the
 			// credentials, but the plugin must still carry them, unprinted.
 			"username": "plugs", "password": password,
@@ -243,15 +279,15 @@ func runPluginEndToEnd(t *testing.T, dir string, argv []string, r pluginRun, n i
 		select {
 		case m := <-msgs:
 			for _, s := range r.secrets {
-				if bytes.Contains(m.payload, []byte(s)) {
-					t.Fatalf("a secret was published on %s", m.topic)
+				if bytes.Contains(m.Payload, []byte(s)) {
+					t.Fatalf("a secret was published on %s", m.Topic)
 				}
 			}
-			if m.topic != topics["data"] {
-				t.Fatalf("published on %s, want only %s", m.topic, topics["data"])
+			if m.Topic != topics["data"] {
+				t.Fatalf("published on %s, want only %s", m.Topic, topics["data"])
 			}
-			if err := v.validateDataPoint(m.payload, r.exports); err != nil {
-				t.Fatalf("data point %d does not validate: %v\n%s", got+1, err, m.payload)
+			if err := v.validateDataPoint(m.Payload, r.exports); err != nil {
+				t.Fatalf("data point %d does not validate: %v\n%s", got+1, err, m.Payload)
 			}
 			got++
 		case <-p.exited:
@@ -534,95 +570,6 @@ func (p *pluginProcess) output(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// testBroker is a Mosquitto broker listening on 127.0.0.1.
-type testBroker struct {
-	host string
-	port int
-	url  string
-}
-
-// startMosquitto starts a real Mosquitto broker on a free loopback port and
-// stops it when the test ends.
-func startMosquitto(t *testing.T) testBroker {
-	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("mosquitto"); err != nil {
-			t.Skip("mosquitto is not installed (scripts/test-deps.sh installs it)")
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil,
-		"listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logBuf bytes.Buffer
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("mosquitto exited: %v\n%s", err, logBuf.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto does not listen on %s", addr)
-		}
-	}
-	return testBroker{host: "127.0.0.1", port: port, url: "tcp://" + addr}
-}
-
-type message struct {
-	topic   string
-	payload []byte
-}
-
-// subscribe connects a paho client to b and delivers every message on filter
-// (QoS 1) to the returned channel; it disconnects when the test ends.
-func subscribe(t *testing.T, b testBroker, filter string) <-chan message {
-	t.Helper()
-	msgs := make(chan message, 1000)
-	opts := mqtt.NewClientOptions().AddBroker(b.url).SetClientID("examples-test-" + randomHex(t)).
-		SetOrderMatters(false).SetAutoReconnect(false)
-	client := mqtt.NewClient(opts)
-	if tok := client.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect to %s: %v", b.url, tok.Error())
-	}
-	t.Cleanup(func() { client.Disconnect(250) })
-	tok := client.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
-		select {
-		case msgs <- message{topic: m.Topic(), payload: m.Payload()}:
-		default: // the test has what it needs; never block paho's loop
-		}
-	})
-	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe %s: %v", filter, tok.Error())
-	}
-	return msgs
 }
 
 // TestDemoDeployment checks that the root plugs.hcl and the manifests of the
