@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/google/uuid"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
@@ -39,9 +38,6 @@ type BrokerInfo struct {
 	// Password is a secret: it appears in Config only, never in Redacted.
 	Password string
 }
-
-// plugsNamespace is the UUID namespace of instances whose manifest has no uuid.
-var plugsNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/plugs-dev/plugs"))
 
 // Desired renders the desired instances of d: one InstanceSpec per instance of
 // every enabled plug, in declaration order. A plug that plugins does not hold
@@ -210,14 +206,14 @@ func TopicPrefix(host string, id InstanceID) string {
 // stable across runs and hosts' restarts.
 func instanceUUID(host string, id InstanceID, manifestUUID string) string {
 	if manifestUUID != "" {
-		ns, err := uuid.Parse(manifestUUID)
+		ns, err := parseUUID(manifestUUID)
 		if err != nil {
 			// Not a UUID: still derive a stable one from it.
-			ns = uuid.NewSHA1(plugsNamespace, []byte(manifestUUID))
+			ns = newSHA1UUID(plugsNamespace, manifestUUID)
 		}
-		return uuid.NewSHA1(ns, []byte(id.Instance)).String()
+		return newSHA1UUID(ns, id.Instance).String()
 	}
-	return uuid.NewSHA1(plugsNamespace, []byte(host+"/"+id.Plug+"/"+id.Instance)).String()
+	return newSHA1UUID(plugsNamespace, host+"/"+id.Plug+"/"+id.Instance).String()
 }
 
 // restartPolicy converts a spec restart policy, filling unset durations with
