@@ -324,29 +324,84 @@ func TestHeartRate(t *testing.T) {
 	}, 3)
 }
 
-func TestHeartRateBadConfig(t *testing.T) {
+// TestPluginsRejectBadConfig checks that each plugin refuses a bad config
+// with exit status 1 and a message naming every problem, and without
+// printing its secrets.
+func TestPluginsRejectBadConfig(t *testing.T) {
 	t.Parallel()
-	dir := buildPlugin(t, "heart-rate")
+	for _, tc := range []struct {
+		plug   string
+		needs  []string
+		params map[string]any
+		want   []string
+	}{
+		{"heart-rate", nil, map[string]any{"interval": "soon", "token": "tok-sensitive"},
+			[]string{"topics.data is empty", "param device_id is required", `param interval "soon" is not a positive duration`}},
+		{"mqtt-shell", []string{"python3", "mosquitto_pub"}, map[string]any{"interval": "soon"},
+			[]string{"topics.data is missing"}},
+		{"legacy-step-count", []string{"python3", "mosquitto_pub"}, map[string]any{"interval": "5s", "api_key": "tok-sensitive"},
+			[]string{"topics.data is missing"}},
+	} {
+		t.Run(tc.plug, func(t *testing.T) {
+			needCommands(t, tc.needs...)
+			dir := buildPlugin(t, tc.plug)
+			config := writeConfig(t, map[string]any{
+				"plug": tc.plug, "instance": "default",
+				"broker": map[string]any{"url": "tcp://127.0.0.1:1", "host": "127.0.0.1", "port": 1, "password": "pw-sensitive"},
+				"params": tc.params,
+			})
+			p := startPlugin(t, dir, manifestCommand(t, dir), config, tc.plug, "default")
+			err := p.wait()
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+				t.Fatalf("exit = %v, want exit status 1", err)
+			}
+			out := p.output(t)
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "sensitive") {
+				t.Errorf("a secret was printed:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestLegacyStepCountSetup runs the setup program of the legacy manifest
+// ("config cli command" + "config cli args"), as plugs setup would.
+func TestLegacyStepCountSetup(t *testing.T) {
+	t.Parallel()
+	needCommands(t, "python3", "mosquitto_pub")
+	dir := buildPlugin(t, "legacy-step-count")
+	var m struct {
+		Command string   `json:"config cli command"`
+		Args    []string `json:"config cli args"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "plugin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
 	config := writeConfig(t, map[string]any{
-		"plug": "heart-rate", "instance": "default",
-		"broker": map[string]any{"url": "tcp://127.0.0.1:1"},
-		"topics": map[string]any{"data": "plugs/h/heart-rate/default/data"},
-		"params": map[string]any{"interval": "soon", "token": "tok-sensitive"},
+		"plug": "legacy-step-count", "instance": "default",
+		"broker": map[string]any{"host": "127.0.0.1", "port": 1883, "password": "pw-sensitive"},
+		"topics": map[string]any{"data": "plugs/h/legacy-step-count/default/data"},
+		"params": map[string]any{"interval": "1m", "steps_per_minute": 80, "api_key": "key-sensitive"},
 	})
-	p := startPlugin(t, dir, manifestCommand(t, dir), config, "heart-rate", "default")
-	err := p.wait()
-	var exitErr *exec.ExitError
-	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
-		t.Fatalf("exit = %v, want exit status 1", err)
+	p := startPlugin(t, dir, append([]string{m.Command}, m.Args...), config, "legacy-step-count", "default")
+	if err := p.wait(); err != nil {
+		t.Fatalf("setup program: %v\n%s", err, p.output(t))
 	}
 	out := p.output(t)
-	for _, want := range []string{"param device_id is required", `param interval "soon" is not a positive duration`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
+	if !strings.Contains(out, "ok: publishing 80 steps/min every 60s to plugs/h/legacy-step-count/default/data") {
+		t.Errorf("unexpected setup output:\n%s", out)
 	}
-	if strings.Contains(out, "tok-sensitive") {
-		t.Errorf("the token was printed:\n%s", out)
+	if strings.Contains(out, "sensitive") {
+		t.Errorf("a secret was printed:\n%s", out)
 	}
 }
 

@@ -92,6 +92,9 @@ def write_options(cfg, optdir):
     lines = ["-h %s" % (broker.get("host") or "127.0.0.1"),
              "-p %s" % (broker.get("port") or 1883),
              "-i legacy-step-count-%s" % (cfg.get("uuid") or os.getpid())]
+    for key in ("host", "username", "password"):
+        if "\n" in str(broker.get(key) or ""):
+            raise ValueError("broker %s must not contain a newline" % key)
     if broker.get("username"):
         lines.append("-u %s" % broker["username"])
     if broker.get("password"):

@@ -47,6 +47,9 @@ def config(path, optdir):
         raise ValueError("interval must be positive")
     lines = ["-h %s" % host, "-p %s" % port,
              "-i mqtt-shell-%s" % (cfg.get("uuid") or os.getpid())]
+    for key in ("host", "username", "password"):
+        if "\n" in str(broker.get(key) or ""):
+            raise ValueError("broker %s must not contain a newline" % key)
     if broker.get("username"):
         lines.append("-u %s" % broker["username"])
     if broker.get("password"):
