@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plugs-dev/plugs/internal/promtest"
+	"github.com/plugs-dev/plugs/reconcile"
+)
+
+// liveSource is a Source over real processes, with one instance that keeps
+// crashing: its restart count grows at every scrape.
+type liveSource struct {
+	running  map[string]int // instance name of plug heart-rate → pid
+	crashing atomic.Int64
+}
+
+func (s *liveSource) Observe() []reconcile.InstanceStatus {
+	var out []reconcile.InstanceStatus
+	for name, pid := range s.running {
+		out = append(out, reconcile.InstanceStatus{
+			ID:    reconcile.InstanceID{Plug: "heart-rate", Instance: name},
+			State: reconcile.StateRunning, PID: pid, StartedAt: time.Now().Add(-time.Minute),
+		})
+	}
+	out = append(out, reconcile.InstanceStatus{
+		ID:    reconcile.InstanceID{Plug: "bridge", Instance: "default"},
+		State: reconcile.StateBackoff, Restarts: int(s.crashing.Add(1)),
+	})
+	return out
+}
+
+func (s *liveSource) Plugins() []PluginInfo {
+	return []PluginInfo{
+		{Plug: "heart-rate", Version: "1.2.0", Revision: "3f2c1a9e0b7d4c5a8e6f1b2d3c4a5e6f7a8b9c0d",
+			Source: "git::https://git.example.org/acme/heart-rate.git"},
+		{Plug: "bridge", Version: "", Revision: "9a8b", Source: "./plugins/bridge"},
+	}
+}
+
+// TestDashboardQueriesReturnData lets a real Prometheus scrape a metrics
+// server over real processes, then checks that every query of the Grafana
+// dashboard returns data.
+func TestDashboardQueriesReturnData(t *testing.T) {
+	promtest.Binary(t, "prometheus")
+	src := &liveSource{running: map[string]int{
+		"patient-17": startChild(t, "8", 0).Process.Pid,
+		"patient-22": startChild(t, "8", 0).Process.Pid,
+	}}
+	reg := NewRegistry()
+	m := New(reg, src)
+	m.ReconcileDone(300*time.Millisecond, nil)
+	m.ReconcileDone(time.Second, context.DeadlineExceeded)
+	m.ConfigReloaded(true, time.Now())
+	m.FetchDone("heart-rate", 2*time.Second)
+	m.FetchDone("bridge", time.Second)
+	m.SetDesired(3)
+	m.SetBrokerConnected(true)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, l, "", Handler(reg, nil), nil) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	prom := promtest.Start(t, []string{addr})
+	wctx, wcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer wcancel()
+	if err := prom.WaitForTarget(wctx, addr); err != nil {
+		t.Fatalf("%v\n%s", err, prom.Log())
+	}
+
+	queries, err := promtest.DashboardQueries(filepath.Join("..", "examples", "grafana", "plugs.json"),
+		map[string]string{"host": addr, "plug": ".*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queries) < 15 {
+		t.Fatalf("found %d dashboard queries, want every panel's (>= 15)", len(queries))
+	}
+	for _, q := range queries {
+		if _, err := prom.WaitForData(wctx, q.Expr); err != nil {
+			t.Errorf("panel %q %s: %v", q.Panel, q.RefID, err)
+		}
+	}
+
+	// The figures are the processes' own: 8 MiB held by each.
+	r, err := prom.Query(wctx, `plugs_instance_resident_memory_bytes{exported_instance="patient-17"}`)
+	if err != nil || len(r.Samples) != 1 || r.Samples[0].Value < 8<<20 {
+		t.Errorf("resident memory of patient-17 through Prometheus = %+v, %v; want one sample >= 8 MiB", r, err)
+	}
+}
+
+// TestAlertRules checks the example alerting rules and runs their unit tests.
+func TestAlertRules(t *testing.T) {
+	promtool := promtest.Binary(t, "promtool")
+	dir := filepath.Join("..", "examples", "prometheus")
+	for _, args := range [][]string{
+		{"check", "rules", "alerts.yml"},
+		{"test", "rules", "alerts_test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+}
