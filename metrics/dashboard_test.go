@@ -105,12 +105,14 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 }
 
-// TestAlertRules checks the example alerting rules and runs their unit tests.
+// TestAlertRules checks the example alerting rules and Prometheus
+// configuration, and runs the rules' unit tests.
 func TestAlertRules(t *testing.T) {
 	promtool := promtest.Binary(t, "promtool")
 	dir := filepath.Join("..", "examples", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "alerts.yml"},
+		{"check", "config", "prometheus.yml"},
 		{"test", "rules", "alerts_test.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
