@@ -1,0 +1,79 @@
+package runner
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/plugs-dev/plugs/reconcile"
+)
+
+// Default restart policy, as documented in DESIGN.md.
+const (
+	DefaultInitialDelay = time.Second
+	DefaultMaxDelay     = time.Minute
+	DefaultResetAfter   = 5 * time.Minute
+	// jitter is the relative spread applied to every delay: +/-10%.
+	jitter = 0.10
+)
+
+// Backoff decides when a crashed instance is started again: InitialDelay,
+// doubling per consecutive crash up to MaxDelay, with +/-10% jitter; a run
+// that lasted ResetAfter or longer forgets earlier crashes. MaxRestarts 0
+// never gives up.
+//
+// It is a decision object: time and randomness are arguments, so the
+// schedule is exact in tests. It is not safe for concurrent use; each
+// instance owns one.
+type Backoff struct {
+	Policy reconcile.RestartPolicy
+	// Attempt counts the crashes since the last stable run.
+	Attempt int
+}
+
+// NewBackoff returns a Backoff for p with defaults filled in.
+func NewBackoff(p reconcile.RestartPolicy) *Backoff {
+	if p.InitialDelay <= 0 {
+		p.InitialDelay = DefaultInitialDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = DefaultMaxDelay
+	}
+	if p.MaxDelay < p.InitialDelay {
+		p.MaxDelay = p.InitialDelay
+	}
+	if p.ResetAfter <= 0 {
+		p.ResetAfter = DefaultResetAfter
+	}
+	return &Backoff{Policy: p}
+}
+
+// Next records that the process started at startedAt ended with exit at
+// now, and returns how long to wait before starting it again and why. A
+// negative delay means give up. rnd returns a float in [0, 1); nil means
+// no jitter.
+func (b *Backoff) Next(now, startedAt time.Time, exit reconcile.Exit, rnd func() float64) (time.Duration, string) {
+	if now.Sub(startedAt) >= b.Policy.ResetAfter {
+		b.Attempt = 0
+	}
+	b.Attempt++
+	how := describeExit(exit)
+	if b.Policy.MaxRestarts > 0 && b.Attempt > b.Policy.MaxRestarts {
+		return -1, fmt.Sprintf("%s; gave up after %d restarts", how, b.Policy.MaxRestarts)
+	}
+	d := b.Policy.InitialDelay
+	for i := 1; i < b.Attempt && d < b.Policy.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, b.Policy.MaxDelay)
+	if rnd != nil {
+		d += time.Duration(float64(d) * jitter * (2*rnd() - 1))
+	}
+	return d, fmt.Sprintf("%s; restart %d in %s", how, b.Attempt, d)
+}
+
+func describeExit(e reconcile.Exit) string {
+	if e.Signal != "" {
+		return "killed by " + e.Signal
+	}
+	return fmt.Sprintf("exited with code %d", e.Code)
+}

@@ -1,0 +1,551 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/plugs-dev/plugs/reconcile"
+)
+
+// DefaultStopTimeout is the wait between the stop signal and SIGKILL when
+// the spec sets none.
+const DefaultStopTimeout = 10 * time.Second
+
+// outputGrace bounds how long output is still read after an instance's
+// process group is gone: only a process that left the group can hold the
+// pipe open that long, and it is not waited for.
+const outputGrace = 2 * time.Second
+
+// instance is one supervised instance. Its goroutine (run) owns the
+// process and is the only writer of its status and files.
+type instance struct {
+	r   *Runner
+	id  reconcile.InstanceID
+	dir string
+
+	ctl  chan ctlMsg
+	done chan struct{}
+
+	out   *rotatingFile
+	pumps sync.WaitGroup
+
+	// guarded by r.mu
+	status   reconcile.InstanceStatus
+	pidStart uint64
+}
+
+type ctlMsg struct {
+	ctx     context.Context
+	restart bool
+	reply   chan error // restart: the result of the new start
+}
+
+func newInstance(r *Runner, spec reconcile.InstanceSpec) *instance {
+	now := r.clock.Now()
+	return &instance{
+		r:    r,
+		id:   spec.ID,
+		dir:  InstanceDir(r.opts.StateDir, spec.ID),
+		ctl:  make(chan ctlMsg),
+		done: make(chan struct{}),
+		status: reconcile.InstanceStatus{
+			ID: spec.ID, Spec: spec, State: reconcile.StateStarting, Since: now,
+		},
+	}
+}
+
+// currentSpec is the spec the next process starts with; Update changes it.
+func (in *instance) currentSpec() reconcile.InstanceSpec {
+	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
+	return in.status.Spec
+}
+
+func (in *instance) state() reconcile.State {
+	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
+	return in.status.State
+}
+
+// control asks the instance goroutine to stop or restart. A restart
+// returns the result of the new start.
+func (in *instance) control(ctx context.Context, restart bool) error {
+	m := ctlMsg{ctx: ctx, restart: restart, reply: make(chan error, 1)}
+	select {
+	case in.ctl <- m:
+	case <-in.done:
+		return errors.New("instance stopped")
+	}
+	select {
+	case err := <-m.reply:
+		return err
+	case <-in.done:
+		return errors.New("instance stopped")
+	}
+}
+
+// run supervises the instance until it is stopped. first receives the
+// result of the first start.
+func (in *instance) run(first chan<- error) {
+	defer close(in.done)
+	log := in.r.log.With("plug", in.id.Plug, "instance", in.id.Instance)
+	backoff := NewBackoff(in.currentSpec().Restart)
+	reply := first
+	var msg *ctlMsg // a control message that interrupted the last process
+
+	err := in.prepare()
+	for {
+		var p *process
+		if err == nil {
+			p, err = in.spawn()
+		}
+		if err != nil {
+			log.Warn("instance failed", "err", err)
+			in.setState(func(s *reconcile.InstanceStatus) {
+				s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateFailed, err.Error(), 0, time.Time{}
+			})
+		}
+		if reply != nil {
+			reply <- err
+			reply = nil
+		}
+		if err != nil {
+			m := <-in.ctl
+			msg = &m
+		} else {
+			log.Info("instance started", "pid", p.pid)
+			select {
+			case exit := <-p.exited:
+				in.recordExit(exit)
+				backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
+				delay, reason := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
+				log.Warn("instance exited", "reason", reason)
+				msg = in.wait(delay, reason)
+			case m := <-in.ctl:
+				msg = &m
+				in.recordExit(in.stopProcess(m.ctx, p, m.restart))
+			}
+		}
+		if msg != nil && !msg.restart {
+			in.finish()
+			msg.reply <- nil
+			return
+		}
+		if msg != nil {
+			reply = msg.reply
+		}
+		msg = nil
+		in.setState(func(s *reconcile.InstanceStatus) { s.Restarts++ })
+		if err != nil {
+			err = in.prepare()
+		}
+	}
+}
+
+// wait holds an exited instance in backoff for delay (forever when
+// negative: failed) and returns the control message that ended the wait,
+// or nil when it is time to start again.
+func (in *instance) wait(delay time.Duration, reason string) *ctlMsg {
+	state := reconcile.StateBackoff
+	if delay < 0 {
+		state = reconcile.StateFailed
+	}
+	in.setState(func(s *reconcile.InstanceStatus) {
+		s.State, s.Reason, s.PID, s.StartedAt = state, reason, 0, time.Time{}
+	})
+	if delay < 0 {
+		m := <-in.ctl
+		return &m
+	}
+	wake := make(chan struct{}, 1)
+	t := in.r.clock.AfterFunc(delay, func() { wake <- struct{}{} })
+	select {
+	case <-wake:
+		return nil
+	case m := <-in.ctl:
+		t.Stop()
+		return &m
+	}
+}
+
+// finish marks the instance stopped and waits for its output to drain.
+func (in *instance) finish() {
+	in.setState(func(s *reconcile.InstanceStatus) {
+		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStopped, "stopped", 0, time.Time{}
+	})
+	in.pumps.Wait()
+	if in.out != nil {
+		in.out.Close()
+	}
+}
+
+func (in *instance) recordExit(e reconcile.Exit) {
+	in.setState(func(s *reconcile.InstanceStatus) { s.LastExit = &e })
+}
+
+// setState changes the status under the runner lock, then (outside it)
+// writes instance.json and notifies the observer. Only the instance
+// goroutine calls it, so the file follows the order of changes.
+func (in *instance) setState(change func(*reconcile.InstanceStatus)) {
+	in.r.mu.Lock()
+	before := in.status.State
+	change(&in.status)
+	if in.status.State != before {
+		in.status.Since = in.r.clock.Now()
+	}
+	if in.status.PID == 0 {
+		in.pidStart = 0
+	}
+	s, pidStart := in.status, in.pidStart
+	in.r.mu.Unlock()
+	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart)); err != nil {
+		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+	}
+	if in.r.notifier != nil {
+		in.r.notifier.post(s)
+	}
+}
+
+func instanceFile(s reconcile.InstanceStatus, pidStart uint64) *InstanceFile {
+	f := &InstanceFile{
+		UUID: s.Spec.UUID, Plug: s.ID.Plug, Instance: s.ID.Instance,
+		Version: s.Spec.Version, Revision: s.Spec.Revision,
+		PID: s.PID, PIDStartTime: pidStart,
+		State: string(s.State), Reason: s.Reason, Since: s.Since, StartedAt: s.StartedAt,
+		Restarts: s.Restarts, ConfigHash: s.Spec.ConfigHash,
+	}
+	if e := s.LastExit; e != nil {
+		f.LastExit = &ExitFile{Code: e.Code, Signal: e.Signal, At: e.At}
+	}
+	return f
+}
+
+// prepare makes the instance directory, config.json and output.log.
+func (in *instance) prepare() error {
+	if err := os.MkdirAll(in.dir, 0o700); err != nil {
+		return fmt.Errorf("instance directory: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600); err != nil {
+		return err
+	}
+	if in.out == nil {
+		out, err := openRotatingFile(filepath.Join(in.dir, "output.log"), in.r.opts.LogMaxSize, in.r.opts.LogBackups)
+		if err != nil {
+			return err
+		}
+		in.out = out
+	}
+	return nil
+}
+
+// process is one running process of an instance, the leader of its own
+// process group.
+type process struct {
+	pid       int
+	startedAt time.Time
+	exited    chan reconcile.Exit // receives once, after the process is reaped
+
+	mu     sync.Mutex
+	reaped bool
+}
+
+// signalGroup sends sig to the process group, unless the leader is already
+// reaped: its pid, and so the group id, may then belong to someone else.
+func (p *process) signalGroup(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		_ = unix.Kill(-p.pid, sig)
+	}
+}
+
+// spawn starts a process for the instance and the goroutines that wait for
+// it and copy its output.
+func (in *instance) spawn() (*process, error) {
+	in.setState(func(s *reconcile.InstanceStatus) {
+		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStarting, "", 0, time.Time{}
+	})
+	spec := in.currentSpec()
+	path, attr, err := in.procAttr(spec)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := in.r.spawnerFor(spec.Limits.NoNewPrivs)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	attr.Files = []*os.File{in.r.devNull, pw, pw}
+	proc, err := sp.spawn(path, spec.Command, attr)
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
+	}
+	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan reconcile.Exit, 1)}
+	in.pumps.Add(1)
+	go func() {
+		defer in.pumps.Done()
+		pumpOutput(pr, in.out, &in.r.bufs)
+	}()
+	go in.waitProcess(p, proc, pr)
+	if err := applyLimits(p.pid, spec.Limits); err != nil {
+		p.signalGroup(syscall.SIGKILL)
+		<-p.exited
+		return nil, err
+	}
+	st, _ := readProcStat(p.pid) // gone already: the waiter reports the exit
+	in.r.mu.Lock()
+	in.pidStart = st.StartTime
+	in.r.mu.Unlock()
+	in.setState(func(s *reconcile.InstanceStatus) {
+		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateRunning, "", p.pid, p.startedAt
+	})
+	return p, nil
+}
+
+// waitProcess waits for the process to exit without holding an OS thread
+// (a pidfd in the netpoller), kills what is left of its group while the
+// leader is a zombie (so the group id cannot have been reused), reaps it
+// and reports the exit.
+func (in *instance) waitProcess(p *process, proc *os.Process, pipe *os.File) {
+	if fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK); err == nil {
+		pidfd := os.NewFile(uintptr(fd), "pidfd")
+		if rc, err := pidfd.SyscallConn(); err == nil {
+			_ = rc.Read(func(fd uintptr) bool {
+				var info unix.Siginfo
+				err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+				return err != nil || info.Signo != 0
+			})
+			_ = unix.Kill(-p.pid, syscall.SIGKILL)
+		}
+		pidfd.Close()
+	}
+	p.mu.Lock()
+	p.reaped = true
+	p.mu.Unlock()
+	ps, err := proc.Wait()
+	// Writers left in other groups get outputGrace to finish.
+	_ = pipe.SetReadDeadline(time.Now().Add(outputGrace))
+	e := reconcile.Exit{Code: -1, At: in.r.clock.Now()}
+	if err == nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Signal = signalName(ws.Signal())
+		} else {
+			e.Code = ps.ExitCode()
+		}
+	}
+	p.exited <- e
+}
+
+// stopProcess stops p: stop signal, stop timeout (cut short by ctx), then
+// SIGKILL; it returns once p is reaped.
+func (in *instance) stopProcess(ctx context.Context, p *process, restart bool) reconcile.Exit {
+	reason := "stop requested"
+	if restart {
+		reason = "restart requested"
+	}
+	in.setState(func(s *reconcile.InstanceStatus) { s.State, s.Reason = reconcile.StateStopping, reason })
+	spec := in.currentSpec()
+	sig, err := parseSignal(spec.StopSignal)
+	if err != nil {
+		in.r.log.Warn("bad stop signal, using SIGTERM", "plug", in.id.Plug, "err", err)
+	}
+	timeout := spec.StopTimeout
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	p.signalGroup(sig)
+	expired := make(chan struct{})
+	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })
+	defer t.Stop()
+	select {
+	case e := <-p.exited:
+		return e
+	case <-expired:
+		in.r.log.Warn("stop timeout, killing", "plug", in.id.Plug, "instance", in.id.Instance, "pid", p.pid)
+	case <-ctx.Done():
+	}
+	p.signalGroup(syscall.SIGKILL)
+	return <-p.exited
+}
+
+// procAttr resolves the executable and the environment of the instance.
+func (in *instance) procAttr(spec reconcile.InstanceSpec) (string, *os.ProcAttr, error) {
+	if len(spec.Command) == 0 {
+		return "", nil, errors.New("no command")
+	}
+	fi, err := os.Stat(spec.Dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("working directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", nil, fmt.Errorf("working directory %s: not a directory", spec.Dir)
+	}
+	name := spec.Command[0]
+	var path string
+	if strings.Contains(name, "/") {
+		path = name
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(spec.Dir, path)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", nil, fmt.Errorf("executable: %w", err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", nil, fmt.Errorf("executable %s: not an executable file", path)
+		}
+	} else if path, err = exec.LookPath(name); err != nil {
+		return "", nil, fmt.Errorf("executable: %w", err)
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, spec.Env)
+	env["PLUGS_CONFIG"] = filepath.Join(in.dir, "config.json")
+	env["PLUGS_PLUG"] = in.id.Plug
+	env["PLUGS_INSTANCE"] = in.id.Instance
+	envv := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		envv = append(envv, k+"="+env[k])
+	}
+	sys := &syscall.SysProcAttr{}
+	if cred, err := credential(spec.User, spec.Group); err != nil {
+		return "", nil, err
+	} else if cred != nil {
+		sys.Credential = cred
+	}
+	return path, &os.ProcAttr{Dir: spec.Dir, Env: envv, Sys: sys}, nil
+}
+
+// credential resolves User and Group. Switching needs root; running as the
+// current user is always allowed.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if userName != "" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", userName, err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	if groupName != "" {
+		g, err := user.LookupGroup(groupName)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", groupName, err)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if uid == os.Getuid() && gid == os.Getgid() {
+		return nil, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("run as %s:%s: needs root", userName, groupName)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// applyLimits sets the rlimits of a just-started process. prlimit(2) on
+// the child right after the fork: a program sees them from its first
+// instructions only if it does not race the parent, which is acceptable
+// for the resource caps they are (see the package README).
+func applyLimits(pid int, l reconcile.Limits) error {
+	for _, lim := range []struct {
+		res  int
+		val  uint64
+		name string
+	}{
+		{unix.RLIMIT_NOFILE, l.NoFile, "open files"},
+		{unix.RLIMIT_AS, l.AddrSpace, "address space"},
+		{unix.RLIMIT_NPROC, l.NProc, "processes"},
+	} {
+		if lim.val == 0 {
+			continue
+		}
+		rl := unix.Rlimit{Cur: lim.val, Max: lim.val}
+		if err := unix.Prlimit(pid, lim.res, &rl, nil); err != nil {
+			return fmt.Errorf("limit %s: %w", lim.name, err)
+		}
+	}
+	return nil
+}
+
+func parseSignal(name string) (syscall.Signal, error) {
+	if name == "" {
+		return syscall.SIGTERM, nil
+	}
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if s := unix.SignalNum(n); s != 0 {
+		return s, nil
+	}
+	return syscall.SIGTERM, fmt.Errorf("unknown signal %q", name)
+}
+
+func signalName(s syscall.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// pumpOutput copies the pipe to the log until EOF, or until the read
+// deadline set after the process is reaped. It holds no buffer while the
+// child is quiet: it waits for readability, then borrows one.
+func pumpOutput(pipe *os.File, out *rotatingFile, bufs *sync.Pool) {
+	defer pipe.Close()
+	rc, err := pipe.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			bp, _ := bufs.Get().(*[]byte)
+			if bp == nil {
+				b := make([]byte, 32<<10)
+				bp = &b
+			}
+			defer bufs.Put(bp)
+			n, rerr = unix.Read(int(fd), *bp)
+			if rerr == unix.EAGAIN {
+				return false
+			}
+			if n > 0 {
+				_, _ = out.Write((*bp)[:n])
+			}
+			return true
+		})
+		if err != nil || (rerr != nil && rerr != unix.EINTR) || (n == 0 && rerr == nil) {
+			return
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package runner
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// procStat is what runner needs from /proc/<pid>/stat.
+type procStat struct {
+	State     byte
+	PGRP      int
+	StartTime uint64 // field 22: clock ticks after boot; with the pid, it identifies a process
+}
+
+// readProcStat reads /proc/<pid>/stat. The command name (field 2) may hold
+// spaces and parentheses, so fields are counted after its last ')'.
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 20 {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var st procStat
+	st.State = f[0][0]
+	if st.PGRP, err = strconv.Atoi(f[5-3]); err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat pgrp: %w", pid, err)
+	}
+	if st.StartTime, err = strconv.ParseUint(f[22-3], 10, 64); err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
+	}
+	return st, nil
+}
+
+// groupMembers lists the live processes of process group pgid.
+func groupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readProcStat(pid); err == nil && st.PGRP == pgid && st.State != 'Z' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

@@ -1,0 +1,348 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/plugs-dev/plugs/reconcile"
+)
+
+var (
+	_ reconcile.Executor = (*Runner)(nil)
+	_ reconcile.Updater  = (*Runner)(nil)
+)
+
+// Options configure a Runner.
+type Options struct {
+	// StateDir is the state directory; instance files live in
+	// StateDir/instances/<plug>/<instance>/.
+	StateDir string
+	// Logger receives lifecycle events; nil discards them.
+	Logger *slog.Logger
+	// Clock drives backoff and stop timeouts; nil is the wall clock.
+	Clock Clock
+	// Observer receives every status change, from a goroutine of its own:
+	// it may be slow, and then sees only the latest status of an instance.
+	Observer func(reconcile.InstanceStatus)
+	// LogMaxSize and LogBackups bound output.log: at most
+	// LogMaxSize*(LogBackups+1) bytes per instance. Zero means 10 MiB and 3.
+	LogMaxSize int64
+	LogBackups int
+	// Rand returns floats in [0,1) for backoff jitter; nil is math/rand/v2.
+	Rand func() float64
+}
+
+// Runner supervises instances: one goroutine per instance, event driven.
+// It implements reconcile.Executor.
+type Runner struct {
+	opts     Options
+	log      *slog.Logger
+	clock    Clock
+	devNull  *os.File
+	spawner  *spawner
+	notifier *notifier
+	bufs     sync.Pool // output read buffers, shared by all instances
+
+	nnpOnce    sync.Once
+	nnpSpawner *spawner
+	nnpErr     error
+
+	mu     sync.Mutex
+	insts  map[reconcile.InstanceID]*instance
+	closed bool
+}
+
+// New returns a Runner. It starts the spawner thread (see spawner) and, when
+// Options.Observer is set, the notifier goroutine; Close stops both.
+func New(opts Options) (*Runner, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("runner: no state directory")
+	}
+	abs, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	opts.StateDir = abs
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.LogMaxSize <= 0 {
+		opts.LogMaxSize = DefaultLogMaxSize
+	}
+	if opts.LogBackups <= 0 {
+		opts.LogBackups = DefaultLogBackups
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "instances"), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	sp, err := newSpawner(false)
+	if err != nil {
+		devNull.Close()
+		return nil, err
+	}
+	r := &Runner{
+		opts:    opts,
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		devNull: devNull,
+		spawner: sp,
+		insts:   map[reconcile.InstanceID]*instance{},
+	}
+	if opts.Observer != nil {
+		r.notifier = newNotifier(opts.Observer)
+	}
+	return r, nil
+}
+
+// InstanceDir is the directory of an instance's files.
+func InstanceDir(stateDir string, id reconcile.InstanceID) string {
+	return filepath.Join(stateDir, "instances", id.Plug, id.Instance)
+}
+
+// Start starts an instance and returns once its first process is spawned.
+// When it cannot be (missing executable, bad directory...) the instance
+// stays known as failed and the error says why. Starting an instance that
+// is already running is an error; starting a failed one replaces it.
+func (r *Runner) Start(ctx context.Context, spec reconcile.InstanceSpec) error {
+	if err := validID(spec.ID); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errors.New("runner closed")
+	}
+	old := r.insts[spec.ID]
+	r.mu.Unlock()
+	if old != nil {
+		if st := old.state(); st != reconcile.StateFailed {
+			return fmt.Errorf("start %s: already %s", spec.ID, st)
+		}
+		if err := r.Stop(ctx, spec.ID); err != nil {
+			return err
+		}
+	}
+	in := newInstance(r, spec)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errors.New("runner closed")
+	}
+	if r.insts[spec.ID] != nil {
+		r.mu.Unlock()
+		return fmt.Errorf("start %s: started concurrently", spec.ID)
+	}
+	r.insts[spec.ID] = in
+	r.mu.Unlock()
+	first := make(chan error, 1)
+	go in.run(first)
+	if err := <-first; err != nil {
+		return fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+func validID(id reconcile.InstanceID) error {
+	for _, s := range []string{id.Plug, id.Instance} {
+		if s == "" || s == "." || s == ".." || filepath.Base(s) != s {
+			return fmt.Errorf("invalid instance id %q", id.String())
+		}
+	}
+	return nil
+}
+
+// Stop stops an instance and forgets it: stop signal to its process group,
+// StopTimeout (cut short when ctx ends), then SIGKILL; it returns once the
+// process is reaped. Its files stay, marked stopped. Stopping an unknown
+// instance is a no-op.
+func (r *Runner) Stop(ctx context.Context, id reconcile.InstanceID) error {
+	r.mu.Lock()
+	in := r.insts[id]
+	r.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	in.control(ctx, false)
+	<-in.done
+	r.mu.Lock()
+	if r.insts[id] == in {
+		delete(r.insts, id)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Update applies spec to a known instance without restarting it: the
+// planner calls it only for changes the process does not see (stop signal
+// and timeout, restart policy, depends_on, metadata). The next process of
+// the instance, after a crash or Restart, runs with spec.
+func (r *Runner) Update(ctx context.Context, spec reconcile.InstanceSpec) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.insts[spec.ID]
+	if in == nil {
+		return fmt.Errorf("update %s: no such instance", spec.ID)
+	}
+	in.status.Spec = spec
+	return nil
+}
+
+// Restart stops an instance's process and starts a new one with the same
+// spec, without backoff. It returns once the new process is spawned.
+func (r *Runner) Restart(ctx context.Context, id reconcile.InstanceID) error {
+	r.mu.Lock()
+	in := r.insts[id]
+	r.mu.Unlock()
+	if in == nil {
+		return fmt.Errorf("restart %s: no such instance", id)
+	}
+	if err := in.control(ctx, true); err != nil {
+		return fmt.Errorf("restart %s: %w", id, err)
+	}
+	return nil
+}
+
+// Observe returns the status of every instance, sorted by id. It does no
+// I/O.
+func (r *Runner) Observe() []reconcile.InstanceStatus {
+	r.mu.Lock()
+	out := make([]reconcile.InstanceStatus, 0, len(r.insts))
+	for _, in := range r.insts {
+		out = append(out, in.status)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b reconcile.InstanceStatus) int {
+		if a.ID.Plug != b.ID.Plug {
+			return cmpString(a.ID.Plug, b.ID.Plug)
+		}
+		return cmpString(a.ID.Instance, b.ID.Instance)
+	})
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Close stops every instance in reverse dependency order: instances of
+// plugs nothing depends on first, each level in parallel. When ctx ends,
+// the remaining stop timeouts are cut short (SIGKILL). Then it stops the
+// runner's goroutines and its spawner thread.
+func (r *Runner) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	insts := make([]*instance, 0, len(r.insts))
+	for _, in := range r.insts {
+		insts = append(insts, in)
+	}
+	levels := stopLevels(insts)
+	r.mu.Unlock()
+
+	for _, level := range levels {
+		var wg sync.WaitGroup
+		for _, in := range level {
+			wg.Go(func() { _ = r.Stop(ctx, in.id) })
+		}
+		wg.Wait()
+	}
+	r.spawner.stop()
+	r.nnpOnce.Do(func() {}) // no new no_new_privs spawner after this
+	if r.nnpSpawner != nil {
+		r.nnpSpawner.stop()
+	}
+	if r.notifier != nil {
+		r.notifier.close()
+	}
+	return r.devNull.Close()
+}
+
+// stopLevels orders instances for shutdown: level 0 holds the instances of
+// plugs no other running plug depends on; level n+1 the plugs that level n
+// depends on. Dependency cycles (rejected by spec) end in the last level.
+func stopLevels(insts []*instance) [][]*instance {
+	dependents := map[string][]string{} // plug -> plugs that depend on it
+	plugs := map[string]bool{}
+	for _, in := range insts {
+		plugs[in.id.Plug] = true
+		for _, d := range in.status.Spec.DependsOn {
+			dependents[d] = append(dependents[d], in.id.Plug)
+		}
+	}
+	level := map[string]int{}
+	var depth func(p string, seen map[string]bool) int
+	depth = func(p string, seen map[string]bool) int {
+		if l, ok := level[p]; ok {
+			return l
+		}
+		if seen[p] {
+			return 0
+		}
+		seen[p] = true
+		l := 0
+		for _, q := range dependents[p] {
+			if plugs[q] {
+				l = max(l, depth(q, seen)+1)
+			}
+		}
+		level[p] = l
+		return l
+	}
+	var levels [][]*instance
+	for _, in := range insts {
+		l := depth(in.id.Plug, map[string]bool{})
+		for len(levels) <= l {
+			levels = append(levels, nil)
+		}
+		levels[l] = append(levels[l], in)
+	}
+	return levels
+}
+
+// spawnerFor returns the spawner for an instance: a separate thread with
+// no_new_privs set for instances that ask for it.
+func (r *Runner) spawnerFor(noNewPrivs bool) (*spawner, error) {
+	if !noNewPrivs {
+		return r.spawner, nil
+	}
+	r.nnpOnce.Do(func() {
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			r.nnpErr = errors.New("runner closed")
+			return
+		}
+		r.nnpSpawner, r.nnpErr = newSpawner(true)
+	})
+	if r.nnpSpawner == nil && r.nnpErr == nil {
+		return nil, errors.New("runner closed")
+	}
+	return r.nnpSpawner, r.nnpErr
+}

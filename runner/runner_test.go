@@ -1,0 +1,521 @@
+package runner
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/reconcile/reconciletest"
+)
+
+func TestConformance(t *testing.T) {
+	reconciletest.TestExecutor(t, func(t *testing.T) reconcile.Executor {
+		r, _ := newTestRunner(t, Options{})
+		return r
+	})
+}
+
+func running(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateRunning }
+
+func TestBackoffWithFakeClock(t *testing.T) {
+	clock := newFakeClock()
+	r, sts := newTestRunner(t, Options{Clock: clock, Rand: func() float64 { return 0.75 }})
+	s := fakeSpec("crash", "default", "usr1")
+	s.Restart = reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute, MaxRestarts: 4}
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	pid := sts.await(t, s.ID, "running", running).PID
+	started := 1
+	crash := func(wantDelay time.Duration, wantReason string) {
+		t.Helper()
+		awaitReady(t, r, s.ID, started)
+		if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		if d := <-clock.requested; d != wantDelay {
+			t.Fatalf("backoff delay = %v, want %v", d, wantDelay)
+		}
+		st := sts.await(t, s.ID, "in backoff", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateBackoff })
+		if st.Reason != wantReason || st.LastExit == nil || st.LastExit.Code != 1 {
+			t.Fatalf("backoff status = %q %+v, want %q after exit 1", st.Reason, st.LastExit, wantReason)
+		}
+		clock.Advance(wantDelay)
+		old := pid
+		pid = sts.await(t, s.ID, "running again", func(st reconcile.InstanceStatus) bool { return running(st) && st.PID != old }).PID
+		started++
+	}
+	crash(1050*time.Millisecond, "exited with code 1; restart 1 in 1.05s")
+	crash(2100*time.Millisecond, "exited with code 1; restart 2 in 2.1s")
+	crash(4200*time.Millisecond, "exited with code 1; restart 3 in 4.2s")
+	// A stable run resets the schedule.
+	clock.Advance(time.Minute)
+	crash(1050*time.Millisecond, "exited with code 1; restart 1 in 1.05s")
+	if got := r.Observe()[0].Restarts; got != 4 {
+		t.Errorf("restarts = %d, want 4", got)
+	}
+	crash(2100*time.Millisecond, "exited with code 1; restart 2 in 2.1s")
+	crash(4200*time.Millisecond, "exited with code 1; restart 3 in 4.2s")
+	crash(4200*time.Millisecond, "exited with code 1; restart 4 in 4.2s")
+
+	// The fifth crash in a row gives up.
+	awaitReady(t, r, s.ID, started)
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	st := sts.await(t, s.ID, "failed", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateFailed })
+	if st.Reason != "exited with code 1; gave up after 4 restarts" || st.PID != 0 {
+		t.Errorf("failed status = %q pid %d", st.Reason, st.PID)
+	}
+	f, err := ReadInstanceFile(filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "instance.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.State != "failed" || f.Restarts != 7 || f.LastExit == nil || f.LastExit.Code != 1 || f.PID != 0 {
+		t.Errorf("instance.json = %+v", f)
+	}
+}
+
+func TestRestartAfterSIGKILL(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	s := fakeSpec("k", "default", "sleep")
+	s.Restart.InitialDelay = time.Nanosecond
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	old := sts.await(t, s.ID, "running", running).PID
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st := sts.await(t, s.ID, "restarted", func(st reconcile.InstanceStatus) bool { return running(st) && st.PID != old })
+	if st.Restarts != 1 || st.LastExit == nil || st.LastExit.Signal != "SIGKILL" || st.LastExit.Code != -1 {
+		t.Errorf("after SIGKILL: restarts %d, last exit %+v", st.Restarts, st.LastExit)
+	}
+	if !gone(old) {
+		t.Errorf("old pid %d still alive", old)
+	}
+}
+
+func TestStopEscalatesAndKillsGrandchild(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	pidFile := filepath.Join(t.TempDir(), "gc.pid")
+	s := fakeSpec("gc", "default", "grandchild", pidFile)
+	s.StopTimeout = 200 * time.Millisecond
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	pid := sts.await(t, s.ID, "running", running).PID
+	var gcPID int
+	eventually(t, "grandchild started", func() bool {
+		b, err := os.ReadFile(pidFile)
+		gcPID, _ = strconv.Atoi(string(b))
+		return err == nil && gcPID > 0
+	})
+	if st, err := readProcStat(gcPID); err != nil || st.PGRP != pid {
+		t.Fatalf("grandchild %d: pgrp %d err %v, want group %d", gcPID, st.PGRP, err, pid)
+	}
+	if err := r.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Errorf("child %d alive after stop", pid)
+	}
+	// The grandchild is reparented; whoever reaps it, it is dead.
+	eventually(t, "grandchild gone", func() bool { return gone(gcPID) })
+	st := sts.await(t, s.ID, "stopped", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateStopped })
+	if st.LastExit == nil || st.LastExit.Signal != "SIGKILL" {
+		t.Errorf("last exit %+v, want SIGKILL after the ignored SIGTERM", st.LastExit)
+	}
+	f, err := ReadInstanceFile(filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "instance.json"))
+	if err != nil || f.State != "stopped" || f.PID != 0 || f.LastExit.Signal != "SIGKILL" {
+		t.Errorf("instance.json = %+v, %v", f, err)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	r, _ := newTestRunner(t, Options{})
+	missing := fakeSpec("m", "default", "sleep")
+	missing.Command = []string{"./no-such-plugin"}
+	err := r.Start(t.Context(), missing)
+	if err == nil || !strings.Contains(err.Error(), "no-such-plugin: no such file or directory") {
+		t.Errorf("missing executable: %v", err)
+	}
+	badDir := fakeSpec("d", "default", "sleep")
+	badDir.Dir = filepath.Join(t.TempDir(), "nope")
+	if err := r.Start(t.Context(), badDir); err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Errorf("bad working directory: %v", err)
+	}
+	notFound := fakeSpec("p", "default", "sleep")
+	notFound.Command = []string{"no-such-program-in-path"}
+	if err := r.Start(t.Context(), notFound); err == nil || !strings.Contains(err.Error(), "executable file not found") {
+		t.Errorf("not in PATH: %v", err)
+	}
+	obs := r.Observe()
+	if len(obs) != 3 {
+		t.Fatalf("observed %d instances, want 3 failed", len(obs))
+	}
+	for _, st := range obs {
+		if st.State != reconcile.StateFailed || st.Reason == "" || st.PID != 0 {
+			t.Errorf("%s: state %s reason %q", st.ID, st.State, st.Reason)
+		}
+	}
+	if err := r.Start(t.Context(), fakeSpec("x", "..", "sleep")); err == nil {
+		t.Error("instance name .. accepted")
+	}
+}
+
+func TestEnvConfigAndOutput(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	s := fakeSpec("env", "p17", "env")
+	s.Env["EXTRA"] = "yes"
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	sts.await(t, s.ID, "running", running)
+	dir := InstanceDir(r.opts.StateDir, s.ID)
+	fi, err := os.Stat(filepath.Join(dir, "config.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config.json: %v %v", fi, err)
+	}
+	var out string
+	eventually(t, "output captured", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "output.log"))
+		out = string(b)
+		return strings.Contains(out, "to stderr")
+	})
+	want := `plug=env instance=p17 extra=yes err=<nil> config={"plug":"env","instance":"p17","secret":"s3cret"}`
+	if !strings.Contains(out, want) {
+		t.Errorf("output.log = %q, want %q", out, want)
+	}
+	f, err := ReadInstanceFile(filepath.Join(dir, "instance.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := readProcStat(f.PID)
+	if f.State != "running" || f.UUID != "uuid-env" || f.ConfigHash != "hash-p17" || f.PIDStartTime != st.StartTime || f.StartedAt.IsZero() {
+		t.Errorf("instance.json = %+v", f)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "instance.json"))
+	if strings.Contains(string(b), "s3cret") {
+		t.Error("instance.json holds a secret")
+	}
+}
+
+func TestLimitsAndNoNewPrivs(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	s := fakeSpec("lim", "default", "sleep")
+	s.Limits = reconcile.Limits{NoFile: 123, NProc: 4567, NoNewPrivs: true}
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	pid := sts.await(t, s.ID, "running", running).PID
+	limits, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	status, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, want := range []string{"Max open files            123                  123", "Max processes             4567                 4567"} {
+		if !strings.Contains(string(limits), want) {
+			t.Errorf("limits lack %q:\n%s", want, limits)
+		}
+	}
+	if !strings.Contains(string(status), "NoNewPrivs:\t1") {
+		t.Error("NoNewPrivs not set")
+	}
+	// Others are not affected by the no_new_privs thread.
+	o := fakeSpec("plain", "default", "sleep")
+	if err := r.Start(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+	status, _ = os.ReadFile("/proc/" + strconv.Itoa(sts.await(t, o.ID, "running", running).PID) + "/status")
+	if !strings.Contains(string(status), "NoNewPrivs:\t0") {
+		t.Error("NoNewPrivs set on an instance that did not ask")
+	}
+}
+
+func TestOutputFloodIsCapped(t *testing.T) {
+	const maxSize, backups = 64 << 10, 2
+	r, _ := newTestRunner(t, Options{LogMaxSize: maxSize, LogBackups: backups})
+	s := fakeSpec("flood", "default", "flood")
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	dir := InstanceDir(r.opts.StateDir, s.ID)
+	eventually(t, "rotated twice", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "output.log.2"))
+		return err == nil
+	})
+	if err := r.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "output.log*"))
+	var total int64
+	for _, l := range logs {
+		fi, err := os.Stat(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > maxSize {
+			t.Errorf("%s: %d bytes, cap %d", l, fi.Size(), maxSize)
+		}
+		total += fi.Size()
+	}
+	if len(logs) != backups+1 || total > maxSize*(backups+1) {
+		t.Errorf("logs %v hold %d bytes, want %d files and <= %d", logs, total, backups+1, maxSize*(backups+1))
+	}
+}
+
+func TestClosedStdoutAndLateOutput(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	c := fakeSpec("closed", "default", "closeout")
+	l := fakeSpec("late", "default", "late")
+	for _, s := range []reconcile.InstanceSpec{c, l} {
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := sts.await(t, c.ID, "running", running).PID
+	eventually(t, "late output", func() bool {
+		b, _ := os.ReadFile(filepath.Join(InstanceDir(r.opts.StateDir, l.ID), "output.log"))
+		return string(b) == "ready\n"
+	})
+	// A closed stdout is EOF for the pump, which then exits: the
+	// instance keeps running, and no goroutine spins (CPU stays idle).
+	var ru1, ru2 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	time.Sleep(200 * time.Millisecond)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru2)
+	cpu := time.Duration(ru2.Utime.Nano() + ru2.Stime.Nano() - ru1.Utime.Nano() - ru1.Stime.Nano())
+	if cpu > 100*time.Millisecond {
+		t.Errorf("supervisor used %v CPU in 200ms with a closed-stdout child", cpu)
+	}
+	if st := r.Observe()[0]; st.PID != pid || st.State != reconcile.StateRunning {
+		t.Errorf("closed-stdout instance: %+v", st)
+	}
+}
+
+func TestCloseStopsInReverseDependencyOrder(t *testing.T) {
+	clock := RealClock{}
+	r, err := New(Options{StateDir: t.TempDir(), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "order")
+	// app depends on bridge, bridge on broker: stop app, then bridge, then broker.
+	specs := []reconcile.InstanceSpec{
+		fakeSpec("broker", "default", "termlog", logFile, "broker"),
+		fakeSpec("bridge", "default", "termlog", logFile, "bridge"),
+		fakeSpec("app", "a", "termlog", logFile, "app"),
+		fakeSpec("app", "b", "termlog", logFile, "app"),
+	}
+	specs[1].DependsOn = []string{"broker"}
+	specs[2].DependsOn = []string{"bridge"}
+	specs[3].DependsOn = []string{"bridge"}
+	for _, s := range specs {
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		awaitReady(t, r, s.ID, 1)
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(logFile)
+	if got := string(b); got != "app\napp\nbridge\nbroker\n" {
+		t.Errorf("stop order:\n%s", got)
+	}
+	if obs := r.Observe(); len(obs) != 0 {
+		t.Errorf("observed after close: %v", obs)
+	}
+	if err := r.Start(t.Context(), specs[0]); err == nil {
+		t.Error("start after close succeeded")
+	}
+}
+
+func TestStartStopCyclesLeaveNoResidue(t *testing.T) {
+	cycles := 1000
+	if testing.Short() {
+		cycles = 100
+	}
+	countFDs := func() int {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		return len(ents)
+	}
+	fds := countFDs()
+	r, err := New(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goroutines := runtime.NumGoroutine()
+	s := reconciletest.Spec(t.TempDir(), "cycle", "default", "1")
+	for i := range cycles {
+		s.ID.Instance = "i" + strconv.Itoa(i%10)
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Stop(t.Context(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "goroutines back to where they began", func() bool { return runtime.NumGoroutine() <= goroutines })
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	if got := countFDs(); got > fds {
+		t.Errorf("open fds: %d before, %d after %d cycles", fds, got, cycles)
+	}
+}
+
+// startSupervisor runs the test binary as a supervisor on dir and waits
+// until it has started its instances.
+func startSupervisor(t *testing.T, mode, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{dir}, args...)...)
+	cmd.Env = append(os.Environ(), fakeEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("supervisor: %q", line)
+	}
+	return cmd
+}
+
+func instanceFiles(t *testing.T, dir string) []*InstanceFile {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "*", "instance.json"))
+	var files []*InstanceFile
+	for _, n := range names {
+		f, err := ReadInstanceFile(n)
+		if err != nil {
+			t.Fatalf("state file does not parse: %v", err)
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+func TestSupervisorKilledLeavesNoChildren(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "gc.pid")
+	sup := startSupervisor(t, "supervisor", dir, "5", pidFile)
+	var pids []int
+	eventually(t, "grandchild started", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	b, _ := os.ReadFile(pidFile)
+	gcPID, _ := strconv.Atoi(string(b))
+	for _, f := range instanceFiles(t, dir) {
+		if f.State != "running" || f.PID == 0 {
+			t.Fatalf("before kill: %+v", f)
+		}
+		pids = append(pids, f.PID)
+	}
+	if len(pids) != 6 {
+		t.Fatalf("%d instances running, want 6", len(pids))
+	}
+	sup.Process.Kill()
+	sup.Wait()
+	for _, pid := range pids {
+		eventually(t, "child "+strconv.Itoa(pid)+" gone", func() bool { return gone(pid) })
+	}
+	if gone(gcPID) {
+		t.Fatal("the grandchild died with the supervisor; the cleanup test below proves nothing")
+	}
+	// A new supervisor cleans up: files marked stopped, the orphaned
+	// grandchild of the group killed.
+	if err := CleanupStale(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range instanceFiles(t, dir) {
+		if f.State != "stopped" || f.PID != 0 {
+			t.Errorf("after cleanup: %+v", f)
+		}
+	}
+	eventually(t, "orphaned grandchild gone", func() bool { return gone(gcPID) })
+}
+
+func TestCleanupStaleNeverSignalsARecycledPID(t *testing.T) {
+	dir := t.TempDir()
+	trapFile := filepath.Join(t.TempDir(), "signals")
+	// A live process, leader of its group, that records every signal.
+	other := exec.Command(os.Args[0], trapFile)
+	other.Env = append(os.Environ(), fakeEnv+"=trap")
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		other.Process.Kill()
+		other.Wait()
+	})
+	eventually(t, "trap ready", func() bool { _, err := os.Stat(trapFile); return err == nil })
+	st, err := readProcStat(other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stale file that records its pid with another start time.
+	id := reconcile.InstanceID{Plug: "old", Instance: "default"}
+	if err := os.MkdirAll(InstanceDir(dir, id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(InstanceDir(dir, id), "instance.json")
+	err = writeInstanceFile(name, &InstanceFile{Plug: "old", Instance: "default", State: "running", PID: other.Process.Pid, PIDStartTime: st.StartTime - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CleanupStale(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if gone(other.Process.Pid) {
+		t.Fatal("the process that took over the pid died")
+	}
+	// Prove the trap works, then that it caught nothing from cleanup.
+	syscall.Kill(other.Process.Pid, syscall.SIGUSR2)
+	eventually(t, "trap records", func() bool { b, _ := os.ReadFile(trapFile); return len(b) > 0 })
+	if b, _ := os.ReadFile(trapFile); string(b) != "user defined signal 2\n" {
+		t.Errorf("signals received: %q, want only the test's SIGUSR2", b)
+	}
+	f, err := ReadInstanceFile(name)
+	if err != nil || f.State != "stopped" || f.PID != 0 {
+		t.Errorf("stale file after cleanup: %+v %v", f, err)
+	}
+}
+
+func TestStateFilesParseAfterKillAtRandomMoments(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		sup := startSupervisor(t, "churn", dir, "6")
+		// Let it churn through a varying number of state writes.
+		time.Sleep(time.Duration(20+i*37) * time.Millisecond)
+		sup.Process.Kill()
+		sup.Wait()
+		files := instanceFiles(t, dir)
+		if len(files) != 6 {
+			t.Fatalf("round %d: %d state files, want 6", i, len(files))
+		}
+		if err := CleanupStale(dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		tmps, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "*", ".*.tmp*"))
+		if len(tmps) != 0 {
+			t.Errorf("round %d: temp files left after cleanup: %v", i, tmps)
+		}
+	}
+}
