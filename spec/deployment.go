@@ -104,7 +104,7 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 	dc := &decoder{p: p, baseDir: d.BaseDir}
 	d.Variables, cdiags = dc.decodeVariables(blocks["variable"], vars)
 	diags = append(diags, cdiags...)
-	dc.ctx = p.evalContext(d.BaseDir, d.Variables)
+	dc.ctx, dc.vars = p.evalContext(d.BaseDir, d.Variables), d.Variables
 
 	if attr, ok := content.Attributes["host"]; ok {
 		d.Host, _, cdiags = dc.evalString(attr)
@@ -150,6 +150,7 @@ type decoder struct {
 	p       *Parser
 	baseDir string
 	ctx     *hcl.EvalContext
+	vars    map[string]cty.Value // the values of var.*, for checking references
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -248,10 +249,7 @@ func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
 // gets a clear message instead of an "unsupported attribute" error.
 func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	vars := map[string]cty.Value{}
-	if dc.ctx != nil {
-		vars = dc.ctx.Variables["var"].AsValueMap()
-	}
+	vars := dc.vars
 	for _, tr := range expr.Variables() {
 		if tr.RootName() != "var" || len(tr) < 2 {
 			continue

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
@@ -39,11 +40,17 @@ func didYouMean(given string, candidates []string) string {
 
 // scrub removes the expression and evaluation context that HCL attaches to
 // evaluation errors: the diagnostic writer would print the values of the
-// variables involved, which may be secrets.
+// variables involved, which may be secrets. Function errors quote the
+// argument they could not use, so their detail is cut before the reason.
 func scrub(diags hcl.Diagnostics) hcl.Diagnostics {
 	for _, d := range diags {
 		d.Expression = nil
 		d.EvalContext = nil
+		if d.Summary == "Invalid function argument" || d.Summary == "Error in function call" {
+			if i := strings.Index(d.Detail, ": "); i >= 0 {
+				d.Detail = d.Detail[:i] + ". The value is not shown, as it may be secret: check the arguments given to this function."
+			}
+		}
 	}
 	return diags
 }
