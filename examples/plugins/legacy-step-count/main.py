@@ -31,6 +31,12 @@ def log(msg):
     print("legacy-step-count: " + msg, file=sys.stderr, flush=True)
 
 
+def param(params, name, default):
+    """The param's value, or default when it is absent or null."""
+    value = params.get(name)
+    return default if value is None else value
+
+
 def seconds(text):
     """Turn 10, "10", "10s", "5m", "1h", "1m30s" into seconds."""
     text = str(text).strip()
@@ -52,10 +58,10 @@ def load_config():
     if not (cfg.get("topics") or {}).get("data"):
         raise ValueError("topics.data is missing from %s" % path)
     params = cfg.get("params") or {}
-    interval = seconds(params.get("interval", "15s"))
+    interval = seconds(param(params, "interval", "15s"))
     if interval <= 0:
         raise ValueError("interval must be positive")
-    cadence = float(params.get("steps_per_minute", 90))
+    cadence = float(param(params, "steps_per_minute", 90))
     if cadence < 0:
         raise ValueError("steps_per_minute must not be negative")
     return cfg, interval, cadence

@@ -22,6 +22,12 @@ def load(path):
     return cfg, params
 
 
+def param(params, name, default):
+    """The param's value, or default when it is absent or null."""
+    value = params.get(name)
+    return default if value is None else value
+
+
 def seconds(text):
     """Turn 10, "10", "10s", "5m", "1h", "1m30s" into seconds."""
     text = str(text).strip()
@@ -42,7 +48,7 @@ def config(path, optdir):
     topic = (cfg.get("topics") or {}).get("data")
     if not topic:
         raise ValueError("topics.data is missing from %s" % path)
-    interval = seconds(params.get("interval", "10s"))
+    interval = seconds(param(params, "interval", "10s"))
     if interval <= 0:
         raise ValueError("interval must be positive")
     lines = ["-h %s" % host, "-p %s" % port,
@@ -64,7 +70,7 @@ def config(path, optdir):
 def reading(path):
     cfg, params = load(path)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    baseline = float(params.get("baseline_celsius", 36.8))
+    baseline = float(param(params, "baseline_celsius", 36.8))
     point = {
         "header": {
             "id": str(uuid.uuid4()),
@@ -76,7 +82,7 @@ def reading(path):
         "body": {
             "body_temperature": {"value": round(baseline + random.uniform(-0.4, 0.4), 1), "unit": "C"},
             "effective_time_frame": {"date_time": now},
-            "measurement_location": params.get("location", "axillary"),
+            "measurement_location": param(params, "location", "axillary"),
         },
     }
     print(json.dumps(point))
