@@ -88,8 +88,13 @@ func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error)
 }
 
 // apply is POST /v1/apply: poll (GitOps) and reconcile now.
+// Failures of single instances are in the report, not an error.
 func (d *daemon) apply(ctx context.Context) (*ApplyReport, error) {
-	return d.reconcile(ctx, "plugs apply", true)
+	rep, err := d.reconcile(ctx, "plugs apply", true)
+	if rep != nil {
+		return rep, nil
+	}
+	return nil, err
 }
 
 // restart is POST /v1/restart.

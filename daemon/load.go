@@ -40,6 +40,8 @@ type loaded struct {
 	lock    *spec.Lock
 	desired []reconcile.InstanceSpec
 	plugins []metrics.PluginInfo
+	// manifests are the manifests of the runnable plugs, by plug.
+	manifests map[string]*spec.Manifest
 	// lockChanged is set when fetching resolved entries the lock file lacks.
 	lockChanged bool
 	// contentHash identifies plugs.hcl and the lock's bytes.
@@ -95,6 +97,7 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 		lock:        lock,
 		desired:     desired,
 		plugins:     infos,
+		manifests:   manifests,
 		lockChanged: !maps.Equal(before, snapshotLock(lock)),
 		contentHash: contentHash(file, lockFile),
 	}, nil

@@ -1,18 +1,44 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newApplyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "apply",
-		Hidden: true,
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Ask the running daemon to reconcile now, and print what it did",
+		Long: `Ask the running daemon to reconcile now (in GitOps mode: to poll its
+repository first) and print what it did. The daemon also reconciles by
+itself when plugs.hcl or its lock change.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("apply: not implemented yet"))
+			asJSON, err := outputJSON(g)
+			if err != nil {
+				return err
+			}
+			c, err := dialDaemon(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rep, err := c.Apply(cmd.Context())
+			if err != nil {
+				return daemonError(g, err)
+			}
+			if asJSON {
+				if err := writeJSONOut(g.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				writeApplyText(g.stdout, rep)
+			}
+			if rep.Failed > 0 {
+				return silent(exitEnv)
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	return cmd
 }

@@ -1,18 +1,51 @@
 package main
 
 import (
-	"errors"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plugs-dev/plugs/daemon"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newLogsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "logs",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("logs: not implemented yet"))
+	cmd := &cobra.Command{
+		Use:   "logs PLUG[/INSTANCE]",
+		Short: "Print an instance's output (works without a daemon)",
+		Long: `Print an instance's output.log (all of it, or the last -n lines), and with
+-f keep printing what is appended, across rotations. -f means --follow here;
+name the deployment file with --file.`,
+		// -f means follow here, as in tail and docker logs: flags are parsed
+		// in RunE after respelling it, since -f is the global --file.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := parseFlagsRespelled(cmd, g, args, map[string]string{"-f": "--follow"}, cobra.ExactArgs(1)); err != nil {
+				return err
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			args = cmd.Flags().Args()
+			plug, instance, _ := strings.Cut(args[0], "/")
+			n := g.v.GetInt("lines")
+			follow := g.v.GetBool("follow")
+			ctx, stop := interruptible(cmd.Context())
+			defer stop()
+			if c, err := daemon.Dial(g.stateDir()); err == nil {
+				defer c.Close()
+				return daemonError(g, c.Logs(ctx, g.stdout, plug, instance, n, follow))
+			}
+			path, err := daemon.ResolveLogPath(g.stateDir(), plug, instance)
+			if err != nil {
+				return daemonError(g, err)
+			}
+			if err := daemon.TailLog(ctx, g.stdout, path, n, follow); err != nil {
+				return inputError(err)
+			}
+			return nil
 		},
 	}
+	cmd.Flags().Bool("follow", false, "keep printing what is appended, across rotations")
+	cmd.Flags().IntP("lines", "n", -1, "print only the last N lines")
+	return cmd
 }

@@ -2,17 +2,119 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plugs-dev/plugs/daemon"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newPlanCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "plan",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("plan: not implemented yet"))
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what apply would do, against the running daemon (or against nothing)",
+		Long: `Show what apply would change: one line per instance with + (start),
+-/+ (replace), ~ (update in place) or - (stop), the reason, and the changed
+lines of its rendered config with secrets shown as (sensitive).
+
+Against the running daemon when its socket answers (a -f other than the
+daemon's file is planned against what the daemon runs); otherwise against
+nothing, so that every instance is a start.
+
+With -detailed-exitcode: 0 no changes, 2 changes, 1 error.`,
+		// Terraform spells it -detailed-exitcode, which pflag would read as
+		// shorthands: flags are parsed in RunE after respelling it.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := parseFlagsRespelled(cmd, g, args, map[string]string{"-detailed-exitcode": "--detailed-exitcode"}, cobra.NoArgs)
+			if err != nil {
+				return err
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			vars, err := g.vars()
+			if err != nil {
+				return inputError(err)
+			}
+			var plan *daemon.PlanReport
+			if c, derr := daemon.Dial(g.stateDir()); derr == nil {
+				defer c.Close()
+				req := daemon.PlanRequest{}
+				if cmd.Flags().Changed("file") {
+					req = daemon.PlanRequest{File: g.file(), Vars: vars}
+				}
+				plan, err = c.Plan(cmd.Context(), req)
+			} else {
+				plan, err = daemon.PlanLocal(cmd.Context(), g.localOptions(vars))
+			}
+			if err != nil {
+				return daemonError(g, err)
+			}
+			if err := renderPlan(g, plan); err != nil {
+				return err
+			}
+			if g.v.GetBool("detailed-exitcode") && !plan.Empty() {
+				return silent(2)
+			}
+			return nil
 		},
+	}
+	cmd.Flags().Bool("detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// parseFlagsRespelled parses the flags of a command that disabled cobra's
+// parsing, after respelling each argument found in respell (e.g.
+// "-detailed-exitcode" → "--detailed-exitcode"), then checks the positional
+// arguments with check.
+func parseFlagsRespelled(cmd *cobra.Command, g *globals, args []string, respell map[string]string, check cobra.PositionalArgs) error {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if to, ok := respell[name]; ok {
+			args[i] = to
+			if hasVal {
+				args[i] += "=" + val
+			}
+		}
+	}
+	cmd.DisableFlagParsing = false
+	if err := cmd.ParseFlags(args); err != nil {
+		return inputError(err)
+	}
+	if err := g.bind(cmd); err != nil {
+		return err
+	}
+	if help, _ := cmd.Flags().GetBool("help"); help {
+		return nil
+	}
+	if err := check(cmd, cmd.Flags().Args()); err != nil {
+		return inputError(err)
+	}
+	return nil
+}
+
+// localOptions are the options of the commands that work without a daemon.
+func (g *globals) localOptions(vars map[string]string) daemon.LocalOptions {
+	o := daemon.LocalOptions{File: g.file(), StateDir: g.stateDir(), Vars: vars}
+	if !g.quiet() {
+		o.Progress = g.stderr
+	}
+	return o
+}
+
+// outputJSON reports -o json; an unknown format is an input error.
+func outputJSON(g *globals) (bool, error) {
+	switch f := g.v.GetString("output"); f {
+	case "", "text":
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, inputError(errors.New("unknown output format " + f + ": want text or json"))
 	}
 }

@@ -1,18 +1,34 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plugs-dev/plugs/daemon"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newRestartCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:    "restart",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("restart: not implemented yet"))
+		Use:   "restart PLUG[/INSTANCE]",
+		Short: "Restart an instance (or every instance of a plug) without changing the desired state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			plug, instance, _ := strings.Cut(args[0], "/")
+			c, err := dialDaemon(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rep, err := c.Restart(cmd.Context(), daemon.RestartRequest{Plug: plug, Instance: instance})
+			if err != nil {
+				return daemonError(g, err)
+			}
+			for _, id := range rep.Restarted {
+				fmt.Fprintf(g.stdout, "restarted %s\n", id)
+			}
+			return nil
 		},
 	}
 }

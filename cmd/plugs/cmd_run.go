@@ -1,18 +1,116 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plugs-dev/plugs/daemon"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newRunCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "run",
-		Hidden: true,
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: converge, supervise, watch for changes, serve metrics and the local API",
+		Long: `Run the plugs daemon in the foreground.
+
+It converges the running instances to plugs.hcl and its lock, keeps them
+alive, reloads on changes of either file (and on SIGHUP), serves metrics and
+the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
+
+  plugs run -f plugs.hcl
+  plugs run --bundle site.plugs.tar.gz            # offline: never touches the network
+  plugs run --repo https://git.example.org/ops/ward-3.git --ref main --path plugs.hcl --interval 1m`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("run: not implemented yet"))
+			vars, err := g.vars()
+			if err != nil {
+				return inputError(err)
+			}
+			v := g.v
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			var progress io.Writer
+			if !g.quiet() {
+				progress = g.stderr
+			}
+			err = daemon.Run(ctx, daemon.Options{
+				File:          g.file(),
+				StateDir:      g.stateDir(),
+				Vars:          vars,
+				Bundle:        v.GetString("bundle"),
+				Repo:          v.GetString("repo"),
+				Ref:           v.GetString("ref"),
+				Path:          v.GetString("path"),
+				Interval:      v.GetDuration("interval"),
+				MetricsAddr:   v.GetString("metrics-addr"),
+				WebConfigFile: v.GetString("web-config-file"),
+				BrokerAddr:    v.GetString("broker-addr"),
+				NoWatch:       !v.GetBool("watch"),
+				Logger:        newLogger(g.stderr, v.GetString("log-level")),
+				Progress:      progress,
+			})
+			return daemonError(g, err)
 		},
 	}
+	f := cmd.Flags()
+	f.String("bundle", "", "run this bundle (from plugs bundle) offline")
+	f.String("repo", "", "GitOps: the config repository URL to follow")
+	f.String("ref", "", "GitOps: the branch or tag to follow (default: the remote's HEAD)")
+	f.String("path", "plugs.hcl", "GitOps: the deployment file inside the repository")
+	f.Duration("interval", 0, "poll interval: of the config repository (default 1m with --repo), else a periodic reconcile")
+	f.String("metrics-addr", "127.0.0.1:9469", "Prometheus metrics listen address (port 0: any free port; off: none)")
+	f.String("web-config-file", "", "Prometheus web config file for TLS and basic auth of the metrics")
+	f.String("broker-addr", "127.0.0.1:1883", "listen address of the embedded MQTT broker, used when plugs.hcl has no broker block")
+	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
+	f.String("log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// daemonError maps a daemon package error to the CLI's exit codes; rendered
+// diagnostics are printed as they are.
+func daemonError(g *globals, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *daemon.Error
+	if errors.As(err, &de) && de.Kind == daemon.KindInput {
+		if strings.HasPrefix(de.Message, "Error: ") || strings.HasPrefix(de.Message, "Warning: ") {
+			fmt.Fprintln(g.stderr, de.Message)
+			return silent(exitInput)
+		}
+		return inputError(err)
+	}
+	return envError(err)
+}
+
+// dialDaemon connects to the daemon of the state directory, or says how to
+// start one.
+func dialDaemon(g *globals) (*daemon.Client, error) {
+	c, err := daemon.Dial(g.stateDir())
+	if err != nil {
+		return nil, envError(fmt.Errorf("no plugs daemon answers on %s; start it with: plugs run -f %s", daemon.SocketPath(g.stateDir()), g.file()))
+	}
+	return c, nil
+}
+
+// interruptible is ctx canceled by SIGINT or SIGTERM, for commands that stream.
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }

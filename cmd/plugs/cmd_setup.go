@@ -1,18 +1,39 @@
 package main
 
 import (
-	"errors"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plugs-dev/plugs/daemon"
 )
 
-// TODO(issue): replaced by the owner of this command.
 func newSetupCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "setup",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return envError(errors.New("setup: not implemented yet"))
+	cmd := &cobra.Command{
+		Use:   "setup PLUG",
+		Short: "Run a plugin's configuration program with the plug's rendered config",
+		Long: `Run the setup program of PLUG's plugin (the manifest's setup argv) from the
+plugin's directory, attached to this terminal, with PLUGS_CONFIG naming the
+rendered config of the plug's first instance (or --instance).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vars, err := g.vars()
+			if err != nil {
+				return inputError(err)
+			}
+			ctx, stop := interruptible(cmd.Context())
+			defer stop()
+			err = daemon.Setup(ctx, daemon.SetupOptions{
+				LocalOptions: g.localOptions(vars),
+				Plug:         args[0],
+				Instance:     g.v.GetString("instance"),
+				Stdin:        os.Stdin,
+				Stdout:       g.stdout,
+				Stderr:       g.stderr,
+			})
+			return daemonError(g, err)
 		},
 	}
+	cmd.Flags().String("instance", "", "the instance whose config the program gets (default: the first)")
+	return cmd
 }

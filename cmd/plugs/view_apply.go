@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/plugs-dev/plugs/daemon"
+)
+
+// writeApplyText prints what an apply did: each change with its outcome,
+// then the totals.
+func writeApplyText(w io.Writer, r *daemon.ApplyReport) {
+	if r.Plan.Empty() {
+		fmt.Fprintln(w, "No changes. The running instances match the configuration.")
+	}
+	for _, c := range r.Plan.Changes {
+		outcome := pastTense(c.Action)
+		if c.Error != "" {
+			outcome = "failed: " + c.Error
+		}
+		writeChange(w, c, outcome)
+	}
+	if !r.Plan.Empty() {
+		fmt.Fprintln(w)
+	}
+	if r.Failed > 0 {
+		fmt.Fprintf(w, "Apply failed for %d instance(s)! Resources: %d started, %d replaced, %d stopped.\n", r.Failed, r.Started, r.Replaced, r.Stopped)
+		return
+	}
+	fmt.Fprintf(w, "Apply complete! Resources: %d started, %d replaced, %d stopped.\n", r.Started, r.Replaced, r.Stopped)
+}
+
+func pastTense(action string) string {
+	switch action {
+	case daemon.ActionCreate:
+		return "started"
+	case daemon.ActionReplace:
+		return "replaced"
+	case daemon.ActionUpdate:
+		return "updated"
+	case daemon.ActionDelete:
+		return "stopped"
+	}
+	return action
+}

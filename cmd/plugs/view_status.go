@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/plugs-dev/plugs/daemon"
+)
+
+// writeStatusText prints the daemon's lines, then one row per instance.
+func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
+	d := s.Daemon
+	src := d.ConfigFile
+	if d.Repo != "" {
+		src = d.Repo + " (" + d.ConfigFile + ")"
+	}
+	fmt.Fprintf(w, "Daemon:          pid %d, up %s, %s %s\n", d.PID, since(now, d.Started), d.Mode, src)
+	fmt.Fprintf(w, "Config revision: %s\n", orDash(d.ConfigRevision))
+	switch r := d.LastReconcile; {
+	case r == nil:
+		fmt.Fprintln(w, "Last reconcile:  none yet")
+	case r.Error == "":
+		fmt.Fprintf(w, "Last reconcile:  ok, %s ago (took %s)\n", since(now, r.At), r.Duration.Round(time.Millisecond))
+	default:
+		rev := ""
+		if r.Revision != "" && r.Revision != d.ConfigRevision {
+			rev = " at revision " + r.Revision
+		}
+		fmt.Fprintf(w, "Last reconcile:  FAILED%s, %s ago; the last good configuration keeps running:\n", rev, since(now, r.At))
+		for _, line := range strings.Split(r.Error, "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+	conn := "disconnected"
+	if d.BrokerConnected {
+		conn = "connected"
+	}
+	fmt.Fprintf(w, "Broker:          %s %s\n", orDash(d.BrokerURL), conn)
+	if d.MetricsAddr != "" {
+		fmt.Fprintf(w, "Metrics:         http://%s/metrics\n", d.MetricsAddr)
+	}
+	fmt.Fprintln(w)
+	if len(s.Instances) == 0 {
+		fmt.Fprintln(w, "No instances.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLUG\tINSTANCE\tSTATE\tPID\tUPTIME\tRESTARTS\tVERSION\tREVISION\tLAST EXIT")
+	for _, i := range s.Instances {
+		pid, uptime := "-", "-"
+		if i.PID > 0 {
+			pid = fmt.Sprint(i.PID)
+		}
+		if !i.StartedAt.IsZero() {
+			uptime = since(now, i.StartedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.Plug, i.Instance, i.State, pid, uptime,
+			i.Restarts, orDash(i.Version), orDash(shortRev(i.Revision)), lastExit(i.LastExit, now))
+	}
+	tw.Flush()
+}
+
+func lastExit(e *daemon.Exit, now time.Time) string {
+	if e == nil {
+		return "-"
+	}
+	what := fmt.Sprintf("code %d", e.Code)
+	if e.Signal != "" {
+		what = e.Signal
+	}
+	return what + ", " + since(now, e.At) + " ago"
+}
+
+// since is a short rounded duration: 45s, 3m12s, 5h3m, 2d4h.
+func since(now, t time.Time) string {
+	d := max(now.Sub(t), 0).Round(time.Second)
+	switch {
+	case d < time.Hour:
+		return d.String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+	days := int(d / (24 * time.Hour))
+	return fmt.Sprintf("%dd%dh", days, int((d%(24*time.Hour))/time.Hour))
+}
+
+func shortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

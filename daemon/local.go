@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/mqtt"
+	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// LocalOptions are what the commands that work without a daemon read.
+type LocalOptions struct {
+	File     string
+	StateDir string
+	Vars     map[string]string
+	Logger   *slog.Logger
+	Progress io.Writer
+}
+
+func (o LocalOptions) loader() *loader {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &loader{
+		store:  fetch.Open(o.StateDir, fetch.Options{Logger: logger, Progress: o.Progress}),
+		broker: defaultBrokerInfo,
+	}
+}
+
+// defaultBrokerInfo is the broker a daemon would use: the deployment's
+// broker block, else the embedded broker at its default address.
+func defaultBrokerInfo(dep *spec.Deployment) reconcile.BrokerInfo {
+	if dep.Broker != nil {
+		return brokerInfoOf(dep.Broker)
+	}
+	host, port := splitHostPort(mqtt.DefaultEmbeddedAddr)
+	return reconcile.BrokerInfo{URL: "tcp://" + mqtt.DefaultEmbeddedAddr, Host: host, Port: port}
+}
+
+// PlanLocal plans the deployment against nothing running: every instance is
+// a create. It is what plugs plan shows when no daemon answers. Plugins
+// missing from the state directory are fetched (the lock file is not written).
+func PlanLocal(ctx context.Context, o LocalOptions) (*PlanReport, error) {
+	ld, err := o.loader().load(ctx, o.File, o.Vars)
+	if err != nil {
+		return nil, err
+	}
+	p := planReport(reconcile.NewPlan(ld.desired, nil))
+	p.Revision = ld.contentHash
+	return p, nil
+}
+
+// SetupOptions configure Setup.
+type SetupOptions struct {
+	LocalOptions
+	Plug     string
+	Instance string // "" means the plug's first instance
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// Setup runs a plug's configuration program (its manifest's setup argv)
+// from the plugin's directory, attached to the given terminal streams, with
+// PLUGS_CONFIG naming the rendered config of the plug's first (or named)
+// instance. The config, secrets included, is written with mode 0600 and
+// removed afterwards.
+func Setup(ctx context.Context, o SetupOptions) error {
+	ld, err := o.loader().load(ctx, o.File, o.Vars)
+	if err != nil {
+		return err
+	}
+	m := ld.manifests[o.Plug]
+	if ld.dep.Plug(o.Plug) == nil || m == nil {
+		return &Error{Kind: KindInput, Message: fmt.Sprintf("no enabled plug %q in %s", o.Plug, o.File)}
+	}
+	if len(m.Setup) == 0 {
+		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", o.Plug)}
+	}
+	var inst *reconcile.InstanceSpec
+	for i := range ld.desired {
+		s := &ld.desired[i]
+		if s.ID.Plug == o.Plug && (o.Instance == "" || s.ID.Instance == o.Instance) {
+			inst = s
+			break
+		}
+	}
+	if inst == nil {
+		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
+	}
+	dir := filepath.Join(o.StateDir, "setup")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	cfg, err := os.CreateTemp(dir, inst.ID.Plug+"-"+inst.ID.Instance+"-*.json")
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	defer os.Remove(cfg.Name())
+	_, err = cfg.Write(inst.Config)
+	if cerr := cfg.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("setup: write config: %w", err)
+	}
+
+	argv := m.Setup
+	prog := argv[0]
+	if strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
+		prog = filepath.Join(inst.Dir, prog)
+	}
+	cmd := exec.CommandContext(ctx, prog, argv[1:]...)
+	cmd.Dir = inst.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	cmd.Env = os.Environ()
+	for k, v := range inst.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "PLUGS_CONFIG="+cfg.Name(), "PLUGS_PLUG="+inst.ID.Plug, "PLUGS_INSTANCE="+inst.ID.Instance)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &Error{Kind: KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
+		}
+		return fmt.Errorf("setup of %s: %w", o.Plug, err)
+	}
+	return nil
+}
