@@ -307,6 +307,9 @@ func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n in
 	if out == "" {
 		t.Error("the plugin logged nothing")
 	}
+	if strings.Contains(out, "Terminated") {
+		t.Errorf("a child's death by SIGTERM leaked into the output:\n%s", out)
+	}
 }
 
 func TestHeartRate(t *testing.T) {

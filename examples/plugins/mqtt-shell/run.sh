@@ -35,9 +35,11 @@ while :; do
 	else
 		echo "mqtt-shell: publish failed, retrying next interval" >&2
 	fi
-	# sleep in the background so that TERM is handled at once, not after the sleep.
+	# sleep in the background so that TERM is handled at once, not after the
+	# sleep; the sleep gets TERM too (it is in the group), which dash would
+	# report as "Terminated" on stderr.
 	sleep "$interval" &
 	child=$!
-	wait "$child" || true
+	wait "$child" 2>/dev/null || true
 	child=""
 done
