@@ -123,6 +123,9 @@ func (in *instance) run(first chan<- error) {
 			reply <- err
 			reply = nil
 		}
+		if err == nil {
+			in.persist(in.update(func(*reconcile.InstanceStatus) {}))
+		}
 		if err != nil {
 			m := <-in.ctl
 			msg = &m
@@ -149,7 +152,7 @@ func (in *instance) run(first chan<- error) {
 			reply = msg.reply
 		}
 		msg = nil
-		in.setState(func(s *reconcile.InstanceStatus) { s.Restarts++ })
+		in.update(func(s *reconcile.InstanceStatus) { s.Restarts++ })
 		if err != nil {
 			err = in.prepare()
 		}
@@ -194,14 +197,18 @@ func (in *instance) finish() {
 }
 
 func (in *instance) recordExit(e reconcile.Exit) {
-	in.setState(func(s *reconcile.InstanceStatus) { s.LastExit = &e })
+	in.update(func(s *reconcile.InstanceStatus) { s.LastExit = &e })
 }
 
-// setState changes the status under the runner lock, then (outside it)
-// writes instance.json and notifies the observer. Only the instance
-// goroutine calls it, so the file follows the order of changes.
+// setState changes the status and persists it.
 func (in *instance) setState(change func(*reconcile.InstanceStatus)) {
+	in.persist(in.update(change))
+}
+
+// update changes the status under the runner lock and returns a copy.
+func (in *instance) update(change func(*reconcile.InstanceStatus)) reconcile.InstanceStatus {
 	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
 	before := in.status.State
 	change(&in.status)
 	if in.status.State != before {
@@ -210,11 +217,22 @@ func (in *instance) setState(change func(*reconcile.InstanceStatus)) {
 	if in.status.PID == 0 {
 		in.pidStart = 0
 	}
-	s, pidStart := in.status, in.pidStart
+	return in.status
+}
+
+// persist writes s to instance.json, then notifies the observer. Only the
+// instance goroutine calls it, so the file follows the order of changes.
+func (in *instance) persist(s reconcile.InstanceStatus) {
+	in.r.mu.Lock()
+	pidStart := in.pidStart
 	in.r.mu.Unlock()
 	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart)); err != nil {
 		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
 	}
+	in.notify(s)
+}
+
+func (in *instance) notify(s reconcile.InstanceStatus) {
 	if in.r.notifier != nil {
 		in.r.notifier.post(s)
 	}
@@ -275,10 +293,15 @@ func (p *process) signalGroup(sig syscall.Signal) {
 
 // spawn starts a process for the instance and the goroutines that wait for
 // it and copy its output.
+//
+// "starting" lasts until the fork returns and is only announced to the
+// observer; on success the status is "running" in memory, and the caller
+// persists it after answering Start, so that the file write overlaps the
+// caller's next start.
 func (in *instance) spawn() (*process, error) {
-	in.setState(func(s *reconcile.InstanceStatus) {
+	in.notify(in.update(func(s *reconcile.InstanceStatus) {
 		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStarting, "", 0, time.Time{}
-	})
+	}))
 	spec := in.currentSpec()
 	path, attr, err := in.procAttr(spec)
 	if err != nil {
@@ -315,7 +338,7 @@ func (in *instance) spawn() (*process, error) {
 	in.r.mu.Lock()
 	in.pidStart = st.StartTime
 	in.r.mu.Unlock()
-	in.setState(func(s *reconcile.InstanceStatus) {
+	in.update(func(s *reconcile.InstanceStatus) {
 		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateRunning, "", p.pid, p.startedAt
 	})
 	return p, nil

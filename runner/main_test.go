@@ -154,13 +154,14 @@ func fakeSpec(plug, instance, mode string, args ...string) reconcile.InstanceSpe
 	}
 	config := fmt.Appendf(nil, `{"plug":%q,"instance":%q,"secret":"s3cret"}`, plug, instance)
 	return reconcile.InstanceSpec{
-		ID:          reconcile.InstanceID{Plug: plug, Instance: instance},
-		UUID:        "uuid-" + plug,
-		Version:     "1.0.0",
-		Revision:    "abc123",
-		Dir:         filepath.Dir(exe),
-		Command:     append([]string{exe}, args...),
-		Env:         map[string]string{fakeEnv: mode},
+		ID:       reconcile.InstanceID{Plug: plug, Instance: instance},
+		UUID:     "uuid-" + plug,
+		Version:  "1.0.0",
+		Revision: "abc123",
+		Dir:      filepath.Dir(exe),
+		Command:  append([]string{exe}, args...),
+		// The race detector's one-second sleep at exit would slow every stop.
+		Env:         map[string]string{fakeEnv: mode, "GORACE": "atexit_sleep_ms=0"},
 		Config:      config,
 		ConfigHash:  "hash-" + instance,
 		StopTimeout: 5 * time.Second,

@@ -379,7 +379,7 @@ func TestStartStopCyclesLeaveNoResidue(t *testing.T) {
 func startSupervisor(t *testing.T, mode, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{dir}, args...)...)
-	cmd.Env = append(os.Environ(), fakeEnv+"="+mode)
+	cmd.Env = append(os.Environ(), fakeEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

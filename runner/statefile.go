@@ -9,6 +9,9 @@ import (
 )
 
 // InstanceFile is the content of <state>/instances/<plug>/<instance>/instance.json.
+// It is rewritten on every state a process can be found in (running,
+// backoff, stopping, stopped, failed); "starting", which lasts only until
+// the fork returns, is reported to observers alone.
 type InstanceFile struct {
 	UUID         string    `json:"uuid,omitempty"`
 	Plug         string    `json:"plug"`
