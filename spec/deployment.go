@@ -644,3 +644,7 @@ func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
 	return hcl.Diagnostics{errorf(rng, "Invalid plug source",
 		"The source %q is not one plugs can fetch. Use a git repository (\"git::https://host/repo.git\", optionally with \"//subdir\"), a local folder or archive (\"./plugins/name\", \"./uploads/name.zip\"), or an archive URL (\"https://host/name.tar.gz\").", s)}
 }
+
+// ValidName reports whether s can name a plug, an instance or a plugin:
+// a letter or digit, then letters, digits, '_', '.' and '-'.
+func ValidName(s string) bool { return validName.MatchString(s) }
