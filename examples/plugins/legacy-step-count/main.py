@@ -145,6 +145,8 @@ def run():
             minutes = (end - start).total_seconds() / 60
             steps = max(0, round(random.gauss(cadence * minutes, cadence * minutes * 0.2)))
             err = publish(topic, json.dumps(data_point(cfg, steps, start, end)), optdir)
+            if err and stop.is_set():
+                break  # mosquitto_pub got the group's stop signal too
             if err:
                 log("publish failed, retrying next interval: " + err)
             else:
