@@ -160,7 +160,7 @@ func (g *globals) bind(cmd *cobra.Command) error {
 // run executes the CLI and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	root, _ := newRootCmd(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(terraformStyleFlags(root, args))
 	err := root.Execute()
 	if err == nil {
 		return exitOK
@@ -175,4 +175,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// cobra's own errors: unknown flags, wrong argument counts.
 	fmt.Fprintf(stderr, "Error: %v\n", err)
 	return exitInput
+}
+
+// terraformStyleFlags accepts long flags written with a single dash, as
+// Terraform users write them (-var, -detailed-exitcode, -update): an
+// argument "-name" or "-name=value" whose name is a long flag of some
+// command becomes "--name". Shorthand clusters such as -qf are left alone
+// unless they spell a long flag, and nothing after "--" is touched.
+func terraformStyleFlags(root *cobra.Command, args []string) []string {
+	long := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.PersistentFlags(), c.LocalFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && long[name] {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
