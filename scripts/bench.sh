@@ -2,4 +2,4 @@
 # Go benchmarks of every package; bench/run.sh adds the side-by-side comparison.
 set -euo pipefail
 go test -run='^$' -bench=. -benchmem -count=1 ./...
-if [ -x bench/run.sh ]; then bench/run.sh; fi
+bench/run.sh
