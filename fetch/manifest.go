@@ -8,6 +8,9 @@ import (
 
 // loadManifest reads a tree's plugin.hcl or plugin.json with the spec parser.
 func loadManifest(dir string) (*spec.Manifest, error) {
-	_ = dir
-	return nil, errors.New("manifest loading is not wired yet")
+	m, diags := spec.NewParser().LoadManifest(dir)
+	if diags.HasErrors() {
+		return nil, errors.New(diags.Error())
+	}
+	return m, nil
 }

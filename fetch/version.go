@@ -109,6 +109,9 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		}
 	}
 	if best == nil {
+		if _, err := version.NewVersion(want); err == nil { // a plain version names one tag
+			return resolved{}, inputErrorf("no tag or branch %q in %s; tags: %s", want, where, list(r.sortedTags()))
+		}
 		return resolved{}, inputErrorf("no tag of %s satisfies %q; candidates: %s", where, want, list(candidates))
 	}
 	return resolved{Version: bestTag, Commit: r.tags[bestTag]}, nil
