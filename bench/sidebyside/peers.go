@@ -152,19 +152,15 @@ func (p plugsPeer) configure(dir string, cs []child) error {
 	return writeAtomic(filepath.Join(dir, "plugs.hcl"), []byte(b.String()), 0o644)
 }
 func (p plugsPeer) start(dir string) (int, error) {
-	if err := run(dir, nil, p.bin, "lock", "-q", "-f", "plugs.hcl"); err != nil {
-		return 0, err
-	}
 	return startDetached(dir, nil, "plugs.log", p.bin, "run", "-f", "plugs.hcl",
 		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0")
 }
-func (p plugsPeer) apply(dir string, _, _ []child) error {
-	// The daemon watches plugs.hcl; lock the new plugs like CI would.
-	return run(dir, nil, p.bin, "lock", "-q", "-f", "plugs.hcl")
+func (p plugsPeer) apply(string, []child, []child) error {
+	return nil // configure rewrote plugs.hcl atomically; the daemon watches it
 }
 func (p plugsPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (p plugsPeer) commands() string {
-	return "rewrite plugs.hcl and `plugs lock` (the daemon watches both); stop: `kill -TERM`"
+	return "rewrite plugs.hcl (the daemon watches it); stop: `kill -TERM`"
 }
 
 // --- supervisord ------------------------------------------------------------
