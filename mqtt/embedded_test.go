@@ -72,7 +72,7 @@ func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
 	mqtttest.Publish(t, e.URL(), "plugs/new/status", []byte(StatusOnline), true)
 	time.Sleep(1500 * time.Millisecond) // let at least one expiry sweep run
 
-	got := retained(t, e.URL(), "plugs/+/status", "plugs/sentinel/status")
+	got := retained(t, e.URL(), "plugs/+/status", "sentinel/embedded")
 	for _, topic := range []string{"plugs/old/status", "plugs/new/status"} {
 		if got[topic] != StatusOnline {
 			t.Errorf("retained %s = %q after the expiry sweep, want online", topic, got[topic])

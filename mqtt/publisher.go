@@ -22,7 +22,6 @@ const (
 	DefaultQueueSize      = 1024
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultRetryInterval  = 2 * time.Second
-	DefaultMaxRetryDelay  = 30 * time.Second
 )
 
 // The payloads of the status topic.
@@ -52,10 +51,8 @@ type Config struct {
 	// PublishTimeout bounds the wait for one publish's acknowledgement.
 	PublishTimeout time.Duration
 	// RetryInterval is the delay between connection attempts while the
-	// broker has never been reached; MaxRetryDelay caps the backoff between
-	// reconnection attempts once it has.
+	// broker is unreachable.
 	RetryInterval time.Duration
-	MaxRetryDelay time.Duration
 	// OnConnectionChange, if set, is called with the new state each time the
 	// connection comes up or goes down (e.g. to set plugs_broker_connected).
 	// It must not block.
@@ -163,9 +160,6 @@ func NewPublisher(cfg Config) *Publisher {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
-	if cfg.MaxRetryDelay <= 0 {
-		cfg.MaxRetryDelay = DefaultMaxRetryDelay
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -204,19 +198,17 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetPassword(password).
 		SetCleanSession(true).
 		SetOrderMatters(false). // handlers run in their own goroutines: none can stall paho
-		SetAutoReconnect(true).
-		SetConnectRetry(true). // a broker down at start is retried, Connect does not fail
+		// Reconnection is ours (see connectionLost): paho's own resends its
+		// stored in-flight publish on reconnect, racing our newer states.
+		SetAutoReconnect(false).
+		SetConnectRetry(true). // a broker that is down is retried: Connect never fails
 		SetConnectRetryInterval(p.cfg.RetryInterval).
-		SetMaxReconnectInterval(p.cfg.MaxRetryDelay).
 		SetConnectTimeout(p.cfg.PublishTimeout).
 		SetWriteTimeout(p.cfg.PublishTimeout).
 		SetKeepAlive(30*time.Second).
 		SetWill(StatusTopic(p.cfg.Host), StatusOffline, 1, true).
 		SetOnConnectHandler(func(paho.Client) { p.connectionChanged(true) }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			p.log.Warn("mqtt broker connection lost", "broker", broker, "err", err)
-			p.connectionChanged(false)
-		})
+		SetConnectionLostHandler(p.connectionLost)
 	if p.cfg.TLSConfig != nil {
 		opts.SetTLSConfig(p.cfg.TLSConfig)
 	}
@@ -237,6 +229,19 @@ func (p *Publisher) Start(ctx context.Context) error {
 	client.Connect() // with ConnectRetry its token completes only once connected: not waited for
 	go p.run(ctx)
 	return nil
+}
+
+// connectionLost reconnects, with a fresh clean session so that paho
+// forgets what was in flight (the drain's token completes with an error),
+// unless the publisher is closing.
+func (p *Publisher) connectionLost(_ paho.Client, err error) {
+	p.log.Warn("mqtt broker connection lost", "broker", p.broker, "err", err)
+	p.connectionChanged(false)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed { // Close sets closed before it disconnects: no connect after Close
+		p.client.Connect()
+	}
 }
 
 // connectionChanged records the connection state paho reports. Handlers run

@@ -48,7 +48,6 @@ func fastConfig(url, host string) Config {
 		URL:            url,
 		Host:           host,
 		RetryInterval:  50 * time.Millisecond,
-		MaxRetryDelay:  200 * time.Millisecond,
 		PublishTimeout: 5 * time.Second,
 	}
 }
@@ -74,11 +73,12 @@ func isState(topic string, want StateMessage) func(mqtttest.Message) bool {
 }
 
 // retained subscribes a fresh client to filter and returns every retained
-// message it is given, by topic. A sentinel published after the
-// subscription marks the end: brokers send retained messages first.
+// message it is given, by topic. A sentinel published on a topic the client
+// subscribes to next marks the end (see mqtttest.Subscribe); it must not
+// match filter.
 func retained(t *testing.T, url, filter, sentinelTopic string) map[string]string {
 	t.Helper()
-	ch := mqtttest.Subscribe(t, url, filter)
+	ch := mqtttest.Subscribe(t, url, filter, sentinelTopic)
 	mqtttest.Publish(t, url, sentinelTopic, []byte("end"), false)
 	got := map[string]string{}
 	mqtttest.Await(t, ch, "sentinel", func(m mqtttest.Message) bool {
@@ -146,14 +146,14 @@ func TestStateLifecycle(t *testing.T) {
 		mqtttest.Await(t, sub, "second instance", isState(other, running))
 
 		want := map[string]string{status: StatusOnline, topic: mustJSON(t, backoff), other: mustJSON(t, running)}
-		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "plugs/edge-01/sentinel/1")); diff != "" {
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "sentinel/edge-01/1")); diff != "" {
 			t.Errorf("retained before Forget (-want +got):\n%s", diff)
 		}
 
 		p.Forget("heart-rate", "patient-22")
 		mqtttest.Await(t, sub, "cleared state", isPayload(other, ""))
 		delete(want, other)
-		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "plugs/edge-01/sentinel/2")); diff != "" {
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "sentinel/edge-01/2")); diff != "" {
 			t.Errorf("retained after Forget (-want +got):\n%s", diff)
 		}
 
@@ -196,7 +196,7 @@ func TestKilledPublisherLeavesOffline(t *testing.T) {
 		mqtttest.Await(t, sub, "offline (last will)", func(m mqtttest.Message) bool {
 			return m.Topic == StatusTopic("child") && string(m.Payload) == StatusOffline
 		})
-		got := retained(t, url, "plugs/child/#", "plugs/child/sentinel")
+		got := retained(t, url, "plugs/child/#", "sentinel/child")
 		if got[StatusTopic("child")] != StatusOffline {
 			t.Errorf("retained status after kill = %q, want offline", got[StatusTopic("child")])
 		}

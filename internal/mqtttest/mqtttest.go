@@ -136,10 +136,14 @@ type Message struct {
 }
 
 // Subscribe connects a fresh client (clean session) to url, subscribes to
-// topic (wildcards allowed) at QoS 1 and returns the messages it receives,
-// retained ones included. It fails the test if it cannot subscribe, and
-// disconnects when the test ends.
-func Subscribe(t testing.TB, url, topic string) <-chan Message {
+// topic and then to each of more (wildcards allowed) at QoS 1, one after the
+// other, and returns the messages it receives, retained ones included. It
+// fails the test if it cannot subscribe, and disconnects when the test ends.
+//
+// A broker handles one client's packets in order, so the retained messages
+// of topic are all sent before the subscription to more[0] exists: a
+// message published to more[0] afterwards arrives after them.
+func Subscribe(t testing.TB, url, topic string, more ...string) <-chan Message {
 	t.Helper()
 	ch := make(chan Message, 1024)
 	done := make(chan struct{})
@@ -160,15 +164,39 @@ func Subscribe(t testing.TB, url, topic string) <-chan Message {
 		case <-done:
 		}
 	}
-	if tok := c.Subscribe(topic, 1, handler); !tok.WaitTimeout(readyWait) || tok.Error() != nil {
-		c.Disconnect(0)
-		t.Fatalf("subscribe %s: %v", topic, tok.Error())
+	for _, f := range append([]string{topic}, more...) {
+		if err := subscribe(c, f, handler); err != nil {
+			c.Disconnect(0)
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		close(done)
 		c.Disconnect(100)
 	})
 	return ch
+}
+
+// subscribe subscribes c to filter at QoS 1 and checks the broker granted
+// it. mochi-mqtt refuses a SUBSCRIBE whose packet id equals the id of a
+// message it is still sending to the client (it shares one id space for
+// both directions), so a refusal is retried: paho picks the next free id.
+func subscribe(c paho.Client, filter string, handler paho.MessageHandler) error {
+	var code byte
+	for range 10 {
+		tok := c.Subscribe(filter, 1, handler)
+		if !tok.WaitTimeout(readyWait) {
+			return fmt.Errorf("subscribe %s: no answer within %s", filter, readyWait)
+		}
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("subscribe %s: %w", filter, err)
+		}
+		code = tok.(*paho.SubscribeToken).Result()[filter]
+		if code <= 2 {
+			return nil
+		}
+	}
+	return fmt.Errorf("subscribe %s: refused, code %#x", filter, code)
 }
 
 // Publish publishes one message from a short-lived client and waits for the
