@@ -6,14 +6,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-// BenchmarkLoadDeployment decodes and checks a plugs.hcl of 1,000 plugs with
-// 3 instances each, every plug with an inline manifest so params are checked.
-func BenchmarkLoadDeployment(b *testing.B) {
+// benchDeployment writes a plugs.hcl of n plugs with 3 instances each,
+// every plug with an inline manifest so that its params are checked.
+func benchDeployment(b *testing.B, n int) (string, []byte) {
+	b.Helper()
 	var sb strings.Builder
 	sb.WriteString("variable \"site\" { default = \"ward-3\" }\n")
-	for i := range 1000 {
+	for i := range n {
 		fmt.Fprintf(&sb, `plug "p%d" {
   source  = "git::https://git.example.org/acme/p%d.git"
   version = "~> 1.2"
@@ -36,9 +40,18 @@ func BenchmarkLoadDeployment(b *testing.B) {
 `, i, i, deps(i), i, i, i)
 	}
 	file := filepath.Join(b.TempDir(), "plugs.hcl")
-	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+	src := []byte(sb.String())
+	if err := os.WriteFile(file, src, 0o644); err != nil {
 		b.Fatal(err)
 	}
+	return file, src
+}
+
+// BenchmarkLoadDeployment decodes and checks a plugs.hcl of 1,000 plugs with
+// 3 instances each: read, parse, decode, manifests, params.
+func BenchmarkLoadDeployment(b *testing.B) {
+	file, src := benchDeployment(b, 1000)
+	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
 	for b.Loop() {
 		p := NewParser()
@@ -48,6 +61,20 @@ func BenchmarkLoadDeployment(b *testing.B) {
 		diags = append(diags, CheckPlugs(d, m)...)
 		if len(diags) != 0 || len(d.Plugs) != 1000 {
 			b.Fatalf("%d plugs, %v", len(d.Plugs), diags)
+		}
+	}
+}
+
+// BenchmarkParseOnly is the floor BenchmarkLoadDeployment is measured
+// against: bare hclsyntax.ParseConfig of the same bytes, no decoding.
+func BenchmarkParseOnly(b *testing.B) {
+	file, src := benchDeployment(b, 1000)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+		if diags.HasErrors() || f == nil {
+			b.Fatal(diags)
 		}
 	}
 }
