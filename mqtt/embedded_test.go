@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,17 @@ func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
 		if got[topic] != StatusOnline {
 			t.Errorf("retained %s = %q after the expiry sweep, want online", topic, got[topic])
 		}
+	}
+}
+
+// TestBrokerLogDropsPackets: mochi logs a failing packet whole, and a
+// CONNECT packet carries the client's password.
+func TestBrokerLogDropsPackets(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(dropPacketAttrs{slog.NewTextHandler(&buf, nil)}).With("pk", "with-attrs-secret")
+	log.Warn("error processing packet", "client", "c1", "pk", packets.Packet{Connect: packets.ConnectParams{Password: []byte("planted-secret")}})
+	out := buf.String()
+	if strings.Contains(out, "secret") || !strings.Contains(out, "client=c1") {
+		t.Errorf("log line = %q; want the client and no packet", out)
 	}
 }

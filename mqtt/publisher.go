@@ -239,8 +239,16 @@ func (p *Publisher) connectionLost(_ paho.Client, err error) {
 	p.connectionChanged(false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed { // Close sets closed before it disconnects: no connect after Close
-		p.client.Connect()
+	if p.closed { // Close sets closed before it disconnects: no connect after Close
+		return
+	}
+	t := p.client.Connect() // returns at once; retries until connected or Close
+	select {
+	case <-t.Done():
+		if t.Error() != nil {
+			p.log.Error("mqtt reconnect", "broker", p.broker, "err", t.Error())
+		}
+	default:
 	}
 }
 
