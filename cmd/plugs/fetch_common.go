@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// fetchSession is what lock, fetch, build and bundle share: the deployment,
+// its lock (nil when there is none) and the store.
+type fetchSession struct {
+	g        *globals
+	d        *spec.Deployment
+	lock     *spec.Lock
+	lockFile string
+	lockOld  []byte // the lock file's bytes as read, nil when missing
+	store    *fetch.Store
+}
+
+func openFetchSession(g *globals) (*fetchSession, error) {
+	vars, err := g.vars()
+	if err != nil {
+		return nil, inputError(err)
+	}
+	p := spec.NewParser()
+	d, diags := p.LoadDeployment(g.file(), vars)
+	writeDiags(g.stderr, p.Files(), diags)
+	if diags.HasErrors() {
+		return nil, silent(exitInput)
+	}
+	s := &fetchSession{g: g, d: d, lockFile: spec.LockFilename(g.file())}
+	if b, err := os.ReadFile(s.lockFile); err == nil {
+		l, diags := p.LoadLock(s.lockFile)
+		writeDiags(g.stderr, p.Files(), diags)
+		if diags.HasErrors() {
+			return nil, silent(exitInput)
+		}
+		s.lock, s.lockOld = l, b
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, envError(err)
+	}
+	opts := fetch.Options{Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if !g.quiet() {
+		opts.Progress = g.stderr
+	}
+	s.store = fetch.Open(g.stateDir(), opts)
+	return s, nil
+}
+
+// lockOrEmpty returns the lock to update in place.
+func (s *fetchSession) lockOrEmpty() *spec.Lock {
+	if s.lock == nil {
+		s.lock = &spec.Lock{Filename: s.lockFile, Plugs: map[string]*spec.LockedPlug{}}
+	}
+	return s.lock
+}
+
+// saveLock writes l when its bytes differ from the file's.
+func (s *fetchSession) saveLock(l *spec.Lock) (bool, error) {
+	if bytes.Equal(fetch.FormatLock(l), s.lockOld) {
+		return false, nil
+	}
+	if err := fetch.WriteLock(s.lockFile, l); err != nil {
+		return false, envError(fmt.Errorf("write lock: %w", err))
+	}
+	return true, nil
+}
+
+// fetchError maps a fetch error to its exit code.
+func fetchError(err error) error {
+	if fetch.IsInputError(err) {
+		return inputError(err)
+	}
+	return envError(err)
+}
+
+// signalContext is canceled by SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
