@@ -198,8 +198,8 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetPassword(password).
 		SetCleanSession(true).
 		SetOrderMatters(false). // handlers run in their own goroutines: none can stall paho
-		// Reconnection is ours (see connectionLost): paho's own resends its
-		// stored in-flight publish on reconnect, racing our newer states.
+		// Reconnection is ours (see connectionLost): paho's own reconnect
+		// resends its stored in-flight publish, racing our newer states.
 		SetAutoReconnect(false).
 		SetConnectRetry(true). // a broker that is down is retried: Connect never fails
 		SetConnectRetryInterval(p.cfg.RetryInterval).
@@ -216,7 +216,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 	p.mu.Lock()
 	if p.started || p.closed {
 		p.mu.Unlock()
-		return errors.New("mqtt publisher already started")
+		return errors.New("mqtt publisher already started or closed")
 	}
 	p.started = true
 	p.client = paho.NewClient(opts)
