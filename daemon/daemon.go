@@ -426,8 +426,7 @@ func (d *daemon) pollRepo(ctx context.Context) (plumbing.Hash, error) {
 	if err != nil {
 		return d.lastCommit, err
 	}
-	head, _ := d.repo.repo.Head()
-	if head == nil || head.Hash() != commit {
+	if d.repo.current != commit {
 		if err := d.repo.checkout(ctx, commit); err != nil {
 			return d.lastCommit, err
 		}

@@ -20,6 +20,9 @@ type configRepo struct {
 	ref  string // a branch, a tag, a full ref name, or "" for the remote's HEAD
 	dir  string
 	repo *git.Repository
+	// current is the commit checked out by this process; zero at first, so
+	// the first poll always checks out (a clone is made without checkout).
+	current plumbing.Hash
 }
 
 // openConfigRepo opens the checkout in dir, cloning url into it first when
@@ -43,7 +46,7 @@ func openConfigRepo(ctx context.Context, rawURL, ref, dir string) (*configRepo, 
 		if err := os.Rename(tmp, dir); err != nil {
 			return nil, fmt.Errorf("clone %s: %w", redactURL(rawURL), err)
 		}
-		repo, err = git.PlainOpen(dir)
+		return openConfigRepo(ctx, rawURL, ref, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open config repo %s: %w", dir, err)
@@ -117,6 +120,7 @@ func (c *configRepo) checkout(ctx context.Context, commit plumbing.Hash) error {
 	if err := wt.Checkout(&git.CheckoutOptions{Hash: commit, Force: true}); err != nil {
 		return fmt.Errorf("check out %s: %w", commit, err)
 	}
+	c.current = commit
 	return nil
 }
 
