@@ -98,7 +98,10 @@ func Setup(ctx context.Context, o SetupOptions) error {
 	if inst == nil {
 		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
 	}
-	dir := filepath.Join(o.StateDir, "setup")
+	dir, err := filepath.Abs(filepath.Join(o.StateDir, "setup"))
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
