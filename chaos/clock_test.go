@@ -1,0 +1,172 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/runner"
+)
+
+// steppedClock is a runner.Clock with two timelines: the wall clock Now
+// reports, which a test may step back, and the monotonic one timers run
+// on, which only Advance moves.
+type steppedClock struct {
+	mu        sync.Mutex
+	wall      time.Time
+	mono      time.Duration
+	timers    []*steppedTimer
+	fired     int
+	requested chan time.Duration
+}
+
+type steppedTimer struct {
+	c       *steppedClock
+	at      time.Duration // on the monotonic timeline
+	f       func()
+	stopped bool
+}
+
+func newSteppedClock() *steppedClock {
+	return &steppedClock{wall: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC), requested: make(chan time.Duration, 100)}
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wall
+}
+
+func (c *steppedClock) AfterFunc(d time.Duration, f func()) runner.Timer {
+	c.mu.Lock()
+	t := &steppedTimer{c: c, at: c.mono + d, f: f}
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	c.requested <- d
+	return t
+}
+
+func (t *steppedTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.stopped
+	t.stopped = true
+	return was
+}
+
+// StepWall steps the wall clock alone, as an NTP correction or an operator
+// would.
+func (c *steppedClock) StepWall(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wall = c.wall.Add(d)
+}
+
+// Advance lets d pass on both timelines and fires the timers due; it
+// returns how many fired.
+func (c *steppedClock) Advance(d time.Duration) int {
+	c.mu.Lock()
+	c.mono += d
+	c.wall = c.wall.Add(d)
+	var due []func()
+	keep := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.stopped:
+		case t.at <= c.mono:
+			t.stopped = true
+			due = append(due, t.f)
+		default:
+			keep = append(keep, t)
+		}
+	}
+	c.timers = keep
+	c.fired += len(due)
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+	return len(due)
+}
+
+// TestClockStepBackDuringBackoff crash-loops a real process under a runner
+// whose wall clock is stepped back an hour during every backoff: each
+// delay is still the policy's (1s, doubling, no jitter), and each restart
+// happens exactly when that delay has passed on the monotonic timeline.
+func TestClockStepBackDuringBackoff(t *testing.T) {
+	clock := newSteppedClock()
+	r, err := runner.New(runner.Options{StateDir: t.TempDir(), Clock: clock, Rand: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("close runner: %v", err)
+		}
+	})
+	policy := reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Hour, ResetAfter: 10 * time.Minute}
+	id := reconcile.InstanceID{Plug: "crash", Instance: "default"}
+	spec := reconcile.InstanceSpec{
+		ID: id, Dir: t.TempDir(), Command: []string{"sh", "-c", "exit 3"},
+		Config: []byte("{}\n"), Restart: policy, StopTimeout: time.Second,
+	}
+	if err := r.Start(context.Background(), spec); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	status := func() reconcile.InstanceStatus {
+		for _, s := range r.Observe() {
+			if s.ID == id {
+				return s
+			}
+		}
+		t.Fatalf("instance %s unknown to the runner", id)
+		return reconcile.InstanceStatus{}
+	}
+
+	var delays []time.Duration
+	want := policy.InitialDelay
+	for step := range size.ClockSteps {
+		var d time.Duration
+		select {
+		case d = <-clock.requested:
+		case <-time.After(waitBound):
+			t.Fatalf("step %d: no backoff timer within %s; status %+v", step, waitBound, status())
+		}
+		delays = append(delays, d)
+		if d != want {
+			t.Errorf("step %d: backoff of %s, the policy says %s", step, d, want)
+		}
+		waitFor(t, "backoff", func() (bool, string) {
+			s := status()
+			return s.State == reconcile.StateBackoff, fmt.Sprint(s.State)
+		})
+		clock.StepWall(-time.Hour)
+		if n := clock.Advance(d - time.Millisecond); n != 0 {
+			t.Fatalf("step %d: %d timers fired %s before the delay ended", step, n, time.Millisecond)
+		}
+		if s := status(); s.State != reconcile.StateBackoff || s.Restarts != step {
+			t.Errorf("step %d: %s with %d restarts just before the delay ends, want backoff with %d", step, s.State, s.Restarts, step)
+		}
+		if n := clock.Advance(time.Millisecond); n != 1 {
+			t.Fatalf("step %d: %d timers fired when the delay ended, want the restart's", step, n)
+		}
+		want = min(2*want, policy.MaxDelay)
+	}
+	// The last restart happened: it crashed into the next backoff.
+	select {
+	case <-clock.requested:
+	case <-time.After(waitBound):
+		t.Fatalf("no restart after the last step; status %+v", status())
+	}
+	s := status()
+	if s.Restarts != size.ClockSteps || s.LastExit == nil || s.LastExit.Code != 3 {
+		t.Errorf("after %d steps: %d restarts, last exit %+v; want %d restarts of a process exiting 3", size.ClockSteps, s.Restarts, s.LastExit, size.ClockSteps)
+	}
+	figure(t, "clock-step", "%d backoffs, wall clock stepped back 1h in each: delays %v (policy 1s doubling), each restart exactly at its delay on the monotonic timeline",
+		len(delays), delays)
+}
