@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// TestRunBundle builds a bundle in one state dir and runs it from another,
+// empty one: the daemon needs nothing but the bundle.
+func TestRunBundle(t *testing.T) {
+	src := t.TempDir()
+	for name, content := range sleeperPlugin {
+		writeFile(t, filepath.Join(src, name), content)
+	}
+	file := filepath.Join(src, "plugs.hcl")
+	writeFile(t, file, sleeperDeployment(map[string]string{"a": "3s"}))
+	ctx := context.Background()
+	dep, diags := spec.NewParser().LoadDeployment(file, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	store := fetch.Open(filepath.Join(src, ".plugs"), fetch.Options{})
+	lock, err := store.Lock(ctx, dep, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Fetch(ctx, dep, lock, fetch.FetchOptions{Frozen: true}); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "site.tar.gz")
+	if err := store.WriteBundle(ctx, bundle, dep, lock); err != nil {
+		t.Fatal(err)
+	}
+
+	stateDir := t.TempDir()
+	c := startDaemon(t, Options{StateDir: stateDir, Bundle: bundle})
+	st := waitStatus(t, c, "a/default running", func(s *Status) bool {
+		a := instance(s, "a", "default")
+		return a != nil && a.PID > 0
+	})
+	if st.Daemon.Mode != ModeBundle || st.Daemon.LastReconcile.Error != "" || st.Daemon.ConfigRevision == "" {
+		t.Errorf("bundle daemon: %+v", st.Daemon)
+	}
+	if a := instance(st, "a", "default"); a.Revision != lock.Plugs["a"].Revision {
+		t.Errorf("revision %s, want the locked %s", a.Revision, lock.Plugs["a"].Revision)
+	}
+}
