@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -19,33 +20,31 @@ import (
 
 const benchInstances = 1000
 
-// BenchmarkBareForkExec1000 is the baseline of BenchmarkStart1000: a bare
-// os/exec start of 1,000 `sleep` processes (killed and reaped untimed).
+// BenchmarkBareForkExec1000 is the baseline of BenchmarkStart1000: what a
+// minimal Go program pays to fork/exec 1,000 `sleep` processes, one after
+// the other, set up as the runner sets them up: the name resolved in PATH
+// (exec.Command), the same environment (the runner's plus the PLUGS_*
+// variables and the spec's env), stdin on /dev/null, stdout and stderr on a
+// fresh pipe whose write end the parent closes. It creates no files, forks
+// from any thread, and sets neither a process group nor Pdeathsig. The
+// processes are killed and reaped untimed.
 func BenchmarkBareForkExec1000(b *testing.B) {
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		b.Skip(err)
-	}
 	for b.Loop() {
-		cmds := make([]*exec.Cmd, benchInstances)
-		for i := range cmds {
-			cmds[i] = exec.Command(sleep, "600")
-			if err := cmds[i].Start(); err != nil {
-				b.Fatal(err)
-			}
-		}
 		b.StopTimer()
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
+		bare := newBareStarter(b)
+		b.StartTimer()
+		bare.start(b)
+		b.StopTimer()
+		bare.close()
 		b.StartTimer()
 	}
 }
 
 // BenchmarkStart1000 starts 1,000 `sleep` instances through the runner,
-// one after the other (config.json, instance.json, output pipe, spawn),
-// then stops them untimed.
+// one after the other, on a fresh state directory: each Start makes the
+// instance directory, writes config.json, sets up the output pipe and
+// spawns; instance.json and output.log are written by the instance's
+// goroutine after Start returns. Stopping them is untimed.
 func BenchmarkStart1000(b *testing.B) {
 	benchStart(b, 1)
 }
@@ -56,46 +55,139 @@ func BenchmarkStart1000Parallel8(b *testing.B) {
 	benchStart(b, reconcile.DefaultParallelism)
 }
 
+// BenchmarkStart1000VsBare alternates, in each iteration, the bare
+// baseline, the runner one at a time, and the runner 8 at a time, and
+// reports each runner figure as a multiple of the baseline of the same
+// iteration: on a shared machine, load that comes and goes between
+// separate benchmarks would otherwise decide the ratio.
+func BenchmarkStart1000VsBare(b *testing.B) {
+	var bare, serial, par time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		bs := newBareStarter(b)
+		bare += timed(func() { bs.start(b) })
+		bs.close()
+		serial += timedRunnerStart(b, 1)
+		par += timedRunnerStart(b, reconcile.DefaultParallelism)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(bare.Milliseconds())/float64(b.N), "bare-ms")
+	b.ReportMetric(float64(serial)/float64(bare), "x-bare-serial")
+	b.ReportMetric(float64(par)/float64(bare), "x-bare-par8")
+}
+
+func timed(f func()) time.Duration {
+	t0 := time.Now()
+	f()
+	return time.Since(t0)
+}
+
+// bareStarter is the baseline: exec.Command with the runner's setup.
+type bareStarter struct {
+	env     []string
+	devNull *os.File
+	cmds    []*exec.Cmd
+	pipes   []*os.File
+}
+
+func newBareStarter(b *testing.B) *bareStarter {
+	if _, err := exec.LookPath("sleep"); err != nil {
+		b.Skip(err)
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := append(os.Environ(), "PLUGS_TEST=1", "PLUGS_CONFIG="+filepath.Join(b.TempDir(), "config.json"),
+		"PLUGS_PLUG=p0", "PLUGS_INSTANCE=i0")
+	return &bareStarter{env: env, devNull: devNull}
+}
+
+func (s *bareStarter) start(b *testing.B) {
+	for range benchInstances {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := exec.Command("sleep", "600")
+		c.Env, c.Stdin, c.Stdout, c.Stderr = s.env, s.devNull, pw, pw
+		err = c.Start()
+		pw.Close()
+		if err != nil {
+			pr.Close()
+			b.Fatal(err)
+		}
+		s.cmds, s.pipes = append(s.cmds, c), append(s.pipes, pr)
+	}
+}
+
+func (s *bareStarter) close() {
+	for i, c := range s.cmds {
+		c.Process.Kill()
+		c.Wait()
+		s.pipes[i].Close()
+	}
+	s.devNull.Close()
+}
+
 func benchStart(b *testing.B, parallel int) {
+	for b.Loop() {
+		b.StopTimer()
+		r, specs := newBenchRunner(b)
+		b.StartTimer()
+		startAll(b, r, specs, parallel)
+		b.StopTimer()
+		r.Close(context.Background())
+		b.StartTimer()
+	}
+}
+
+// timedRunnerStart starts 1,000 instances on a fresh runner and state
+// directory and returns how long the starts took.
+func timedRunnerStart(b *testing.B, parallel int) time.Duration {
+	r, specs := newBenchRunner(b)
+	defer r.Close(context.Background())
+	return timed(func() { startAll(b, r, specs, parallel) })
+}
+
+func newBenchRunner(b *testing.B) (*Runner, []reconcile.InstanceSpec) {
 	r, err := New(Options{StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close(context.Background())
+	dir := b.TempDir()
 	specs := make([]reconcile.InstanceSpec, benchInstances)
 	for i := range specs {
-		specs[i] = reconciletest.Spec(b.TempDir(), "p"+strconv.Itoa(i%10), "i"+strconv.Itoa(i), "1")
+		specs[i] = reconciletest.Spec(dir, "p"+strconv.Itoa(i%10), "i"+strconv.Itoa(i), "1")
 		specs[i].Command = []string{"sleep", "600"}
 	}
+	return r, specs
+}
+
+// startAll starts specs on r, parallel at a time.
+func startAll(b *testing.B, r *Runner, specs []reconcile.InstanceSpec, parallel int) {
 	ctx := context.Background()
-	for b.Loop() {
-		work := make(chan reconcile.InstanceSpec)
-		errs := make(chan error, parallel)
-		for range parallel {
-			go func() {
-				var err error
-				for s := range work {
-					if e := r.Start(ctx, s); e != nil && err == nil {
-						err = e
-					}
+	work := make(chan reconcile.InstanceSpec)
+	errs := make(chan error, parallel)
+	for range parallel {
+		go func() {
+			var err error
+			for s := range work {
+				if e := r.Start(ctx, s); e != nil && err == nil {
+					err = e
 				}
-				errs <- err
-			}()
-		}
-		for _, s := range specs {
-			work <- s
-		}
-		close(work)
-		for range parallel {
-			if err := <-errs; err != nil {
-				b.Fatal(err)
 			}
+			errs <- err
+		}()
+	}
+	for _, s := range specs {
+		work <- s
+	}
+	close(work)
+	for range parallel {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
 		}
-		b.StopTimer()
-		for _, s := range specs {
-			r.Stop(ctx, s.ID)
-		}
-		b.StartTimer()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -62,6 +63,7 @@ func newInstance(r *Runner, spec reconcile.InstanceSpec) *instance {
 		dir:  InstanceDir(r.opts.StateDir, spec.ID),
 		ctl:  make(chan ctlMsg),
 		done: make(chan struct{}),
+		out:  newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), "output.log"), r.opts.LogMaxSize, r.opts.LogBackups),
 		status: reconcile.InstanceStatus{
 			ID: spec.ID, Spec: spec, State: reconcile.StateStarting, Since: now,
 		},
@@ -191,9 +193,7 @@ func (in *instance) finish() {
 		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStopped, "stopped", 0, time.Time{}
 	})
 	in.pumps.Wait()
-	if in.out != nil {
-		in.out.Close()
-	}
+	in.out.Close()
 }
 
 func (in *instance) recordExit(e reconcile.Exit) {
@@ -252,22 +252,32 @@ func instanceFile(s reconcile.InstanceStatus, pidStart uint64) *InstanceFile {
 	return f
 }
 
-// prepare makes the instance directory, config.json and output.log.
+// prepare makes the instance directory and config.json. output.log is
+// opened by the output pump, off the start path.
 func (in *instance) prepare() error {
-	if err := os.MkdirAll(in.dir, 0o700); err != nil {
+	if err := mkdirInstance(in.dir); err != nil {
 		return fmt.Errorf("instance directory: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600); err != nil {
-		return err
-	}
-	if in.out == nil {
-		out, err := openRotatingFile(filepath.Join(in.dir, "output.log"), in.r.opts.LogMaxSize, in.r.opts.LogBackups)
-		if err != nil {
+	return writeConfigFile(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600)
+}
+
+// mkdirInstance makes an instance directory, and its plug's directory when
+// it is the plug's first: one mkdir in the common case, where MkdirAll
+// would stat every level first.
+func mkdirInstance(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 			return err
 		}
-		in.out = out
+		err = os.Mkdir(dir, 0o700)
 	}
-	return nil
+	if errors.Is(err, fs.ErrExist) {
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	return err
 }
 
 // process is one running process of an instance, the leader of its own
@@ -326,6 +336,11 @@ func (in *instance) spawn() (*process, error) {
 	in.pumps.Add(1)
 	go func() {
 		defer in.pumps.Done()
+		if err := in.out.Open(); err != nil {
+			// The process runs on; its output is lost until a write
+			// succeeds in opening the file.
+			in.r.log.Error("output log", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+		}
 		pumpOutput(pr, in.out, &in.r.bufs)
 	}()
 	go in.waitProcess(p, proc, pr)

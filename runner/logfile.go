@@ -16,23 +16,38 @@ const (
 // rotatingFile is an append-only file rotated by size: when a write would
 // take it past maxSize, name.N-1 becomes name.N (the oldest is dropped),
 // name becomes name.1, and a new name is opened. The disk used is therefore
-// at most maxSize*(backups+1). It holds no goroutine.
+// at most maxSize*(backups+1). It holds no goroutine. The file is opened on
+// first use (Open or Write), so that making one costs no file creation.
 type rotatingFile struct {
 	name    string
 	maxSize int64
 	backups int
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
+	mu     sync.Mutex
+	f      *os.File
+	size   int64
+	closed bool
 }
 
-func openRotatingFile(name string, maxSize int64, backups int) (*rotatingFile, error) {
-	r := &rotatingFile{name: name, maxSize: maxSize, backups: backups}
-	if err := r.open(); err != nil {
-		return nil, err
+func newRotatingFile(name string, maxSize int64, backups int) *rotatingFile {
+	return &rotatingFile{name: name, maxSize: maxSize, backups: backups}
+}
+
+// Open creates or opens the file for appending, unless it is open already.
+func (r *rotatingFile) Open() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ensureOpen()
+}
+
+func (r *rotatingFile) ensureOpen() error {
+	switch {
+	case r.closed:
+		return os.ErrClosed
+	case r.f != nil:
+		return nil
 	}
-	return r, nil
+	return r.open()
 }
 
 func (r *rotatingFile) open() error {
@@ -53,8 +68,8 @@ func (r *rotatingFile) open() error {
 func (r *rotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.f == nil {
-		return 0, os.ErrClosed
+	if err := r.ensureOpen(); err != nil {
+		return 0, err
 	}
 	written := 0
 	for len(p) > 0 {
@@ -106,6 +121,7 @@ func backupName(name string, i int) string {
 func (r *rotatingFile) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	if r.f == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -517,5 +518,66 @@ func TestStateFilesParseAfterKillAtRandomMoments(t *testing.T) {
 		if len(tmps) != 0 {
 			t.Errorf("round %d: temp files left after cleanup: %v", i, tmps)
 		}
+	}
+}
+
+func TestConfigFileRewrittenOnlyWhenItDiffers(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "config.json")
+	data := []byte(`{"a":1}`)
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	if err := writeConfigFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := inode()
+	if err := writeConfigFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != first {
+		t.Error("identical config.json rewritten")
+	}
+	// A torn file (a crash of the machine before the data reached the
+	// disk), a longer one and a wrong mode are all rewritten.
+	for _, spoil := range []func() error{
+		func() error { return os.Truncate(name, 3) },
+		func() error { return os.WriteFile(name, append(slices.Clone(data), ' '), 0o600) },
+		func() error { return os.Chmod(name, 0o644) },
+	} {
+		if err := spoil(); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeConfigFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(name)
+		fi, _ := os.Stat(name)
+		if err != nil || string(b) != string(data) || fi.Mode().Perm() != 0o600 {
+			t.Errorf("config.json = %q, mode %v, %v", b, fi.Mode(), err)
+		}
+	}
+}
+
+func TestQuietInstanceGetsAnEmptyLog(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	s := fakeSpec("quiet", "default", "sleep")
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	sts.await(t, s.ID, "running", running)
+	name := filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "output.log")
+	// Opened by the output pump after Start returns, so that plugs logs
+	// finds a log for an instance that never printed.
+	eventually(t, "output.log exists", func() bool { _, err := os.Stat(name); return err == nil })
+	if err := r.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(name); err != nil || len(b) != 0 {
+		t.Errorf("output.log = %q, %v", b, err)
 	}
 }

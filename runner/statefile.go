@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,6 +55,44 @@ func ReadInstanceFile(name string) (*InstanceFile, error) {
 // directory, synced before the rename, so that a reader (or a restart after
 // a crash) sees the old content or the new, never a torn file.
 func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	return replaceFile(name, data, perm, true)
+}
+
+// writeConfigFile writes an instance's config.json, unless it already holds
+// data with mode perm (a restart of an unchanged instance). The rename makes
+// it atomic for the process that reads it; it is not synced, because it is
+// derived: the runner renders it again before every process it starts, so
+// a file lost or torn by a crash of the machine is never read, only
+// rewritten (the byte comparison sees the difference).
+func writeConfigFile(name string, data []byte, perm os.FileMode) error {
+	if sameFile(name, data, perm) {
+		return nil
+	}
+	return replaceFile(name, data, perm, false)
+}
+
+// sameFile reports whether name is a regular file with mode perm holding
+// exactly data.
+func sameFile(name string, data []byte, perm os.FileMode) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != perm || fi.Size() != int64(len(data)) {
+		return false
+	}
+	old := make([]byte, len(data)+1) // one more: a file that grew meanwhile differs
+	n, err := io.ReadFull(f, old)
+	return err == io.ErrUnexpectedEOF && bytes.Equal(old[:n], data)
+}
+
+// replaceFile writes data to name through a temporary file in the same
+// directory and a rename: readers see the old content or the new, never a
+// torn file. With durable, the data is synced before the rename, so that
+// the same holds after a crash of the machine.
+func replaceFile(name string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(name)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
 	if err != nil {
@@ -69,8 +109,10 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
 	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
