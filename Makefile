@@ -38,7 +38,7 @@ bench:
 	@scripts/bench.sh
 
 chaos:
-	$(GO) test -race -count=1 -timeout 30m -tags chaos ./chaos/...
+	$(GO) test -v -race -count=1 -timeout 30m -tags chaos ./chaos/...
 
 clean:
 	rm -rf bin
