@@ -57,9 +57,13 @@ func (r *Repo) Git(args ...string) string {
 		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
 		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org",
 		"GIT_AUTHOR_DATE=2024-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2024-01-01T00:00:00Z",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		// No background "gc --auto --detach": it would hold the output
+		// pipes open after git returns.
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=gc.auto", "GIT_CONFIG_VALUE_0=0")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = cleanupWait
 	if err := cmd.Run(); err != nil {
 		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, errb.String())
 	}
@@ -115,12 +119,30 @@ func (r *Repo) Checkout(name string) { r.Git("checkout", "-q", name) }
 // 127.0.0.1 port until the test ends; it returns "git://127.0.0.1:PORT".
 func Daemon(t testing.TB, root string) string {
 	t.Helper()
+	_, url := startDaemon(t, root)
+	return url
+}
+
+// cleanupWait bounds how long a server's cleanup waits for it to be reaped
+// after SIGKILL of its process group.
+const cleanupWait = 10 * time.Second
+
+// startDaemon starts git daemon (see Daemon) and returns its command.
+//
+// It runs in its own process group: git daemon runs git-daemon as a child,
+// which forks one more per connection, and the cleanup SIGKILLs the whole
+// group. Its stderr goes through a pipe to a buffer (shown if it exits
+// early); WaitDelay bounds how long Wait waits for that pipe, which a
+// surviving grandchild could otherwise hold open forever.
+func startDaemon(t testing.TB, root string) (*exec.Cmd, string) {
+	t.Helper()
 	port := freePort(t)
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root,
 		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--informative-errors", root)
-	// Its own process group: git daemon runs git-daemon as a child, which
-	// forks one more per connection; the cleanup kills them all.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("git daemon: %v", err)
 	}
@@ -128,11 +150,34 @@ func Daemon(t testing.TB, root string) string {
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		select {
+		case <-done:
+		case <-time.After(cleanupWait):
+			t.Errorf("git daemon (pid %d) not reaped %v after SIGKILL of its group", cmd.Process.Pid, cleanupWait)
+		}
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitListening(t, addr, done)
-	return "git://" + addr
+	waitListening(t, addr, done, &stderr)
+	return cmd, "git://" + addr
+}
+
+// lockedBuffer is a bytes.Buffer safe for the copying goroutine of exec
+// and a reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // HTTP serves every repository below root over git's smart HTTP protocol
@@ -239,7 +284,7 @@ func freePort(t testing.TB) int {
 }
 
 // waitListening waits until addr accepts connections, or the server exited.
-func waitListening(t testing.TB, addr string, exited <-chan struct{}) {
+func waitListening(t testing.TB, addr string, exited <-chan struct{}, stderr fmt.Stringer) {
 	t.Helper()
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", addr)
@@ -249,11 +294,11 @@ func waitListening(t testing.TB, addr string, exited <-chan struct{}) {
 		}
 		select {
 		case <-exited:
-			t.Fatalf("git daemon on %s exited before listening", addr)
+			t.Fatalf("git daemon on %s exited before listening: %s", addr, stderr)
 		default:
 		}
 		if i > 2000 {
-			t.Fatalf("git daemon on %s never listened: %v", addr, err)
+			t.Fatalf("git daemon on %s never listened: %v; stderr: %s", addr, err, stderr)
 		}
 		time.Sleep(5 * time.Millisecond) // readiness polling, not a timed assertion
 	}
