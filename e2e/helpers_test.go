@@ -434,9 +434,10 @@ func scanForSecrets(t *testing.T, where, text string, secrets []string) {
 	}
 }
 
-// scanStateDir checks that no file of the state directory but an
-// instance's config.json holds a secret, that every config.json has mode
-// 0600, and returns the config.json files.
+// scanStateDir checks that no file of the state directory (instance.json
+// and output.log included) but an instance's config.json holds a secret,
+// that every config.json has mode 0600, and returns the config.json files
+// by path relative to stateDir.
 func scanStateDir(t *testing.T, stateDir string, secrets []string) map[string][]byte {
 	t.Helper()
 	configs := map[string][]byte{}
@@ -477,6 +478,13 @@ func scanStateDir(t *testing.T, stateDir string, secrets []string) map[string][]
 	})
 	if err != nil {
 		t.Fatalf("walk %s: %v", stateDir, err)
+	}
+	// The scan covered each instance's state file, or it proves nothing.
+	for rel := range configs {
+		state := filepath.Join(stateDir, filepath.Dir(rel), "instance.json")
+		if _, err := os.Stat(state); err != nil {
+			t.Errorf("%s has no instance.json beside it: %v", rel, err)
+		}
 	}
 	return configs
 }
