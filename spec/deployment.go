@@ -234,6 +234,9 @@ func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
 	if ty == cty.String || ty == cty.DynamicPseudoType {
 		return cty.StringVal(raw), nil
 	}
+	if checkNestingHCL([]byte(raw), "<value>").HasErrors() {
+		return cty.NilVal, fmt.Errorf("nested too deeply")
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), "<value>", hcl.InitialPos)
 	if diags.HasErrors() {
 		return cty.NilVal, fmt.Errorf("not a valid literal")

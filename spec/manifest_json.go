@@ -393,6 +393,9 @@ func parseTypeName(s string) (cty.Type, error) {
 	if alias, ok := typeAliases[strings.ToLower(s)]; ok {
 		s = alias
 	}
+	if checkNestingHCL([]byte(s), "<type>").HasErrors() {
+		return cty.NilType, fmt.Errorf("%q is nested too deeply", s)
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(s), "<type>", hcl.InitialPos)
 	if diags.HasErrors() {
 		return cty.NilType, fmt.Errorf("%q is not a type", s)

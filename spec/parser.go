@@ -50,6 +50,9 @@ func (p *Parser) readFile(filename, what string) ([]byte, hcl.Diagnostics) {
 
 // parseHCL parses src as native HCL syntax and remembers the file.
 func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if diags := checkNestingHCL(src, filename); diags != nil {
+		return nil, diags
+	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if f != nil {
 		p.files[filename] = f
@@ -59,6 +62,9 @@ func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnosti
 
 // parseJSON parses src as HCL's JSON syntax and remembers the file.
 func (p *Parser) parseJSON(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if diags := checkNestingJSON(src, filename); diags != nil {
+		return nil, diags
+	}
 	f, diags := hcljson.Parse(src, filename)
 	if f != nil {
 		p.files[filename] = f
