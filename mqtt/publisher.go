@@ -111,6 +111,55 @@ func (m *StateMessage) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// The results of a ReconcileMessage.
+const (
+	ReconcileSuccess = "success"
+	ReconcileError   = "error"
+)
+
+// ReconcileMessage is the retained JSON payload of the host's reconcile
+// topic: the outcome of the daemon's last reconcile.
+type ReconcileMessage struct {
+	Result   string    // ReconcileSuccess or ReconcileError
+	Error    string    // why it failed; "" on success. Never holds a secret: the caller redacts it.
+	Revision string    // the configuration revision it reconciled to (a commit, or a content id)
+	At       time.Time // when it finished
+}
+
+type reconcileJSON struct {
+	Result   string `json:"result"`
+	Error    string `json:"error"`
+	Revision string `json:"revision"`
+	At       string `json:"at"`
+}
+
+// MarshalJSON encodes m as {result, error, revision, at}, At in RFC 3339,
+// UTC, to the millisecond ("" when zero).
+func (m ReconcileMessage) MarshalJSON() ([]byte, error) {
+	at := ""
+	if !m.At.IsZero() {
+		at = m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return json.Marshal(reconcileJSON{m.Result, m.Error, m.Revision, at})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (m *ReconcileMessage) UnmarshalJSON(b []byte) error {
+	var v reconcileJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*m = ReconcileMessage{Result: v.Result, Error: v.Error, Revision: v.Revision}
+	if v.At != "" {
+		t, err := time.Parse(time.RFC3339, v.At)
+		if err != nil {
+			return fmt.Errorf("at: %w", err)
+		}
+		m.At = t
+	}
+	return nil
+}
+
 // Publisher keeps the host's status and every instance's state on the
 // broker. Its methods never block on the broker: messages wait in a bounded
 // queue drained by one goroutine, and the latest state of every instance is
@@ -124,7 +173,7 @@ type Publisher struct {
 
 	mu        sync.Mutex
 	queue     *ring
-	states    map[string][]byte // state topic → latest payload
+	states    map[string][]byte // retained topic (state, reconcile) → latest payload
 	republish bool              // a connection came up: send status and every state first
 	pending   []message         // the republish batch being sent
 	started   bool
@@ -279,12 +328,23 @@ func (p *Publisher) connectionChanged(event bool) {
 // PublishState records s as the latest state of plug/instance and queues it
 // as a retained QoS 1 message on its state topic. It never blocks.
 func (p *Publisher) PublishState(plug, instance string, s StateMessage) {
-	payload, err := json.Marshal(s)
-	if err != nil { // cannot happen: only strings, ints and a time
-		p.log.Error("encode instance state", "plug", plug, "instance", instance, "err", err)
+	p.publishRetained(StateTopic(p.cfg.Host, plug, instance), s)
+}
+
+// PublishReconcile records m as the outcome of the last reconcile and
+// queues it as a retained QoS 1 message on the host's reconcile topic,
+// republished after every reconnect like instance states. It never blocks.
+func (p *Publisher) PublishReconcile(m ReconcileMessage) {
+	p.publishRetained(ReconcileTopic(p.cfg.Host), m)
+}
+
+// publishRetained keeps v's JSON as the latest payload of topic and queues it.
+func (p *Publisher) publishRetained(topic string, v any) {
+	payload, err := json.Marshal(v)
+	if err != nil { // cannot happen: only strings, ints and times
+		p.log.Error("encode mqtt message", "topic", topic, "err", err)
 		return
 	}
-	topic := StateTopic(p.cfg.Host, plug, instance)
 	p.mu.Lock()
 	p.states[topic] = payload
 	p.enqueueLocked(message{topic: topic, payload: payload, retained: true})

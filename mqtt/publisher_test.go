@@ -266,10 +266,12 @@ func TestBrokerRestartRepublishes(t *testing.T) {
 	stateDown := state
 	stateDown.Restarts = 1
 	p.PublishState("bridge", "default", stateDown)
+	outcome := ReconcileMessage{Result: ReconcileSuccess, Revision: "abc123", At: time.Unix(1700000001, 0)}
+	p.PublishReconcile(outcome)
 	restart()
 	awaitChange(true)
 
-	want := map[string]string{StatusTopic("edge-02"): StatusOnline, topic: mustJSON(t, stateDown)}
+	want := map[string]string{StatusTopic("edge-02"): StatusOnline, topic: mustJSON(t, stateDown), ReconcileTopic("edge-02"): mustJSON(t, outcome)}
 	fresh := mqtttest.Subscribe(t, url, "plugs/edge-02/#")
 	got := map[string]string{}
 	mqtttest.Await(t, fresh, "republished state", func(m mqtttest.Message) bool {
@@ -377,4 +379,49 @@ func BenchmarkPublishStateBrokerDown(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(p.Dropped()), "dropped")
+}
+
+// TestReconcileOutcome: the reconcile topic is retained, replaced by the
+// next outcome, and republished to the broker after a reconnect.
+func TestReconcileOutcome(t *testing.T) {
+	brokers(t, func(t *testing.T, url string) {
+		topic := ReconcileTopic("edge-04")
+		sub := mqtttest.Subscribe(t, url, topic)
+		p := NewPublisher(fastConfig(url, "edge-04"))
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2025, 3, 1, 12, 0, 0, 250e6, time.UTC)
+		failed := ReconcileMessage{Result: ReconcileError, Error: "plugs.hcl:3,1-5: Unsupported block type", Revision: "0123abcd", At: at}
+		p.PublishReconcile(failed)
+		m := mqtttest.Await(t, sub, "failed reconcile", func(m mqtttest.Message) bool { return m.Topic == topic })
+		wantJSON := `{"result":"error","error":"plugs.hcl:3,1-5: Unsupported block type","revision":"0123abcd","at":"2025-03-01T12:00:00.250Z"}`
+		if diff := cmp.Diff(wantJSON, string(m.Payload)); diff != "" {
+			t.Errorf("reconcile payload (-want +got):\n%s", diff)
+		}
+		ok := ReconcileMessage{Result: ReconcileSuccess, Revision: "4567ef01", At: at.Add(time.Second)}
+		p.PublishReconcile(ok)
+		mqtttest.Await(t, sub, "successful reconcile", isPayload(topic, mustJSON(t, ok)))
+
+		want := map[string]string{StatusTopic("edge-04"): StatusOnline, topic: mustJSON(t, ok)}
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-04/#", "sentinel/edge-04")); diff != "" {
+			t.Errorf("retained (-want +got):\n%s", diff)
+		}
+		closePublisher(t, p)
+	})
+}
+
+func TestReconcileMessageJSONRoundTrip(t *testing.T) {
+	for _, m := range []ReconcileMessage{
+		{Result: ReconcileSuccess, Revision: "abc", At: time.Date(2024, 1, 2, 3, 4, 5, 6e6, time.UTC)},
+		{Result: ReconcileError, Error: "bad", Revision: "def"},
+	} {
+		var got ReconcileMessage
+		if err := json.Unmarshal([]byte(mustJSON(t, m)), &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(m, got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
 }

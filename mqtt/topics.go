@@ -8,6 +8,12 @@ func StatusTopic(host string) string {
 	return "plugs/" + EscapeTopicSegment(host) + "/status"
 }
 
+// ReconcileTopic is the retained topic carrying the JSON outcome of the
+// host daemon's last reconcile (see ReconcileMessage).
+func ReconcileTopic(host string) string {
+	return "plugs/" + EscapeTopicSegment(host) + "/reconcile"
+}
+
 // StateTopic is the retained topic carrying the JSON state of one instance.
 func StateTopic(host, plug, instance string) string {
 	return instanceTopic(host, plug, instance) + "/state"
