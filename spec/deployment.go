@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/big"
@@ -101,7 +102,7 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 	for _, b := range content.Blocks {
 		blocks[b.Type] = append(blocks[b.Type], b)
 	}
-	dc := &decoder{p: p, baseDir: d.BaseDir}
+	dc := &decoder{p: p, baseDir: d.BaseDir, src: f.Bytes}
 	d.Variables, cdiags = dc.decodeVariables(blocks["variable"], vars)
 	diags = append(diags, cdiags...)
 	dc.ctx, dc.vars = p.evalContext(d.BaseDir, d.Variables), d.Variables
@@ -151,6 +152,7 @@ type decoder struct {
 	baseDir string
 	ctx     *hcl.EvalContext
 	vars    map[string]cty.Value // the values of var.*, for checking references
+	src     []byte               // the file's source, when known
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -253,7 +255,7 @@ func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
 func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	vars := dc.vars
-	for _, tr := range expr.Variables() {
+	for _, tr := range dc.variables(expr) {
 		if tr.RootName() != "var" || len(tr) < 2 {
 			continue
 		}
@@ -271,6 +273,18 @@ func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	}
 	v, vdiags := expr.Value(dc.ctx)
 	return v, scrub(vdiags)
+}
+
+// variables returns the traversals in expr. Walking an expression for them
+// allocates, and most expressions name no variable: an expression whose
+// source does not spell "var" cannot refer to var.*, so it is not walked.
+func (dc *decoder) variables(expr hcl.Expression) []hcl.Traversal {
+	rng := expr.Range()
+	if rng.Start.Byte <= rng.End.Byte && rng.End.Byte <= len(dc.src) &&
+		!bytes.Contains(dc.src[rng.Start.Byte:rng.End.Byte], []byte("var")) {
+		return nil
+	}
+	return expr.Variables()
 }
 
 // evalAs evaluates attr and converts it to ty. ok is false when the value
@@ -329,8 +343,9 @@ func (dc *decoder) evalStrings(attr *hcl.Attribute) ([]string, []hcl.Range, hcl.
 	if !ok {
 		return nil, nil, diags
 	}
-	var out []string
-	for _, e := range v.AsValueSlice() {
+	out := make([]string, 0, v.LengthInt())
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
 		if e.IsNull() {
 			return nil, nil, append(diags, errorf(attr.Expr.Range(), "Invalid list element", "The list %q cannot contain null.", attr.Name))
 		}

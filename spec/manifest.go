@@ -83,7 +83,7 @@ func (p *Parser) ParseManifest(src []byte, filename string) (*Manifest, hcl.Diag
 		diags = append(diags, duplicateBlock(b, content.Blocks[0], "plugin"))
 	}
 	b := content.Blocks[0]
-	m, mdiags := decodeManifestBody(b.Body, b.Labels[0], &decoder{p: p, baseDir: filepath.Dir(filename)})
+	m, mdiags := decodeManifestBody(b.Body, b.Labels[0], &decoder{p: p, baseDir: filepath.Dir(filename), src: f.Bytes})
 	m.Format, m.Filename, m.DeclRange = FormatHCL, filename, b.DefRange
 	return m, append(diags, mdiags...)
 }
