@@ -2,17 +2,30 @@ package reconcile
 
 import "strings"
 
-// diffLines returns the lines removed from a and added in b, in order, by a
-// longest-common-subsequence diff. Configs are a few dozen lines, so the
-// quadratic table is cheap.
-func diffLines(a, b []byte) []DiffLine {
-	x, y := splitLines(a), splitLines(b)
+// configDiff returns the changed lines between two rendered configs, shown
+// in their redacted form. The diff runs over the real configs, so that a
+// change of a secret value alone still shows its line — as "(sensitive)" on
+// both sides — instead of an empty diff; it falls back to diffing the
+// redacted texts when a config and its redacted form do not line up.
+func configDiff(before, after *InstanceSpec) []DiffLine {
+	x, y := splitLines(before.Config), splitLines(after.Config)
+	xs, ys := splitLines(before.Redacted), splitLines(after.Redacted)
+	if len(x) != len(xs) || len(y) != len(ys) {
+		return diffLines(xs, ys, xs, ys)
+	}
+	return diffLines(x, y, xs, ys)
+}
+
+// diffLines returns the lines removed from x and added in y, in order, by a
+// longest-common-subsequence diff, rendered with the parallel lines of xs
+// and ys. Configs are a few dozen lines, so the quadratic table is cheap.
+func diffLines(x, y, xs, ys []string) []DiffLine {
 	// Trim the common prefix and suffix: most changes touch one line.
 	for len(x) > 0 && len(y) > 0 && x[0] == y[0] {
-		x, y = x[1:], y[1:]
+		x, y, xs, ys = x[1:], y[1:], xs[1:], ys[1:]
 	}
 	for len(x) > 0 && len(y) > 0 && x[len(x)-1] == y[len(y)-1] {
-		x, y = x[:len(x)-1], y[:len(y)-1]
+		x, y, xs, ys = x[:len(x)-1], y[:len(y)-1], xs[:len(xs)-1], ys[:len(ys)-1]
 	}
 	// lcs[i][j] is the LCS length of x[i:] and y[j:].
 	lcs := make([][]int, len(x)+1)
@@ -35,10 +48,10 @@ func diffLines(a, b []byte) []DiffLine {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
 			i, j = i+1, j+1
 		case j < len(y) && (i == len(x) || lcs[i][j+1] > lcs[i+1][j]):
-			out = append(out, DiffLine{Kind: DiffAdded, Text: y[j]})
+			out = append(out, DiffLine{Kind: DiffAdded, Text: ys[j]})
 			j++
 		default:
-			out = append(out, DiffLine{Kind: DiffRemoved, Text: x[i]})
+			out = append(out, DiffLine{Kind: DiffRemoved, Text: xs[i]})
 			i++
 		}
 	}

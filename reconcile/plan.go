@@ -205,7 +205,7 @@ func compare(before, after *InstanceSpec) Change {
 	var replace, update []Reason
 	if before.ConfigHash != after.ConfigHash || !bytes.Equal(before.Config, after.Config) {
 		replace = append(replace, ReasonConfigChanged)
-		c.ConfigDiff = diffLines(before.Redacted, after.Redacted)
+		c.ConfigDiff = configDiff(before, after)
 	}
 	if before.Revision != after.Revision {
 		replace = append(replace, ReasonRevisionChanged)
