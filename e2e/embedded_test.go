@@ -69,7 +69,7 @@ plug "mqtt-shell" {
 	t.Run("instances publish to the embedded broker", func(t *testing.T) {
 		topic := "plugs/" + host + "/" + shell + "/data"
 		m := w.await("a data point on "+topic, func(m mqtttest.Message) bool { return m.Topic == topic })
-		if err := newOMHValidator().validateDataPoint(m.Payload, "omh:body-temperature:3.0"); err != nil {
+		if err := newOMHValidator().ValidateDataPoint(m.Payload, "omh:body-temperature:3.0"); err != nil {
 			t.Errorf("data point does not validate: %v\n%s", err, m.Payload)
 		}
 	})

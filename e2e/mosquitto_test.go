@@ -114,14 +114,14 @@ plug "flapper" {
 			if m.Retained {
 				t.Errorf("data point on %s is retained; data is not", topic)
 			}
-			if err := v.validateDataPoint(m.Payload, "omh:heart-rate:2.0"); err != nil {
+			if err := v.ValidateDataPoint(m.Payload, "omh:heart-rate:2.0"); err != nil {
 				t.Errorf("data point %d does not validate: %v\n%s", n+1, err, m.Payload)
 			}
 			last = m.Payload
 		}
 		// The validator is not vacuous: the same point with a wrong unit fails.
 		bad := bytes.Replace(last, []byte(`"beats/min"`), []byte(`"bpm"`), 1)
-		if bytes.Equal(bad, last) || v.validateDataPoint(bad, "omh:heart-rate:2.0") == nil {
+		if bytes.Equal(bad, last) || v.ValidateDataPoint(bad, "omh:heart-rate:2.0") == nil {
 			t.Errorf("a data point with unit bpm was not rejected:\n%s", bad)
 		}
 	})

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,108 +23,17 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
+	"github.com/plugs-dev/plugs/internal/omh"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/spec"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// omhBase is the canonical URL prefix of the Open mHealth schemas; the copies
-// in testdata/omh/schema are served under it, so no schema is fetched.
-const omhBase = "https://w3id.org/openmhealth/schemas/omh/"
-
-// omhLoader serves omhBase URLs from a folder and refuses everything else.
-type omhLoader struct{ dir string }
-
-func (l omhLoader) Load(url string) (any, error) {
-	name, ok := strings.CutPrefix(url, omhBase)
-	if !ok || name == "" || strings.ContainsAny(name, `/\`) {
-		return nil, fmt.Errorf("schema %s is not in testdata/omh/schema (the tests never use the network)", url)
-	}
-	f, err := os.Open(filepath.Join(l.dir, name))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jsonschema.UnmarshalJSON(f)
-}
-
-// omhValidator validates Open mHealth data points against the copied schemas.
-type omhValidator struct {
-	mu       sync.Mutex
-	compiler *jsonschema.Compiler
-	schemas  map[string]*jsonschema.Schema
-}
-
-func newOMHValidator() *omhValidator {
-	c := jsonschema.NewCompiler()
-	c.UseLoader(omhLoader{dir: filepath.Join("testdata", "omh", "schema")})
-	c.AssertFormat() // date-time values must be RFC 3339, as the schemas say
-	return &omhValidator{compiler: c, schemas: map[string]*jsonschema.Schema{}}
-}
-
-// schema compiles (once) the schema omh:name:version.
-func (v *omhValidator) schema(name, version string) (*jsonschema.Schema, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	url := omhBase + name + "-" + version + ".json"
-	if s, ok := v.schemas[url]; ok {
-		return s, nil
-	}
-	s, err := v.compiler.Compile(url)
-	if err != nil {
-		return nil, fmt.Errorf("compile %s: %w", url, err)
-	}
-	v.schemas[url] = s
-	return s, nil
-}
-
-// validate checks doc (raw JSON) against the schema omh:name:version.
-func (v *omhValidator) validate(raw []byte, name, version string) error {
-	s, err := v.schema(name, version)
-	if err != nil {
-		return err
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	return s.Validate(doc)
-}
-
-// validateDataPoint checks a whole data point: the envelope against
-// data-point-1.0, the header against header-1.2, and the body against the
-// schema the header names, which must be want (e.g. "omh:heart-rate:2.0").
-func (v *omhValidator) validateDataPoint(raw []byte, want string) error {
-	if err := v.validate(raw, "data-point", "1.0"); err != nil {
-		return fmt.Errorf("data point: %w", err)
-	}
-	var dp struct {
-		Header json.RawMessage `json:"header"`
-		Body   json.RawMessage `json:"body"`
-	}
-	if err := json.Unmarshal(raw, &dp); err != nil {
-		return fmt.Errorf("decode data point: %w", err)
-	}
-	if err := v.validate(dp.Header, "header", "1.2"); err != nil {
-		return fmt.Errorf("header: %w", err)
-	}
-	var h struct {
-		SchemaID struct{ Namespace, Name, Version string } `json:"schema_id"`
-	}
-	if err := json.Unmarshal(dp.Header, &h); err != nil {
-		return fmt.Errorf("decode header: %w", err)
-	}
-	id := h.SchemaID
-	if got := id.Namespace + ":" + id.Name + ":" + id.Version; got != want {
-		return fmt.Errorf("header.schema_id is %s, want %s", got, want)
-	}
-	if err := v.validate(dp.Body, id.Name, id.Version); err != nil {
-		return fmt.Errorf("body (%s-%s): %w", id.Name, id.Version, err)
-	}
-	return nil
+// newOMHValidator validates against the schemas copied into testdata.
+func newOMHValidator() *omh.Validator {
+	return omh.NewValidator(filepath.Join("testdata", "omh", "schema"))
 }
 
 // TestOMHSchemasUpstreamExamples shows that the validator the plugin tests
@@ -151,7 +59,7 @@ func TestOMHSchemasUpstreamExamples(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					err = v.validate(raw, schema.name, schema.version)
+					err = v.Validate(raw, schema.name, schema.version)
 					if outcome == "shouldPass" && err != nil {
 						t.Errorf("valid example rejected: %v", err)
 					}
@@ -172,7 +80,7 @@ func TestOMHValidatorRejectsWrongBody(t *testing.T) {
 		"schema_id":{"namespace":"omh","name":"heart-rate","version":"2.0"},
 		"acquisition_provenance":{"source_name":"test","modality":"sensed"}},
 		"body":{"heart_rate":{"value":61,"unit":"beats/min"},"effective_time_frame":{"date_time":"2024-05-01T10:00:00.000Z"}}}`
-	if err := v.validateDataPoint([]byte(good), "omh:heart-rate:2.0"); err != nil {
+	if err := v.ValidateDataPoint([]byte(good), "omh:heart-rate:2.0"); err != nil {
 		t.Fatalf("valid data point rejected: %v", err)
 	}
 	for name, bad := range map[string]string{
@@ -188,7 +96,7 @@ func TestOMHValidatorRejectsWrongBody(t *testing.T) {
 		if bad == good {
 			t.Fatalf("%s: the replacement did not apply", name)
 		}
-		if err := v.validateDataPoint([]byte(bad), "omh:heart-rate:2.0"); err == nil {
+		if err := v.ValidateDataPoint([]byte(bad), "omh:heart-rate:2.0"); err == nil {
 			t.Errorf("%s: invalid data point accepted", name)
 		}
 	}
@@ -286,7 +194,7 @@ func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n in
 			if m.Topic != topics["data"] {
 				t.Fatalf("published on %s, want only %s", m.Topic, topics["data"])
 			}
-			if err := v.validateDataPoint(m.Payload, r.exports); err != nil {
+			if err := v.ValidateDataPoint(m.Payload, r.exports); err != nil {
 				t.Fatalf("data point %d does not validate: %v\n%s", got+1, err, m.Payload)
 			}
 			got++
@@ -728,12 +636,12 @@ func BenchmarkValidateDataPoint(b *testing.B) {
 		"schema_id":{"namespace":"omh","name":"heart-rate","version":"2.0"},
 		"acquisition_provenance":{"source_name":"bench","modality":"sensed"},"user_id":"patient-17"},
 		"body":{"heart_rate":{"value":61,"unit":"beats/min"},"effective_time_frame":{"date_time":"2024-05-01T10:00:00.000Z"}}}`)
-	if err := v.validateDataPoint(raw, "omh:heart-rate:2.0"); err != nil {
+	if err := v.ValidateDataPoint(raw, "omh:heart-rate:2.0"); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := v.validateDataPoint(raw, "omh:heart-rate:2.0"); err != nil {
+		if err := v.ValidateDataPoint(raw, "omh:heart-rate:2.0"); err != nil {
 			b.Fatal(err)
 		}
 	}
