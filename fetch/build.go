@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/plugs-dev/plugs/spec"
@@ -17,24 +18,28 @@ const buildTailLines = 20
 
 // Build fetches like Fetch (without Frozen: the caller writes the lock) and
 // runs the manifest's build command of every plug that has one and is not
-// built yet. A build runs in a copy of the tree, its output captured to
-// <revision>.build.log; only a successful build replaces the tree, which is
-// then read-only and never built again.
+// built yet (with that command). A build runs in a copy of the fetched
+// tree, its output captured to <tree>.build.log; only a successful build
+// installs its tree, which is then read-only and never built again. The
+// built tree replaces the fetched one, except for an inline plugin {} block
+// with a build: its built tree is kept apart, per build command (builtKey).
 func (s *Store) Build(ctx context.Context, d *spec.Deployment, l *spec.Lock) ([]*Tree, error) {
 	trees, err := s.Fetch(ctx, d, l, FetchOptions{})
 	if err != nil {
 		return nil, err
 	}
-	var todo []*Tree
-	for _, t := range trees {
+	plugs := enabledPlugs(d) // in the order of trees
+	var todo []int
+	for i, t := range trees {
 		if !t.Built {
-			todo = append(todo, t)
+			todo = append(todo, i)
 		}
 	}
 	bar := s.progress("build", len(todo))
 	var errs []error
-	for _, t := range todo {
-		if err := s.build(ctx, t); err != nil {
+	for _, i := range todo {
+		t := trees[i]
+		if err := s.build(ctx, plugs[i], t); err != nil {
 			errs = append(errs, plugError(t.Plug, err))
 			continue
 		}
@@ -48,22 +53,32 @@ func (s *Store) Build(ctx context.Context, d *spec.Deployment, l *spec.Lock) ([]
 	return trees, nil
 }
 
-func (s *Store) build(ctx context.Context, t *Tree) error {
+// build builds plug p's fetched tree t and points t at the result.
+func (s *Store) build(ctx context.Context, p *spec.Plug, t *Tree) error {
 	defer s.lockKey("tree:" + t.Plug + "@" + t.Revision)()
 	m, err := s.readMarker(t.Plug, t.Revision)
 	if err != nil {
 		return err
 	}
-	if m.Built {
-		return nil
-	}
 	argv := t.Manifest.Build
+	key := builtKey(p, t.Revision)
+	switch {
+	case key == "" && m.Built:
+		return nil
+	case key == "":
+		key = t.Revision
+	case m.Built:
+		// An earlier plugs built inline builds in place: the source is gone.
+		return inputErrorf("tree %s was built in place by an earlier plugs; remove it and its %s.done.json, then run plugs build",
+			s.treeDir(t.Plug, t.Revision), t.Revision)
+	}
+	src := s.treeDir(t.Plug, t.Revision)
 	tmp := tempName(s.plugDir(t.Plug), ".build-")
-	if err := copyTree(t.Dir, tmp); err != nil {
+	if err := copyTree(src, tmp); err != nil {
 		_ = removeTree(tmp)
 		return fmt.Errorf("copy tree for build: %w", err)
 	}
-	logPath := filepath.Join(s.plugDir(t.Plug), t.Revision+".build.log")
+	logPath := filepath.Join(s.plugDir(t.Plug), key+".build.log")
 	if err := s.runBuild(ctx, t, tmp, argv, logPath); err != nil {
 		_ = removeTree(tmp)
 		return err
@@ -73,12 +88,14 @@ func (s *Store) build(ctx context.Context, t *Tree) error {
 		_ = removeTree(tmp)
 		return err
 	}
-	m.Built, m.BuiltHash = true, h
-	if err := s.install(t.Plug, tmp, m); err != nil {
+	built := *m
+	built.Built, built.BuiltHash, built.BuildCommand = true, h, slices.Clone(argv)
+	if err := s.install(t.Plug, key, tmp, &built); err != nil {
 		_ = removeTree(tmp)
 		return err
 	}
-	s.log.Info("built", "plug", t.Plug, "version", t.Version, "revision", t.Revision)
+	t.Dir = s.treeDir(t.Plug, key)
+	s.log.Info("built", "plug", t.Plug, "version", t.Version, "revision", t.Revision, "tree", key)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"archive/tar"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,13 +38,20 @@ type bundleIndex struct {
 }
 
 type bundlePlug struct {
-	Source    string `json:"source"`
-	Version   string `json:"version,omitempty"`
-	Revision  string `json:"revision"`
-	Hash      string `json:"hash"`
-	Built     bool   `json:"built"`
-	BuiltHash string `json:"built_hash,omitempty"`
+	Source       string   `json:"source"`
+	Version      string   `json:"version,omitempty"`
+	Revision     string   `json:"revision"`
+	Hash         string   `json:"hash"`
+	Built        bool     `json:"built"`
+	BuiltHash    string   `json:"built_hash,omitempty"`
+	BuildCommand []string `json:"build_command,omitempty"`
+	// Tree is the tree's folder under plugins/<plug>/ when it is not the
+	// revision: the built tree of an inline build (see builtKey).
+	Tree string `json:"tree,omitempty"`
 }
+
+// key is the plug's tree key in the bundle and the store.
+func (bp bundlePlug) key() string { return cmp.Or(bp.Tree, bp.Revision) }
 
 // WriteBundle builds every enabled plug (fetching as Build does; the caller
 // writes the lock) and writes one .tar.gz to out: plugs.hcl, the lock, every
@@ -75,13 +84,19 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 			bw.err = err
 			break
 		}
-		m, err := s.readMarker(t.Plug, t.Revision)
+		key := filepath.Base(t.Dir)
+		m, err := s.readMarker(t.Plug, key)
 		if err != nil {
 			bw.err = plugError(t.Plug, err)
 			break
 		}
-		idx.Plugs[t.Plug] = bundlePlug{Source: m.Source, Version: m.Version, Revision: m.Revision, Hash: m.Hash, Built: m.Built, BuiltHash: m.BuiltHash}
-		bw.tree(path.Join("plugins", t.Plug, t.Revision), t.Dir)
+		bp := bundlePlug{Source: m.Source, Version: m.Version, Revision: m.Revision, Hash: m.Hash,
+			Built: m.Built, BuiltHash: m.BuiltHash, BuildCommand: m.BuildCommand}
+		if key != m.Revision {
+			bp.Tree = key
+		}
+		idx.Plugs[t.Plug] = bp
+		bw.tree(path.Join("plugins", t.Plug, key), t.Dir)
 		bar.step(t.Plug + " " + describeTree(t))
 	}
 	bar.finish()
@@ -216,14 +231,15 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 	sort.Strings(names)
 	for _, n := range names {
 		bp := idx.Plugs[n]
-		if m, err := s.readMarker(n, bp.Revision); err == nil && m.Hash == bp.Hash && m.Built == bp.Built && m.BuiltHash == bp.BuiltHash {
+		if m, err := s.readMarker(n, bp.key()); err == nil && m.Hash == bp.Hash && m.Built == bp.Built && m.BuiltHash == bp.BuiltHash && slices.Equal(m.BuildCommand, bp.BuildCommand) {
 			continue
 		}
 		if err := os.MkdirAll(s.plugDir(n), 0o755); err != nil {
 			return "", err
 		}
-		m := &marker{Source: bp.Source, Version: bp.Version, Revision: bp.Revision, Hash: bp.Hash, Built: bp.Built, BuiltHash: bp.BuiltHash}
-		if err := s.install(n, filepath.Join(tmp, "plugins", n, bp.Revision), m); err != nil {
+		m := &marker{Source: bp.Source, Version: bp.Version, Revision: bp.Revision, Hash: bp.Hash,
+			Built: bp.Built, BuiltHash: bp.BuiltHash, BuildCommand: bp.BuildCommand}
+		if err := s.install(n, bp.key(), filepath.Join(tmp, "plugins", n, bp.key()), m); err != nil {
 			return "", fmt.Errorf("plug %s: %w", n, err)
 		}
 	}
@@ -305,14 +321,14 @@ func verifyBundle(ctx context.Context, dir string) (*bundleIndex, error) {
 		}
 	}
 	for n, bp := range idx.Plugs {
-		if !validName(n) || !validName(bp.Revision) {
-			return nil, fmt.Errorf("invalid plug %q or revision %q", n, bp.Revision)
+		if !validName(n) || !validName(bp.Revision) || !validName(bp.key()) {
+			return nil, fmt.Errorf("invalid plug %q, revision %q or tree %q", n, bp.Revision, bp.Tree)
 		}
 		want := bp.Hash
 		if bp.Built {
 			want = bp.BuiltHash
 		}
-		got, err := hashDir(filepath.Join(dir, "plugins", n, bp.Revision))
+		got, err := hashDir(filepath.Join(dir, "plugins", n, bp.key()))
 		if err != nil {
 			return nil, fmt.Errorf("plug %s: %w", n, err)
 		}

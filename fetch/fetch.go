@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -40,9 +43,13 @@ func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt
 		lmu.Lock()
 		e := l.Plugs[p.Name]
 		lmu.Unlock()
-		e, m, err := s.fetchOne(ctx, d, p, e, opt.Frozen)
+		start := time.Now()
+		e, m, fetched, err := s.fetchOne(ctx, d, p, e, opt.Frozen)
 		if err != nil {
 			return err
+		}
+		if fetched && s.opts.OnFetched != nil {
+			s.opts.OnFetched(p.Name, time.Since(start))
 		}
 		lmu.Lock()
 		l.Plugs[p.Name] = e
@@ -77,31 +84,35 @@ func staleReason(p *spec.Plug, e *spec.LockedPlug) string {
 	return ""
 }
 
-func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, e *spec.LockedPlug, frozen bool) (*spec.LockedPlug, *marker, error) {
+// fetchOne brings plug p's tree in; fetched reports that it had to (the
+// entry was resolved, or the tree was not in the store).
+func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, e *spec.LockedPlug, frozen bool) (_ *spec.LockedPlug, _ *marker, fetched bool, err error) {
 	src, err := parseSource(p.Source, d.BaseDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if why := staleReason(p, e); why != "" {
 		if frozen {
-			return nil, nil, inputErrorf("%s; run plugs lock", why)
+			return nil, nil, false, inputErrorf("%s; run plugs lock", why)
 		}
 		e, err = s.resolve(ctx, d, p)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
+		fetched = true
 	} else if !frozen && src.kind != kindGit && exists(src.location) && s.localChanged(src, p.Name, e) {
 		s.log.Info("local source changed", "plug", p.Name, "source", src.location)
 		e, err = s.resolve(ctx, d, p)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
+		fetched = true
 	}
-	m, err := s.ensureTree(ctx, p, src, e)
+	m, installed, err := s.ensureTree(ctx, p, src, e)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return e, m, nil
+	return e, m, fetched || installed, nil
 }
 
 // localChanged reports whether a local folder or archive no longer holds the
@@ -112,30 +123,33 @@ func (s *Store) localChanged(src *source, plug string, e *spec.LockedPlug) bool 
 		sum, serr := fileSHA256(src.location)
 		return err != nil || serr != nil || m.Archive != sum
 	}
-	h, err := hashDir(src.location)
+	h, err := s.hashTree(src.location)
 	return err != nil || h != e.Hash
 }
 
 // ensureTree makes sure the store holds plug p at the locked revision e,
-// fetching into the mirror only when the revision is not there. An entry
-// without a hash (being resolved) takes the hash of what was fetched.
-func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *spec.LockedPlug) (*marker, error) {
+// fetching into the mirror only when the revision is not there; installed
+// reports that it was not. An entry without a hash (being resolved) takes
+// the hash of what was fetched. The hash of a new tree is computed from its
+// content before it is installed read-only with its marker; a tree already
+// there is trusted by its marker here, and verified by Runnable.
+func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *spec.LockedPlug) (_ *marker, installed bool, _ error) {
 	defer s.lockKey("tree:" + p.Name + "@" + e.Revision)()
 	if m, err := s.readMarker(p.Name, e.Revision); err == nil {
 		if e.Hash != "" && m.Hash != e.Hash {
-			return nil, mismatch(p.Name, e, m.Hash)
+			return nil, false, mismatch(p.Name, e, m.Hash)
 		}
-		return m, nil
+		return m, false, nil
 	}
 	if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tmp := tempName(s.plugDir(p.Name), ".fetch-")
 	m := &marker{Source: redact(p.Source), Version: e.Version, Revision: e.Revision}
 	switch src.kind {
 	case kindGit:
 		if !fullHashRE.MatchString(e.Revision) {
-			return nil, inputErrorf("lock revision %q is not a commit id; run plugs lock -update %s", e.Revision, p.Name)
+			return nil, false, inputErrorf("lock revision %q is not a commit id; run plugs lock -update %s", e.Revision, p.Name)
 		}
 		unlock := s.lockKey("git:" + src.location)
 		repo, err := s.ensureCommit(ctx, src, plumbingHash(e.Revision))
@@ -144,37 +158,37 @@ func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *sp
 		}
 		unlock()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	default:
 		sum, err := s.materializeLocal(src, tmp)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		m.Archive = sum
 	}
 	h, err := hashDir(tmp)
 	if err != nil {
 		_ = removeTree(tmp)
-		return nil, err
+		return nil, false, err
 	}
 	if e.Hash != "" && h != e.Hash {
 		_ = removeTree(tmp)
-		return nil, mismatch(p.Name, e, h)
+		return nil, false, mismatch(p.Name, e, h)
 	}
 	if src.kind != kindGit {
 		if id, _ := contentID(h); id != e.Revision {
 			_ = removeTree(tmp)
-			return nil, mismatch(p.Name, e, h)
+			return nil, false, mismatch(p.Name, e, h)
 		}
 	}
 	m.Hash = h
-	if err := s.install(p.Name, tmp, m); err != nil {
+	if err := s.install(p.Name, e.Revision, tmp, m); err != nil {
 		_ = removeTree(tmp)
-		return nil, err
+		return nil, false, err
 	}
 	s.log.Info("fetched", "plug", p.Name, "version", e.Version, "revision", e.Revision)
-	return m, nil
+	return m, true, nil
 }
 
 func mismatch(plug string, e *spec.LockedPlug, actual string) error {
@@ -265,7 +279,7 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 			return nil, err
 		}
 		e.Version, e.Revision = res.Version, res.Commit.String()
-		m, err := s.ensureTree(ctx, p, src, e)
+		m, _, err := s.ensureTree(ctx, p, src, e)
 		if err != nil {
 			return nil, err
 		}
@@ -287,7 +301,7 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 		if e.Revision, err = contentID(h); err != nil {
 			return nil, err
 		}
-		if _, err := s.ensureTree(ctx, p, src, e); err != nil {
+		if _, _, err := s.ensureTree(ctx, p, src, e); err != nil {
 			return nil, err
 		}
 	}
@@ -295,18 +309,29 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 	return e, nil
 }
 
-// tree describes plug p's tree in the store.
+// tree describes plug p's tree in the store; m is the marker of its
+// revision's tree. A plug with an inline build is Built when the tree of
+// its current build command (builtKey) is there, and its Dir is then that
+// tree; an unbuilt tree's Dir is the fetched source.
 func (s *Store) tree(p *spec.Plug, e *spec.LockedPlug, m *marker) (*Tree, error) {
-	dir := s.treeDir(p.Name, e.Revision)
-	man, err := s.manifest(p, dir)
+	t := &Tree{
+		Plug: p.Name, Dir: s.treeDir(p.Name, e.Revision), Source: redact(p.Source), Version: e.Version,
+		Revision: e.Revision, Hash: e.Hash,
+	}
+	if key := builtKey(p, e.Revision); key != "" {
+		t.Manifest = p.Plugin
+		if bm, err := s.readMarker(p.Name, key); err == nil && bm.Built && bm.Hash == e.Hash && slices.Equal(bm.BuildCommand, p.Plugin.Build) {
+			t.Dir, t.Built = s.treeDir(p.Name, key), true
+		}
+		return t, nil
+	}
+	man, err := s.manifest(p, t.Dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Tree{
-		Plug: p.Name, Dir: dir, Source: redact(p.Source), Version: e.Version,
-		Revision: e.Revision, Hash: e.Hash, Manifest: man,
-		Built: !needsBuild(man) || m.Built,
-	}, nil
+	t.Manifest = man
+	t.Built = !needsBuild(man) || (m.Built && (m.BuildCommand == nil || slices.Equal(m.BuildCommand, man.Build)))
+	return t, nil
 }
 
 // describe names the resolved version and revision in messages.
@@ -325,8 +350,15 @@ func short(rev string) string {
 }
 
 // Runnable returns the runnable tree of every enabled plug, without network
-// and without building: each must be locked, fetched, built when its
-// manifest has a build, and unmodified (its content is hashed again).
+// and without building: each must be locked, fetched, built (with its
+// current build command) when its manifest has a build, and unmodified.
+//
+// "Unmodified" is verified from content, not trusted: the first time a
+// Store sees a tree (a daemon's start), its content is hashed and compared
+// with the hash of its marker (the lock's hash, or the build's); later
+// calls hash it again only when the tree's fingerprint (name, size, inode,
+// mtime and ctime of every file, see hashTree) changed since it last
+// matched. A tree whose content does not match is never returned.
 func (s *Store) Runnable(d *spec.Deployment, l *spec.Lock) (map[string]*Tree, error) {
 	out := map[string]*Tree{}
 	var errs []error
@@ -352,8 +384,15 @@ func (s *Store) runnable(p *spec.Plug, l *spec.Lock) (*Tree, error) {
 	if why := staleReason(p, e); why != "" {
 		return nil, inputErrorf("%s; run plugs lock", why)
 	}
-	m, err := s.readMarker(p.Name, e.Revision)
+	key := e.Revision
+	if k := builtKey(p, e.Revision); k != "" {
+		key = k
+	}
+	m, err := s.readMarker(p.Name, key)
 	if err != nil {
+		if _, serr := s.readMarker(p.Name, e.Revision); key != e.Revision && serr == nil {
+			return nil, inputErrorf("not built with build command %q; run plugs build", strings.Join(p.Plugin.Build, " "))
+		}
 		return nil, inputErrorf("revision %s is not fetched; run plugs fetch", describe(e))
 	}
 	if m.Hash != e.Hash {
@@ -370,7 +409,7 @@ func (s *Store) runnable(p *spec.Plug, l *spec.Lock) (*Tree, error) {
 	if m.Built {
 		want = m.BuiltHash
 	}
-	got, err := hashDir(t.Dir)
+	got, err := s.hashTree(t.Dir)
 	if err != nil {
 		return nil, err
 	}

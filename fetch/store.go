@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -32,6 +36,11 @@ type Options struct {
 	LoadManifest func(dir string) (*spec.Manifest, error)
 	// Parallel is how many plugs are fetched at once; 0 means 4.
 	Parallel int
+	// OnFetched, when set, is called (from Fetch's goroutines) with the time
+	// each plug took whose tree Fetch had to bring in: resolved, copied,
+	// extracted or checked out. A plug whose locked tree was already in the
+	// store costs nothing and is not reported.
+	OnFetched func(plug string, d time.Duration)
 }
 
 // Store is the state directory's plugin store: the cache of git mirrors and
@@ -43,6 +52,8 @@ type Store struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+
+	treeCache treeCache // verified tree hashes, see hashTree
 }
 
 // Open returns the store of a state directory; nothing is created until used.
@@ -56,7 +67,7 @@ func Open(stateDir string, opts Options) *Store {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, treeCache: treeCache{racy: racyWindow}}
 }
 
 // Tree is a plug's plugin tree in the store.
@@ -79,13 +90,33 @@ type marker struct {
 	Source    string `json:"source"`
 	Version   string `json:"version,omitempty"`
 	Revision  string `json:"revision"`
-	Hash      string `json:"hash"`
+	Hash      string `json:"hash"` // of the source tree: the lock's hash
 	Built     bool   `json:"built"`
 	BuiltHash string `json:"built_hash,omitempty"`
-	Archive   string `json:"archive_sha256,omitempty"` // of a local archive source
+	// BuildCommand is the argv the tree was built with (absent in markers
+	// of plugs before it was recorded).
+	BuildCommand []string `json:"build_command,omitempty"`
+	Archive      string   `json:"archive_sha256,omitempty"` // of a local archive source
+}
+
+// builtKey names the built tree of a plug whose inline plugin {} block has
+// a build: <revision>.build-<id>, id a digest of the build argv. Such a
+// build can change while the revision stays, so its output gets its own
+// folder (a new command, a new folder, a new Dir: the instances are
+// replaced) and the fetched source at <revision> stays pristine. It returns
+// "" for every other plug: a tree's own manifest cannot change its build
+// without changing the revision, and is built in place.
+func builtKey(p *spec.Plug, rev string) string {
+	if p.Plugin == nil || len(p.Plugin.Build) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(strings.Join(p.Plugin.Build, "\x00")))
+	return rev + ".build-" + hex.EncodeToString(sum[:6])
 }
 
 func (s *Store) plugDir(plug string) string { return filepath.Join(s.dir, "plugins", plug) }
+
+// treeDir and markerPath take a tree key: a revision, or a builtKey.
 
 func (s *Store) treeDir(plug, rev string) string { return filepath.Join(s.plugDir(plug), rev) }
 
@@ -121,21 +152,22 @@ func (s *Store) lockKey(key string) func() {
 	return m.Unlock
 }
 
-// install moves a complete tree at tmp into place for plug@rev and writes
-// its marker; any earlier incomplete tree of that revision is replaced.
-func (s *Store) install(plug, tmp string, m *marker) error {
-	dir := s.treeDir(plug, m.Revision)
+// install moves a complete tree at tmp into place as plug's tree key (a
+// revision, or a builtKey) and writes its marker; any earlier incomplete
+// tree of that key is replaced.
+func (s *Store) install(plug, key, tmp string, m *marker) error {
+	dir := s.treeDir(plug, key)
 	if err := makeReadOnly(tmp); err != nil {
 		return err
 	}
-	_ = os.Remove(s.markerPath(plug, m.Revision))
+	_ = os.Remove(s.markerPath(plug, key))
 	if err := removeTree(dir); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	return writeJSONAtomic(s.markerPath(plug, m.Revision), m)
+	return writeJSONAtomic(s.markerPath(plug, key), m)
 }
 
 // manifest returns the inline plugin block of p, or the tree's manifest.

@@ -1,0 +1,195 @@
+package fetch
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// inlinePlug is a plug of a folder without a manifest, described by an
+// inline plugin {} block with a build.
+func inlinePlug(t *testing.T, dir string, build ...string) *spec.Plug {
+	t.Helper()
+	for n, c := range map[string]string{
+		"run.sh":   "#!/bin/sh\ncat out.bin\n",
+		"build.sh": "echo building with \"$@\"\necho \"artifact $*\" > out.bin\n",
+	} {
+		p := filepath.Join(dir, "tool", n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(c), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := plugOf("tool", "./tool", "")
+	p.Plugin = &spec.Manifest{Name: "tool", Kind: "script", Command: []string{"sh", "run.sh"}, Build: build}
+	return p
+}
+
+// TestInlineBuildChange: changing the build of an inline plugin {} block
+// makes the tree "not built" until plugs build, which builds the pristine
+// source into a new folder; the earlier build stays usable.
+func TestInlineBuildChange(t *testing.T) {
+	ctx := context.Background()
+	d := deployment(t)
+	p := inlinePlug(t, d.BaseDir, "sh", "build.sh", "one")
+	d.Plugs = []*spec.Plug{p}
+	s := newStore(t)
+	l := mustLock(t, s, d, nil)
+	trees, err := s.Build(ctx, d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirOne := trees[0].Dir
+	if got := readFile(t, filepath.Join(dirOne, "out.bin")); got != "artifact one\n" {
+		t.Fatalf("first build: out.bin = %q", got)
+	}
+	if run, err := s.Runnable(d, l); err != nil || run["tool"].Dir != dirOne {
+		t.Fatalf("runnable after the first build: %v, %v", run, err)
+	}
+
+	p.Plugin.Build = []string{"sh", "build.sh", "two"}
+	_, err = s.Runnable(d, l)
+	if err == nil || !strings.Contains(err.Error(), `plug tool: not built with build command "sh build.sh two"; run plugs build`) {
+		t.Fatalf("runnable after the build changed: %v", err)
+	}
+	if trees := mustFetch(t, s, d, l, true); trees[0].Built {
+		t.Fatal("Fetch says built after the build command changed")
+	}
+	trees, err = s.Build(ctx, d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirTwo := trees[0].Dir
+	if dirTwo == dirOne {
+		t.Fatalf("both builds in %s: a changed build must get a new folder", dirOne)
+	}
+	if got := readFile(t, filepath.Join(dirTwo, "out.bin")); got != "artifact two\n" {
+		t.Errorf("second build: out.bin = %q (built from the pristine source?)", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.treeDir("tool", l.Plugs["tool"].Revision), "out.bin")); err == nil {
+		t.Error("the fetched source tree holds a build output")
+	}
+	if run, err := s.Runnable(d, l); err != nil || run["tool"].Dir != dirTwo {
+		t.Fatalf("runnable after the second build: %v, %v", run, err)
+	}
+
+	// Back to the first command: its tree is still there, nothing is built.
+	p.Plugin.Build = []string{"sh", "build.sh", "one"}
+	if run, err := s.Runnable(d, l); err != nil || run["tool"].Dir != dirOne {
+		t.Fatalf("runnable with the first command again: %v, %v", run, err)
+	}
+
+	// A bundle carries the built tree; the host runs it offline.
+	out := filepath.Join(t.TempDir(), "b.tgz")
+	if err := s.WriteBundle(ctx, out, d, l); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(t.TempDir(), "host")
+	if _, err := Unbundle(ctx, out, host); err != nil {
+		t.Fatal(err)
+	}
+	run, err := Open(host, Options{Offline: true}).Runnable(d, l)
+	if err != nil {
+		t.Fatalf("runnable from the bundle: %v", err)
+	}
+	if got := readFile(t, filepath.Join(run["tool"].Dir, "out.bin")); got != "artifact one\n" {
+		t.Errorf("bundled out.bin = %q", got)
+	}
+	p.Plugin.Build = []string{"sh", "build.sh", "two"}
+	if _, err := Open(host, Options{Offline: true}).Runnable(d, l); err == nil || !strings.Contains(err.Error(), "not") {
+		t.Errorf("runnable from the bundle with another build command: %v, want an error", err)
+	}
+}
+
+// TestRunnableVerifiesOnceThenOnChange: a Store hashes a tree's content the
+// first time Runnable sees it, not again while no file's metadata changed,
+// and again (finding the change) once one did.
+func TestRunnableVerifiesOnceThenOnChange(t *testing.T) {
+	d := deployment(t, plugOf("p", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	s := newStore(t)
+	s.treeCache.racy = -time.Hour // the files were just written: remember them anyway
+	l := mustLock(t, s, d, nil)
+	mustFetch(t, s, d, l, true)
+	hashed := func() int {
+		s.treeCache.mu.Lock()
+		defer s.treeCache.mu.Unlock()
+		return s.treeCache.hashed
+	}
+
+	run, err := s.Runnable(d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := hashed()
+	if first == 0 {
+		t.Fatal("the first Runnable did not hash the tree")
+	}
+	for range 3 {
+		if _, err := s.Runnable(d, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := hashed(); got != first {
+		t.Errorf("unchanged tree hashed %d more times", got-first)
+	}
+	// A fresh Store (a daemon's start) verifies again.
+	fresh := Open(s.dir, Options{})
+	if _, err := fresh.Runnable(d, l); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.treeCache.hashed == 0 {
+		t.Error("a new Store trusted a tree it never hashed")
+	}
+
+	// Tampered, its mtime put back: still found.
+	f := filepath.Join(run["p"].Dir, "run.sh")
+	st, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(f, 0o755)
+	if err := os.WriteFile(f, []byte("#!/bin/sh\necho evil; exit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(f, st.Mode())
+	if err := os.Chtimes(f, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Runnable(d, l); err == nil || !strings.Contains(err.Error(), "was modified") {
+		t.Fatalf("runnable of a tampered tree: %v", err)
+	}
+}
+
+// TestOnFetched: the hook reports each plug Fetch had to bring in, once.
+func TestOnFetched(t *testing.T) {
+	d := deployment(t, plugOf("a", "./a", ""), plugOf("b", "./b", ""))
+	localPlugin(t, d.BaseDir, "a", "")
+	localPlugin(t, d.BaseDir, "b", "")
+	var mu sync.Mutex
+	got := map[string]int{}
+	s := Open(filepath.Join(t.TempDir(), ".plugs"), Options{OnFetched: func(plug string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d <= 0 {
+			t.Errorf("OnFetched(%s, %v): want a positive duration", plug, d)
+		}
+		got[plug]++
+	}})
+	l := &spec.Lock{}
+	mustFetch(t, s, d, l, false) // resolves and fetches both
+	mustFetch(t, s, d, l, true)  // both in the store: nothing to report
+	mu.Lock()
+	defer mu.Unlock()
+	if got["a"] != 1 || got["b"] != 1 || len(got) != 2 {
+		t.Errorf("OnFetched calls = %v, want a and b once", got)
+	}
+}
