@@ -3,17 +3,22 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/spec"
 )
 
-// benchInstances is the instance count of BenchmarkConvergeTenPercent;
-// PLUGS_BENCH_INSTANCES overrides it (the README figure uses 1000).
-func benchInstances(b *testing.B) int {
+// benchInstances is the instance count of the daemon benchmarks;
+// PLUGS_BENCH_INSTANCES overrides it (the README figures use 1000).
+func benchInstances(b *testing.B, def int) int {
 	if s := os.Getenv("PLUGS_BENCH_INSTANCES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 10 {
@@ -21,16 +26,34 @@ func benchInstances(b *testing.B) int {
 		}
 		return n
 	}
-	return 200
+	return def
 }
 
-// BenchmarkConvergeTenPercent measures the time from saving a plugs.hcl
-// that changes a param of 10% of N instances (real sleep processes, real
-// runner, file watcher with a 50ms debounce) to every changed instance
-// running its new process. It reports restarted/op, which must equal
-// changed/op: nothing else churns.
-func BenchmarkConvergeTenPercent(b *testing.B) {
-	n := benchInstances(b)
+// benchLogger logs to the file named by PLUGS_BENCH_LOG (the "applied" line
+// of each reconcile carries the time spent loading, planning and applying),
+// else nowhere.
+func benchLogger(b *testing.B) *slog.Logger {
+	name := os.Getenv("PLUGS_BENCH_LOG")
+	if name == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// benchDeployment is a folder with a sleeper plugin and a plugs.hcl of one
+// plug with len(gen) instances, instance i having param n = gen[i].
+type benchDeployment struct {
+	b    *testing.B
+	file string
+	gen  []int
+}
+
+func newBenchDeployment(b *testing.B, n int) *benchDeployment {
 	dir := b.TempDir()
 	writeFile(b, filepath.Join(dir, "plugins/sleeper/plugin.hcl"), `plugin "sleeper" {
   version = "1.0.0"
@@ -42,38 +65,48 @@ func BenchmarkConvergeTenPercent(b *testing.B) {
   }
 }
 `)
-	file := filepath.Join(dir, "plugs.hcl")
-	gen := make([]int, n) // the param value of each instance
-	write := func() {
-		var sb strings.Builder
-		sb.WriteString("plug \"p\" {\n  source = \"./plugins/sleeper\"\n  stop_timeout = \"5s\"\n")
-		for i, g := range gen {
-			fmt.Fprintf(&sb, "  instance \"i%05d\" { params = { n = \"%d\" } }\n", i, g)
-		}
-		sb.WriteString("}\n")
-		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Rename(tmp, file); err != nil {
-			b.Fatal(err)
+	d := &benchDeployment{b: b, file: filepath.Join(dir, "plugs.hcl"), gen: make([]int, n)}
+	d.write()
+	return d
+}
+
+// write saves plugs.hcl as editors do: a temp file renamed over it.
+func (d *benchDeployment) write() {
+	var sb strings.Builder
+	sb.WriteString("plug \"p\" {\n  source = \"./plugins/sleeper\"\n  stop_timeout = \"5s\"\n")
+	for i, g := range d.gen {
+		fmt.Fprintf(&sb, "  instance \"i%05d\" { params = { n = \"%d\" } }\n", i, g)
+	}
+	sb.WriteString("}\n")
+	tmp := d.file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
+		d.b.Fatal(err)
+	}
+	if err := os.Rename(tmp, d.file); err != nil {
+		d.b.Fatal(err)
+	}
+}
+
+// runningPIDs returns the pid of every running instance, by instance name.
+func runningPIDs(b *testing.B, c *Client) map[string]int {
+	st, err := c.Status(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, i := range st.Instances {
+		if i.State == "running" {
+			out[i.Instance] = i.PID
 		}
 	}
-	write()
-	c := startDaemon(b, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), Debounce: 50 * time.Millisecond})
-	pids := func() map[string]int {
-		st, err := c.Status(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		out := map[string]int{}
-		for _, i := range st.Instances {
-			if i.State == "running" {
-				out[i.Instance] = i.PID
-			}
-		}
-		return out
-	}
+	return out
+}
+
+// startBenchDaemon starts a daemon on d (50ms debounce) and waits until
+// every instance runs.
+func startBenchDaemon(b *testing.B, d *benchDeployment) *Client {
+	c := startDaemon(b, Options{File: d.file, StateDir: filepath.Join(filepath.Dir(d.file), ".plugs"),
+		Debounce: 50 * time.Millisecond, Logger: benchLogger(b)})
 	waitStatus(b, c, "every instance running", func(s *Status) bool {
 		running := 0
 		for _, i := range s.Instances {
@@ -81,24 +114,35 @@ func BenchmarkConvergeTenPercent(b *testing.B) {
 				running++
 			}
 		}
-		return running == n
+		return running == len(d.gen)
 	})
+	return c
+}
+
+// BenchmarkConvergeTenPercent measures the time from saving a plugs.hcl
+// that changes a param of 10% of N instances (real sleep processes, real
+// runner, file watcher with a 50ms debounce) to every changed instance
+// running its new process. It reports restarted/op, which must equal
+// changed/op: nothing else churns.
+func BenchmarkConvergeTenPercent(b *testing.B) {
+	d := newBenchDeployment(b, benchInstances(b, 200))
+	n := len(d.gen)
+	c := startBenchDaemon(b, d)
 
 	changed := n / 10
 	var restarted int
-	b.ResetTimer()
 	for round := 0; b.Loop(); round++ {
-		before := pids()
+		before := runningPIDs(b, c)
 		want := map[string]bool{}
 		for k := range changed {
 			i := (round*changed + k) % n
-			gen[i]++
+			d.gen[i]++
 			want[fmt.Sprintf("i%05d", i)] = true
 		}
-		write()
+		d.write()
 		var after map[string]int
 		for {
-			after = pids()
+			after = runningPIDs(b, c)
 			done := len(after) == n
 			for name := range want {
 				if after[name] == before[name] {
@@ -120,7 +164,62 @@ func BenchmarkConvergeTenPercent(b *testing.B) {
 			}
 		}
 	}
-	b.StopTimer()
 	b.ReportMetric(float64(changed), "changed/op")
 	b.ReportMetric(float64(restarted)/float64(b.N), "restarted/op")
+}
+
+// BenchmarkConvergeNoChange measures the time from saving a plugs.hcl with
+// the same content (a new mtime, a rename) to the daemon having reconciled
+// it: a load, a plan with nothing to do, no restart. It reports
+// restarted/op, which must be 0.
+func BenchmarkConvergeNoChange(b *testing.B) {
+	d := newBenchDeployment(b, benchInstances(b, 100))
+	c := startBenchDaemon(b, d)
+	before := runningPIDs(b, c)
+	lastAt := func() time.Time {
+		st, err := c.Status(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st.Daemon.LastReconcile.At
+	}
+	for b.Loop() {
+		prev := lastAt()
+		d.write()
+		for lastAt().Equal(prev) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	restarted := 0
+	for name, pid := range runningPIDs(b, c) {
+		if pid != before[name] {
+			restarted++
+		}
+	}
+	b.ReportMetric(float64(restarted), "restarted")
+	if restarted != 0 {
+		b.Errorf("%d instances restarted by saving an unchanged plugs.hcl", restarted)
+	}
+}
+
+// BenchmarkLoad measures the load step of a reconcile on its own: parse
+// plugs.hcl and the lock, fetch (all in the store already), verify the
+// runnable trees, render every instance's config.
+func BenchmarkLoad(b *testing.B) {
+	d := newBenchDeployment(b, benchInstances(b, 1000))
+	store := fetch.Open(filepath.Join(filepath.Dir(d.file), ".plugs"), fetch.Options{})
+	l := &loader{store: store, broker: func(*spec.Deployment) reconcile.BrokerInfo { return reconcile.BrokerInfo{} }}
+	ctx := context.Background()
+	if _, err := l.load(ctx, d.file, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		ld, err := l.load(ctx, d.file, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ld.desired) != len(d.gen) {
+			b.Fatalf("%d instances desired, want %d", len(ld.desired), len(d.gen))
+		}
+	}
 }

@@ -5,17 +5,18 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
 // watchFiles watches the folder of the given files (editors save by
 // renaming a temp file over the original, which a watch on the file itself
-// would lose) and calls fire once per burst of changes to any of them, after
-// debounce has passed with no further change. It returns when ctx ends; the
-// watcher is created before it returns an error so the caller knows at once.
-func watchFiles(ctx context.Context, files []string, debounce time.Duration, logger *slog.Logger, fire func()) (wait func(), err error) {
+// would lose) and calls fire on every change to any of them; fire must not
+// block. Debouncing is the caller's (reconcile.Loop debounces its triggers):
+// a second debounce here would only add its delay to every save. It returns
+// when ctx ends; the watcher is created before it returns an error so the
+// caller knows at once.
+func watchFiles(ctx context.Context, files []string, logger *slog.Logger, fire func()) (wait func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
@@ -41,9 +42,6 @@ func watchFiles(ctx context.Context, files []string, debounce time.Duration, log
 	go func() {
 		defer close(done)
 		defer w.Close()
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		defer timer.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -52,17 +50,14 @@ func watchFiles(ctx context.Context, files []string, debounce time.Duration, log
 				if !ok {
 					return
 				}
-				if !names[filepath.Clean(ev.Name)] || ev.Op == fsnotify.Chmod {
-					continue
+				if names[filepath.Clean(ev.Name)] && ev.Op != fsnotify.Chmod {
+					fire()
 				}
-				timer.Reset(debounce)
 			case err, ok := <-w.Errors:
 				if !ok {
 					return
 				}
 				logger.Warn("file watch error", "err", err)
-			case <-timer.C:
-				fire()
 			}
 		}
 	}()
