@@ -33,7 +33,7 @@ func BenchmarkBareForkExec1000(b *testing.B) {
 		b.StopTimer()
 		bare := newBareStarter(b)
 		b.StartTimer()
-		bare.start(b)
+		bare.start(b, benchInstances)
 		b.StopTimer()
 		bare.close()
 		b.StartTimer()
@@ -55,20 +55,28 @@ func BenchmarkStart1000Parallel8(b *testing.B) {
 	benchStart(b, reconcile.DefaultParallelism)
 }
 
-// BenchmarkStart1000VsBare alternates, in each iteration, the bare
-// baseline, the runner one at a time, and the runner 8 at a time, and
-// reports each runner figure as a multiple of the baseline of the same
-// iteration: on a shared machine, load that comes and goes between
-// separate benchmarks would otherwise decide the ratio.
+// BenchmarkStart1000VsBare interleaves the bare baseline, the runner one
+// at a time and the runner 8 at a time, in rounds of 100 starts each, until
+// each has started 1,000 (on a fresh state directory per iteration), and
+// reports the runner's figures as multiples of the baseline's: on a shared
+// machine, load that comes and goes between separate benchmarks would
+// otherwise decide the ratio.
 func BenchmarkStart1000VsBare(b *testing.B) {
+	const round = 100
 	var bare, serial, par time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		bs := newBareStarter(b)
-		bare += timed(func() { bs.start(b) })
+		rs, ss := newBenchRunner(b)
+		rp, sp := newBenchRunner(b)
+		for i := 0; i < benchInstances; i += round {
+			bare += timed(func() { bs.start(b, round) })
+			serial += timed(func() { startAll(b, rs, ss[i:i+round], 1) })
+			par += timed(func() { startAll(b, rp, sp[i:i+round], reconcile.DefaultParallelism) })
+		}
 		bs.close()
-		serial += timedRunnerStart(b, 1)
-		par += timedRunnerStart(b, reconcile.DefaultParallelism)
+		rs.Close(context.Background())
+		rp.Close(context.Background())
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(bare.Milliseconds())/float64(b.N), "bare-ms")
@@ -103,8 +111,9 @@ func newBareStarter(b *testing.B) *bareStarter {
 	return &bareStarter{env: env, devNull: devNull}
 }
 
-func (s *bareStarter) start(b *testing.B) {
-	for range benchInstances {
+// start starts n processes.
+func (s *bareStarter) start(b *testing.B, n int) {
+	for range n {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			b.Fatal(err)

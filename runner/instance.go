@@ -126,7 +126,12 @@ func (in *instance) run(first chan<- error) {
 			reply = nil
 		}
 		if err == nil {
-			in.persist(in.update(func(*reconcile.InstanceStatus) {}))
+			start := p.startTime()
+			in.persist(in.update(func(s *reconcile.InstanceStatus) {
+				if s.PID == p.pid {
+					in.pidStart = start
+				}
+			}))
 		}
 		if err != nil {
 			m := <-in.ctl
@@ -291,6 +296,22 @@ type process struct {
 	reaped bool
 }
 
+// startTime is the process's start time (/proc/<pid>/stat field 22),
+// which identifies it with its pid in instance.json; 0 once it is reaped,
+// when the pid may name another process.
+func (p *process) startTime() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return 0
+	}
+	st, err := readProcStat(p.pid)
+	if err != nil {
+		return 0
+	}
+	return st.StartTime
+}
+
 // signalGroup sends sig to the process group, unless the leader is already
 // reaped: its pid, and so the group id, may then belong to someone else.
 func (p *process) signalGroup(sig syscall.Signal) {
@@ -306,8 +327,8 @@ func (p *process) signalGroup(sig syscall.Signal) {
 //
 // "starting" lasts until the fork returns and is only announced to the
 // observer; on success the status is "running" in memory, and the caller
-// persists it after answering Start, so that the file write overlaps the
-// caller's next start.
+// reads the start time and persists it after answering Start, so that
+// this work overlaps the caller's next start.
 func (in *instance) spawn() (*process, error) {
 	in.notify(in.update(func(s *reconcile.InstanceStatus) {
 		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStarting, "", 0, time.Time{}
@@ -349,10 +370,6 @@ func (in *instance) spawn() (*process, error) {
 		<-p.exited
 		return nil, err
 	}
-	st, _ := readProcStat(p.pid) // gone already: the waiter reports the exit
-	in.r.mu.Lock()
-	in.pidStart = st.StartTime
-	in.r.mu.Unlock()
 	in.update(func(s *reconcile.InstanceStatus) {
 		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateRunning, "", p.pid, p.startedAt
 	})

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -92,7 +93,7 @@ func New(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
-	sp, err := newSpawner(false)
+	sp, err := newSpawner(false, spawnerThreads())
 	if err != nil {
 		devNull.Close()
 		return nil, err
@@ -325,6 +326,12 @@ func stopLevels(insts []*instance) [][]*instance {
 	return levels
 }
 
+// spawnerThreads is the number of threads that fork plain instances: one
+// per CPU the runtime uses, so that forks of parallel starts overlap.
+func spawnerThreads() int {
+	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
+
 // spawnerFor returns the spawner for an instance: a separate thread with
 // no_new_privs set for instances that ask for it.
 func (r *Runner) spawnerFor(noNewPrivs bool) (*spawner, error) {
@@ -339,7 +346,7 @@ func (r *Runner) spawnerFor(noNewPrivs bool) (*spawner, error) {
 			r.nnpErr = errors.New("runner closed")
 			return
 		}
-		r.nnpSpawner, r.nnpErr = newSpawner(true)
+		r.nnpSpawner, r.nnpErr = newSpawner(true, 1)
 	})
 	if r.nnpSpawner == nil && r.nnpErr == nil {
 		return nil, errors.New("runner closed")

@@ -503,6 +503,11 @@ func TestStateFilesParseAfterKillAtRandomMoments(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 5 {
 		sup := startSupervisor(t, "churn", dir, "6")
+		// instance.json is first written after Start returns.
+		eventually(t, "six state files", func() bool {
+			names, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "*", "instance.json"))
+			return len(names) == 6
+		})
 		// Let it churn through a varying number of state writes.
 		time.Sleep(time.Duration(20+i*37) * time.Millisecond)
 		sup.Process.Kill()

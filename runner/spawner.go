@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// spawner forks every child from one OS thread that is locked and lives as
-// long as the Runner. Linux delivers a child's parent-death signal when the
-// thread that forked it exits, not the process (golang/go#27505): forking
-// from arbitrary goroutines would kill children whenever the Go runtime
-// retires a thread. When the spawner stops, its thread exits and any child
-// still alive receives SIGKILL, which is the point.
+// spawner forks every child from a few OS threads that are locked and live
+// as long as the Runner. Linux delivers a child's parent-death signal when
+// the thread that forked it exits, not the process (golang/go#27505):
+// forking from arbitrary goroutines would kill children whenever the Go
+// runtime retires a thread. When the spawner stops, its threads exit and
+// any child still alive receives SIGKILL, which is the point.
+//
+// A fork blocks its thread until the child has exec'd (os.StartProcess
+// uses CLONE_VFORK); with one thread per CPU, parallel starts fork in
+// parallel. Only the fork runs there: callers prepare files, environment
+// and pipes in their own goroutines.
 type spawner struct {
 	reqs chan spawnReq
 	done chan struct{}
@@ -33,15 +39,26 @@ type spawnResult struct {
 	err  error
 }
 
-// newSpawner starts the spawner thread. With noNewPrivs the thread sets
+// newSpawner starts the spawner's threads. With noNewPrivs each thread sets
 // PR_SET_NO_NEW_PRIVS first; the flag is per thread and inherited by every
-// child it forks, so no_new_privs instances get their own spawner.
-func newSpawner(noNewPrivs bool) (*spawner, error) {
+// child it forks, so no_new_privs instances get a spawner of their own.
+func newSpawner(noNewPrivs bool, threads int) (*spawner, error) {
 	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
-	ready := make(chan error, 1)
-	go s.loop(noNewPrivs, ready)
-	if err := <-ready; err != nil {
-		<-s.done
+	var wg sync.WaitGroup
+	ready := make(chan error, threads)
+	for range threads {
+		wg.Go(func() { s.loop(noNewPrivs, ready) })
+	}
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	var errs []error
+	for range threads {
+		errs = append(errs, <-ready)
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.stop()
 		return nil, err
 	}
 	return s, nil
@@ -51,7 +68,6 @@ func (s *spawner) loop(noNewPrivs bool, ready chan<- error) {
 	// Never unlocked: when this goroutine returns, the runtime terminates
 	// the thread instead of reusing it.
 	runtime.LockOSThread()
-	defer close(s.done)
 	if noNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			ready <- fmt.Errorf("set no_new_privs: %w", err)
@@ -83,7 +99,7 @@ func (s *spawner) spawn(path string, argv []string, attr *os.ProcAttr) (*os.Proc
 	return r.proc, r.err
 }
 
-// stop ends the spawner thread.
+// stop ends the spawner's threads.
 func (s *spawner) stop() {
 	close(s.reqs)
 	<-s.done
