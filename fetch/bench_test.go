@@ -3,8 +3,10 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/plugs-dev/plugs/internal/gittest"
 	"github.com/plugs-dev/plugs/spec"
@@ -73,4 +75,44 @@ func BenchmarkBundle50(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkReload1000 is the fetch side of a daemon's reload of 1,000
+// local-folder plugs, each with a 64 KiB file: Fetch (checking each source
+// against the lock) and Runnable (verifying each tree). "first" is a fresh
+// Store, which hashes every source and tree (a daemon's first reconcile);
+// "again" a Store that verified them before, which hashes nothing unless a
+// fingerprint changed.
+func BenchmarkReload1000(b *testing.B) {
+	d := deployment(b)
+	blob := string(make([]byte, 64<<10))
+	for i := range 1000 {
+		name := fmt.Sprintf("p%04d", i)
+		localPlugin(b, d.BaseDir, name, "")
+		if err := os.WriteFile(filepath.Join(d.BaseDir, name, "data.bin"), []byte(blob), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		d.Plugs = append(d.Plugs, plugOf(name, "./"+name, ""))
+	}
+	dir := filepath.Join(b.TempDir(), ".plugs")
+	l := mustLock(b, Open(dir, Options{}), d, nil)
+	reload := func(s *Store) {
+		mustFetch(b, s, d, l, false)
+		if _, err := s.Runnable(d, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			reload(Open(dir, Options{}))
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		s := Open(dir, Options{})
+		s.treeCache.racy = -time.Hour // the trees were just written: remember them anyway
+		reload(s)
+		for b.Loop() {
+			reload(s)
+		}
+	})
 }

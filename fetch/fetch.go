@@ -325,7 +325,7 @@ func (s *Store) tree(p *spec.Plug, e *spec.LockedPlug, m *marker) (*Tree, error)
 		}
 		return t, nil
 	}
-	man, err := s.manifest(p, t.Dir)
+	man, err := s.manifest(p, t.Dir, m)
 	if err != nil {
 		return nil, err
 	}

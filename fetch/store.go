@@ -50,8 +50,9 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	mu        sync.Mutex
+	locks     map[string]*sync.Mutex
+	manifests map[string]*spec.Manifest // by tree folder and hashes, see manifest
 
 	treeCache treeCache // verified tree hashes, see hashTree
 }
@@ -67,7 +68,7 @@ func Open(stateDir string, opts Options) *Store {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, treeCache: treeCache{racy: racyWindow}}
+	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, manifests: map[string]*spec.Manifest{}, treeCache: treeCache{racy: racyWindow}}
 }
 
 // Tree is a plug's plugin tree in the store.
@@ -170,16 +171,29 @@ func (s *Store) install(plug, key, tmp string, m *marker) error {
 	return writeJSONAtomic(s.markerPath(plug, key), m)
 }
 
-// manifest returns the inline plugin block of p, or the tree's manifest.
-func (s *Store) manifest(p *spec.Plug, dir string) (*spec.Manifest, error) {
+// manifest returns the inline plugin block of p, or the manifest of the
+// tree at dir, whose marker is m. A tree's manifest is read once per
+// content: a tree's folder holds what its marker's hashes say (Runnable
+// verifies it), and a new content comes with a new marker.
+func (s *Store) manifest(p *spec.Plug, dir string, m *marker) (*spec.Manifest, error) {
 	if p.Plugin != nil {
 		return p.Plugin, nil
 	}
-	m, err := s.opts.LoadManifest(dir)
+	key := dir + "\x00" + m.Hash + "\x00" + m.BuiltHash
+	s.mu.Lock()
+	man, ok := s.manifests[key]
+	s.mu.Unlock()
+	if ok {
+		return man, nil
+	}
+	man, err := s.opts.LoadManifest(dir)
 	if err != nil {
 		return nil, &inputError{fmt.Errorf("manifest: %w", err)}
 	}
-	return m, nil
+	s.mu.Lock()
+	s.manifests[key] = man
+	s.mu.Unlock()
+	return man, nil
 }
 
 func needsBuild(m *spec.Manifest) bool { return m != nil && len(m.Build) > 0 }
