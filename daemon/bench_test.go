@@ -53,12 +53,21 @@ type benchDeployment struct {
 	gen  []int
 }
 
-func newBenchDeployment(b *testing.B, n int) *benchDeployment {
+// Commands of the sleeper plugin: one that exits at once on SIGTERM, and
+// one that takes 200ms to stop, as a plugin flushing its data would (the
+// stop signal reaches the whole group: sleep dies, wait returns, the trap
+// runs).
+const (
+	sleepCommand    = `["sleep", "3600"]`
+	gracefulCommand = `["sh", "-c", "trap 'sleep 0.2; exit 0' TERM; sleep 3600 & wait"]`
+)
+
+func newBenchDeployment(b *testing.B, n int, command string) *benchDeployment {
 	dir := b.TempDir()
 	writeFile(b, filepath.Join(dir, "plugins/sleeper/plugin.hcl"), `plugin "sleeper" {
   version = "1.0.0"
   kind    = "script"
-  command = ["sleep", "3600"]
+  command = `+command+`
   param "n" {
     type    = string
     default = "0"
@@ -131,15 +140,20 @@ func startBenchDaemon(b *testing.B, d *benchDeployment, parallelism int) *Client
 // changed/op: nothing else churns; and reconcile-ms/op, the daemon's own
 // time (load, plan, apply) of the reconcile the save caused: the rest of
 // ns/op is the file watch, the debounce, and this benchmark's polling. It
-// runs with reconcile's default apply parallelism and with the daemon's.
+// runs plugins that stop at once and plugins that take 200ms to, each with
+// reconcile's default apply parallelism and with the daemon's.
 func BenchmarkConvergeTenPercent(b *testing.B) {
-	for _, par := range []int{reconcile.DefaultParallelism, DefaultApplyParallelism} {
-		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) { benchConvergeTenPercent(b, par) })
+	for _, stop := range []struct{ name, command string }{{"instant", sleepCommand}, {"200ms", gracefulCommand}} {
+		for _, par := range []int{reconcile.DefaultParallelism, DefaultApplyParallelism} {
+			b.Run(fmt.Sprintf("stop=%s/parallel=%d", stop.name, par), func(b *testing.B) {
+				benchConvergeTenPercent(b, stop.command, par)
+			})
+		}
 	}
 }
 
-func benchConvergeTenPercent(b *testing.B, parallelism int) {
-	d := newBenchDeployment(b, benchInstances(b, 200))
+func benchConvergeTenPercent(b *testing.B, command string, parallelism int) {
+	d := newBenchDeployment(b, benchInstances(b, 200), command)
 	n := len(d.gen)
 	c := startBenchDaemon(b, d, parallelism)
 
@@ -191,7 +205,7 @@ func benchConvergeTenPercent(b *testing.B, parallelism int) {
 // it: a load, a plan with nothing to do, no restart. It reports
 // restarted/op, which must be 0.
 func BenchmarkConvergeNoChange(b *testing.B) {
-	d := newBenchDeployment(b, benchInstances(b, 100))
+	d := newBenchDeployment(b, benchInstances(b, 100), sleepCommand)
 	c := startBenchDaemon(b, d, 0)
 	before, _ := runningPIDs(b, c)
 	lastAt := func() time.Time {
@@ -225,7 +239,7 @@ func BenchmarkConvergeNoChange(b *testing.B) {
 // plugs.hcl and the lock, fetch (all in the store already), verify the
 // runnable trees, render every instance's config.
 func BenchmarkLoad(b *testing.B) {
-	d := newBenchDeployment(b, benchInstances(b, 1000))
+	d := newBenchDeployment(b, benchInstances(b, 1000), sleepCommand)
 	store := fetch.Open(filepath.Join(filepath.Dir(d.file), ".plugs"), fetch.Options{})
 	l := &loader{store: store, broker: func(*spec.Deployment) reconcile.BrokerInfo { return reconcile.BrokerInfo{} }}
 	ctx := context.Background()
