@@ -5,5 +5,9 @@
 //
 // It owns the triggers of a reconcile (file watching, SIGHUP, GitOps
 // polling, API requests), the state-dir lock, and systemd notification. It
-// decides nothing about what runs: the planner in reconcile does.
+// decides nothing about what runs: the planner in reconcile does. It
+// reports the outcome of every reconcile on the log, in metrics
+// (plugs_reconcile_total, plugs_config_last_reload_*), in plugs status and
+// on the retained MQTT topic plugs/<host>/reconcile, and the time each
+// plug's fetch took in plugs_fetch_duration_seconds.
 package daemon
