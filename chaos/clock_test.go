@@ -93,9 +93,10 @@ func (c *steppedClock) Advance(d time.Duration) int {
 }
 
 // TestClockStepBackDuringBackoff crash-loops a real process under a runner
-// whose wall clock is stepped back an hour during every backoff: each
-// delay is still the policy's (1s, doubling, no jitter), and each restart
-// happens exactly when that delay has passed on the monotonic timeline.
+// whose wall clock is stepped back an hour during every backoff: the first
+// crash restarts at once, each later delay is still the policy's (1s,
+// doubling, no jitter), and each restart happens exactly when that delay
+// has passed on the monotonic timeline.
 func TestClockStepBackDuringBackoff(t *testing.T) {
 	clock := newSteppedClock()
 	r, err := runner.New(runner.Options{StateDir: t.TempDir(), Clock: clock, Rand: func() float64 { return 0.5 }})
@@ -128,6 +129,8 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 		return reconcile.InstanceStatus{}
 	}
 
+	// The first crash restarts at once (no timer); the second asks for
+	// the first backoff timer.
 	var delays []time.Duration
 	want := policy.InitialDelay
 	for step := range size.ClockSteps {
@@ -149,8 +152,8 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 		if n := clock.Advance(d - time.Millisecond); n != 0 {
 			t.Fatalf("step %d: %d timers fired %s before the delay ended", step, n, time.Millisecond)
 		}
-		if s := status(); s.State != reconcile.StateBackoff || s.Restarts != step {
-			t.Errorf("step %d: %s with %d restarts just before the delay ends, want backoff with %d", step, s.State, s.Restarts, step)
+		if s := status(); s.State != reconcile.StateBackoff || s.Restarts != step+1 {
+			t.Errorf("step %d: %s with %d restarts just before the delay ends, want backoff with %d", step, s.State, s.Restarts, step+1)
 		}
 		if n := clock.Advance(time.Millisecond); n != 1 {
 			t.Fatalf("step %d: %d timers fired when the delay ended, want the restart's", step, n)
@@ -164,9 +167,9 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 		t.Fatalf("no restart after the last step; status %+v", status())
 	}
 	s := status()
-	if s.Restarts != size.ClockSteps || s.LastExit == nil || s.LastExit.Code != 3 {
-		t.Errorf("after %d steps: %d restarts, last exit %+v; want %d restarts of a process exiting 3", size.ClockSteps, s.Restarts, s.LastExit, size.ClockSteps)
+	if s.Restarts != size.ClockSteps+1 || s.LastExit == nil || s.LastExit.Code != 3 {
+		t.Errorf("after %d steps: %d restarts, last exit %+v; want %d restarts of a process exiting 3 (the first immediate)", size.ClockSteps, s.Restarts, s.LastExit, size.ClockSteps+1)
 	}
-	figure(t, "clock-step", "%d backoffs, wall clock stepped back 1h in each: delays %v (policy 1s doubling), each restart exactly at its delay on the monotonic timeline",
+	figure(t, "clock-step", "%d backoffs, wall clock stepped back 1h in each: delays %v (policy: first restart at once, then 1s doubling), each restart exactly at its delay on the monotonic timeline",
 		len(delays), delays)
 }

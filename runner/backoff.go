@@ -16,17 +16,22 @@ const (
 	jitter = 0.10
 )
 
-// Backoff decides when a crashed instance is started again: InitialDelay,
-// doubling per consecutive crash up to MaxDelay, with +/-10% jitter; a run
-// that lasted ResetAfter or longer forgets earlier crashes. MaxRestarts 0
-// never gives up.
+// Backoff decides when a crashed instance is started again. The first
+// crash after a stable run (and the very first crash) restarts at once, as
+// supervisord, runit, pm2 and systemd do; each further consecutive crash
+// waits InitialDelay, doubling up to MaxDelay, with +/-10% jitter. So an
+// instance that fails instantly forever is restarted after 0, 1s, 2s, 4s
+// ... 1m (the defaults): contained, never a busy loop. A run that lasted
+// ResetAfter or longer forgets earlier crashes. MaxRestarts 0 never gives
+// up.
 //
 // It is a decision object: time and randomness are arguments, so the
 // schedule is exact in tests. It is not safe for concurrent use; each
 // instance owns one.
 type Backoff struct {
 	Policy reconcile.RestartPolicy
-	// Attempt counts the crashes since the last stable run.
+	// Attempt counts the crashes since the last stable run; the restart
+	// after the first is immediate.
 	Attempt int
 }
 
@@ -48,9 +53,9 @@ func NewBackoff(p reconcile.RestartPolicy) *Backoff {
 }
 
 // Next records that the process started at startedAt ended with exit at
-// now, and returns how long to wait before starting it again and why. A
-// negative delay means give up. rnd returns a float in [0, 1); nil means
-// no jitter.
+// now, and returns how long to wait before starting it again and why: 0
+// for the first crash in a row, then InitialDelay doubling. A negative
+// delay means give up. rnd returns a float in [0, 1); nil means no jitter.
 func (b *Backoff) Next(now, startedAt time.Time, exit reconcile.Exit, rnd func() float64) (time.Duration, string) {
 	if now.Sub(startedAt) >= b.Policy.ResetAfter {
 		b.Attempt = 0
@@ -60,8 +65,11 @@ func (b *Backoff) Next(now, startedAt time.Time, exit reconcile.Exit, rnd func()
 	if b.Policy.MaxRestarts > 0 && b.Attempt > b.Policy.MaxRestarts {
 		return -1, fmt.Sprintf("%s; gave up after %d restarts", how, b.Policy.MaxRestarts)
 	}
+	if b.Attempt == 1 {
+		return 0, fmt.Sprintf("%s; restart 1 now", how)
+	}
 	d := b.Policy.InitialDelay
-	for i := 1; i < b.Attempt && d < b.Policy.MaxDelay; i++ {
+	for i := 2; i < b.Attempt && d < b.Policy.MaxDelay; i++ {
 		d *= 2
 	}
 	d = min(d, b.Policy.MaxDelay)

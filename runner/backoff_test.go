@@ -15,13 +15,27 @@ func TestBackoffSchedule(t *testing.T) {
 	exit := reconcile.Exit{Code: 2}
 	half := func() float64 { return 0.5 } // no jitter
 	var got []time.Duration
+	var reasons []string
 	for range 6 {
-		d, _ := b.Next(now, now.Add(-time.Second), exit, half)
+		d, reason := b.Next(now, now.Add(-time.Second), exit, half)
 		got = append(got, d)
+		reasons = append(reasons, reason)
 	}
-	want := []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	// The first crash restarts at once; the next ones back off, doubling.
+	want := []time.Duration{0, 1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("schedule (-want +got):\n%s", diff)
+	}
+	wantReasons := []string{
+		"exited with code 2; restart 1 now",
+		"exited with code 2; restart 2 in 1s",
+		"exited with code 2; restart 3 in 2s",
+		"exited with code 2; restart 4 in 4s",
+		"exited with code 2; restart 5 in 8s",
+		"exited with code 2; restart 6 in 10s",
+	}
+	if diff := cmp.Diff(wantReasons, reasons); diff != "" {
+		t.Errorf("reasons (-want +got):\n%s", diff)
 	}
 	d, reason := b.Next(now, now.Add(-time.Second), exit, half)
 	if d >= 0 || reason != "exited with code 2; gave up after 6 restarts" {
@@ -33,24 +47,58 @@ func TestBackoffSchedule(t *testing.T) {
 	b.Next(now, now, exit, nil)
 	b.Next(now, now, exit, nil)
 	d, reason = b.Next(now, now.Add(-time.Minute), reconcile.Exit{Code: -1, Signal: "SIGKILL"}, nil)
-	if d != time.Second || reason != "killed by SIGKILL; restart 1 in 1s" {
-		t.Errorf("after a stable run = %v %q, want 1s, restart 1", d, reason)
+	if d != 0 || reason != "killed by SIGKILL; restart 1 now" {
+		t.Errorf("after a stable run = %v %q, want 0, restart 1 now", d, reason)
+	}
+	if d, reason = b.Next(now, now, exit, nil); d != time.Second || reason != "exited with code 2; restart 2 in 1s" {
+		t.Errorf("second crash after a stable run = %v %q, want 1s", d, reason)
 	}
 
-	// Jitter: +/-10%, exact for a given random value.
+	// Jitter: +/-10%, exact for a given random value; none on an
+	// immediate restart.
 	b = NewBackoff(reconcile.RestartPolicy{InitialDelay: time.Second})
+	if d, _ := b.Next(now, now, exit, func() float64 { return 0 }); d != 0 {
+		t.Errorf("first delay with jitter = %v, want 0", d)
+	}
 	if d, _ := b.Next(now, now, exit, func() float64 { return 0.75 }); d != 1050*time.Millisecond {
 		t.Errorf("jittered delay = %v, want 1.05s", d)
 	}
 	if d, _ := b.Next(now, now, exit, func() float64 { return 0 }); d != 1800*time.Millisecond {
 		t.Errorf("jittered delay = %v, want 1.8s", d)
 	}
-	// Defaults, as in DESIGN.md; never gives up.
-	b = NewBackoff(reconcile.RestartPolicy{})
+}
+
+// TestBackoffDefaultsContainAnInstantCrashLoop feeds the default policy a
+// process that fails the moment it starts, forever: one immediate restart,
+// then 1s doubling to the 1m cap, never giving up, and never two
+// immediate restarts in a row (no busy loop).
+func TestBackoffDefaultsContainAnInstantCrashLoop(t *testing.T) {
+	b := NewBackoff(reconcile.RestartPolicy{})
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var got []time.Duration
 	for range 100 {
-		d, _ = b.Next(now, now, exit, half)
+		d, _ := b.Next(now, now, reconcile.Exit{Code: 1}, nil)
+		if d < 0 {
+			t.Fatalf("gave up after %d crashes; the default never gives up", len(got))
+		}
+		got = append(got, d)
+		now = now.Add(d) // it crashes again the moment it is restarted
 	}
-	if d != time.Minute {
-		t.Errorf("default capped delay = %v, want 1m", d)
+	want := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	if diff := cmp.Diff(want, got[:len(want)]); diff != "" {
+		t.Errorf("schedule (-want +got):\n%s", diff)
+	}
+	for i, d := range got[len(want):] {
+		if d != time.Minute {
+			t.Fatalf("crash %d: delay %v, want the 1m cap", len(want)+i+1, d)
+		}
+	}
+	// A run as long as reset_after forgets the loop: one immediate
+	// restart again, then 1s.
+	if d, _ := b.Next(now.Add(5*time.Minute), now, reconcile.Exit{Code: 1}, nil); d != 0 {
+		t.Errorf("after a stable run: %v, want 0", d)
+	}
+	if d, _ := b.Next(now, now, reconcile.Exit{Code: 1}, nil); d != time.Second {
+		t.Errorf("then: %v, want 1s", d)
 	}
 }

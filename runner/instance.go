@@ -168,7 +168,8 @@ func (in *instance) run(first chan<- error) {
 
 // wait holds an exited instance in backoff for delay (forever when
 // negative: failed) and returns the control message that ended the wait,
-// or nil when it is time to start again.
+// or nil when it is time to start again. A zero delay (the first crash in
+// a row) arms no timer: the restart follows the exit without a wake-up.
 func (in *instance) wait(delay time.Duration, reason string) *ctlMsg {
 	state := reconcile.StateBackoff
 	if delay < 0 {
@@ -180,6 +181,14 @@ func (in *instance) wait(delay time.Duration, reason string) *ctlMsg {
 	if delay < 0 {
 		m := <-in.ctl
 		return &m
+	}
+	if delay == 0 {
+		select {
+		case m := <-in.ctl: // a stop that came with the crash wins
+			return &m
+		default:
+			return nil
+		}
 	}
 	wake := make(chan struct{}, 1)
 	t := in.r.clock.AfterFunc(delay, func() { wake <- struct{}{} })
