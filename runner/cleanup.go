@@ -18,13 +18,28 @@ import (
 // staleTermWait is how long CleanupStale waits after SIGTERM before SIGKILL.
 const staleTermWait = 2 * time.Second
 
-// CleanupStale stops what a killed predecessor left running. For every
-// instance.json under stateDir/instances that records a live process, it
-// signals the process group only when the recorded pid still runs with the
-// recorded start time (/proc/<pid>/stat field 22): a recycled pid is never
-// signalled. Members of the group that outlived their leader (double-forked
-// grandchildren) are killed when they started after the leader. Each file
-// is then marked stopped. Call it before starting a Runner on stateDir.
+// CleanupStale stops what a killed predecessor left running, in two
+// passes. First, for every instance.json under stateDir/instances that
+// records a live process, it signals the process group only when the
+// recorded pid still runs with the recorded start time (/proc/<pid>/stat
+// field 22): a recycled pid is never signalled. Members of the group that
+// outlived their leader (double-forked grandchildren) are killed when they
+// started after the leader. Each file is then marked stopped.
+//
+// Second, it finds by their environment the processes no file names: a
+// daemon killed between a fork and the instance.json write leaves a plugin
+// that dies of its parent-death signal, but its children live on in a
+// group nobody recorded. Every process started for an instance inherits
+// PLUGS_CONFIG=<stateDir>/instances/<plug>/<instance>/config.json, so each
+// process whose /proc/<pid>/environ holds such a value is stopped (SIGTERM,
+// a short wait, then SIGKILL, rescanning for late forks), except the
+// caller, its ancestors and its descendants. A process is signalled only
+// through a pidfd opened while its environment matched, so an unrelated
+// process that reuses a pid is never signalled.
+//
+// The caller must hold stateDir exclusively (the daemon's state-dir lock)
+// and call it before starting a Runner on stateDir: then no live
+// supervisor owns any process that matches, and every one is stale.
 func CleanupStale(stateDir string, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -62,6 +77,7 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, stopStrays(stateDir, logger))
 	return errors.Join(errs...)
 }
 
@@ -110,4 +126,183 @@ func waitGone(pid int, d time.Duration) {
 			return
 		}
 	}
+}
+
+// strayKillRounds bounds how often stopStrays rescans for processes that
+// forked while their parents were being killed.
+const strayKillRounds = 10
+
+// stray is a process started for an instance of the state dir, found by
+// its environment.
+type stray struct {
+	pid, pgid int
+	start     uint64 // with pid, identifies the process
+	instance  string // plug/instance, from its PLUGS_CONFIG
+}
+
+// stopStrays stops every process whose environment places it under
+// stateDir/instances: SIGTERM, up to staleTermWait for it to exit, then
+// SIGKILL until a scan finds none.
+func stopStrays(stateDir string, log *slog.Logger) error {
+	m, err := newConfigMatcher(stateDir)
+	if err != nil {
+		return fmt.Errorf("cleanup stale processes: %w", err)
+	}
+	strays := findStrays(m, os.Getpid())
+	if len(strays) == 0 {
+		return nil
+	}
+	for _, s := range strays {
+		log.Info("stopping process of a stale instance that no instance file names", "instance", s.instance, "pid", s.pid, "pgid", s.pgid)
+	}
+	signalStrays(strays, syscall.SIGTERM, staleTermWait)
+	for range strayKillRounds {
+		if strays = findStrays(m, os.Getpid()); len(strays) == 0 {
+			return nil
+		}
+		for _, s := range strays {
+			log.Warn("killing process of a stale instance", "instance", s.instance, "pid", s.pid, "pgid", s.pgid)
+		}
+		signalStrays(strays, syscall.SIGKILL, staleTermWait)
+	}
+	if strays = findStrays(m, os.Getpid()); len(strays) > 0 {
+		return fmt.Errorf("cleanup stale processes: %d still alive after SIGKILL (first pid %d, instance %s)", len(strays), strays[0].pid, strays[0].instance)
+	}
+	return nil
+}
+
+// findStrays scans /proc for the processes whose PLUGS_CONFIG m matches,
+// leaving out self, its ancestors and its descendants.
+func findStrays(m *configMatcher, self int) []stray {
+	stats := map[int]procStat{}
+	for _, pid := range procPIDs() {
+		if st, err := readProcStat(pid); err == nil {
+			stats[pid] = st
+		}
+	}
+	ancestors := map[int]bool{}
+	for pid, i := self, 0; pid > 0 && i <= len(stats); pid, i = stats[pid].PPID, i+1 {
+		ancestors[pid] = true
+	}
+	descends := func(pid int) bool {
+		for i := 0; pid > 0 && i <= len(stats); i++ {
+			if pid == self {
+				return true
+			}
+			st, ok := stats[pid]
+			if !ok {
+				return false
+			}
+			pid = st.PPID
+		}
+		return false
+	}
+	var strays []stray
+	for pid, st := range stats {
+		if st.State == 'Z' || ancestors[pid] || descends(pid) {
+			continue
+		}
+		configs, err := procEnv(pid, "PLUGS_CONFIG")
+		if err != nil {
+			continue // gone, or another user's: nothing we may touch
+		}
+		for _, c := range configs {
+			if id, ok := m.match(c); ok {
+				strays = append(strays, stray{pid: pid, pgid: st.PGRP, start: st.StartTime, instance: id})
+				break
+			}
+		}
+	}
+	return strays
+}
+
+// signalStrays sends sig to each stray that is still the process found
+// (same pid and start time, checked after its pidfd is open, so the pidfd
+// cannot name a newcomer), then waits up to d for all of them to exit.
+func signalStrays(strays []stray, sig syscall.Signal, d time.Duration) {
+	var fds []unix.PollFd
+	defer func() {
+		for _, f := range fds {
+			unix.Close(int(f.Fd))
+		}
+	}()
+	for _, s := range strays {
+		fd, err := unix.PidfdOpen(s.pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		if st, err := readProcStat(s.pid); err != nil || st.StartTime != s.start {
+			unix.Close(fd)
+			continue
+		}
+		_ = unix.PidfdSendSignal(fd, sig, nil, 0)
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	deadline := time.Now().Add(d)
+	for pending := fds; len(pending) > 0; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		n, err := unix.Poll(pending, int(left.Milliseconds())+1)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		if n <= 0 {
+			continue
+		}
+		// Keep the ones still running; a pidfd polls readable once its
+		// process has exited.
+		alive := pending[:0:0]
+		for _, f := range pending {
+			if f.Revents == 0 {
+				f.Revents = 0
+				alive = append(alive, f)
+			}
+		}
+		pending = alive
+	}
+}
+
+// configMatcher recognises PLUGS_CONFIG values under one state dir.
+type configMatcher struct {
+	dir  string      // <stateDir>/instances, absolute
+	fi   os.FileInfo // of dir; nil when it does not exist
+	same map[string]bool
+}
+
+func newConfigMatcher(stateDir string) (*configMatcher, error) {
+	dir, err := filepath.Abs(filepath.Join(stateDir, "instances"))
+	if err != nil {
+		return nil, err
+	}
+	fi, _ := os.Stat(dir)
+	return &configMatcher{dir: dir, fi: fi, same: map[string]bool{}}, nil
+}
+
+// match reports whether config is <stateDir>/instances/<plug>/<instance>/config.json,
+// by path or, for a state dir reached through another path (a symlink),
+// by the identity of the instances directory; it returns "plug/instance".
+func (m *configMatcher) match(config string) (string, bool) {
+	config = filepath.Clean(config)
+	if !filepath.IsAbs(config) || filepath.Base(config) != "config.json" {
+		return "", false
+	}
+	instDir := filepath.Dir(config)
+	plugDir := filepath.Dir(instDir)
+	dir := filepath.Dir(plugDir)
+	if filepath.Base(dir) != "instances" || plugDir == dir || instDir == plugDir {
+		return "", false
+	}
+	id := filepath.Base(plugDir) + "/" + filepath.Base(instDir)
+	if dir == m.dir {
+		return id, true
+	}
+	same, ok := m.same[dir]
+	if !ok {
+		fi, err := os.Stat(dir)
+		same = err == nil && m.fi != nil && os.SameFile(fi, m.fi)
+		m.same[dir] = same
+	}
+	return id, same
 }

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 //	env                   print PLUGS_* and the config, then sleep
 //	trap FILE             record every signal received in FILE, sleep
 //	termlog FILE NAME     print "ready"; on SIGTERM append NAME to FILE and exit
+//	orphaner PIDFILE MODE start a grandchild in the group in MODE, write its pid, exit
 //	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
 //	churn DIR N           run a Runner with N instances crashing and restarting forever
 func fake(mode string, args []string) int {
@@ -74,6 +75,15 @@ func fake(mode string, args []string) int {
 			return 3
 		}
 		time.Sleep(time.Hour)
+	case "orphaner":
+		gc := exec.Command(os.Args[0])
+		gc.Env = append(os.Environ(), fakeEnv+"="+args[1])
+		if err := gc.Start(); err != nil {
+			return 3
+		}
+		if err := os.WriteFile(args[0], []byte(strconv.Itoa(gc.Process.Pid)), 0o600); err != nil {
+			return 3
+		}
 	case "flood":
 		line := []byte(strings.Repeat("x", 1023) + "\n")
 		for {

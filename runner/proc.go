@@ -11,6 +11,7 @@ import (
 // procStat is what runner needs from /proc/<pid>/stat.
 type procStat struct {
 	State     byte
+	PPID      int
 	PGRP      int
 	StartTime uint64 // field 22: clock ticks after boot; with the pid, it identifies a process
 }
@@ -33,6 +34,9 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	var st procStat
 	st.State = f[0][0]
+	if st.PPID, err = strconv.Atoi(f[4-3]); err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat ppid: %w", pid, err)
+	}
 	if st.PGRP, err = strconv.Atoi(f[5-3]); err != nil {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat pgrp: %w", pid, err)
 	}
@@ -44,19 +48,44 @@ func readProcStat(pid int) (procStat, error) {
 
 // groupMembers lists the live processes of process group pgid.
 func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range procPIDs() {
 		if st, err := readProcStat(pid); err == nil && st.PGRP == pgid && st.State != 'Z' {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// procPIDs lists the processes in /proc.
+func procPIDs() []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	pids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procEnv returns every value of the environment variable key that
+// process pid was started with (/proc/<pid>/environ). It fails for the
+// processes of other users unless the caller may trace them.
+func procEnv(pid int, key string) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return nil, err
+	}
+	prefix := []byte(key + "=")
+	var vals []string
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, prefix); ok {
+			vals = append(vals, string(v))
+		}
+	}
+	return vals, nil
 }

@@ -611,3 +611,109 @@ func TestQuietInstanceGetsAnEmptyLog(t *testing.T) {
 		t.Errorf("output.log = %q, %v", b, err)
 	}
 }
+
+// TestCleanupStaleFindsUnrecordedSpawns plays a supervisor killed between
+// a fork and the instance.json write: plugins gone, their grandchildren
+// alive in groups no file names. CleanupStale finds them by PLUGS_CONFIG
+// (also when the plugin saw the state dir through a symlink), kills the one
+// that ignores SIGTERM, and leaves alone a process of another state dir and
+// a matching child of its caller (a live supervisor's).
+func TestCleanupStaleFindsUnrecordedSpawns(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "state")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	pids := t.TempDir()
+	config := func(stateDir, plug string) string {
+		name := filepath.Join(stateDir, "instances", plug, "default", "config.json")
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	// orphan runs a plugin that starts a grandchild in mode and exits.
+	orphan := func(stateDir, plug, mode string) int {
+		t.Helper()
+		pidFile := filepath.Join(pids, plug)
+		cmd := exec.Command(os.Args[0], pidFile, mode)
+		cmd.Env = append(os.Environ(), fakeEnv+"=orphaner", "GORACE=atexit_sleep_ms=0", "PLUGS_CONFIG="+config(stateDir, plug))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("orphaner %s: %v %s", plug, err, out)
+		}
+		b, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(string(b))
+		st, err := readProcStat(pid)
+		if err != nil || st.PGRP != cmd.Process.Pid || st.PPID == os.Getpid() {
+			t.Fatalf("grandchild %d of %s: %+v %v, want an orphan in group %d", pid, plug, st, err, cmd.Process.Pid)
+		}
+		t.Cleanup(func() {
+			if now, err := readProcStat(pid); err == nil && now.StartTime == st.StartTime {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+		return pid
+	}
+	sleeper := orphan(dir, "sleeper", "sleep")
+	stubborn := orphan(dir, "stubborn", "ignoreterm")
+	linked := orphan(link, "linked", "sleep")
+	other := orphan(t.TempDir(), "other", "sleep")
+	eventually(t, "the stubborn grandchild ignores SIGTERM", func() bool { return ignoresTERM(stubborn) })
+
+	trapFile := filepath.Join(t.TempDir(), "signals")
+	own := exec.Command(os.Args[0], trapFile)
+	own.Env = append(os.Environ(), fakeEnv+"=trap", "PLUGS_CONFIG="+config(dir, "own"))
+	if err := own.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		own.Process.Kill()
+		own.Wait()
+	})
+	eventually(t, "trap ready", func() bool { _, err := os.Stat(trapFile); return err == nil })
+
+	var log lockedBuffer
+	if err := CleanupStale(dir, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	for name, pid := range map[string]int{"sleeper": sleeper, "stubborn": stubborn, "linked": linked} {
+		eventually(t, name+" grandchild gone", func() bool { return gone(pid) })
+	}
+	if !strings.Contains(log.String(), "msg=\"killing process of a stale instance\" instance=stubborn/default pid="+strconv.Itoa(stubborn)) {
+		t.Errorf("no SIGKILL of the stubborn grandchild logged:\n%s", log.String())
+	}
+	if gone(other) {
+		t.Error("the process of another state dir was killed")
+	}
+	if gone(own.Process.Pid) {
+		t.Fatal("the caller's own child was killed")
+	}
+	syscall.Kill(own.Process.Pid, syscall.SIGUSR2)
+	eventually(t, "trap records", func() bool { b, _ := os.ReadFile(trapFile); return len(b) > 0 })
+	if b, _ := os.ReadFile(trapFile); string(b) != "user defined signal 2\n" {
+		t.Errorf("the caller's child received %q, want only the test's SIGUSR2", b)
+	}
+	m, err := newConfigMatcher(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := findStrays(m, os.Getpid()); len(left) != 0 {
+		t.Errorf("strays left after cleanup: %+v", left)
+	}
+}
+
+// ignoresTERM reports whether pid ignores SIGTERM (/proc/<pid>/status SigIgn).
+func ignoresTERM(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && mask&(1<<(syscall.SIGTERM-1)) != 0
+		}
+	}
+	return false
+}
