@@ -322,3 +322,20 @@ func rssKiB(b *testing.B) int {
 	b.Fatal("no VmRSS")
 	return 0
 }
+
+// BenchmarkStrayScan measures CleanupStale's scan of /proc for processes of
+// stale instances no instance.json names: one stat and one environ read
+// per process on the machine.
+func BenchmarkStrayScan(b *testing.B) {
+	m, err := newConfigMatcher(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	procs := len(procPIDs())
+	for b.Loop() {
+		if s := findStrays(m, os.Getpid()); len(s) != 0 {
+			b.Fatalf("strays in an empty state dir: %+v", s)
+		}
+	}
+	b.ReportMetric(float64(procs), "procs")
+}
