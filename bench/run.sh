@@ -3,6 +3,7 @@
 # minimal fork/exec baseline, for N = 100 and 1,000 children, several runs
 # each. Installs the peers when missing (Debian packages supervisor, s6,
 # runit; pm2 from npm into bench/.peers), then writes BENCHMARKS.md.
+# Defaults: 3 runs at N=100 and 2 at N=1,000; idle window 20 s and 60 s.
 #
 #   bench/run.sh                     # the full run (under 20 minutes)
 #   BENCH_N=100 BENCH_RUNS=1 BENCH_IDLE=5s bench/run.sh   # a quick look
@@ -10,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${BENCH_N:-100,1000}
-RUNS=${BENCH_RUNS:-3}
-IDLE=${BENCH_IDLE:-60s}
+RUNS=${BENCH_RUNS:-3,2}
+IDLE=${BENCH_IDLE:-20s,60s}
 PEERS=${BENCH_PEERS:-baseline,plugs,supervisord,s6,runit,pm2}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 

@@ -27,6 +27,7 @@ type sample struct {
 	idleCPU              float64 // percent of one core
 	rssKiB, pssKiB       uint64
 	orphans              int
+	convergeCapped       bool // did not converge within convergeLimit
 	haveIdle, haveKill   bool
 	err                  error
 }
@@ -39,8 +40,8 @@ type result struct {
 
 func main() {
 	ns := flag.String("n", "100,1000", "comma-separated child counts")
-	runs := flag.Int("runs", 3, "runs per peer and count")
-	idle := flag.Duration("idle", 60*time.Second, "idle window for CPU and memory")
+	runsFlag := flag.String("runs", "3", "runs per peer, one value or one per count")
+	idleFlag := flag.String("idle", "60s", "idle window for CPU and memory, one value or one per count")
 	only := flag.String("peers", "baseline,plugs,supervisord,s6,runit,pm2", "peers to measure")
 	plugsBin := flag.String("plugs", "bin/plugs", "plugs binary")
 	baseBin := flag.String("baseline", "bin/baseline", "baseline binary")
@@ -80,14 +81,28 @@ func main() {
 	}
 	started := time.Now()
 	var results []*result
-	for _, nstr := range strings.Split(*ns, ",") {
+	counts := strings.Split(*ns, ",")
+	runsList, idleList := perCount(*runsFlag, len(counts)), perCount(*idleFlag, len(counts))
+	var runsDesc, idleDesc []string
+	for i, nstr := range counts {
 		n, err := strconv.Atoi(strings.TrimSpace(nstr))
 		if err != nil || n < 10 {
 			fatal(fmt.Errorf("bad -n %q", nstr))
 		}
+		runs, err := strconv.Atoi(runsList[i])
+		if err != nil || runs < 1 {
+			fatal(fmt.Errorf("bad -runs %q", runsList[i]))
+		}
+		idleD, err := time.ParseDuration(idleList[i])
+		if err != nil {
+			fatal(fmt.Errorf("bad -idle %q", idleList[i]))
+		}
+		idle := &idleD
+		runsDesc = append(runsDesc, fmt.Sprintf("%d runs at N=%d", runs, n))
+		idleDesc = append(idleDesc, fmt.Sprintf("%v at N=%d", idleD, n))
 		for _, p := range peers {
 			res := &result{peer: p, n: n}
-			for r := 0; r < *runs; r++ {
+			for r := 0; r < runs; r++ {
 				dir := filepath.Join(root, fmt.Sprintf("%s-%d-%d", p.name(), n, r))
 				s := measure(p, dir, n, r == 0, *idle)
 				if s.err != nil {
@@ -101,7 +116,7 @@ func main() {
 			results = append(results, res)
 		}
 	}
-	report := render(results, *runs, *idle, time.Since(started), os.Args[1:])
+	report := render(results, strings.Join(runsDesc, ", "), strings.Join(idleDesc, ", "), time.Since(started), os.Args[1:])
 	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
 		fatal(err)
 	}
@@ -154,13 +169,16 @@ func waitSet(prefix string, want map[string]bool, limit time.Duration) (map[stri
 	}
 }
 
-// waitRestart waits for marker to run under a pid other than old.
-func waitRestart(marker string, old int, limit time.Duration) (time.Duration, error) {
+// waitRestart waits for marker to run under a pid other than old. before is
+// the set of pids that existed when old was killed: only pids that appeared
+// since are read, so a poll costs one readdir of /proc however many
+// processes run, and the resolution stays well under a millisecond.
+func waitRestart(marker string, old int, before map[int]bool, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(limit)
 	for {
 		for _, pid := range listPIDs() {
-			if pid != old && markerOf(pid, marker) == marker {
+			if !before[pid] && pid != old && markerOf(pid, marker) == marker {
 				return time.Since(start), nil
 			}
 		}
@@ -205,11 +223,15 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 	for _, i := range rand.Perm(n)[:min(20, n)] {
 		m := gen0[i].marker
 		old := running[m]
+		before := map[int]bool{}
+		for _, pid := range listPIDs() {
+			before[pid] = true
+		}
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			s.err = err
 			return s
 		}
-		d, err := waitRestart(m, old, time.Minute)
+		d, err := waitRestart(m, old, before, time.Minute)
 		if err != nil {
 			s.err = fmt.Errorf("restart: %w", err)
 			return s
@@ -253,9 +275,9 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		s.err = fmt.Errorf("converge: %w", err)
 		return s
 	}
-	if _, err := waitSet(prefix, markers(next), 2*time.Minute); err != nil {
-		s.err = fmt.Errorf("converge: %w", err)
-		return s
+	if _, err := waitSet(prefix, markers(next), convergeLimit); err != nil {
+		// Recorded as the limit, marked in the report; the run goes on.
+		s.convergeCapped = true
 	}
 	s.converge = time.Since(t0)
 	time.Sleep(time.Second)
@@ -317,6 +339,10 @@ func killTest(p peer, dir string, n int) (int, error) {
 }
 
 const clkTck = 100 // USER_HZ on Linux
+
+// convergeLimit bounds the wait for a peer to converge, so that one slow
+// peer cannot take the whole run's time; a capped figure is reported as ">".
+var convergeLimit = 90 * time.Second
 
 func ticks(pids []int) uint64 {
 	var t uint64
@@ -380,4 +406,15 @@ func setDiff(got map[string]int, want map[string]bool) string {
 		}
 	}
 	return fmt.Sprintf(" (unexpected %v, missing %v)", extra, missing)
+}
+
+// perCount spreads a comma-separated flag value over n counts: one value
+// for all, or one per count.
+func perCount(v string, n int) []string {
+	parts := strings.Split(v, ",")
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strings.TrimSpace(parts[min(i, len(parts)-1)])
+	}
+	return out
 }

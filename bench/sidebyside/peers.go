@@ -294,7 +294,10 @@ func (s6Peer) configure(dir string, cs []child) error {
 	return writeServiceDirs(filepath.Join(dir, "scan"), cs)
 }
 func (s6Peer) start(dir string) (int, error) {
-	return startDetached(dir, nil, "s6.log", "s6-svscan", filepath.Join(dir, "scan"))
+	// s6-svscan supervises at most 500 services unless told otherwise.
+	entries, _ := os.ReadDir(filepath.Join(dir, "scan"))
+	limit := strconv.Itoa(2*len(entries) + 100)
+	return startDetached(dir, nil, "s6.log", "s6-svscan", "-c", limit, filepath.Join(dir, "scan"))
 }
 func (s6Peer) apply(dir string, old, cs []child) error {
 	scan := filepath.Join(dir, "scan")

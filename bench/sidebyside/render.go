@@ -54,11 +54,11 @@ var figures = []struct {
 	}},
 }
 
-func render(results []*result, runs int, idle, took time.Duration, args []string) string {
+func render(results []*result, runs, idle string, took time.Duration, args []string) string {
 	var b strings.Builder
 	b.WriteString("# Benchmarks: plugs beside the supervisors people use today\n\n")
 	b.WriteString("Written by `make bench` (bench/run.sh → bench/sidebyside). Do not edit by hand.\n\n")
-	fmt.Fprintf(&b, "Command: `bench/run.sh` = `go run ./bench/sidebyside %s`; %d runs per peer and count, idle window %v, whole run %v.\n\n",
+	fmt.Fprintf(&b, "Command: `bench/run.sh` = `go run ./bench/sidebyside %s`; %s per peer; idle window %s; whole run %v.\n\n",
 		strings.Join(args, " "), runs, idle, took.Round(time.Second))
 	b.WriteString("## Machine\n\n")
 	fmt.Fprintf(&b, "- %s, %d cores, %s\n- kernel %s, %s\n", cpuModel(), runtime.NumCPU(), memTotal(), uname(), runtime.Version())
@@ -130,6 +130,9 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 					continue
 				}
 				cell := fmt.Sprintf("%s [%s–%s]", num(st.med), num(st.lo), num(st.hi))
+				if f.title == "converge 30% change" && capped(r) {
+					cell = "> " + cell + " (not converged within the limit)"
+				}
 				if haveBase && bs.med > 0 && r != base && f.unit != "children" {
 					cell += fmt.Sprintf(" **%.1fx**", st.med/bs.med)
 				}
@@ -186,4 +189,13 @@ func uname() string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+func capped(r *result) bool {
+	for _, s := range r.samples {
+		if s.convergeCapped {
+			return true
+		}
+	}
+	return false
 }
