@@ -165,7 +165,9 @@ func waitSet(prefix string, want map[string]bool, limit time.Duration) (map[stri
 		if time.Now().After(deadline) {
 			return got, fmt.Errorf("after %v: %d children running, want %d%s", limit, len(got), len(want), setDiff(got, want))
 		}
-		time.Sleep(2 * time.Millisecond)
+		// A scan reads every process's cmdline; polling gently keeps the
+		// driver from taking the CPU the supervisor under test needs.
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
