@@ -344,7 +344,7 @@ const clkTck = 100 // USER_HZ on Linux
 
 // convergeLimit bounds the wait for a peer to converge, so that one slow
 // peer cannot take the whole run's time; a capped figure is reported as ">".
-var convergeLimit = 90 * time.Second
+var convergeLimit = 60 * time.Second
 
 func ticks(pids []int) uint64 {
 	var t uint64
