@@ -49,3 +49,36 @@ name the deployment file with --file.`,
 	cmd.Flags().IntP("lines", "n", -1, "print only the last N lines")
 	return cmd
 }
+
+// parseFlagsRespelled parses the flags of a command that disabled cobra's
+// parsing, after respelling each argument found in respell (e.g.
+// "-detailed-exitcode" → "--detailed-exitcode"), then checks the positional
+// arguments with check.
+func parseFlagsRespelled(cmd *cobra.Command, g *globals, args []string, respell map[string]string, check cobra.PositionalArgs) error {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if to, ok := respell[name]; ok {
+			args[i] = to
+			if hasVal {
+				args[i] += "=" + val
+			}
+		}
+	}
+	cmd.DisableFlagParsing = false
+	if err := cmd.ParseFlags(args); err != nil {
+		return inputError(err)
+	}
+	if err := g.bind(cmd); err != nil {
+		return err
+	}
+	if help, _ := cmd.Flags().GetBool("help"); help {
+		return nil
+	}
+	if err := check(cmd, cmd.Flags().Args()); err != nil {
+		return inputError(err)
+	}
+	return nil
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,17 +21,10 @@ daemon's file is planned against what the daemon runs); otherwise against
 nothing, so that every instance is a start.
 
 With -detailed-exitcode: 0 no changes, 2 changes, 1 error.`,
-		// Terraform spells it -detailed-exitcode, which pflag would read as
-		// shorthands: flags are parsed in RunE after respelling it.
-		DisableFlagParsing: true,
+		// -detailed-exitcode, Terraform's spelling, reaches here as
+		// --detailed-exitcode (see terraformStyleFlags).
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := parseFlagsRespelled(cmd, g, args, map[string]string{"-detailed-exitcode": "--detailed-exitcode"}, cobra.NoArgs)
-			if err != nil {
-				return err
-			}
-			if help, _ := cmd.Flags().GetBool("help"); help {
-				return cmd.Help()
-			}
 			vars, err := g.vars()
 			if err != nil {
 				return inputError(err)
@@ -63,39 +55,6 @@ With -detailed-exitcode: 0 no changes, 2 changes, 1 error.`,
 	cmd.Flags().Bool("detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
 	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-// parseFlagsRespelled parses the flags of a command that disabled cobra's
-// parsing, after respelling each argument found in respell (e.g.
-// "-detailed-exitcode" → "--detailed-exitcode"), then checks the positional
-// arguments with check.
-func parseFlagsRespelled(cmd *cobra.Command, g *globals, args []string, respell map[string]string, check cobra.PositionalArgs) error {
-	for i, a := range args {
-		if a == "--" {
-			break
-		}
-		name, val, hasVal := strings.Cut(a, "=")
-		if to, ok := respell[name]; ok {
-			args[i] = to
-			if hasVal {
-				args[i] += "=" + val
-			}
-		}
-	}
-	cmd.DisableFlagParsing = false
-	if err := cmd.ParseFlags(args); err != nil {
-		return inputError(err)
-	}
-	if err := g.bind(cmd); err != nil {
-		return err
-	}
-	if help, _ := cmd.Flags().GetBool("help"); help {
-		return nil
-	}
-	if err := check(cmd, cmd.Flags().Args()); err != nil {
-		return inputError(err)
-	}
-	return nil
 }
 
 // localOptions are the options of the commands that work without a daemon.
