@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,6 +205,10 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		s.err = err
 		return s
 	}
+	if err := prepare(p, dir); err != nil {
+		s.err = err
+		return s
+	}
 	t0 := time.Now()
 	rootPid, s.err = p.start(dir)
 	if s.err != nil {
@@ -321,6 +324,9 @@ func killTest(p peer, dir string, n int) (int, error) {
 	if err := p.configure(dir, cs); err != nil {
 		return 0, err
 	}
+	if err := prepare(p, dir); err != nil {
+		return 0, err
+	}
 	root, err := p.start(dir)
 	if err != nil {
 		return 0, err
@@ -391,8 +397,6 @@ func median(ds []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
-
-var _ = runtime.NumCPU
 
 // setDiff names a few markers that differ between got and want.
 func setDiff(got map[string]int, want map[string]bool) string {

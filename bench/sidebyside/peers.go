@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // child is one declared child: a unique name and the marker argument of its
@@ -151,6 +149,14 @@ func (p plugsPeer) configure(dir string, cs []child) error {
 	}
 	return writeAtomic(filepath.Join(dir, "plugs.hcl"), []byte(b.String()), 0o644)
 }
+
+// prepare fetches the plugins before the timed start: a host runs plugins
+// that CI or `plugs fetch` already brought into its state directory, and
+// the other supervisors have nothing to fetch either.
+func (p plugsPeer) prepare(dir string) error {
+	return run(dir, nil, p.bin, "fetch", "-q", "-f", "plugs.hcl")
+}
+
 func (p plugsPeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "plugs.log", p.bin, "run", "-f", "plugs.hcl",
 		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0")
@@ -160,7 +166,7 @@ func (p plugsPeer) apply(string, []child, []child) error {
 }
 func (p plugsPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (p plugsPeer) commands() string {
-	return "rewrite plugs.hcl (the daemon watches it); stop: `kill -TERM`"
+	return "`plugs fetch` before the timed start; rewrite plugs.hcl (the daemon watches it and fetches the new plugs); stop: `kill -TERM`"
 }
 
 // --- supervisord ------------------------------------------------------------
@@ -433,6 +439,15 @@ func (p pm2Peer) commands() string {
 	return "`pm2 delete` a file of the removed apps, `pm2 startOrRestart ecosystem.config.js`; stop: `pm2 kill`"
 }
 
-var errSkip = errors.New("skipped")
+// preparer is a peer with an untimed step before its start.
+type preparer interface {
+	prepare(dir string) error
+}
 
-var _ = time.Second
+// prepare runs p's untimed step, if it has one.
+func prepare(p peer, dir string) error {
+	if pp, ok := p.(preparer); ok {
+		return pp.prepare(dir)
+	}
+	return nil
+}
