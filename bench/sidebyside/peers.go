@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // child is one declared child: a unique name and the marker argument of its
@@ -38,10 +41,24 @@ type peer interface {
 }
 
 func run(dir string, env []string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+	return runWithin(10*time.Minute, dir, env, name, args...)
+}
+
+// errTimedOut is returned by runWithin when the command outlived its limit.
+var errTimedOut = errors.New("timed out")
+
+// runWithin runs a command and kills it once limit has passed.
+func runWithin(limit time.Duration, dir string, env []string, name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w after %v", name, strings.Join(args, " "), errTimedOut, limit)
+	}
 	if err != nil {
 		tail := string(out)
 		if len(tail) > 400 {
@@ -218,7 +235,7 @@ func (supervisordPeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "stdout.log", "supervisord", "-c", filepath.Join(dir, "supervisord.conf"))
 }
 func (supervisordPeer) apply(dir string, _, _ []child) error {
-	return run(dir, nil, "supervisorctl", "-c", filepath.Join(dir, "supervisord.conf"), "update")
+	return runWithin(convergeLimit, dir, nil, "supervisorctl", "-c", filepath.Join(dir, "supervisord.conf"), "update")
 }
 func (supervisordPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (supervisordPeer) commands() string {
@@ -432,7 +449,7 @@ func (p pm2Peer) apply(dir string, old, cs []child) error {
 			return err
 		}
 	}
-	return run(dir, p.env(dir), p.bin, "startOrRestart", "ecosystem.config.js")
+	return runWithin(convergeLimit, dir, p.env(dir), p.bin, "startOrRestart", "ecosystem.config.js")
 }
 func (p pm2Peer) stop(dir string, _ int) error { return run(dir, p.env(dir), p.bin, "kill") }
 func (p pm2Peer) commands() string {

@@ -133,6 +133,9 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 				if f.title == "converge 30% change" && capped(r) {
 					cell = "> " + cell + " (not converged within the limit)"
 				}
+				if f.title == "needless restarts" && capped(r) {
+					cell = "≥ " + cell + " (counted before convergence)"
+				}
 				if haveBase && bs.med > 0 && r != base && f.unit != "children" {
 					cell += fmt.Sprintf(" **%.1fx**", st.med/bs.med)
 				}
