@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -404,8 +405,20 @@ func (runitPeer) commands() string {
 type pm2Peer struct{ bin string }
 
 func (p pm2Peer) name() string { return "pm2" }
+
+// version reads pm2's package.json: `pm2 --version` would spawn a pm2
+// daemon in ~/.pm2 as a side effect.
 func (p pm2Peer) version() string {
-	return "pm2 " + versionOf(p.bin, "--version") + ", node " + versionOf("node", "--version")
+	v := "unknown"
+	real, err := filepath.EvalSymlinks(p.bin)
+	if err == nil {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(real), "..", "package.json"))
+		var pkg struct{ Version string }
+		if err == nil && json.Unmarshal(b, &pkg) == nil && pkg.Version != "" {
+			v = pkg.Version
+		}
+	}
+	return "pm2 " + v + ", node " + versionOf("node", "--version")
 }
 func (p pm2Peer) available() error {
 	if _, err := os.Stat(p.bin); err != nil {
