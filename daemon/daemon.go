@@ -40,7 +40,10 @@ const (
 // Defaults of Options.
 const (
 	DefaultInterval = time.Minute
-	DefaultDebounce = 300 * time.Millisecond
+	// DefaultDebounce covers an editor's save (write, rename, chmod: a few
+	// milliseconds) with room to spare, and is most of what a save costs
+	// before the first instance restarts.
+	DefaultDebounce = 100 * time.Millisecond
 	// DefaultApplyParallelism is how many instances a reconcile starts or
 	// stops at once (per depends_on level). A start or a stop mostly waits
 	// (fork and exec, file syncs, a process's exit), so more than the cores:
