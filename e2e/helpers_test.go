@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"io/fs"
 	"net"
@@ -149,7 +150,7 @@ type plugsDaemon struct {
 	dir, file, stateDir string
 	env                 []string
 	cmd                 *exec.Cmd
-	log                 *syncBuffer
+	log                 *syncbuf.Buffer
 	exited              chan struct{} // closed once cmd has been waited for
 	err                 error         // Wait's result, once exited is closed
 }
@@ -162,7 +163,7 @@ func startDaemon(t *testing.T, dir, file string, env []string) *plugsDaemon {
 	t.Helper()
 	d := &plugsDaemon{
 		dir: dir, file: file, stateDir: filepath.Join(dir, ".plugs"), env: env,
-		log: &syncBuffer{}, exited: make(chan struct{}),
+		log: &syncbuf.Buffer{}, exited: make(chan struct{}),
 	}
 	d.cmd = exec.Command(plugsBin, "run", "-f", file, "--state-dir", d.stateDir,
 		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--log-level", "debug")
@@ -285,24 +286,6 @@ func pidAlive(pid int) bool {
 		return s[i+2] != 'Z'
 	}
 	return true
-}
-
-// syncBuffer collects a child's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // stateMessage is the JSON of a retained per-instance state message.
@@ -528,7 +511,7 @@ type mosquitto struct {
 	url  string
 	addr string
 	conf string
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -564,7 +547,7 @@ func startMosquitto(t *testing.T, username, password string) *mosquitto {
 	port := mqtttest.FreePort(t)
 	m := &mosquitto{
 		t: t, bin: bin, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		conf: filepath.Join(dir, "mosquitto.conf"), log: &syncBuffer{},
+		conf: filepath.Join(dir, "mosquitto.conf"), log: &syncbuf.Buffer{},
 	}
 	m.url = "tcp://" + m.addr
 	// user: run as the test's user (as root it would switch to "mosquitto",

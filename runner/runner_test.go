@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -31,7 +32,7 @@ func running(st reconcile.InstanceStatus) bool { return st.State == reconcile.St
 
 func TestBackoffWithFakeClock(t *testing.T) {
 	clock := newFakeClock()
-	var log lockedBuffer
+	var log syncbuf.Buffer
 	r, sts := newTestRunner(t, Options{Clock: clock, Rand: func() float64 { return 0.75 }, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	s := fakeSpec("crash", "default", "usr1")
 	s.Restart = reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute, MaxRestarts: 4}
@@ -673,7 +674,7 @@ func TestCleanupStaleFindsUnrecordedSpawns(t *testing.T) {
 	})
 	eventually(t, "trap ready", func() bool { _, err := os.Stat(trapFile); return err == nil })
 
-	var log lockedBuffer
+	var log syncbuf.Buffer
 	if err := CleanupStale(dir, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package gittest
 import (
 	"bytes"
 	"fmt"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"net"
 	"net/http"
@@ -140,7 +141,7 @@ func startDaemon(t testing.TB, root string) (*exec.Cmd, string) {
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root,
 		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--informative-errors", root)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
@@ -159,25 +160,6 @@ func startDaemon(t testing.TB, root string) (*exec.Cmd, string) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	waitListening(t, addr, done, &stderr)
 	return cmd, "git://" + addr
-}
-
-// lockedBuffer is a bytes.Buffer safe for the copying goroutine of exec
-// and a reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // HTTP serves every repository below root over git's smart HTTP protocol

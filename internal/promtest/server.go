@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,7 +26,7 @@ type Server struct {
 	URL string
 
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -113,7 +113,7 @@ func freePort() (int, error) {
 
 func start(bin, cfg, data string, port int) (*Server, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s := &Server{URL: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{URL: "http://" + addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+data,
@@ -316,22 +316,4 @@ func (s *Server) api(ctx context.Context, path string, data any) error {
 		return &apiError{status: resp.Status, errorType: env.ErrorType, msg: env.Error}
 	}
 	return json.Unmarshal(env.Data, data)
-}
-
-// syncBuffer collects a child's output from two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
