@@ -14,6 +14,7 @@ build:
 # The main job on the embedded defaults: build the example plugins, then run
 # the root plugs.hcl with the embedded MQTT broker and metrics on 127.0.0.1:9469.
 run: build
+	@scripts/test-deps.sh --run
 	$(BIN) build -f plugs.hcl
 	$(BIN) run -f plugs.hcl
 
