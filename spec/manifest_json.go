@@ -178,18 +178,14 @@ func (j *jsonManifest) hooks(name string) Hooks {
 	if !ok {
 		return h
 	}
-	pairs, diags := hcl.ExprMap(a.Expr)
-	if diags.HasErrors() {
+	pairs, ok := stringPairs(a.Expr)
+	if !ok {
 		j.wrongType(a, "an object with pre_start, post_start and pre_stop")
 		return h
 	}
 	for _, pair := range pairs {
-		key, kdiags := pair.Key.Value(nil)
-		if kdiags.HasErrors() || key.Type() != cty.String {
-			continue
-		}
-		sub := &hcl.Attribute{Name: key.AsString(), Expr: pair.Value, NameRange: pair.Key.Range(), Range: pair.Value.Range()}
-		v, vdiags := pair.Value.Value(nil)
+		sub := &hcl.Attribute{Name: pair.key, Expr: pair.value, NameRange: pair.keyRange, Range: pair.value.Range()}
+		v, vdiags := pair.value.Value(nil)
 		j.diags = append(j.diags, vdiags...)
 		if vdiags.HasErrors() || v.IsNull() {
 			continue
@@ -202,7 +198,7 @@ func (j *jsonManifest) hooks(name string) Hooks {
 		case "pre_stop":
 			h.PreStop = j.wordsOf(v, sub)
 		default:
-			j.diags = append(j.diags, warnf(pair.Key.Range(), "Unknown hook", "The hook %q is not one of pre_start, post_start, pre_stop and is ignored.%s",
+			j.diags = append(j.diags, warnf(pair.keyRange, "Unknown hook", "The hook %q is not one of pre_start, post_start, pre_stop and is ignored.%s",
 				sub.Name, didYouMean(sub.Name, []string{"pre_start", "post_start", "pre_stop"})))
 		}
 	}
@@ -216,20 +212,19 @@ func (j *jsonManifest) configuration(name string) []*ParamSpec {
 	if !ok {
 		return nil
 	}
-	pairs, diags := hcl.ExprMap(a.Expr)
-	if diags.HasErrors() {
+	pairs, ok := stringPairs(a.Expr)
+	if !ok {
 		j.wrongType(a, "an object of param defaults")
 		return nil
 	}
 	var out []*ParamSpec
 	for _, pair := range pairs {
-		key, kdiags := pair.Key.Value(nil)
-		v, vdiags := pair.Value.Value(nil)
+		v, vdiags := pair.value.Value(nil)
 		j.diags = append(j.diags, vdiags...)
-		if kdiags.HasErrors() || vdiags.HasErrors() || key.Type() != cty.String {
+		if vdiags.HasErrors() {
 			continue
 		}
-		ps := &ParamSpec{Name: key.AsString(), Type: cty.DynamicPseudoType, DeclRange: hcl.RangeBetween(pair.Key.Range(), pair.Value.Range())}
+		ps := &ParamSpec{Name: pair.key, Type: cty.DynamicPseudoType, DeclRange: hcl.RangeBetween(pair.keyRange, pair.value.Range())}
 		if !v.IsNull() {
 			ps.Type = inferParamType(v)
 			ps.Default, _ = convertParamDefault(v, ps.Type)
@@ -295,17 +290,13 @@ func (j *jsonManifest) configParams(name string) []*ParamSpec {
 		}
 		return out
 	}
-	pairs, diags := hcl.ExprMap(a.Expr)
-	if diags.HasErrors() {
+	pairs, ok := stringPairs(a.Expr)
+	if !ok {
 		j.wrongType(a, "a list of {\"name\", \"type\", ...} objects")
 		return nil
 	}
 	for _, pair := range pairs {
-		key, kdiags := pair.Key.Value(nil)
-		if kdiags.HasErrors() || key.Type() != cty.String {
-			continue
-		}
-		add(j.configParam(pair.Value, key.AsString()))
+		add(j.configParam(pair.value, pair.key))
 	}
 	return out
 }
@@ -313,26 +304,25 @@ func (j *jsonManifest) configParams(name string) []*ParamSpec {
 // configParam decodes one configParams entry; name is its key when the
 // params are an object.
 func (j *jsonManifest) configParam(expr hcl.Expression, name string) *ParamSpec {
-	pairs, diags := hcl.ExprMap(expr)
-	if diags.HasErrors() {
+	pairs, ok := stringPairs(expr)
+	if !ok {
 		j.diags = append(j.diags, errorf(expr.Range(), "Invalid param", "Each configParams entry must be an object like {\"name\": \"device_id\", \"type\": \"string\", \"required\": true}."))
 		return nil
 	}
 	fields := map[string]cty.Value{}
 	ranges := map[string]hcl.Range{}
 	for _, pair := range pairs {
-		key, kdiags := pair.Key.Value(nil)
-		v, vdiags := pair.Value.Value(nil)
+		v, vdiags := pair.value.Value(nil)
 		j.diags = append(j.diags, vdiags...)
-		if kdiags.HasErrors() || vdiags.HasErrors() || key.Type() != cty.String {
+		if vdiags.HasErrors() {
 			continue
 		}
-		k := key.AsString()
+		k := pair.key
 		if !slices.Contains(configParamFields, k) {
-			j.diags = append(j.diags, warnf(pair.Key.Range(), "Unknown param field", "The field %q of a configParams entry is ignored.%s", k, didYouMean(k, configParamFields)))
+			j.diags = append(j.diags, warnf(pair.keyRange, "Unknown param field", "The field %q of a configParams entry is ignored.%s", k, didYouMean(k, configParamFields)))
 			continue
 		}
-		fields[k], ranges[k] = v, pair.Value.Range()
+		fields[k], ranges[k] = v, pair.value.Range()
 	}
 	ps := &ParamSpec{Name: name, Type: cty.DynamicPseudoType, DeclRange: expr.Range()}
 	get := func(k string, ty cty.Type, what string) (cty.Value, bool) {
@@ -405,4 +395,29 @@ func parseTypeName(s string) (cty.Type, error) {
 		return cty.NilType, fmt.Errorf("%q is not a type", s)
 	}
 	return ty, nil
+}
+
+// keyedExpr is one string-keyed member of a JSON object.
+type keyedExpr struct {
+	key      string
+	keyRange hcl.Range
+	value    hcl.Expression
+}
+
+// stringPairs returns the string-keyed members of an object expression, in
+// order; ok is false when expr is not an object. (JSON keys are always
+// strings; a key that does not evaluate to one is skipped.)
+func stringPairs(expr hcl.Expression) (pairs []keyedExpr, ok bool) {
+	items, diags := hcl.ExprMap(expr)
+	if diags.HasErrors() {
+		return nil, false
+	}
+	for _, item := range items {
+		key, kdiags := item.Key.Value(nil)
+		if kdiags.HasErrors() || key.Type() != cty.String || key.IsNull() {
+			continue
+		}
+		pairs = append(pairs, keyedExpr{key: key.AsString(), keyRange: item.Key.Range(), value: item.Value})
+	}
+	return pairs, true
 }
