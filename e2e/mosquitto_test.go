@@ -175,19 +175,7 @@ plug "flapper" {
 		if err := prom.WaitForTarget(ctx, addr); err != nil {
 			t.Fatalf("%v\n%s", err, prom.Log())
 		}
-		queries, err := promtest.DashboardQueries(filepath.Join("..", "examples", "grafana", "plugs.json"),
-			map[string]string{"host": addr, "plug": ".*"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(queries) < 15 {
-			t.Fatalf("found %d dashboard queries, want every panel's (>= 15)", len(queries))
-		}
-		for _, q := range queries {
-			if _, err := prom.WaitForData(ctx, q.Expr); err != nil {
-				t.Errorf("panel %q %s: %v", q.Panel, q.RefID, err)
-			}
-		}
+		prom.CheckDashboard(ctx, t, filepath.Join("..", "examples", "grafana", "plugs.json"), addr)
 		r, err := prom.Query(ctx, `plugs_instance_restarts_total{plug="flapper"}`)
 		if err != nil || len(r.Samples) != 1 || r.Samples[0].Value < 1 {
 			t.Errorf("flapper restarts through Prometheus = %+v, %v; want one sample >= 1", r, err)

@@ -1,11 +1,13 @@
 package promtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
+	"testing"
 )
 
 // Query is one PromQL expression of a Grafana dashboard, variables
@@ -152,4 +154,23 @@ func substitute(expr string, values map[string]string) (string, error) {
 		return "", fmt.Errorf("unknown variables %s in %q", strings.Join(missing, ", "), expr)
 	}
 	return s, nil
+}
+
+// CheckDashboard fails t unless every query of the Grafana dashboard at
+// path returns data from s, with $host set to host (the scraped target) and
+// $plug to every plug. It waits for each query until ctx ends.
+func (s *Server) CheckDashboard(ctx context.Context, t testing.TB, path, host string) {
+	t.Helper()
+	queries, err := DashboardQueries(path, map[string]string{"host": host, "plug": ".*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queries) < 15 {
+		t.Fatalf("found %d dashboard queries, want every panel's (>= 15)", len(queries))
+	}
+	for _, q := range queries {
+		if _, err := s.WaitForData(ctx, q.Expr); err != nil {
+			t.Errorf("panel %q %s: %v", q.Panel, q.RefID, err)
+		}
+	}
 }
