@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/runner"
 )
 
@@ -110,23 +110,23 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 			t.Errorf("close runner: %v", err)
 		}
 	})
-	policy := reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Hour, ResetAfter: 10 * time.Minute}
-	id := reconcile.InstanceID{Plug: "crash", Instance: "default"}
-	spec := reconcile.InstanceSpec{
+	policy := instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Hour, ResetAfter: 10 * time.Minute}
+	id := instance.ID{Plug: "crash", Instance: "default"}
+	spec := instance.Spec{
 		ID: id, Dir: t.TempDir(), Command: []string{"sh", "-c", "exit 3"},
 		Config: []byte("{}\n"), Restart: policy, StopTimeout: time.Second,
 	}
 	if err := r.Start(context.Background(), spec); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	status := func() reconcile.InstanceStatus {
+	status := func() instance.Status {
 		for _, s := range r.Observe() {
 			if s.ID == id {
 				return s
 			}
 		}
 		t.Fatalf("instance %s unknown to the runner", id)
-		return reconcile.InstanceStatus{}
+		return instance.Status{}
 	}
 
 	// The first crash restarts at once (no timer); the second asks for
@@ -146,13 +146,13 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 		}
 		waitFor(t, "backoff", func() (bool, string) {
 			s := status()
-			return s.State == reconcile.StateBackoff, fmt.Sprint(s.State)
+			return s.State == instance.StateBackoff, fmt.Sprint(s.State)
 		})
 		clock.StepWall(-time.Hour)
 		if n := clock.Advance(d - time.Millisecond); n != 0 {
 			t.Fatalf("step %d: %d timers fired %s before the delay ended", step, n, time.Millisecond)
 		}
-		if s := status(); s.State != reconcile.StateBackoff || s.Restarts != step+1 {
+		if s := status(); s.State != instance.StateBackoff || s.Restarts != step+1 {
 			t.Errorf("step %d: %s with %d restarts just before the delay ends, want backoff with %d", step, s.State, s.Restarts, step+1)
 		}
 		if n := clock.Advance(time.Millisecond); n != 1 {

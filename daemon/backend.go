@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 )
 
@@ -35,7 +36,7 @@ func (d *daemon) status() Status {
 	return Status{Daemon: ds, Instances: instanceStatuses(d.runner.Observe())}
 }
 
-func instanceStatuses(obs []reconcile.InstanceStatus) []InstanceStatus {
+func instanceStatuses(obs []instance.Status) []InstanceStatus {
 	out := make([]InstanceStatus, 0, len(obs))
 	for _, o := range obs {
 		s := InstanceStatus{
@@ -99,7 +100,7 @@ func (d *daemon) apply(ctx context.Context) (*ApplyReport, error) {
 
 // restart is POST /v1/restart.
 func (d *daemon) restart(ctx context.Context, req RestartRequest) (*RestartReport, error) {
-	var ids []reconcile.InstanceID
+	var ids []instance.ID
 	for _, o := range d.runner.Observe() {
 		if o.ID.Plug == req.Plug && (req.Instance == "" || o.ID.Instance == req.Instance) {
 			ids = append(ids, o.ID)

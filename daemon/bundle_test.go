@@ -39,13 +39,13 @@ func TestRunBundle(t *testing.T) {
 	stateDir := t.TempDir()
 	c := startDaemon(t, Options{StateDir: stateDir, Bundle: bundle})
 	st := waitStatus(t, c, "a/default running", func(s *Status) bool {
-		a := instance(s, "a", "default")
+		a := statusOf(s, "a", "default")
 		return a != nil && a.PID > 0
 	})
 	if st.Daemon.Mode != ModeBundle || st.Daemon.LastReconcile.Error != "" || st.Daemon.ConfigRevision == "" {
 		t.Errorf("bundle daemon: %+v", st.Daemon)
 	}
-	if a := instance(st, "a", "default"); a.Revision != lock.Plugs["a"].Revision {
+	if a := statusOf(st, "a", "default"); a.Revision != lock.Plugs["a"].Revision {
 		t.Errorf("revision %s, want the locked %s", a.Revision, lock.Plugs["a"].Revision)
 	}
 }

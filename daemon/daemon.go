@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
@@ -415,7 +416,7 @@ func (d *daemon) ready() error {
 }
 
 // observe receives the runner's status changes and publishes them.
-func (d *daemon) observe(st reconcile.InstanceStatus) {
+func (d *daemon) observe(st instance.Status) {
 	d.broker.pub.PublishState(st.ID.Plug, st.ID.Instance, mqtt.StateMessage{
 		State:    string(st.State),
 		PID:      st.PID,
@@ -427,7 +428,7 @@ func (d *daemon) observe(st reconcile.InstanceStatus) {
 }
 
 // Observe and Plugins make the daemon the metrics' Source.
-func (d *daemon) Observe() []reconcile.InstanceStatus { return d.runner.Observe() }
+func (d *daemon) Observe() []instance.Status { return d.runner.Observe() }
 
 // Plugins lists the plugins of the deployment that runs.
 func (d *daemon) Plugins() []metrics.PluginInfo {

@@ -87,7 +87,7 @@ func waitStatus(t testing.TB, c *Client, what string, ok func(*Status) bool) *St
 	return nil
 }
 
-func instance(st *Status, plug, inst string) *InstanceStatus {
+func statusOf(st *Status, plug, inst string) *InstanceStatus {
 	for i := range st.Instances {
 		if st.Instances[i].Plug == plug && st.Instances[i].Instance == inst {
 			return &st.Instances[i]
@@ -118,13 +118,13 @@ func TestGitOps(t *testing.T) {
 	stateDir := t.TempDir()
 	c := startDaemon(t, Options{StateDir: stateDir, Repo: url, Ref: "main", Path: "deploy/plugs.hcl", Interval: 100 * time.Millisecond})
 	st := waitStatus(t, c, "a/default and b/default running", func(s *Status) bool {
-		a, b := instance(s, "a", "default"), instance(s, "b", "default")
+		a, b := statusOf(s, "a", "default"), statusOf(s, "b", "default")
 		return a != nil && a.PID > 0 && b != nil && b.PID > 0
 	})
 	if st.Daemon.Mode != ModeGitOps || st.Daemon.ConfigRevision != first || st.Daemon.LastReconcile.Error != "" {
 		t.Fatalf("after the first commit: %+v", st.Daemon)
 	}
-	pidA, pidB := instance(st, "a", "default").PID, instance(st, "b", "default").PID
+	pidA, pidB := statusOf(st, "a", "default").PID, statusOf(st, "b", "default").PID
 
 	// A broken commit: nothing changes, and status names the commit.
 	broken := repo.Commit(map[string]string{"deploy/plugs.hcl": "plug \"a\" {\n  source = \"./plugins/sleeper\"\n  bogus = 1\n}\n"})
@@ -143,20 +143,20 @@ func TestGitOps(t *testing.T) {
 	if st.Daemon.ConfigRevision != first {
 		t.Errorf("config revision = %s, want the last good %s", st.Daemon.ConfigRevision, first)
 	}
-	if instance(st, "a", "default").PID != pidA || instance(st, "b", "default").PID != pidB {
+	if statusOf(st, "a", "default").PID != pidA || statusOf(st, "b", "default").PID != pidB {
 		t.Errorf("a broken commit changed pids: %+v", st.Instances)
 	}
 
 	// A fix, found by the interval poll: only the changed plug is replaced.
 	fixed := repo.Commit(map[string]string{"deploy/plugs.hcl": sleeperDeployment(map[string]string{"a": "5s", "b": "10s"})})
 	st = waitStatus(t, c, "the fix", func(s *Status) bool {
-		b := instance(s, "b", "default")
+		b := statusOf(s, "b", "default")
 		return s.Daemon.ConfigRevision == fixed && b != nil && b.PID > 0 && b.PID != pidB
 	})
 	if r := st.Daemon.LastReconcile; r.Error != "" {
 		t.Errorf("after the fix: %+v", r)
 	}
-	if got := instance(st, "a", "default").PID; got != pidA {
+	if got := statusOf(st, "a", "default").PID; got != pidA {
 		t.Errorf("a was replaced (pid %d -> %d) though its config did not change", pidA, got)
 	}
 	if alive(pidB) {

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/spec"
@@ -38,7 +39,7 @@ type loader struct {
 type loaded struct {
 	dep     *spec.Deployment
 	lock    *spec.Lock
-	desired []reconcile.InstanceSpec
+	desired []instance.Spec
 	plugins []metrics.PluginInfo
 	// manifests are the manifests of the runnable plugs, by plug.
 	manifests map[string]*spec.Manifest

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/spec"
@@ -87,7 +88,7 @@ func Setup(ctx context.Context, o SetupOptions) error {
 	if len(m.Setup) == 0 {
 		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", o.Plug)}
 	}
-	var inst *reconcile.InstanceSpec
+	var inst *instance.Spec
 	for i := range ld.desired {
 		s := &ld.desired[i]
 		if s.ID.Plug == o.Plug && (o.Instance == "" || s.ID.Instance == o.Instance) {

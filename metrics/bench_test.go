@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // BenchmarkScrape1000 measures one /metrics scrape (gather, /proc scan and
@@ -19,9 +18,9 @@ func BenchmarkScrape1000(b *testing.B) {
 	src := &fakeSource{}
 	pid := os.Getpid() // a real process, so the /proc scan is real
 	for i := range 1000 {
-		src.instances = append(src.instances, reconcile.InstanceStatus{
-			ID:    reconcile.InstanceID{Plug: fmt.Sprintf("plug-%03d", i/10), Instance: fmt.Sprintf("patient-%04d", i)},
-			State: reconcile.StateRunning, PID: pid, StartedAt: time.Now(), Restarts: i % 7,
+		src.instances = append(src.instances, instance.Status{
+			ID:    instance.ID{Plug: fmt.Sprintf("plug-%03d", i/10), Instance: fmt.Sprintf("patient-%04d", i)},
+			State: instance.StateRunning, PID: pid, StartedAt: time.Now(), Restarts: i % 7,
 		})
 	}
 	for i := range 100 {

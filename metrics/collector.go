@@ -1,10 +1,9 @@
 package metrics
 
 import (
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat on Linux.
@@ -79,7 +78,7 @@ func (c *collector) collectInstances(ch chan<- prometheus.Metric) {
 	}
 	usage := readUsage(c.procRoot, pids)
 
-	seen := make(map[reconcile.InstanceID]bool, len(statuses))
+	seen := make(map[instance.ID]bool, len(statuses))
 	for _, st := range statuses {
 		if seen[st.ID] {
 			continue // a duplicate would fail the whole scrape
@@ -88,9 +87,9 @@ func (c *collector) collectInstances(ch chan<- prometheus.Metric) {
 		plug, inst := st.ID.Plug, st.ID.Instance
 
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue,
-			boolValue(st.State == reconcile.StateRunning), plug, inst)
+			boolValue(st.State == instance.StateRunning), plug, inst)
 		known := false
-		for _, s := range reconcile.States {
+		for _, s := range instance.States {
 			known = known || s == st.State
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue,
 				boolValue(s == st.State), plug, inst, string(s))

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/promtest"
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // liveSource is a Source over real processes, with one instance that keeps
@@ -20,17 +20,17 @@ type liveSource struct {
 	crashing atomic.Int64
 }
 
-func (s *liveSource) Observe() []reconcile.InstanceStatus {
-	var out []reconcile.InstanceStatus
+func (s *liveSource) Observe() []instance.Status {
+	var out []instance.Status
 	for name, pid := range s.running {
-		out = append(out, reconcile.InstanceStatus{
-			ID:    reconcile.InstanceID{Plug: "heart-rate", Instance: name},
-			State: reconcile.StateRunning, PID: pid, StartedAt: time.Now().Add(-time.Minute),
+		out = append(out, instance.Status{
+			ID:    instance.ID{Plug: "heart-rate", Instance: name},
+			State: instance.StateRunning, PID: pid, StartedAt: time.Now().Add(-time.Minute),
 		})
 	}
-	out = append(out, reconcile.InstanceStatus{
-		ID:    reconcile.InstanceID{Plug: "bridge", Instance: "default"},
-		State: reconcile.StateBackoff, Restarts: int(s.crashing.Add(1)),
+	out = append(out, instance.Status{
+		ID:    instance.ID{Plug: "bridge", Instance: "default"},
+		State: instance.StateBackoff, Restarts: int(s.crashing.Add(1)),
 	})
 	return out
 }

@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 func get(t *testing.T, url string, auth ...string) (int, string) {
@@ -84,8 +83,8 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	}
 	reg := NewRegistry()
 	src := &fakeSource{
-		instances: []reconcile.InstanceStatus{{ID: reconcile.InstanceID{Plug: "self", Instance: "default"},
-			State: reconcile.StateRunning, PID: os.Getpid(), StartedAt: time.Now()}},
+		instances: []instance.Status{{ID: instance.ID{Plug: "self", Instance: "default"},
+			State: instance.StateRunning, PID: os.Getpid(), StartedAt: time.Now()}},
 		plugins: []PluginInfo{{Plug: "self", Version: "1.0.0", Revision: "abc", Source: "./self"}},
 	}
 	m := New(reg, src)

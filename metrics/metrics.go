@@ -4,17 +4,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // Source is what the metrics read at scrape time: the instances the runner
 // knows and the plugins the current deployment resolved to. Both methods are
 // called concurrently by scrapes and must be safe for that.
 type Source interface {
-	Observe() []reconcile.InstanceStatus
+	Observe() []instance.Status
 	Plugins() []PluginInfo
 }
 

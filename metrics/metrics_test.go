@@ -10,23 +10,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // fakeSource is a Source whose content a test sets.
 type fakeSource struct {
 	mu        sync.Mutex
-	instances []reconcile.InstanceStatus
+	instances []instance.Status
 	plugins   []PluginInfo
 }
 
-func (f *fakeSource) Observe() []reconcile.InstanceStatus {
+func (f *fakeSource) Observe() []instance.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]reconcile.InstanceStatus(nil), f.instances...)
+	return append([]instance.Status(nil), f.instances...)
 }
 
 func (f *fakeSource) Plugins() []PluginInfo {
@@ -62,15 +61,15 @@ func snapshotFixture(t *testing.T) (*prometheus.Registry, *Metrics, *fakeSource)
 	writeFakeStat(t, proc, 5001, 1, 999, 999, 0, 0, 999)      // same group, not counted
 
 	src := &fakeSource{
-		instances: []reconcile.InstanceStatus{
-			{ID: reconcile.InstanceID{Plug: "heart-rate", Instance: "patient-17"}, State: reconcile.StateRunning,
+		instances: []instance.Status{
+			{ID: instance.ID{Plug: "heart-rate", Instance: "patient-17"}, State: instance.StateRunning,
 				PID: 4242, StartedAt: t0, Restarts: 2},
-			{ID: reconcile.InstanceID{Plug: "heart-rate", Instance: "patient-22"}, State: reconcile.StateBackoff,
+			{ID: instance.ID{Plug: "heart-rate", Instance: "patient-22"}, State: instance.StateBackoff,
 				Restarts: 7},
-			{ID: reconcile.InstanceID{Plug: "bridge", Instance: "default"}, State: reconcile.StateRunning,
+			{ID: instance.ID{Plug: "bridge", Instance: "default"}, State: instance.StateRunning,
 				PID: 5000, StartedAt: t0.Add(time.Second)},
 			// A duplicate must not break the scrape.
-			{ID: reconcile.InstanceID{Plug: "bridge", Instance: "default"}, State: reconcile.StateFailed},
+			{ID: instance.ID{Plug: "bridge", Instance: "default"}, State: instance.StateFailed},
 		},
 		plugins: []PluginInfo{
 			{Plug: "heart-rate", Version: "1.2.0", Revision: "3f2c1a9e0b7d4c5a8e6f1b2d3c4a5e6f7a8b9c0d",

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // startChild starts the test binary as an instance process holding mib MiB,
@@ -59,9 +58,9 @@ func TestUsageOfRealProcessGroup(t *testing.T) {
 	}
 
 	// Through the collector: a running instance gets both series, a vanished pid none.
-	src := &fakeSource{instances: []reconcile.InstanceStatus{
-		{ID: reconcile.InstanceID{Plug: "p", Instance: "live"}, State: reconcile.StateRunning, PID: leader.Process.Pid},
-		{ID: reconcile.InstanceID{Plug: "p", Instance: "gone"}, State: reconcile.StateRunning, PID: deadPID(t)},
+	src := &fakeSource{instances: []instance.Status{
+		{ID: instance.ID{Plug: "p", Instance: "live"}, State: instance.StateRunning, PID: leader.Process.Pid},
+		{ID: instance.ID{Plug: "p", Instance: "gone"}, State: instance.StateRunning, PID: deadPID(t)},
 	}}
 	reg := prometheus.NewRegistry()
 	New(reg, src)

@@ -7,15 +7,9 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-)
 
-// Updater is an optional extension of Executor: it applies settings that the
-// process does not see (stop signal and timeout, restart policy, depends_on,
-// metadata) to a running instance without restarting it. When the executor
-// does not implement it, Apply skips Update changes.
-type Updater interface {
-	Update(ctx context.Context, spec InstanceSpec) error
-}
+	"github.com/plugs-dev/plugs/instance"
+)
 
 // DefaultParallelism is how many instances Apply starts or stops at once
 // when ApplyOptions.Parallelism is unset.
@@ -29,7 +23,7 @@ type ApplyOptions struct {
 
 // Outcome is what became of one change of a plan.
 type Outcome struct {
-	ID     InstanceID
+	ID     instance.ID
 	Action Action
 	// Err is why the change failed; nil when it was applied.
 	Err error
@@ -61,7 +55,7 @@ func (r *ApplyResult) Err() error {
 //
 //  1. Deletes, in reverse depends_on order (dependents stop before what they
 //     depend on).
-//  2. In-place updates, when ex implements Updater.
+//  2. In-place updates, when ex implements instance.Updater.
 //  3. Creates and replaces, in depends_on order: level by level, each level
 //     with at most Parallelism instances in flight. A replace stops the old
 //     process, then starts the new spec; if that fails it starts the old
@@ -72,7 +66,7 @@ func (r *ApplyResult) Err() error {
 // depends_on orders starts and does not require health (like systemd's
 // After= without Requires=); the runner's restart backoff copes with a
 // dependent that cannot work yet. Apply stops early only when ctx is done.
-func Apply(ctx context.Context, ex Executor, p *Plan, opts ApplyOptions) *ApplyResult {
+func Apply(ctx context.Context, ex instance.Executor, p *Plan, opts ApplyOptions) *ApplyResult {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = DefaultParallelism
 	}
@@ -82,7 +76,7 @@ func Apply(ctx context.Context, ex Executor, p *Plan, opts ApplyOptions) *ApplyR
 	}
 	a := &applier{ex: ex, logger: logger, parallelism: opts.Parallelism}
 
-	index := make(map[InstanceID]int) // change ID → position in outcomes (plan order)
+	index := make(map[instance.ID]int) // change ID → position in outcomes (plan order)
 	var deletes, updates, starts []Change
 	for _, c := range p.Changes {
 		switch c.Action {
@@ -113,7 +107,7 @@ func Apply(ctx context.Context, ex Executor, p *Plan, opts ApplyOptions) *ApplyR
 }
 
 type applier struct {
-	ex          Executor
+	ex          instance.Executor
 	logger      *slog.Logger
 	parallelism int
 }
@@ -154,7 +148,7 @@ func (a *applier) delete(ctx context.Context, c Change) Outcome {
 }
 
 func (a *applier) update(ctx context.Context, c Change) Outcome {
-	u, ok := a.ex.(Updater)
+	u, ok := a.ex.(instance.Updater)
 	if !ok {
 		return Outcome{ID: c.ID, Action: c.Action, Skipped: true}
 	}

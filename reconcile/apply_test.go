@@ -8,12 +8,13 @@ import (
 	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
 func TestFakeExecutorConformance(t *testing.T) {
-	reconciletest.TestExecutor(t, func(t *testing.T) reconcile.Executor { return reconciletest.NewFakeExecutor() })
+	reconciletest.TestExecutor(t, func(t *testing.T) instance.Executor { return reconciletest.NewFakeExecutor() })
 }
 
 // callIndex maps "op plug/instance" to the position of its first call.
@@ -28,7 +29,7 @@ func callIndex(calls []reconciletest.Call) map[string]int {
 }
 
 func TestApplyOrdersByDependsOn(t *testing.T) {
-	desired := []reconcile.InstanceSpec{
+	desired := []instance.Spec{
 		testSpec("alerts", "default", "heart"),
 		testSpec("heart", "p17", "bridge"),
 		testSpec("heart", "p22", "bridge"),
@@ -75,15 +76,15 @@ func TestApplyOrdersByDependsOn(t *testing.T) {
 func TestApplyParallelismBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n, parallelism = 10, 3
-		entered := make(chan reconcile.InstanceID, n)
+		entered := make(chan instance.ID, n)
 		release := make(chan struct{})
 		ex := reconciletest.NewFakeExecutor()
-		ex.BeforeStart = func(ctx context.Context, s reconcile.InstanceSpec) error {
+		ex.BeforeStart = func(ctx context.Context, s instance.Spec) error {
 			entered <- s.ID
 			<-release
 			return nil
 		}
-		var desired []reconcile.InstanceSpec
+		var desired []instance.Spec
 		for i := range n {
 			desired = append(desired, testSpec("p", string(rune('a'+i))))
 		}
@@ -115,13 +116,13 @@ func TestApplyRollsBackFailedReplace(t *testing.T) {
 	old := testSpec("a", "default")
 	next := reconciletest.Spec("/srv", "a", "default", "2")
 	ex := reconciletest.NewFakeExecutor(running(old))
-	ex.BeforeStart = func(ctx context.Context, s reconcile.InstanceSpec) error {
+	ex.BeforeStart = func(ctx context.Context, s instance.Spec) error {
 		if s.Version == "2" {
 			return errors.New("boom")
 		}
 		return nil
 	}
-	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]reconcile.InstanceSpec{next}, ex.Observe()), reconcile.ApplyOptions{})
+	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]instance.Spec{next}, ex.Observe()), reconcile.ApplyOptions{})
 	if len(res.Outcomes) != 1 || !res.Outcomes[0].RolledBack {
 		t.Fatalf("outcomes = %+v, want one rolled back", res.Outcomes)
 	}
@@ -136,13 +137,13 @@ func TestApplyRollsBackFailedReplace(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	obs := ex.Observe()
-	if len(obs) != 1 || obs[0].State != reconcile.StateRunning || obs[0].Spec.Version != "1" {
+	if len(obs) != 1 || obs[0].State != instance.StateRunning || obs[0].Spec.Version != "1" {
 		t.Errorf("after rollback observed %+v, want the old spec running", obs)
 	}
 
 	// When the old spec cannot start either, both errors are reported.
-	ex.BeforeStart = func(context.Context, reconcile.InstanceSpec) error { return errors.New("disk full") }
-	res = reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]reconcile.InstanceSpec{next}, ex.Observe()), reconcile.ApplyOptions{})
+	ex.BeforeStart = func(context.Context, instance.Spec) error { return errors.New("disk full") }
+	res = reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]instance.Spec{next}, ex.Observe()), reconcile.ApplyOptions{})
 	if res.Outcomes[0].RolledBack || !strings.Contains(res.Err().Error(), "roll back") {
 		t.Errorf("outcome = %+v, err %v; want a failed rollback", res.Outcomes[0], res.Err())
 	}
@@ -151,9 +152,9 @@ func TestApplyRollsBackFailedReplace(t *testing.T) {
 func TestApplyFailedStopKeepsOldRunning(t *testing.T) {
 	old := testSpec("a", "default")
 	ex := reconciletest.NewFakeExecutor(running(old))
-	ex.BeforeStop = func(context.Context, reconcile.InstanceID) error { return errors.New("stuck") }
+	ex.BeforeStop = func(context.Context, instance.ID) error { return errors.New("stuck") }
 	next := reconciletest.Spec("/srv", "a", "default", "2")
-	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]reconcile.InstanceSpec{next}, ex.Observe()), reconcile.ApplyOptions{})
+	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]instance.Spec{next}, ex.Observe()), reconcile.ApplyOptions{})
 	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "stop old") {
 		t.Errorf("Err() = %v, want the failed stop", err)
 	}
@@ -165,14 +166,14 @@ func TestApplyFailedStopKeepsOldRunning(t *testing.T) {
 }
 
 func TestApplyOneFailureDoesNotBlockOthers(t *testing.T) {
-	desired := []reconcile.InstanceSpec{
+	desired := []instance.Spec{
 		testSpec("a", "default"),
 		testSpec("broken", "default"),
 		testSpec("c", "default"),
 		testSpec("needs-broken", "default", "broken"),
 	}
 	ex := reconciletest.NewFakeExecutor()
-	ex.BeforeStart = func(ctx context.Context, s reconcile.InstanceSpec) error {
+	ex.BeforeStart = func(ctx context.Context, s instance.Spec) error {
 		if s.ID.Plug == "broken" {
 			return errors.New("exec format error")
 		}
@@ -183,13 +184,13 @@ func TestApplyOneFailureDoesNotBlockOthers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create broken/default") {
 		t.Fatalf("Err() = %v, want the broken instance named", err)
 	}
-	states := map[string]reconcile.State{}
+	states := map[string]instance.State{}
 	for _, st := range ex.Observe() {
 		states[st.ID.String()] = st.State
 	}
-	want := map[string]reconcile.State{
-		"a/default": reconcile.StateRunning, "broken/default": reconcile.StateFailed,
-		"c/default": reconcile.StateRunning, "needs-broken/default": reconcile.StateRunning,
+	want := map[string]instance.State{
+		"a/default": instance.StateRunning, "broken/default": instance.StateFailed,
+		"c/default": instance.StateRunning, "needs-broken/default": instance.StateRunning,
 	}
 	if diff := cmp.Diff(want, states); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
@@ -204,8 +205,8 @@ func TestApplySkipsUpdateWithoutUpdater(t *testing.T) {
 	a := testSpec("a", "default")
 	b := a
 	b.StopTimeout *= 2
-	ex := struct{ reconcile.Executor }{reconciletest.NewFakeExecutor(running(a))}
-	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]reconcile.InstanceSpec{b}, ex.Observe()), reconcile.ApplyOptions{})
+	ex := struct{ instance.Executor }{reconciletest.NewFakeExecutor(running(a))}
+	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan([]instance.Spec{b}, ex.Observe()), reconcile.ApplyOptions{})
 	if len(res.Outcomes) != 1 || !res.Outcomes[0].Skipped || res.Err() != nil {
 		t.Errorf("outcomes = %+v, want one skipped update", res.Outcomes)
 	}
@@ -215,7 +216,7 @@ func TestApplyCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	ex := reconciletest.NewFakeExecutor()
-	res := reconcile.Apply(ctx, ex, reconcile.NewPlan([]reconcile.InstanceSpec{testSpec("a", "default"), testSpec("b", "default")}, nil), reconcile.ApplyOptions{})
+	res := reconcile.Apply(ctx, ex, reconcile.NewPlan([]instance.Spec{testSpec("a", "default"), testSpec("b", "default")}, nil), reconcile.ApplyOptions{})
 	if !errors.Is(res.Err(), context.Canceled) || len(ex.Calls()) != 0 {
 		t.Errorf("Err() = %v with calls %v; want canceled and no calls", res.Err(), ex.Calls())
 	}

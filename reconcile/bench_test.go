@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
@@ -53,7 +54,7 @@ func BenchmarkDesired1000x3(b *testing.B) {
 func BenchmarkPlan1000x3(b *testing.B) {
 	d, plugins := bigDeployment()
 	before, _ := reconcile.Desired(d, plugins, broker)
-	observed := make([]reconcile.InstanceStatus, len(before))
+	observed := make([]instance.Status, len(before))
 	for i, s := range before {
 		observed[i] = running(s)
 	}

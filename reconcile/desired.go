@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -39,13 +40,13 @@ type BrokerInfo struct {
 	Password string
 }
 
-// Desired renders the desired instances of d: one InstanceSpec per instance of
+// Desired renders the desired instances of d: one instance.Spec per instance of
 // every enabled plug, in declaration order. A plug that plugins does not hold
 // (not fetched, or not built) or whose params are wrong is reported as a
 // diagnostic and left out; the caller decides whether to apply the rest.
-func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) ([]InstanceSpec, hcl.Diagnostics) {
+func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) ([]instance.Spec, hcl.Diagnostics) {
 	var (
-		out   []InstanceSpec
+		out   []instance.Spec
 		diags hcl.Diagnostics
 	)
 	for _, plug := range d.Plugs {
@@ -117,10 +118,10 @@ func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) (
 	return out, diags
 }
 
-// renderInstance builds the InstanceSpec of one instance, with its config.json.
+// renderInstance builds the instance.Spec of one instance, with its config.json.
 func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Plugin, m *spec.Manifest,
-	params map[string]cty.Value, secrets map[string]bool, broker BrokerInfo) (InstanceSpec, error) {
-	id := InstanceID{Plug: plug.Name, Instance: inst.Name}
+	params map[string]cty.Value, secrets map[string]bool, broker BrokerInfo) (instance.Spec, error) {
+	id := instance.ID{Plug: plug.Name, Instance: inst.Name}
 	version := plugin.Version
 	if version == "" {
 		version = m.Version
@@ -148,7 +149,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		raw, err := ctyjson.Marshal(v, v.Type())
 		if err != nil {
 			// Never include the value: it may be a secret.
-			return InstanceSpec{}, fmt.Errorf("param %s: %w", name, err)
+			return instance.Spec{}, fmt.Errorf("param %s: %w", name, err)
 		}
 		doc.Params[name] = raw
 		redactedParams[name] = raw
@@ -158,7 +159,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 	}
 	config, err := marshalConfig(doc)
 	if err != nil {
-		return InstanceSpec{}, err
+		return instance.Spec{}, err
 	}
 	doc.Params = redactedParams
 	if doc.Broker.Password != "" {
@@ -166,7 +167,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 	}
 	redacted, err := marshalConfig(doc)
 	if err != nil {
-		return InstanceSpec{}, err
+		return instance.Spec{}, err
 	}
 	sum := sha256.Sum256(config)
 
@@ -174,7 +175,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 	if stopTimeout <= 0 {
 		stopTimeout = spec.DefaultStopTimeout
 	}
-	return InstanceSpec{
+	return instance.Spec{
 		ID:          id,
 		UUID:        doc.UUID,
 		Version:     version,
@@ -192,19 +193,19 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Restart:     restartPolicy(plug.Restart),
 		User:        plug.User,
 		Group:       plug.Group,
-		Limits:      Limits(plug.Limits),
+		Limits:      instance.Limits(plug.Limits),
 	}, nil
 }
 
 // TopicPrefix is the MQTT topic prefix of an instance: plugs/<host>/<plug>/<instance>.
-func TopicPrefix(host string, id InstanceID) string {
+func TopicPrefix(host string, id instance.ID) string {
 	return "plugs/" + host + "/" + id.Plug + "/" + id.Instance
 }
 
 // instanceUUID is a name-based (v5) UUID: of the instance name within the
 // manifest's uuid when it has one, else of host/plug/instance. Both are
 // stable across runs and hosts' restarts.
-func instanceUUID(host string, id InstanceID, manifestUUID string) string {
+func instanceUUID(host string, id instance.ID, manifestUUID string) string {
 	if manifestUUID != "" {
 		ns, err := parseUUID(manifestUUID)
 		if err != nil {
@@ -218,7 +219,7 @@ func instanceUUID(host string, id InstanceID, manifestUUID string) string {
 
 // restartPolicy converts a spec restart policy, filling unset durations with
 // the defaults.
-func restartPolicy(p spec.RestartPolicy) RestartPolicy {
+func restartPolicy(p spec.RestartPolicy) instance.RestartPolicy {
 	def := spec.DefaultRestartPolicy
 	if p.InitialDelay <= 0 {
 		p.InitialDelay = def.InitialDelay
@@ -229,7 +230,7 @@ func restartPolicy(p spec.RestartPolicy) RestartPolicy {
 	if p.ResetAfter <= 0 {
 		p.ResetAfter = def.ResetAfter
 	}
-	return RestartPolicy(p)
+	return instance.RestartPolicy(p)
 }
 
 // configDoc is config.json. Field order is the order written; params are

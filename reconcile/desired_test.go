@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
@@ -134,13 +135,13 @@ func TestDesiredGolden(t *testing.T) {
 	}
 
 	hr, bridge := specs[0], specs[2]
-	want := reconcile.InstanceSpec{
+	want := instance.Spec{
 		ID: hr.ID, UUID: hr.UUID, Version: "1.2.0", Revision: "abc123", Source: "./plugins/heart-rate",
 		Dir: "/state/plugins/heart-rate/abc", Command: []string{"python3", "main.py"},
 		Env: map[string]string{"LOG_LEVEL": "info"}, Config: hr.Config, ConfigHash: hr.ConfigHash, Redacted: hr.Redacted,
 		DependsOn: []string{"bridge"}, StopSignal: "SIGINT", StopTimeout: spec.DefaultStopTimeout,
-		Restart: reconcile.RestartPolicy{InitialDelay: 2 * time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute, MaxRestarts: 4},
-		User:    "plugs", Limits: reconcile.Limits{NoFile: 1024},
+		Restart: instance.RestartPolicy{InitialDelay: 2 * time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute, MaxRestarts: 4},
+		User:    "plugs", Limits: instance.Limits{NoFile: 1024},
 	}
 	if diff := cmp.Diff(want, hr); diff != "" {
 		t.Errorf("heart-rate/patient-17 spec (-want +got):\n%s", diff)
@@ -154,7 +155,7 @@ func TestDesiredGolden(t *testing.T) {
 
 	// Same inputs, same bytes: nothing is replaced on a reload.
 	again, _ := reconcile.Desired(deployment(), plugins(), broker)
-	if p := reconcile.NewPlan(again, []reconcile.InstanceStatus{running(specs[0]), running(specs[1]), running(specs[2])}); !p.Empty() {
+	if p := reconcile.NewPlan(again, []instance.Status{running(specs[0]), running(specs[1]), running(specs[2])}); !p.Empty() {
 		t.Errorf("rendering twice gives a non-empty plan: %v", summarize(p))
 	}
 }

@@ -1,13 +1,17 @@
 package reconcile
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/plugs-dev/plugs/instance"
+)
 
 // configDiff returns the changed lines between two rendered configs, shown
 // in their redacted form. The diff runs over the real configs, so that a
 // change of a secret value alone still shows its line — as "(sensitive)" on
 // both sides — instead of an empty diff; it falls back to diffing the
 // redacted texts when a config and its redacted form do not line up.
-func configDiff(before, after *InstanceSpec) []DiffLine {
+func configDiff(before, after *instance.Spec) []DiffLine {
 	x, y := splitLines(before.Config), splitLines(after.Config)
 	xs, ys := splitLines(before.Redacted), splitLines(after.Redacted)
 	if len(x) != len(xs) || len(y) != len(ys) {

@@ -5,17 +5,18 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 func TestConfigDiffShowsSecretChangeRedacted(t *testing.T) {
-	spec := func(token, interval string) *InstanceSpec {
+	spec := func(token, interval string) *instance.Spec {
 		cfg := "{\n  \"params\": {\n    \"interval\": \"" + interval + "\",\n    \"token\": \"" + token + "\"\n  }\n}\n"
 		red := strings.Replace(cfg, `"`+token+`"`, `"`+Sensitive+`"`, 1)
-		return &InstanceSpec{ID: InstanceID{"p", "i"}, Config: []byte(cfg), Redacted: []byte(red), ConfigHash: token + interval}
+		return &instance.Spec{ID: instance.ID{Plug: "p", Instance: "i"}, Config: []byte(cfg), Redacted: []byte(red), ConfigHash: token + interval}
 	}
 	tests := []struct {
 		name          string
-		before, after *InstanceSpec
+		before, after *instance.Spec
 		want          []DiffLine
 	}{
 		{

@@ -1,8 +1,8 @@
 // Package reconcile turns desired state (a spec.Deployment, its resolved
-// plugins and manifests) and observed state (what an Executor runs) into a
-// Plan, and applies plans through the Executor interface.
+// plugins and manifests) and observed state (what an instance.Executor runs) into a
+// Plan, and applies plans through the instance.Executor interface.
 //
-//   - Desired renders one InstanceSpec per instance, with its config.json
+//   - Desired renders one instance.Spec per instance, with its config.json
 //     (Config, secrets included) and a Redacted copy for plans and logs.
 //   - NewPlan is a pure function of desired and observed: per instance a
 //     Create, Replace, Update (in place), Delete or NoOp, with Reasons. Only

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // Action is what applying a Change does to one instance.
@@ -99,12 +101,12 @@ func (l DiffLine) String() string { return string(l.Kind) + " " + l.Text }
 
 // Change is what a plan does to one instance, and why.
 type Change struct {
-	ID      InstanceID
+	ID      instance.ID
 	Action  Action
 	Reasons []Reason
 	// Before is the observed spec (nil for Create of a new instance); After
 	// the desired one (nil for Delete).
-	Before, After *InstanceSpec
+	Before, After *instance.Spec
 	// ConfigDiff holds the changed lines of the redacted config for a
 	// Replace whose config changed; secret values show as (sensitive).
 	ConfigDiff []DiffLine
@@ -148,8 +150,8 @@ func (p *Plan) Summary() (start, replace, stop int) {
 // alone whatever its state (a failed or backing-off instance is the
 // runner's business, not a reason to replace it), except a stopped one,
 // which is created again. Duplicated IDs in desired keep the first.
-func NewPlan(desired []InstanceSpec, observed []InstanceStatus) *Plan {
-	want := make(map[InstanceID]*InstanceSpec, len(desired))
+func NewPlan(desired []instance.Spec, observed []instance.Status) *Plan {
+	want := make(map[instance.ID]*instance.Spec, len(desired))
 	wantPlugs := make(map[string]bool)
 	for i := range desired {
 		if _, dup := want[desired[i].ID]; !dup {
@@ -157,7 +159,7 @@ func NewPlan(desired []InstanceSpec, observed []InstanceStatus) *Plan {
 			wantPlugs[desired[i].ID.Plug] = true
 		}
 	}
-	have := make(map[InstanceID]*InstanceStatus, len(observed))
+	have := make(map[instance.ID]*instance.Status, len(observed))
 	for i := range observed {
 		have[observed[i].ID] = &observed[i]
 	}
@@ -168,7 +170,7 @@ func NewPlan(desired []InstanceSpec, observed []InstanceStatus) *Plan {
 		switch {
 		case !ok:
 			changes = append(changes, Change{ID: id, Action: Create, Reasons: []Reason{ReasonInstanceAdded}, After: after})
-		case st.State == StateStopped:
+		case st.State == instance.StateStopped:
 			before := st.Spec
 			changes = append(changes, Change{ID: id, Action: Create, Reasons: []Reason{ReasonNotRunning}, Before: &before, After: after})
 		default:
@@ -200,7 +202,7 @@ func NewPlan(desired []InstanceSpec, observed []InstanceStatus) *Plan {
 }
 
 // compare builds the change from a running spec to a desired one.
-func compare(before, after *InstanceSpec) Change {
+func compare(before, after *instance.Spec) Change {
 	c := Change{ID: after.ID, Before: before, After: after}
 	var replace, update []Reason
 	if before.ConfigHash != after.ConfigHash || !bytes.Equal(before.Config, after.Config) {
@@ -261,7 +263,7 @@ func levels(changes []Change) map[string]int {
 		if _, ok := deps[c.ID.Plug]; !ok {
 			deps[c.ID.Plug] = nil
 		}
-		for _, s := range []*InstanceSpec{c.Before, c.After} {
+		for _, s := range []*instance.Spec{c.Before, c.After} {
 			if s != nil {
 				deps[c.ID.Plug] = append(deps[c.ID.Plug], s.DependsOn...)
 			}

@@ -7,26 +7,27 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
 // testSpec is a test spec of plug/instance at version 1 in /srv.
-func testSpec(plug, instance string, dependsOn ...string) reconcile.InstanceSpec {
+func testSpec(plug, instance string, dependsOn ...string) instance.Spec {
 	return reconciletest.Spec("/srv", plug, instance, "1", dependsOn...)
 }
 
-func running(s reconcile.InstanceSpec) reconcile.InstanceStatus {
-	return reconcile.InstanceStatus{ID: s.ID, Spec: s, State: reconcile.StateRunning, PID: 42}
+func running(s instance.Spec) instance.Status {
+	return instance.Status{ID: s.ID, Spec: s, State: instance.StateRunning, PID: 42}
 }
 
-func withState(st reconcile.InstanceStatus, state reconcile.State) reconcile.InstanceStatus {
+func withState(st instance.Status, state instance.State) instance.Status {
 	st.State = state
 	return st
 }
 
 // withConfig gives s a new rendered config (and redacted form).
-func withConfig(s reconcile.InstanceSpec, config, redacted string) reconcile.InstanceSpec {
+func withConfig(s instance.Spec, config, redacted string) instance.Spec {
 	s.Config, s.Redacted = []byte(config), []byte(redacted)
 	sum := sha256.Sum256(s.Config)
 	s.ConfigHash = hex.EncodeToString(sum[:])
@@ -55,7 +56,7 @@ func summarize(p *reconcile.Plan) []summary {
 
 func TestPlanReasons(t *testing.T) {
 	a := testSpec("a", "default")
-	mod := func(f func(s *reconcile.InstanceSpec)) reconcile.InstanceSpec {
+	mod := func(f func(s *instance.Spec)) instance.Spec {
 		s := testSpec("a", "default")
 		s.Env = map[string]string{"PLUGS_TEST": "1"}
 		f(&s)
@@ -66,72 +67,72 @@ func TestPlanReasons(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		desired  []reconcile.InstanceSpec
-		observed []reconcile.InstanceStatus
+		desired  []instance.Spec
+		observed []instance.Status
 		want     []summary
 	}{
 		{name: "nothing", want: nil},
-		{name: "unchanged", desired: []reconcile.InstanceSpec{a}, observed: []reconcile.InstanceStatus{running(a)},
+		{name: "unchanged", desired: []instance.Spec{a}, observed: []instance.Status{running(a)},
 			want: oneChange(" ")},
-		{name: "instance added", desired: []reconcile.InstanceSpec{a},
+		{name: "instance added", desired: []instance.Spec{a},
 			want: oneChange("+", reconcile.ReasonInstanceAdded)},
-		{name: "observed stopped is created", desired: []reconcile.InstanceSpec{a},
-			observed: []reconcile.InstanceStatus{withState(running(a), reconcile.StateStopped)},
+		{name: "observed stopped is created", desired: []instance.Spec{a},
+			observed: []instance.Status{withState(running(a), instance.StateStopped)},
 			want:     oneChange("+", reconcile.ReasonNotRunning)},
-		{name: "failed with the same spec is left alone", desired: []reconcile.InstanceSpec{a},
-			observed: []reconcile.InstanceStatus{withState(running(a), reconcile.StateFailed)},
+		{name: "failed with the same spec is left alone", desired: []instance.Spec{a},
+			observed: []instance.Status{withState(running(a), instance.StateFailed)},
 			want:     oneChange(" ")},
-		{name: "backoff with the same spec is left alone", desired: []reconcile.InstanceSpec{a},
-			observed: []reconcile.InstanceStatus{withState(running(a), reconcile.StateBackoff)},
+		{name: "backoff with the same spec is left alone", desired: []instance.Spec{a},
+			observed: []instance.Status{withState(running(a), instance.StateBackoff)},
 			want:     oneChange(" ")},
-		{name: "plug removed", observed: []reconcile.InstanceStatus{running(a)},
+		{name: "plug removed", observed: []instance.Status{running(a)},
 			want: oneChange("-", reconcile.ReasonPlugRemoved)},
-		{name: "instance removed", desired: []reconcile.InstanceSpec{testSpec("a", "p1")},
-			observed: []reconcile.InstanceStatus{running(testSpec("a", "p1")), running(a)},
+		{name: "instance removed", desired: []instance.Spec{testSpec("a", "p1")},
+			observed: []instance.Status{running(testSpec("a", "p1")), running(a)},
 			want: []summary{
 				{ID: "a/default", Action: "-", Reasons: []reconcile.Reason{reconcile.ReasonInstanceRemoved}},
 				{ID: "a/p1", Action: " "},
 			}},
 		{name: "config changed",
-			desired: []reconcile.InstanceSpec{withConfig(a, "{\n  \"token\": \"old\",\n  \"n\": 2\n}\n", "{\n  \"token\": \"(sensitive)\",\n  \"n\": 2\n}\n")},
-			observed: []reconcile.InstanceStatus{running(withConfig(a, "{\n  \"token\": \"old\",\n  \"n\": 1\n}\n",
+			desired: []instance.Spec{withConfig(a, "{\n  \"token\": \"old\",\n  \"n\": 2\n}\n", "{\n  \"token\": \"(sensitive)\",\n  \"n\": 2\n}\n")},
+			observed: []instance.Status{running(withConfig(a, "{\n  \"token\": \"old\",\n  \"n\": 1\n}\n",
 				"{\n  \"token\": \"(sensitive)\",\n  \"n\": 1\n}\n"))},
 			want: []summary{{ID: "a/default", Action: "-/+", Reasons: []reconcile.Reason{reconcile.ReasonConfigChanged},
 				Diff: []string{`-   "n": 1`, `+   "n": 2`}}}},
-		{name: "secret-only change shows its line, redacted", desired: []reconcile.InstanceSpec{withConfig(a, `{"token": "new"}`, `{"token": "(sensitive)"}`)},
-			observed: []reconcile.InstanceStatus{running(withConfig(a, `{"token": "old"}`, `{"token": "(sensitive)"}`))},
+		{name: "secret-only change shows its line, redacted", desired: []instance.Spec{withConfig(a, `{"token": "new"}`, `{"token": "(sensitive)"}`)},
+			observed: []instance.Status{running(withConfig(a, `{"token": "old"}`, `{"token": "(sensitive)"}`))},
 			want: []summary{{ID: "a/default", Action: "-/+", Reasons: []reconcile.Reason{reconcile.ReasonConfigChanged},
 				Diff: []string{`- {"token": "(sensitive)"}`, `+ {"token": "(sensitive)"}`}}}},
-		{name: "revision changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Revision = "r2" })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonRevisionChanged)},
-		{name: "command changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Command = []string{"sleep", "61"} })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonCommandChanged)},
-		{name: "env changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Env = map[string]string{"X": "1"} })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonEnvChanged)},
-		{name: "dir changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Dir = "/srv2" })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonDirChanged)},
-		{name: "user changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Group = "dialout" })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonUserChanged)},
-		{name: "limits changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Limits.NoFile = 1024 })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("-/+", reconcile.ReasonLimitsChanged)},
-		{name: "stop timeout changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.StopTimeout = time.Minute })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("~", reconcile.ReasonStopChanged)},
-		{name: "stop signal changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.StopSignal = "SIGINT" })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("~", reconcile.ReasonStopChanged)},
-		{name: "restart policy changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Restart.MaxRestarts = 5 })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("~", reconcile.ReasonRestartChanged)},
-		{name: "depends_on changed", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.DependsOn = []string{"b"} })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("~", reconcile.ReasonDependsOnChanged)},
-		{name: "source changed alone", desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) { s.Source = "./other" })},
-			observed: []reconcile.InstanceStatus{running(a)}, want: oneChange("~", reconcile.ReasonMetadataChanged)},
+		{name: "revision changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Revision = "r2" })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonRevisionChanged)},
+		{name: "command changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Command = []string{"sleep", "61"} })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonCommandChanged)},
+		{name: "env changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Env = map[string]string{"X": "1"} })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonEnvChanged)},
+		{name: "dir changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Dir = "/srv2" })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonDirChanged)},
+		{name: "user changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Group = "dialout" })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonUserChanged)},
+		{name: "limits changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Limits.NoFile = 1024 })},
+			observed: []instance.Status{running(a)}, want: oneChange("-/+", reconcile.ReasonLimitsChanged)},
+		{name: "stop timeout changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.StopTimeout = time.Minute })},
+			observed: []instance.Status{running(a)}, want: oneChange("~", reconcile.ReasonStopChanged)},
+		{name: "stop signal changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.StopSignal = "SIGINT" })},
+			observed: []instance.Status{running(a)}, want: oneChange("~", reconcile.ReasonStopChanged)},
+		{name: "restart policy changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Restart.MaxRestarts = 5 })},
+			observed: []instance.Status{running(a)}, want: oneChange("~", reconcile.ReasonRestartChanged)},
+		{name: "depends_on changed", desired: []instance.Spec{mod(func(s *instance.Spec) { s.DependsOn = []string{"b"} })},
+			observed: []instance.Status{running(a)}, want: oneChange("~", reconcile.ReasonDependsOnChanged)},
+		{name: "source changed alone", desired: []instance.Spec{mod(func(s *instance.Spec) { s.Source = "./other" })},
+			observed: []instance.Status{running(a)}, want: oneChange("~", reconcile.ReasonMetadataChanged)},
 		{name: "replace reasons come first, update reasons kept",
-			desired: []reconcile.InstanceSpec{mod(func(s *reconcile.InstanceSpec) {
+			desired: []instance.Spec{mod(func(s *instance.Spec) {
 				s.Revision, s.Env, s.StopTimeout = "r2", map[string]string{}, time.Minute
 			})},
-			observed: []reconcile.InstanceStatus{running(a)},
+			observed: []instance.Status{running(a)},
 			want:     oneChange("-/+", reconcile.ReasonRevisionChanged, reconcile.ReasonEnvChanged, reconcile.ReasonStopChanged)},
 		{name: "order follows depends_on, then names",
-			desired: []reconcile.InstanceSpec{testSpec("z", "default"), testSpec("b", "x", "c"), testSpec("b", "a", "c"), testSpec("c", "default", "z"), testSpec("a", "default")},
+			desired: []instance.Spec{testSpec("z", "default"), testSpec("b", "x", "c"), testSpec("b", "a", "c"), testSpec("c", "default", "z"), testSpec("a", "default")},
 			want: []summary{
 				{ID: "a/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 				{ID: "z/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
@@ -140,7 +141,7 @@ func TestPlanReasons(t *testing.T) {
 				{ID: "b/x", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 			}},
 		{name: "a cycle still gives a deterministic order",
-			desired: []reconcile.InstanceSpec{testSpec("b", "default", "a"), testSpec("a", "default", "b"), testSpec("c", "default")},
+			desired: []instance.Spec{testSpec("b", "default", "a"), testSpec("a", "default", "b"), testSpec("c", "default")},
 			want: []summary{
 				{ID: "c/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
 				{ID: "a/default", Action: "+", Reasons: []reconcile.Reason{reconcile.ReasonInstanceAdded}},
@@ -170,7 +171,7 @@ func TestPlanSummaryAndStrings(t *testing.T) {
 	b2.Revision = "r2"
 	d2 := d
 	d2.StopTimeout = time.Hour
-	p := reconcile.NewPlan([]reconcile.InstanceSpec{a, b2, d2}, []reconcile.InstanceStatus{running(b), running(c), running(d)})
+	p := reconcile.NewPlan([]instance.Spec{a, b2, d2}, []instance.Status{running(b), running(c), running(d)})
 	start, replace, stop := p.Summary()
 	if start != 1 || replace != 1 || stop != 1 {
 		t.Errorf("Summary() = %d, %d, %d; want 1, 1, 1", start, replace, stop)

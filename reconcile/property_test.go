@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
@@ -14,7 +15,7 @@ import (
 // randomSpec is a spec of plug pi/instance with random variations of every
 // field the planner compares. Plugs depend only on lower-numbered plugs, as
 // spec guarantees no cycles.
-func randomSpec(r *rand.Rand, pi int, instance string) reconcile.InstanceSpec {
+func randomSpec(r *rand.Rand, pi int, instance string) instance.Spec {
 	var deps []string
 	if pi > 0 && r.IntN(3) == 0 {
 		deps = []string{fmt.Sprintf("p%d", r.IntN(pi))}
@@ -43,18 +44,18 @@ func randomSpec(r *rand.Rand, pi int, instance string) reconcile.InstanceSpec {
 
 // randomState returns random desired and observed sets over a small pool of
 // plugs and instances, so that they overlap often.
-func randomState(r *rand.Rand) ([]reconcile.InstanceSpec, []reconcile.InstanceStatus) {
-	var desired []reconcile.InstanceSpec
-	var observed []reconcile.InstanceStatus
-	states := []reconcile.State{reconcile.StateRunning, reconcile.StateRunning, reconcile.StateBackoff, reconcile.StateFailed, reconcile.StateStopped, reconcile.StateStarting}
+func randomState(r *rand.Rand) ([]instance.Spec, []instance.Status) {
+	var desired []instance.Spec
+	var observed []instance.Status
+	states := []instance.State{instance.StateRunning, instance.StateRunning, instance.StateBackoff, instance.StateFailed, instance.StateStopped, instance.StateStarting}
 	for pi := range 6 {
 		for _, inst := range []string{"default", "i1", "i2"} {
 			if r.IntN(2) == 0 {
 				desired = append(desired, randomSpec(r, pi, inst))
 			}
 			if r.IntN(2) == 0 {
-				observed = append(observed, reconcile.InstanceStatus{
-					ID:   reconcile.InstanceID{Plug: fmt.Sprintf("p%d", pi), Instance: inst},
+				observed = append(observed, instance.Status{
+					ID:   instance.ID{Plug: fmt.Sprintf("p%d", pi), Instance: inst},
 					Spec: randomSpec(r, pi, inst), State: states[r.IntN(len(states))], PID: 100 + pi,
 				})
 			}
@@ -74,7 +75,7 @@ func TestPlanProperties(t *testing.T) {
 		checkPlanInvariants(t, n, desired, observed, p)
 
 		// Deterministic whatever the input order.
-		rd, ro := append([]reconcile.InstanceSpec(nil), desired...), append([]reconcile.InstanceStatus(nil), observed...)
+		rd, ro := append([]instance.Spec(nil), desired...), append([]instance.Status(nil), observed...)
 		r.Shuffle(len(rd), func(i, j int) { rd[i], rd[j] = rd[j], rd[i] })
 		r.Shuffle(len(ro), func(i, j int) { ro[i], ro[j] = ro[j], ro[i] })
 		if diff := cmp.Diff(summarize(p), summarize(reconcile.NewPlan(rd, ro))); diff != "" {
@@ -82,7 +83,7 @@ func TestPlanProperties(t *testing.T) {
 		}
 
 		// Unchanged inputs: what runs is what is desired.
-		var same []reconcile.InstanceStatus
+		var same []instance.Status
 		for _, s := range desired {
 			same = append(same, running(s))
 		}
@@ -107,17 +108,17 @@ func TestPlanProperties(t *testing.T) {
 	}
 }
 
-func checkPlanInvariants(t *testing.T, n int, desired []reconcile.InstanceSpec, observed []reconcile.InstanceStatus, p *reconcile.Plan) {
+func checkPlanInvariants(t *testing.T, n int, desired []instance.Spec, observed []instance.Status, p *reconcile.Plan) {
 	t.Helper()
-	want := map[reconcile.InstanceID]reconcile.InstanceSpec{}
+	want := map[instance.ID]instance.Spec{}
 	for _, s := range desired {
 		want[s.ID] = s
 	}
-	have := map[reconcile.InstanceID]reconcile.InstanceStatus{}
+	have := map[instance.ID]instance.Status{}
 	for _, st := range observed {
 		have[st.ID] = st
 	}
-	seen := map[reconcile.InstanceID]bool{}
+	seen := map[instance.ID]bool{}
 	lastStart := map[string]int{} // plug → position of its last start
 	for i, c := range p.Changes {
 		if c.Action == reconcile.Create || c.Action == reconcile.Replace {
@@ -137,7 +138,7 @@ func checkPlanInvariants(t *testing.T, n int, desired []reconcile.InstanceSpec, 
 				t.Fatalf("case %d: delete of %s (desired %v, observed %v)", n, c.ID, isDesired, isObserved)
 			}
 		case reconcile.Create:
-			if !isDesired || isObserved && st.State != reconcile.StateStopped {
+			if !isDesired || isObserved && st.State != instance.StateStopped {
 				t.Fatalf("case %d: create of %s (desired %v, observed %v)", n, c.ID, isDesired, isObserved)
 			}
 		default:

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // Default restart policy, as documented in DESIGN.md.
@@ -29,14 +29,14 @@ const (
 // schedule is exact in tests. It is not safe for concurrent use; each
 // instance owns one.
 type Backoff struct {
-	Policy reconcile.RestartPolicy
+	Policy instance.RestartPolicy
 	// Attempt counts the crashes since the last stable run; the restart
 	// after the first is immediate.
 	Attempt int
 }
 
 // NewBackoff returns a Backoff for p with defaults filled in.
-func NewBackoff(p reconcile.RestartPolicy) *Backoff {
+func NewBackoff(p instance.RestartPolicy) *Backoff {
 	if p.InitialDelay <= 0 {
 		p.InitialDelay = DefaultInitialDelay
 	}
@@ -56,7 +56,7 @@ func NewBackoff(p reconcile.RestartPolicy) *Backoff {
 // now, and returns how long to wait before starting it again and why: 0
 // for the first crash in a row, then InitialDelay doubling. A negative
 // delay means give up. rnd returns a float in [0, 1); nil means no jitter.
-func (b *Backoff) Next(now, startedAt time.Time, exit reconcile.Exit, rnd func() float64) (time.Duration, string) {
+func (b *Backoff) Next(now, startedAt time.Time, exit instance.Exit, rnd func() float64) (time.Duration, string) {
 	if now.Sub(startedAt) >= b.Policy.ResetAfter {
 		b.Attempt = 0
 	}
@@ -79,7 +79,7 @@ func (b *Backoff) Next(now, startedAt time.Time, exit reconcile.Exit, rnd func()
 	return d, fmt.Sprintf("%s; restart %d in %s", how, b.Attempt, d)
 }
 
-func describeExit(e reconcile.Exit) string {
+func describeExit(e instance.Exit) string {
 	if e.Signal != "" {
 		return "killed by " + e.Signal
 	}

@@ -5,14 +5,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 func TestBackoffSchedule(t *testing.T) {
-	b := NewBackoff(reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: 10 * time.Second, ResetAfter: time.Minute, MaxRestarts: 6})
+	b := NewBackoff(instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: 10 * time.Second, ResetAfter: time.Minute, MaxRestarts: 6})
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	exit := reconcile.Exit{Code: 2}
+	exit := instance.Exit{Code: 2}
 	half := func() float64 { return 0.5 } // no jitter
 	var got []time.Duration
 	var reasons []string
@@ -43,10 +42,10 @@ func TestBackoffSchedule(t *testing.T) {
 	}
 
 	// A stable run forgets earlier crashes.
-	b = NewBackoff(reconcile.RestartPolicy{InitialDelay: time.Second, ResetAfter: time.Minute})
+	b = NewBackoff(instance.RestartPolicy{InitialDelay: time.Second, ResetAfter: time.Minute})
 	b.Next(now, now, exit, nil)
 	b.Next(now, now, exit, nil)
-	d, reason = b.Next(now, now.Add(-time.Minute), reconcile.Exit{Code: -1, Signal: "SIGKILL"}, nil)
+	d, reason = b.Next(now, now.Add(-time.Minute), instance.Exit{Code: -1, Signal: "SIGKILL"}, nil)
 	if d != 0 || reason != "killed by SIGKILL; restart 1 now" {
 		t.Errorf("after a stable run = %v %q, want 0, restart 1 now", d, reason)
 	}
@@ -56,7 +55,7 @@ func TestBackoffSchedule(t *testing.T) {
 
 	// Jitter: +/-10%, exact for a given random value; none on an
 	// immediate restart.
-	b = NewBackoff(reconcile.RestartPolicy{InitialDelay: time.Second})
+	b = NewBackoff(instance.RestartPolicy{InitialDelay: time.Second})
 	if d, _ := b.Next(now, now, exit, func() float64 { return 0 }); d != 0 {
 		t.Errorf("first delay with jitter = %v, want 0", d)
 	}
@@ -73,11 +72,11 @@ func TestBackoffSchedule(t *testing.T) {
 // then 1s doubling to the 1m cap, never giving up, and never two
 // immediate restarts in a row (no busy loop).
 func TestBackoffDefaultsContainAnInstantCrashLoop(t *testing.T) {
-	b := NewBackoff(reconcile.RestartPolicy{})
+	b := NewBackoff(instance.RestartPolicy{})
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var got []time.Duration
 	for range 100 {
-		d, _ := b.Next(now, now, reconcile.Exit{Code: 1}, nil)
+		d, _ := b.Next(now, now, instance.Exit{Code: 1}, nil)
 		if d < 0 {
 			t.Fatalf("gave up after %d crashes; the default never gives up", len(got))
 		}
@@ -95,10 +94,10 @@ func TestBackoffDefaultsContainAnInstantCrashLoop(t *testing.T) {
 	}
 	// A run as long as reset_after forgets the loop: one immediate
 	// restart again, then 1s.
-	if d, _ := b.Next(now.Add(5*time.Minute), now, reconcile.Exit{Code: 1}, nil); d != 0 {
+	if d, _ := b.Next(now.Add(5*time.Minute), now, instance.Exit{Code: 1}, nil); d != 0 {
 		t.Errorf("after a stable run: %v, want 0", d)
 	}
-	if d, _ := b.Next(now, now, reconcile.Exit{Code: 1}, nil); d != time.Second {
+	if d, _ := b.Next(now, now, instance.Exit{Code: 1}, nil); d != time.Second {
 		t.Errorf("then: %v, want 1s", d)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
@@ -184,18 +185,18 @@ func selfCPU() time.Duration {
 // newBenchRunner returns a runner on stateDir (a fresh one when empty),
 // 1,000 `sleep` specs, and a WaitGroup that is done once each of them has
 // been persisted as running.
-func newBenchRunner(b *testing.B, stateDir string) (*Runner, []reconcile.InstanceSpec, *sync.WaitGroup) {
+func newBenchRunner(b *testing.B, stateDir string) (*Runner, []instance.Spec, *sync.WaitGroup) {
 	if stateDir == "" {
 		stateDir = b.TempDir()
 	}
 	var persisted sync.WaitGroup
 	persisted.Add(benchInstances)
 	var mu sync.Mutex
-	seen := map[reconcile.InstanceID]bool{}
-	r, err := New(Options{StateDir: stateDir, Observer: func(st reconcile.InstanceStatus) {
+	seen := map[instance.ID]bool{}
+	r, err := New(Options{StateDir: stateDir, Observer: func(st instance.Status) {
 		mu.Lock()
 		defer mu.Unlock()
-		if st.State == reconcile.StateRunning && !seen[st.ID] {
+		if st.State == instance.StateRunning && !seen[st.ID] {
 			seen[st.ID] = true
 			persisted.Done()
 		}
@@ -207,7 +208,7 @@ func newBenchRunner(b *testing.B, stateDir string) (*Runner, []reconcile.Instanc
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
 	}
-	specs := make([]reconcile.InstanceSpec, benchInstances)
+	specs := make([]instance.Spec, benchInstances)
 	for i := range specs {
 		specs[i] = reconciletest.Spec(dir, "p"+strconv.Itoa(i%10), "i"+strconv.Itoa(i), "1")
 		specs[i].Command = []string{"sleep", "600"}
@@ -216,9 +217,9 @@ func newBenchRunner(b *testing.B, stateDir string) (*Runner, []reconcile.Instanc
 }
 
 // startAll starts specs on r, parallel at a time.
-func startAll(b *testing.B, r *Runner, specs []reconcile.InstanceSpec, parallel int) {
+func startAll(b *testing.B, r *Runner, specs []instance.Spec, parallel int) {
 	ctx := context.Background()
-	work := make(chan reconcile.InstanceSpec)
+	work := make(chan instance.Spec)
 	errs := make(chan error, parallel)
 	for range parallel {
 		go func() {
@@ -247,8 +248,8 @@ func startAll(b *testing.B, r *Runner, specs []reconcile.InstanceSpec, parallel 
 // first crash, which the policy restarts at once.
 func BenchmarkRestartLatency(b *testing.B) {
 	running := make(chan int, 16)
-	r, err := New(Options{StateDir: b.TempDir(), Observer: func(st reconcile.InstanceStatus) {
-		if st.State == reconcile.StateRunning {
+	r, err := New(Options{StateDir: b.TempDir(), Observer: func(st instance.Status) {
+		if st.State == instance.StateRunning {
 			running <- st.PID
 		}
 	}})
@@ -257,7 +258,7 @@ func BenchmarkRestartLatency(b *testing.B) {
 	}
 	defer r.Close(context.Background())
 	s := reconciletest.Spec(b.TempDir(), "k", "default", "1")
-	s.Restart = reconcile.RestartPolicy{ResetAfter: time.Nanosecond}
+	s.Restart = instance.RestartPolicy{ResetAfter: time.Nanosecond}
 	if err := r.Start(context.Background(), s); err != nil {
 		b.Fatal(err)
 	}

@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"golang.org/x/sys/unix"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // staleTermWait is how long CleanupStale waits after SIGTERM before SIGKILL.
@@ -65,13 +64,13 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 			errs = append(errs, os.Remove(name))
 			continue
 		}
-		if f.State == string(reconcile.StateStopped) && f.PID == 0 {
+		if f.State == string(instance.StateStopped) && f.PID == 0 {
 			continue
 		}
 		if f.PID > 0 && f.PIDStartTime > 0 {
 			killStaleGroup(f.PID, f.PIDStartTime, logger.With("plug", f.Plug, "instance", f.Instance))
 		}
-		f.State, f.Reason, f.PID, f.PIDStartTime = string(reconcile.StateStopped), "cleaned up after the previous daemon", 0, 0
+		f.State, f.Reason, f.PID, f.PIDStartTime = string(instance.StateStopped), "cleaned up after the previous daemon", 0, 0
 		f.Since, f.StartedAt = time.Now(), time.Time{}
 		if err := writeInstanceFile(name, f); err != nil {
 			errs = append(errs, err)

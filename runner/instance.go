@@ -17,9 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"golang.org/x/sys/unix"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // DefaultStopTimeout is the wait between the stop signal and SIGKILL when
@@ -31,11 +30,11 @@ const DefaultStopTimeout = 10 * time.Second
 // pipe open that long, and it is not waited for.
 const outputGrace = 2 * time.Second
 
-// instance is one supervised instance. Its goroutine (run) owns the
+// supervised is one supervised instance. Its goroutine (run) owns the
 // process and is the only writer of its status and files.
-type instance struct {
+type supervised struct {
 	r   *Runner
-	id  reconcile.InstanceID
+	id  instance.ID
 	dir string
 
 	ctl  chan ctlMsg
@@ -45,7 +44,7 @@ type instance struct {
 	pumps sync.WaitGroup
 
 	// guarded by r.mu
-	status   reconcile.InstanceStatus
+	status   instance.Status
 	pidStart uint64
 }
 
@@ -55,29 +54,29 @@ type ctlMsg struct {
 	reply   chan error // restart: the result of the new start
 }
 
-func newInstance(r *Runner, spec reconcile.InstanceSpec) *instance {
+func newInstance(r *Runner, spec instance.Spec) *supervised {
 	now := r.clock.Now()
-	return &instance{
+	return &supervised{
 		r:    r,
 		id:   spec.ID,
 		dir:  InstanceDir(r.opts.StateDir, spec.ID),
 		ctl:  make(chan ctlMsg),
 		done: make(chan struct{}),
 		out:  newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), "output.log"), r.opts.LogMaxSize, r.opts.LogBackups),
-		status: reconcile.InstanceStatus{
-			ID: spec.ID, Spec: spec, State: reconcile.StateStarting, Since: now,
+		status: instance.Status{
+			ID: spec.ID, Spec: spec, State: instance.StateStarting, Since: now,
 		},
 	}
 }
 
 // currentSpec is the spec the next process starts with; Update changes it.
-func (in *instance) currentSpec() reconcile.InstanceSpec {
+func (in *supervised) currentSpec() instance.Spec {
 	in.r.mu.Lock()
 	defer in.r.mu.Unlock()
 	return in.status.Spec
 }
 
-func (in *instance) state() reconcile.State {
+func (in *supervised) state() instance.State {
 	in.r.mu.Lock()
 	defer in.r.mu.Unlock()
 	return in.status.State
@@ -85,7 +84,7 @@ func (in *instance) state() reconcile.State {
 
 // control asks the instance goroutine to stop or restart. A restart
 // returns the result of the new start.
-func (in *instance) control(ctx context.Context, restart bool) error {
+func (in *supervised) control(ctx context.Context, restart bool) error {
 	m := ctlMsg{ctx: ctx, restart: restart, reply: make(chan error, 1)}
 	select {
 	case in.ctl <- m:
@@ -102,7 +101,7 @@ func (in *instance) control(ctx context.Context, restart bool) error {
 
 // run supervises the instance until it is stopped. first receives the
 // result of the first start.
-func (in *instance) run(first chan<- error) {
+func (in *supervised) run(first chan<- error) {
 	defer close(in.done)
 	log := in.r.log.With("plug", in.id.Plug, "instance", in.id.Instance)
 	backoff := NewBackoff(in.currentSpec().Restart)
@@ -117,8 +116,8 @@ func (in *instance) run(first chan<- error) {
 		}
 		if err != nil {
 			log.Warn("instance failed", "err", err)
-			in.setState(func(s *reconcile.InstanceStatus) {
-				s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateFailed, err.Error(), 0, time.Time{}
+			in.setState(func(s *instance.Status) {
+				s.State, s.Reason, s.PID, s.StartedAt = instance.StateFailed, err.Error(), 0, time.Time{}
 			})
 		}
 		if reply != nil {
@@ -127,7 +126,7 @@ func (in *instance) run(first chan<- error) {
 		}
 		if err == nil {
 			start := p.startTime()
-			in.persist(in.update(func(s *reconcile.InstanceStatus) {
+			in.persist(in.update(func(s *instance.Status) {
 				if s.PID == p.pid {
 					in.pidStart = start
 				}
@@ -159,7 +158,7 @@ func (in *instance) run(first chan<- error) {
 			reply = msg.reply
 		}
 		msg = nil
-		in.update(func(s *reconcile.InstanceStatus) { s.Restarts++ })
+		in.update(func(s *instance.Status) { s.Restarts++ })
 		if err != nil {
 			err = in.prepare()
 		}
@@ -170,12 +169,12 @@ func (in *instance) run(first chan<- error) {
 // negative: failed) and returns the control message that ended the wait,
 // or nil when it is time to start again. A zero delay (the first crash in
 // a row) arms no timer: the restart follows the exit without a wake-up.
-func (in *instance) wait(delay time.Duration, reason string) *ctlMsg {
-	state := reconcile.StateBackoff
+func (in *supervised) wait(delay time.Duration, reason string) *ctlMsg {
+	state := instance.StateBackoff
 	if delay < 0 {
-		state = reconcile.StateFailed
+		state = instance.StateFailed
 	}
-	in.setState(func(s *reconcile.InstanceStatus) {
+	in.setState(func(s *instance.Status) {
 		s.State, s.Reason, s.PID, s.StartedAt = state, reason, 0, time.Time{}
 	})
 	if delay < 0 {
@@ -202,25 +201,25 @@ func (in *instance) wait(delay time.Duration, reason string) *ctlMsg {
 }
 
 // finish marks the instance stopped and waits for its output to drain.
-func (in *instance) finish() {
-	in.setState(func(s *reconcile.InstanceStatus) {
-		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStopped, "stopped", 0, time.Time{}
+func (in *supervised) finish() {
+	in.setState(func(s *instance.Status) {
+		s.State, s.Reason, s.PID, s.StartedAt = instance.StateStopped, "stopped", 0, time.Time{}
 	})
 	in.pumps.Wait()
 	in.out.Close()
 }
 
-func (in *instance) recordExit(e reconcile.Exit) {
-	in.update(func(s *reconcile.InstanceStatus) { s.LastExit = &e })
+func (in *supervised) recordExit(e instance.Exit) {
+	in.update(func(s *instance.Status) { s.LastExit = &e })
 }
 
 // setState changes the status and persists it.
-func (in *instance) setState(change func(*reconcile.InstanceStatus)) {
+func (in *supervised) setState(change func(*instance.Status)) {
 	in.persist(in.update(change))
 }
 
 // update changes the status under the runner lock and returns a copy.
-func (in *instance) update(change func(*reconcile.InstanceStatus)) reconcile.InstanceStatus {
+func (in *supervised) update(change func(*instance.Status)) instance.Status {
 	in.r.mu.Lock()
 	defer in.r.mu.Unlock()
 	before := in.status.State
@@ -236,7 +235,7 @@ func (in *instance) update(change func(*reconcile.InstanceStatus)) reconcile.Ins
 
 // persist writes s to instance.json, then notifies the observer. Only the
 // instance goroutine calls it, so the file follows the order of changes.
-func (in *instance) persist(s reconcile.InstanceStatus) {
+func (in *supervised) persist(s instance.Status) {
 	in.r.mu.Lock()
 	pidStart := in.pidStart
 	in.r.mu.Unlock()
@@ -246,13 +245,13 @@ func (in *instance) persist(s reconcile.InstanceStatus) {
 	in.notify(s)
 }
 
-func (in *instance) notify(s reconcile.InstanceStatus) {
+func (in *supervised) notify(s instance.Status) {
 	if in.r.notifier != nil {
 		in.r.notifier.post(s)
 	}
 }
 
-func instanceFile(s reconcile.InstanceStatus, pidStart uint64) *InstanceFile {
+func instanceFile(s instance.Status, pidStart uint64) *InstanceFile {
 	f := &InstanceFile{
 		UUID: s.Spec.UUID, Plug: s.ID.Plug, Instance: s.ID.Instance,
 		Version: s.Spec.Version, Revision: s.Spec.Revision,
@@ -268,7 +267,7 @@ func instanceFile(s reconcile.InstanceStatus, pidStart uint64) *InstanceFile {
 
 // prepare makes the instance directory and config.json. output.log is
 // opened by the output pump, off the start path.
-func (in *instance) prepare() error {
+func (in *supervised) prepare() error {
 	if err := mkdirInstance(in.dir); err != nil {
 		return fmt.Errorf("instance directory: %w", err)
 	}
@@ -299,7 +298,7 @@ func mkdirInstance(dir string) error {
 type process struct {
 	pid       int
 	startedAt time.Time
-	exited    chan reconcile.Exit // receives once, after the process is reaped
+	exited    chan instance.Exit // receives once, after the process is reaped
 
 	mu     sync.Mutex
 	reaped bool
@@ -338,9 +337,9 @@ func (p *process) signalGroup(sig syscall.Signal) {
 // observer; on success the status is "running" in memory, and the caller
 // reads the start time and persists it after answering Start, so that
 // this work overlaps the caller's next start.
-func (in *instance) spawn() (*process, error) {
-	in.notify(in.update(func(s *reconcile.InstanceStatus) {
-		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateStarting, "", 0, time.Time{}
+func (in *supervised) spawn() (*process, error) {
+	in.notify(in.update(func(s *instance.Status) {
+		s.State, s.Reason, s.PID, s.StartedAt = instance.StateStarting, "", 0, time.Time{}
 	}))
 	spec := in.currentSpec()
 	path, attr, err := in.procAttr(spec)
@@ -362,7 +361,7 @@ func (in *instance) spawn() (*process, error) {
 		pr.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan reconcile.Exit, 1)}
+	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan instance.Exit, 1)}
 	in.pumps.Add(1)
 	go func() {
 		defer in.pumps.Done()
@@ -379,8 +378,8 @@ func (in *instance) spawn() (*process, error) {
 		<-p.exited
 		return nil, err
 	}
-	in.update(func(s *reconcile.InstanceStatus) {
-		s.State, s.Reason, s.PID, s.StartedAt = reconcile.StateRunning, "", p.pid, p.startedAt
+	in.update(func(s *instance.Status) {
+		s.State, s.Reason, s.PID, s.StartedAt = instance.StateRunning, "", p.pid, p.startedAt
 	})
 	return p, nil
 }
@@ -389,7 +388,7 @@ func (in *instance) spawn() (*process, error) {
 // (a pidfd in the netpoller), kills what is left of its group while the
 // leader is a zombie (so the group id cannot have been reused), reaps it
 // and reports the exit.
-func (in *instance) waitProcess(p *process, proc *os.Process, pipe *os.File) {
+func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 	if fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK); err == nil {
 		pidfd := os.NewFile(uintptr(fd), "pidfd")
 		if rc, err := pidfd.SyscallConn(); err == nil {
@@ -408,7 +407,7 @@ func (in *instance) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 	ps, err := proc.Wait()
 	// Writers left in other groups get outputGrace to finish.
 	_ = pipe.SetReadDeadline(time.Now().Add(outputGrace))
-	e := reconcile.Exit{Code: -1, At: in.r.clock.Now()}
+	e := instance.Exit{Code: -1, At: in.r.clock.Now()}
 	if err == nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			e.Signal = signalName(ws.Signal())
@@ -421,12 +420,12 @@ func (in *instance) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 
 // stopProcess stops p: stop signal, stop timeout (cut short by ctx), then
 // SIGKILL; it returns once p is reaped.
-func (in *instance) stopProcess(ctx context.Context, p *process, restart bool) reconcile.Exit {
+func (in *supervised) stopProcess(ctx context.Context, p *process, restart bool) instance.Exit {
 	reason := "stop requested"
 	if restart {
 		reason = "restart requested"
 	}
-	in.setState(func(s *reconcile.InstanceStatus) { s.State, s.Reason = reconcile.StateStopping, reason })
+	in.setState(func(s *instance.Status) { s.State, s.Reason = instance.StateStopping, reason })
 	spec := in.currentSpec()
 	sig, err := parseSignal(spec.StopSignal)
 	if err != nil {
@@ -452,7 +451,7 @@ func (in *instance) stopProcess(ctx context.Context, p *process, restart bool) r
 }
 
 // procAttr resolves the executable and the environment of the instance.
-func (in *instance) procAttr(spec reconcile.InstanceSpec) (string, *os.ProcAttr, error) {
+func (in *supervised) procAttr(spec instance.Spec) (string, *os.ProcAttr, error) {
 	if len(spec.Command) == 0 {
 		return "", nil, errors.New("no command")
 	}
@@ -538,7 +537,7 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 // the child right after the fork: a program sees them from its first
 // instructions only if it does not race the parent, which is acceptable
 // for the resource caps they are (see the package README).
-func applyLimits(pid int, l reconcile.Limits) error {
+func applyLimits(pid int, l instance.Limits) error {
 	for _, lim := range []struct {
 		res  int
 		val  uint64

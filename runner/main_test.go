@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"go.uber.org/goleak"
-
-	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // fakeEnv selects the fake plugin mode: the test binary re-executes itself
@@ -131,14 +130,14 @@ func fake(mode string, args []string) int {
 			fmt.Println(err)
 			return 3
 		}
-		specs := make([]reconcile.InstanceSpec, n)
+		specs := make([]instance.Spec, n)
 		for i := range specs {
 			id := fmt.Sprintf("i%d", i)
 			if mode == "supervisor" {
 				specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "sleep")
 			} else {
 				specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "exit", "1")
-				specs[i].Restart = reconcile.RestartPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}
+				specs[i].Restart = instance.RestartPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}
 			}
 		}
 		if mode == "supervisor" {
@@ -157,14 +156,14 @@ func fake(mode string, args []string) int {
 }
 
 // fakeSpec is a spec that runs the fake plugin in mode.
-func fakeSpec(plug, instance, mode string, args ...string) reconcile.InstanceSpec {
+func fakeSpec(plug, inst, mode string, args ...string) instance.Spec {
 	exe, err := os.Executable()
 	if err != nil {
 		panic(err)
 	}
-	config := fmt.Appendf(nil, `{"plug":%q,"instance":%q,"secret":"s3cret"}`, plug, instance)
-	return reconcile.InstanceSpec{
-		ID:       reconcile.InstanceID{Plug: plug, Instance: instance},
+	config := fmt.Appendf(nil, `{"plug":%q,"instance":%q,"secret":"s3cret"}`, plug, inst)
+	return instance.Spec{
+		ID:       instance.ID{Plug: plug, Instance: inst},
 		UUID:     "uuid-" + plug,
 		Version:  "1.0.0",
 		Revision: "abc123",
@@ -173,7 +172,7 @@ func fakeSpec(plug, instance, mode string, args ...string) reconcile.InstanceSpe
 		// The race detector's one-second sleep at exit would slow every stop.
 		Env:         map[string]string{fakeEnv: mode, "GORACE": "atexit_sleep_ms=0"},
 		Config:      config,
-		ConfigHash:  "hash-" + instance,
+		ConfigHash:  "hash-" + inst,
 		StopTimeout: 5 * time.Second,
 	}
 }
@@ -182,17 +181,17 @@ func fakeSpec(plug, instance, mode string, args ...string) reconcile.InstanceSpe
 type statuses struct {
 	mu   sync.Mutex
 	cond *sync.Cond
-	last map[reconcile.InstanceID]reconcile.InstanceStatus
-	all  []reconcile.InstanceStatus
+	last map[instance.ID]instance.Status
+	all  []instance.Status
 }
 
 func newStatuses() *statuses {
-	s := &statuses{last: map[reconcile.InstanceID]reconcile.InstanceStatus{}}
+	s := &statuses{last: map[instance.ID]instance.Status{}}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
-func (s *statuses) observe(st reconcile.InstanceStatus) {
+func (s *statuses) observe(st instance.Status) {
 	s.mu.Lock()
 	s.last[st.ID] = st
 	s.all = append(s.all, st)
@@ -203,7 +202,7 @@ func (s *statuses) observe(st reconcile.InstanceStatus) {
 // await blocks until the latest status of id satisfies ok, and returns it.
 // It is bounded by the test's deadline through the runner's own progress:
 // a test that never gets there times out in go test.
-func (s *statuses) await(t *testing.T, id reconcile.InstanceID, what string, ok func(reconcile.InstanceStatus) bool) reconcile.InstanceStatus {
+func (s *statuses) await(t *testing.T, id instance.ID, what string, ok func(instance.Status) bool) instance.Status {
 	t.Helper()
 	done := make(chan struct{})
 	defer close(done)
@@ -272,7 +271,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // awaitReady waits until the instance's output holds n lines "ready": its
 // n-th process has installed its signal handlers.
-func awaitReady(t *testing.T, r *Runner, id reconcile.InstanceID, n int) {
+func awaitReady(t *testing.T, r *Runner, id instance.ID, n int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%s ready %d times", id, n), func() bool {
 		b, _ := os.ReadFile(filepath.Join(InstanceDir(r.opts.StateDir, id), "output.log"))

@@ -3,7 +3,7 @@ package runner
 import (
 	"sync"
 
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // notifier delivers status changes to an observer from its own goroutine,
@@ -12,21 +12,21 @@ import (
 // but always receives the latest one, and instances in the order they
 // changed.
 type notifier struct {
-	fn func(reconcile.InstanceStatus)
+	fn func(instance.Status)
 
 	mu      sync.Mutex
-	pending map[reconcile.InstanceID]reconcile.InstanceStatus
-	order   []reconcile.InstanceID
+	pending map[instance.ID]instance.Status
+	order   []instance.ID
 
 	wake chan struct{}
 	quit chan struct{}
 	done chan struct{}
 }
 
-func newNotifier(fn func(reconcile.InstanceStatus)) *notifier {
+func newNotifier(fn func(instance.Status)) *notifier {
 	n := &notifier{
 		fn:      fn,
-		pending: map[reconcile.InstanceID]reconcile.InstanceStatus{},
+		pending: map[instance.ID]instance.Status{},
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -35,7 +35,7 @@ func newNotifier(fn func(reconcile.InstanceStatus)) *notifier {
 	return n
 }
 
-func (n *notifier) post(s reconcile.InstanceStatus) {
+func (n *notifier) post(s instance.Status) {
 	n.mu.Lock()
 	if _, ok := n.pending[s.ID]; !ok {
 		n.order = append(n.order, s.ID)
@@ -64,7 +64,7 @@ func (n *notifier) loop() {
 func (n *notifier) flush() {
 	n.mu.Lock()
 	order, pending := n.order, n.pending
-	n.order, n.pending = nil, map[reconcile.InstanceID]reconcile.InstanceStatus{}
+	n.order, n.pending = nil, map[instance.ID]instance.Status{}
 	n.mu.Unlock()
 	for _, id := range order {
 		n.fn(pending[id])

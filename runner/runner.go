@@ -12,12 +12,12 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 var (
-	_ reconcile.Executor = (*Runner)(nil)
-	_ reconcile.Updater  = (*Runner)(nil)
+	_ instance.Executor = (*Runner)(nil)
+	_ instance.Updater  = (*Runner)(nil)
 )
 
 // Options configure a Runner.
@@ -31,7 +31,7 @@ type Options struct {
 	Clock Clock
 	// Observer receives every status change, from a goroutine of its own:
 	// it may be slow, and then sees only the latest status of an instance.
-	Observer func(reconcile.InstanceStatus)
+	Observer func(instance.Status)
 	// LogMaxSize and LogBackups bound output.log: at most
 	// LogMaxSize*(LogBackups+1) bytes per instance. Zero means 10 MiB and 3.
 	LogMaxSize int64
@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // Runner supervises instances: one goroutine per instance, event driven.
-// It implements reconcile.Executor.
+// It implements instance.Executor.
 type Runner struct {
 	opts     Options
 	log      *slog.Logger
@@ -56,7 +56,7 @@ type Runner struct {
 	nnpErr     error
 
 	mu     sync.Mutex
-	insts  map[reconcile.InstanceID]*instance
+	insts  map[instance.ID]*supervised
 	closed bool
 }
 
@@ -104,7 +104,7 @@ func New(opts Options) (*Runner, error) {
 		clock:   opts.Clock,
 		devNull: devNull,
 		spawner: sp,
-		insts:   map[reconcile.InstanceID]*instance{},
+		insts:   map[instance.ID]*supervised{},
 	}
 	if opts.Observer != nil {
 		r.notifier = newNotifier(opts.Observer)
@@ -113,7 +113,7 @@ func New(opts Options) (*Runner, error) {
 }
 
 // InstanceDir is the directory of an instance's files.
-func InstanceDir(stateDir string, id reconcile.InstanceID) string {
+func InstanceDir(stateDir string, id instance.ID) string {
 	return filepath.Join(stateDir, "instances", id.Plug, id.Instance)
 }
 
@@ -121,7 +121,7 @@ func InstanceDir(stateDir string, id reconcile.InstanceID) string {
 // When it cannot be (missing executable, bad directory...) the instance
 // stays known as failed and the error says why. Starting an instance that
 // is already running is an error; starting a failed one replaces it.
-func (r *Runner) Start(ctx context.Context, spec reconcile.InstanceSpec) error {
+func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	if err := validID(spec.ID); err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (r *Runner) Start(ctx context.Context, spec reconcile.InstanceSpec) error {
 	old := r.insts[spec.ID]
 	r.mu.Unlock()
 	if old != nil {
-		if st := old.state(); st != reconcile.StateFailed {
+		if st := old.state(); st != instance.StateFailed {
 			return fmt.Errorf("start %s: already %s", spec.ID, st)
 		}
 		if err := r.Stop(ctx, spec.ID); err != nil {
@@ -160,7 +160,7 @@ func (r *Runner) Start(ctx context.Context, spec reconcile.InstanceSpec) error {
 	return nil
 }
 
-func validID(id reconcile.InstanceID) error {
+func validID(id instance.ID) error {
 	for _, s := range []string{id.Plug, id.Instance} {
 		if s == "" || s == "." || s == ".." || filepath.Base(s) != s {
 			return fmt.Errorf("invalid instance id %q", id.String())
@@ -173,7 +173,7 @@ func validID(id reconcile.InstanceID) error {
 // StopTimeout (cut short when ctx ends), then SIGKILL; it returns once the
 // process is reaped. Its files stay, marked stopped. Stopping an unknown
 // instance is a no-op.
-func (r *Runner) Stop(ctx context.Context, id reconcile.InstanceID) error {
+func (r *Runner) Stop(ctx context.Context, id instance.ID) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	r.mu.Unlock()
@@ -194,7 +194,7 @@ func (r *Runner) Stop(ctx context.Context, id reconcile.InstanceID) error {
 // planner calls it only for changes the process does not see (stop signal
 // and timeout, restart policy, depends_on, metadata). The next process of
 // the instance, after a crash or Restart, runs with spec.
-func (r *Runner) Update(ctx context.Context, spec reconcile.InstanceSpec) error {
+func (r *Runner) Update(ctx context.Context, spec instance.Spec) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in := r.insts[spec.ID]
@@ -207,7 +207,7 @@ func (r *Runner) Update(ctx context.Context, spec reconcile.InstanceSpec) error 
 
 // Restart stops an instance's process and starts a new one with the same
 // spec, without backoff. It returns once the new process is spawned.
-func (r *Runner) Restart(ctx context.Context, id reconcile.InstanceID) error {
+func (r *Runner) Restart(ctx context.Context, id instance.ID) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	r.mu.Unlock()
@@ -222,14 +222,14 @@ func (r *Runner) Restart(ctx context.Context, id reconcile.InstanceID) error {
 
 // Observe returns the status of every instance, sorted by id. It does no
 // I/O.
-func (r *Runner) Observe() []reconcile.InstanceStatus {
+func (r *Runner) Observe() []instance.Status {
 	r.mu.Lock()
-	out := make([]reconcile.InstanceStatus, 0, len(r.insts))
+	out := make([]instance.Status, 0, len(r.insts))
 	for _, in := range r.insts {
 		out = append(out, in.status)
 	}
 	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b reconcile.InstanceStatus) int {
+	slices.SortFunc(out, func(a, b instance.Status) int {
 		if a.ID.Plug != b.ID.Plug {
 			return cmpString(a.ID.Plug, b.ID.Plug)
 		}
@@ -259,7 +259,7 @@ func (r *Runner) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
-	insts := make([]*instance, 0, len(r.insts))
+	insts := make([]*supervised, 0, len(r.insts))
 	for _, in := range r.insts {
 		insts = append(insts, in)
 	}
@@ -287,7 +287,7 @@ func (r *Runner) Close(ctx context.Context) error {
 // stopLevels orders instances for shutdown: level 0 holds the instances of
 // plugs no other running plug depends on; level n+1 the plugs that level n
 // depends on. Dependency cycles (rejected by spec) end in the last level.
-func stopLevels(insts []*instance) [][]*instance {
+func stopLevels(insts []*supervised) [][]*supervised {
 	dependents := map[string][]string{} // plug -> plugs that depend on it
 	plugs := map[string]bool{}
 	for _, in := range insts {
@@ -315,7 +315,7 @@ func stopLevels(insts []*instance) [][]*instance {
 		level[p] = l
 		return l
 	}
-	var levels [][]*instance
+	var levels [][]*supervised
 	for _, in := range insts {
 		l := depth(in.id.Plug, map[string]bool{})
 		for len(levels) <= l {

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bufio"
-	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,27 +14,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
+
 	"go.uber.org/goleak"
 
-	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
 func TestConformance(t *testing.T) {
-	reconciletest.TestExecutor(t, func(t *testing.T) reconcile.Executor {
+	reconciletest.TestExecutor(t, func(t *testing.T) instance.Executor {
 		r, _ := newTestRunner(t, Options{})
 		return r
 	})
 }
 
-func running(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateRunning }
+func running(st instance.Status) bool { return st.State == instance.StateRunning }
 
 func TestBackoffWithFakeClock(t *testing.T) {
 	clock := newFakeClock()
 	var log syncbuf.Buffer
 	r, sts := newTestRunner(t, Options{Clock: clock, Rand: func() float64 { return 0.75 }, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	s := fakeSpec("crash", "default", "usr1")
-	s.Restart = reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute, MaxRestarts: 4}
+	s.Restart = instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute, MaxRestarts: 4}
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +54,13 @@ func TestBackoffWithFakeClock(t *testing.T) {
 			if d := <-clock.requested; d != wantDelay {
 				t.Fatalf("backoff delay = %v, want %v", d, wantDelay)
 			}
-			st := sts.await(t, s.ID, "in backoff", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateBackoff })
+			st := sts.await(t, s.ID, "in backoff", func(st instance.Status) bool { return st.State == instance.StateBackoff })
 			if st.Reason != wantReason || st.LastExit == nil || st.LastExit.Code != 1 {
 				t.Fatalf("backoff status = %q %+v, want %q after exit 1", st.Reason, st.LastExit, wantReason)
 			}
 			clock.Advance(wantDelay)
 		}
-		st := sts.await(t, s.ID, "running again", func(st reconcile.InstanceStatus) bool { return running(st) && st.PID != old })
+		st := sts.await(t, s.ID, "running again", func(st instance.Status) bool { return running(st) && st.PID != old })
 		pid = st.PID
 		started++
 		if st.LastExit == nil || st.LastExit.Code != 1 || st.Restarts != started-1 {
@@ -98,7 +99,7 @@ func TestBackoffWithFakeClock(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	st := sts.await(t, s.ID, "failed", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateFailed })
+	st := sts.await(t, s.ID, "failed", func(st instance.Status) bool { return st.State == instance.StateFailed })
 	if st.Reason != "exited with code 1; gave up after 4 restarts" || st.PID != 0 {
 		t.Errorf("failed status = %q pid %d", st.Reason, st.PID)
 	}
@@ -116,7 +117,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	r, sts := newTestRunner(t, Options{Clock: newFakeClock()})
 	s := fakeSpec("k", "default", "sleep")
 	// The default policy: the first crash restarts at once.
-	s.Restart = reconcile.RestartPolicy{}
+	s.Restart = instance.RestartPolicy{}
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	st := sts.await(t, s.ID, "restarted", func(st reconcile.InstanceStatus) bool { return running(st) && st.PID != old })
+	st := sts.await(t, s.ID, "restarted", func(st instance.Status) bool { return running(st) && st.PID != old })
 	if st.Restarts != 1 || st.LastExit == nil || st.LastExit.Signal != "SIGKILL" || st.LastExit.Code != -1 {
 		t.Errorf("after SIGKILL: restarts %d, last exit %+v", st.Restarts, st.LastExit)
 	}
@@ -159,7 +160,7 @@ func TestStopEscalatesAndKillsGrandchild(t *testing.T) {
 	}
 	// The grandchild is reparented; whoever reaps it, it is dead.
 	eventually(t, "grandchild gone", func() bool { return gone(gcPID) })
-	st := sts.await(t, s.ID, "stopped", func(st reconcile.InstanceStatus) bool { return st.State == reconcile.StateStopped })
+	st := sts.await(t, s.ID, "stopped", func(st instance.Status) bool { return st.State == instance.StateStopped })
 	if st.LastExit == nil || st.LastExit.Signal != "SIGKILL" {
 		t.Errorf("last exit %+v, want SIGKILL after the ignored SIGTERM", st.LastExit)
 	}
@@ -192,7 +193,7 @@ func TestStartFailures(t *testing.T) {
 		t.Fatalf("observed %d instances, want 3 failed", len(obs))
 	}
 	for _, st := range obs {
-		if st.State != reconcile.StateFailed || st.Reason == "" || st.PID != 0 {
+		if st.State != instance.StateFailed || st.Reason == "" || st.PID != 0 {
 			t.Errorf("%s: state %s reason %q", st.ID, st.State, st.Reason)
 		}
 	}
@@ -241,7 +242,7 @@ func TestEnvConfigAndOutput(t *testing.T) {
 func TestLimitsAndNoNewPrivs(t *testing.T) {
 	r, sts := newTestRunner(t, Options{})
 	s := fakeSpec("lim", "default", "sleep")
-	s.Limits = reconcile.Limits{NoFile: 123, NProc: 4567, NoNewPrivs: true}
+	s.Limits = instance.Limits{NoFile: 123, NProc: 4567, NoNewPrivs: true}
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +304,7 @@ func TestClosedStdoutAndLateOutput(t *testing.T) {
 	r, sts := newTestRunner(t, Options{})
 	c := fakeSpec("closed", "default", "closeout")
 	l := fakeSpec("late", "default", "late")
-	for _, s := range []reconcile.InstanceSpec{c, l} {
+	for _, s := range []instance.Spec{c, l} {
 		if err := r.Start(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +324,7 @@ func TestClosedStdoutAndLateOutput(t *testing.T) {
 	if cpu > 100*time.Millisecond {
 		t.Errorf("supervisor used %v CPU in 200ms with a closed-stdout child", cpu)
 	}
-	if st := r.Observe()[0]; st.PID != pid || st.State != reconcile.StateRunning {
+	if st := r.Observe()[0]; st.PID != pid || st.State != instance.StateRunning {
 		t.Errorf("closed-stdout instance: %+v", st)
 	}
 }
@@ -336,7 +337,7 @@ func TestCloseStopsInReverseDependencyOrder(t *testing.T) {
 	}
 	logFile := filepath.Join(t.TempDir(), "order")
 	// app depends on bridge, bridge on broker: stop app, then bridge, then broker.
-	specs := []reconcile.InstanceSpec{
+	specs := []instance.Spec{
 		fakeSpec("broker", "default", "termlog", logFile, "broker"),
 		fakeSpec("bridge", "default", "termlog", logFile, "bridge"),
 		fakeSpec("app", "a", "termlog", logFile, "app"),
@@ -498,7 +499,7 @@ func TestCleanupStaleNeverSignalsARecycledPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stale file that records its pid with another start time.
-	id := reconcile.InstanceID{Plug: "old", Instance: "default"}
+	id := instance.ID{Plug: "old", Instance: "default"}
 	if err := os.MkdirAll(InstanceDir(dir, id), 0o700); err != nil {
 		t.Fatal(err)
 	}

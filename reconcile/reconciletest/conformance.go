@@ -9,16 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
 )
 
 // Spec returns a runnable spec for tests: `sleep 60` in dir, with a small
 // config that names the instance and carries version.
-func Spec(dir, plug, instance, version string, dependsOn ...string) reconcile.InstanceSpec {
-	config := fmt.Appendf(nil, "{\n  \"plug\": %q,\n  \"instance\": %q,\n  \"version\": %q\n}\n", plug, instance, version)
+func Spec(dir, plug, inst, version string, dependsOn ...string) instance.Spec {
+	config := fmt.Appendf(nil, "{\n  \"plug\": %q,\n  \"instance\": %q,\n  \"version\": %q\n}\n", plug, inst, version)
 	sum := sha256.Sum256(config)
-	return reconcile.InstanceSpec{
-		ID:          reconcile.InstanceID{Plug: plug, Instance: instance},
+	return instance.Spec{
+		ID:          instance.ID{Plug: plug, Instance: inst},
 		Version:     version,
 		Revision:    "rev-" + version,
 		Dir:         dir,
@@ -30,18 +31,18 @@ func Spec(dir, plug, instance, version string, dependsOn ...string) reconcile.In
 		DependsOn:   dependsOn,
 		StopSignal:  "SIGTERM",
 		StopTimeout: 5 * time.Second,
-		Restart:     reconcile.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute},
+		Restart:     instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute},
 	}
 }
 
-// TestExecutor is the conformance suite of reconcile.Executor. newExecutor
+// TestExecutor is the conformance suite of instance.Executor. newExecutor
 // returns a fresh executor for each subtest and registers its own cleanup;
 // the suite stops every instance it started. The fake and the real runner
 // both pass it:
 //
-//	reconciletest.TestExecutor(t, func(t *testing.T) reconcile.Executor { ... })
-func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executor) {
-	run := func(name string, f func(t *testing.T, ex reconcile.Executor, dir string)) {
+//	reconciletest.TestExecutor(t, func(t *testing.T) instance.Executor { ... })
+func TestExecutor(t *testing.T, newExecutor func(t *testing.T) instance.Executor) {
+	run := func(name string, f func(t *testing.T, ex instance.Executor, dir string)) {
 		t.Run(name, func(t *testing.T) {
 			ex := newExecutor(t)
 			t.Cleanup(func() {
@@ -55,7 +56,7 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 		})
 	}
 
-	run("StartObserveStop", func(t *testing.T, ex reconcile.Executor, dir string) {
+	run("StartObserveStop", func(t *testing.T, ex instance.Executor, dir string) {
 		ctx := t.Context()
 		s := Spec(dir, "a", "default", "1")
 		if err := ex.Start(ctx, s); err != nil {
@@ -80,20 +81,20 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 		}
 	})
 
-	run("StopUnknown", func(t *testing.T, ex reconcile.Executor, dir string) {
-		if err := ex.Stop(t.Context(), reconcile.InstanceID{Plug: "nope", Instance: "default"}); err != nil {
+	run("StopUnknown", func(t *testing.T, ex instance.Executor, dir string) {
+		if err := ex.Stop(t.Context(), instance.ID{Plug: "nope", Instance: "default"}); err != nil {
 			t.Errorf("stop unknown: %v, want nil", err)
 		}
 	})
 
-	run("StartFailureThenStart", func(t *testing.T, ex reconcile.Executor, dir string) {
+	run("StartFailureThenStart", func(t *testing.T, ex instance.Executor, dir string) {
 		ctx := t.Context()
 		bad := Spec(dir, "a", "default", "2")
 		bad.Command = []string{"./no-such-program"}
 		if err := ex.Start(ctx, bad); err == nil {
 			t.Fatal("start of a missing program: nil error, want one")
 		}
-		if st, ok := find(ex.Observe(), bad.ID); ok && st.State != reconcile.StateFailed {
+		if st, ok := find(ex.Observe(), bad.ID); ok && st.State != instance.StateFailed {
 			t.Errorf("after a failed start, state = %s, want failed (or not observed)", st.State)
 		}
 		// What Apply does to roll back a failed replace.
@@ -111,7 +112,7 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 		}
 	})
 
-	run("Restart", func(t *testing.T, ex reconcile.Executor, dir string) {
+	run("Restart", func(t *testing.T, ex instance.Executor, dir string) {
 		ctx := t.Context()
 		s := Spec(dir, "a", "default", "1")
 		if err := ex.Start(ctx, s); err != nil {
@@ -127,13 +128,13 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 		if st.Spec.ConfigHash != s.ConfigHash {
 			t.Errorf("restart changed the spec: config hash %s, want %s", st.Spec.ConfigHash, s.ConfigHash)
 		}
-		if err := ex.Restart(ctx, reconcile.InstanceID{Plug: "nope", Instance: "x"}); err == nil {
+		if err := ex.Restart(ctx, instance.ID{Plug: "nope", Instance: "x"}); err == nil {
 			t.Error("restart of an unknown instance: nil error, want one")
 		}
 	})
 
-	run("ApplyConverges", func(t *testing.T, ex reconcile.Executor, dir string) {
-		desired := []reconcile.InstanceSpec{
+	run("ApplyConverges", func(t *testing.T, ex instance.Executor, dir string) {
+		desired := []instance.Spec{
 			Spec(dir, "bridge", "default", "1"),
 			Spec(dir, "heart", "p17", "1", "bridge"),
 			Spec(dir, "heart", "p22", "1", "bridge"),
@@ -174,20 +175,20 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 		}
 	})
 
-	run("UpdateInPlace", func(t *testing.T, ex reconcile.Executor, dir string) {
-		if _, ok := ex.(reconcile.Updater); !ok {
-			t.Skip("executor does not implement reconcile.Updater")
+	run("UpdateInPlace", func(t *testing.T, ex instance.Executor, dir string) {
+		if _, ok := ex.(instance.Updater); !ok {
+			t.Skip("executor does not implement instance.Updater")
 		}
 		s := Spec(dir, "a", "default", "1")
-		apply(t, ex, []reconcile.InstanceSpec{s})
+		apply(t, ex, []instance.Spec{s})
 		before := pids(ex.Observe())
 		s.StopTimeout = 7 * time.Second
 		s.Restart.MaxRestarts = 3
-		p := reconcile.NewPlan([]reconcile.InstanceSpec{s}, ex.Observe())
+		p := reconcile.NewPlan([]instance.Spec{s}, ex.Observe())
 		if len(p.Changes) != 1 || p.Changes[0].Action != reconcile.Update {
 			t.Fatalf("plan for a stop_timeout change = %+v, want one update", p.Changes)
 		}
-		apply(t, ex, []reconcile.InstanceSpec{s})
+		apply(t, ex, []instance.Spec{s})
 		if after := pids(ex.Observe()); after[s.ID] != before[s.ID] {
 			t.Errorf("update in place changed pid %d → %d", before[s.ID], after[s.ID])
 		}
@@ -195,7 +196,7 @@ func TestExecutor(t *testing.T, newExecutor func(t *testing.T) reconcile.Executo
 }
 
 // apply plans desired against ex, applies it, and checks that it converged.
-func apply(t *testing.T, ex reconcile.Executor, desired []reconcile.InstanceSpec) {
+func apply(t *testing.T, ex instance.Executor, desired []instance.Spec) {
 	t.Helper()
 	res := reconcile.Apply(t.Context(), ex, reconcile.NewPlan(desired, ex.Observe()), reconcile.ApplyOptions{Parallelism: 2})
 	if err := res.Err(); err != nil {
@@ -206,29 +207,29 @@ func apply(t *testing.T, ex reconcile.Executor, desired []reconcile.InstanceSpec
 	}
 }
 
-func find(obs []reconcile.InstanceStatus, id reconcile.InstanceID) (reconcile.InstanceStatus, bool) {
+func find(obs []instance.Status, id instance.ID) (instance.Status, bool) {
 	for _, st := range obs {
 		if st.ID == id {
 			return st, true
 		}
 	}
-	return reconcile.InstanceStatus{}, false
+	return instance.Status{}, false
 }
 
-func pids(obs []reconcile.InstanceStatus) map[reconcile.InstanceID]int {
-	m := make(map[reconcile.InstanceID]int, len(obs))
+func pids(obs []instance.Status) map[instance.ID]int {
+	m := make(map[instance.ID]int, len(obs))
 	for _, st := range obs {
 		m[st.ID] = st.PID
 	}
 	return m
 }
 
-func assertLive(t *testing.T, st reconcile.InstanceStatus) {
+func assertLive(t *testing.T, st instance.Status) {
 	t.Helper()
-	if st.State != reconcile.StateStarting && st.State != reconcile.StateRunning {
+	if st.State != instance.StateStarting && st.State != instance.StateRunning {
 		t.Errorf("%s state = %s (%s), want starting or running", st.ID, st.State, st.Reason)
 	}
-	if st.State == reconcile.StateRunning && st.PID <= 0 {
+	if st.State == instance.StateRunning && st.PID <= 0 {
 		t.Errorf("%s is running with pid %d", st.ID, st.PID)
 	}
 }

@@ -1,6 +1,6 @@
 // Package reconciletest holds test doubles of the reconcile package: a fake
 // Executor that records its calls, and a conformance suite that any
-// reconcile.Executor (the fake and the real runner) must pass.
+// instance.Executor (the fake and the real runner) must pass.
 package reconciletest
 
 import (
@@ -13,20 +13,20 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // Call is one recorded call of a FakeExecutor.
 type Call struct {
 	Op   string // "start", "stop", "restart", "update"
-	ID   reconcile.InstanceID
-	Spec reconcile.InstanceSpec // for start and update
+	ID   instance.ID
+	Spec instance.Spec // for start and update
 }
 
 // String renders the call as "start a/default".
 func (c Call) String() string { return c.Op + " " + c.ID.String() }
 
-// FakeExecutor is an in-memory reconcile.Executor (and reconcile.Updater).
+// FakeExecutor is an in-memory instance.Executor (and instance.Updater).
 // Started instances are running at once with a fresh fake pid. Like the real
 // runner, a start whose command names a file (it contains a slash) that does
 // not exist fails, and leaves the instance failed.
@@ -36,13 +36,13 @@ func (c Call) String() string { return c.Op + " " + c.ID.String() }
 type FakeExecutor struct {
 	// BeforeStart, when set, runs first in Start; its error fails the start
 	// (the instance is then failed, as with the real runner).
-	BeforeStart func(ctx context.Context, spec reconcile.InstanceSpec) error
+	BeforeStart func(ctx context.Context, spec instance.Spec) error
 	// BeforeStop, when set, runs first in Stop; its error fails the stop and
 	// leaves the instance as it was.
-	BeforeStop func(ctx context.Context, id reconcile.InstanceID) error
+	BeforeStop func(ctx context.Context, id instance.ID) error
 
 	mu        sync.Mutex
-	instances map[reconcile.InstanceID]*reconcile.InstanceStatus
+	instances map[instance.ID]*instance.Status
 	calls     []Call
 	nextPID   int
 	inflight  int
@@ -50,14 +50,14 @@ type FakeExecutor struct {
 }
 
 var (
-	_ reconcile.Executor = (*FakeExecutor)(nil)
-	_ reconcile.Updater  = (*FakeExecutor)(nil)
+	_ instance.Executor = (*FakeExecutor)(nil)
+	_ instance.Updater  = (*FakeExecutor)(nil)
 )
 
 // NewFakeExecutor returns a fake that already runs observed (e.g. what a
 // test wants Plan to compare against).
-func NewFakeExecutor(observed ...reconcile.InstanceStatus) *FakeExecutor {
-	f := &FakeExecutor{instances: make(map[reconcile.InstanceID]*reconcile.InstanceStatus), nextPID: 1000}
+func NewFakeExecutor(observed ...instance.Status) *FakeExecutor {
+	f := &FakeExecutor{instances: make(map[instance.ID]*instance.Status), nextPID: 1000}
 	for _, st := range observed {
 		st := st
 		f.instances[st.ID] = &st
@@ -81,7 +81,7 @@ func (f *FakeExecutor) leave() {
 
 // Start records the call and runs spec, replacing a stopped or failed
 // instance of the same ID. Starting a running instance is an error.
-func (f *FakeExecutor) Start(ctx context.Context, spec reconcile.InstanceSpec) error {
+func (f *FakeExecutor) Start(ctx context.Context, spec instance.Spec) error {
 	f.enter(Call{Op: "start", ID: spec.ID, Spec: spec})
 	defer f.leave()
 	err := ctx.Err()
@@ -93,23 +93,23 @@ func (f *FakeExecutor) Start(ctx context.Context, spec reconcile.InstanceSpec) e
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old, ok := f.instances[spec.ID]; ok && old.State != reconcile.StateFailed && old.State != reconcile.StateStopped {
+	if old, ok := f.instances[spec.ID]; ok && old.State != instance.StateFailed && old.State != instance.StateStopped {
 		return fmt.Errorf("start %s: already %s", spec.ID, old.State)
 	}
-	st := &reconcile.InstanceStatus{ID: spec.ID, Spec: spec}
+	st := &instance.Status{ID: spec.ID, Spec: spec}
 	if err != nil {
-		st.State, st.Reason = reconcile.StateFailed, err.Error()
+		st.State, st.Reason = instance.StateFailed, err.Error()
 		f.instances[spec.ID] = st
 		return fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 	f.nextPID++
-	st.State, st.PID = reconcile.StateRunning, f.nextPID
+	st.State, st.PID = instance.StateRunning, f.nextPID
 	f.instances[spec.ID] = st
 	return nil
 }
 
 // checkCommand fails like exec does for a command file that does not exist.
-func checkCommand(spec reconcile.InstanceSpec) error {
+func checkCommand(spec instance.Spec) error {
 	if len(spec.Command) == 0 {
 		return errors.New("empty command")
 	}
@@ -127,7 +127,7 @@ func checkCommand(spec reconcile.InstanceSpec) error {
 }
 
 // Stop records the call and forgets the instance; unknown ones are a no-op.
-func (f *FakeExecutor) Stop(ctx context.Context, id reconcile.InstanceID) error {
+func (f *FakeExecutor) Stop(ctx context.Context, id instance.ID) error {
 	f.enter(Call{Op: "stop", ID: id})
 	defer f.leave()
 	if f.BeforeStop != nil {
@@ -142,7 +142,7 @@ func (f *FakeExecutor) Stop(ctx context.Context, id reconcile.InstanceID) error 
 }
 
 // Restart records the call and gives the instance a new pid.
-func (f *FakeExecutor) Restart(ctx context.Context, id reconcile.InstanceID) error {
+func (f *FakeExecutor) Restart(ctx context.Context, id instance.ID) error {
 	f.enter(Call{Op: "restart", ID: id})
 	defer f.leave()
 	f.mu.Lock()
@@ -152,12 +152,12 @@ func (f *FakeExecutor) Restart(ctx context.Context, id reconcile.InstanceID) err
 		return fmt.Errorf("restart %s: no such instance", id)
 	}
 	f.nextPID++
-	st.State, st.PID, st.Restarts = reconcile.StateRunning, f.nextPID, st.Restarts+1
+	st.State, st.PID, st.Restarts = instance.StateRunning, f.nextPID, st.Restarts+1
 	return nil
 }
 
 // Update records the call and swaps the spec of a known instance in place.
-func (f *FakeExecutor) Update(ctx context.Context, spec reconcile.InstanceSpec) error {
+func (f *FakeExecutor) Update(ctx context.Context, spec instance.Spec) error {
 	f.enter(Call{Op: "update", ID: spec.ID, Spec: spec})
 	defer f.leave()
 	f.mu.Lock()
@@ -171,14 +171,14 @@ func (f *FakeExecutor) Update(ctx context.Context, spec reconcile.InstanceSpec) 
 }
 
 // Observe returns every known instance, sorted by ID.
-func (f *FakeExecutor) Observe() []reconcile.InstanceStatus {
+func (f *FakeExecutor) Observe() []instance.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]reconcile.InstanceStatus, 0, len(f.instances))
+	out := make([]instance.Status, 0, len(f.instances))
 	for _, st := range f.instances {
 		out = append(out, *st)
 	}
-	slices.SortFunc(out, func(a, b reconcile.InstanceStatus) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+	slices.SortFunc(out, func(a, b instance.Status) int { return strings.Compare(a.ID.String(), b.ID.String()) })
 	return out
 }
 

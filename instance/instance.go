@@ -1,44 +1,54 @@
-package reconcile
+package instance
 
 import (
 	"context"
 	"time"
 )
 
-// InstanceID names one instance of one plug.
-type InstanceID struct {
+// ID names one instance of one plug.
+type ID struct {
 	Plug     string
 	Instance string
 }
 
-func (id InstanceID) String() string { return id.Plug + "/" + id.Instance }
+func (id ID) String() string { return id.Plug + "/" + id.Instance }
 
-// InstanceSpec is everything a runner needs to run one instance, and
-// everything the planner compares to decide whether it must be replaced.
-// It is plain data: rendered from plugs.hcl, the lock and the manifest.
-type InstanceSpec struct {
-	ID       InstanceID
+// Spec is everything a runner needs to run one instance, and everything
+// the planner compares to decide whether it must be replaced. It is plain
+// data, rendered from plugs.hcl, the lock and the manifest with every
+// default already filled: a consumer never substitutes a default of its own.
+//
+// Fields are grouped by concern; a feature that adds fields adds its own
+// commented group at the end.
+type Spec struct {
+	// Identity and provenance.
+	ID       ID
 	UUID     string
 	Version  string
 	Revision string
 	Source   string
 
+	// The process.
 	Dir     string            // working directory: the plugin's runnable tree
 	Command []string          // argv; Command[0] is looked up relative to Dir when it contains a slash
 	Env     map[string]string // the plug's env; the runner adds PLUGS_CONFIG, PLUGS_PLUG, PLUGS_INSTANCE
 
-	// Config is the rendered config.json (secrets included: the runner writes
-	// it with mode 0600 and never logs it). ConfigHash is its sha256, hex.
+	// The rendered config.json.
+	//
+	// Config holds secrets: the runner writes it with mode 0600 and never
+	// logs it. ConfigHash is its sha256, hex. Redacted is Config with secret
+	// values replaced by "(sensitive)", for plans and logs.
 	Config     []byte
 	ConfigHash string
-	// Redacted is Config with secret values replaced by "(sensitive)", for plans and logs.
-	Redacted []byte
+	Redacted   []byte
 
+	// Lifecycle.
 	DependsOn   []string // plug names this instance starts after
 	StopSignal  string   // e.g. "SIGTERM"; "" means SIGTERM
 	StopTimeout time.Duration
 	Restart     RestartPolicy
 
+	// Identity and limits of the process.
 	User, Group string
 	Limits      Limits
 }
@@ -82,10 +92,10 @@ type Exit struct {
 	At     time.Time
 }
 
-// InstanceStatus is the observed state of one instance.
-type InstanceStatus struct {
-	ID        InstanceID
-	Spec      InstanceSpec // the spec it was started with (what Plan compares)
+// Status is the observed state of one instance.
+type Status struct {
+	ID        ID
+	Spec      Spec // the spec it was started with (what Plan compares)
 	State     State
 	Reason    string // why it is in State
 	Since     time.Time
@@ -101,12 +111,20 @@ type Executor interface {
 	// Start starts an instance that is not running. It returns once the
 	// process is spawned (or could not be: the instance is then failed and
 	// the error says why).
-	Start(ctx context.Context, spec InstanceSpec) error
+	Start(ctx context.Context, spec Spec) error
 	// Stop stops an instance and forgets it: stop signal to its process
 	// group, StopTimeout, then SIGKILL. Stopping an unknown instance is a no-op.
-	Stop(ctx context.Context, id InstanceID) error
+	Stop(ctx context.Context, id ID) error
 	// Restart stops and starts an instance with its current spec.
-	Restart(ctx context.Context, id InstanceID) error
+	Restart(ctx context.Context, id ID) error
 	// Observe returns the status of every instance the executor knows.
-	Observe() []InstanceStatus
+	Observe() []Status
+}
+
+// Updater is an optional extension of Executor: it applies settings that the
+// process does not see (stop signal and timeout, restart policy, depends_on,
+// metadata) to a running instance without restarting it. When the executor
+// does not implement it, reconcile.Apply skips Update changes.
+type Updater interface {
+	Update(ctx context.Context, spec Spec) error
 }
