@@ -47,3 +47,51 @@ func TestGoScaffoldBuilds(t *testing.T) {
 		t.Errorf("scaffold not gofmt-clean: %s", out)
 	}
 }
+
+// TestGoScaffoldMatchesModule keeps the scaffold's go.mod and go.sum on the
+// versions this module builds with: the scaffold's own test runs offline, so
+// a version the module cache of a fresh checkout does not hold fails there
+// (the scaffold once pinned golang.org/x/net v0.44.0 after go.mod moved on).
+func TestGoScaffoldMatchesModule(t *testing.T) {
+	mod := readModVersions(t, "../../go.mod")
+	tmpl := readModVersions(t, "templates/go/go.mod.tmpl")
+	for path, v := range tmpl {
+		if want, ok := mod[path]; ok && want != v {
+			t.Errorf("templates/go/go.mod.tmpl: %s %s, go.mod has %s", path, v, want)
+		}
+	}
+	sum, err := os.ReadFile("../../go.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsum, err := os.ReadFile("templates/go/go.sum.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(tsum)), "\n") {
+		if !strings.Contains(string(sum), line+"\n") {
+			t.Errorf("templates/go/go.sum.tmpl line not in go.sum: %s", line)
+		}
+	}
+}
+
+// readModVersions returns the go directive (key "go") and every required
+// module's version of a go.mod file.
+func readModVersions(t *testing.T, file string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		switch {
+		case len(f) >= 2 && f[0] == "go":
+			out["go"] = f[1]
+		case len(f) >= 2 && strings.Contains(f[0], ".") && strings.HasPrefix(f[1], "v"):
+			out[f[0]] = f[1]
+		}
+	}
+	return out
+}
