@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -241,7 +242,7 @@ func BenchmarkConvergeNoChange(b *testing.B) {
 func BenchmarkLoad(b *testing.B) {
 	d := newBenchDeployment(b, benchInstances(b, 1000), sleepCommand)
 	store := fetch.Open(filepath.Join(filepath.Dir(d.file), ".plugs"), fetch.Options{})
-	l := &loader{store: store, broker: func(*spec.Deployment) reconcile.BrokerInfo { return reconcile.BrokerInfo{} }}
+	l := &loader{store: store, broker: func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} }}
 	ctx := context.Background()
 	if _, err := l.load(ctx, d.file, nil); err != nil {
 		b.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/runner"
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -128,7 +129,7 @@ type daemon struct {
 // brokerConn is the MQTT side of the daemon: the publisher, and the
 // embedded broker when plugs.hcl declares none.
 type brokerConn struct {
-	info     reconcile.BrokerInfo
+	info     render.BrokerInfo
 	config   *spec.Broker // the broker block it was made from; nil: embedded
 	embedded *mqtt.Embedded
 	pub      *mqtt.Publisher
@@ -319,7 +320,7 @@ func (d *daemon) startBroker(ctx context.Context) error {
 		}
 		b.embedded = e
 		host, port := splitHostPort(e.Addr())
-		b.info = reconcile.BrokerInfo{URL: e.URL(), Host: host, Port: port}
+		b.info = render.BrokerInfo{URL: e.URL(), Host: host, Port: port}
 		cfg.URL = e.URL()
 	} else {
 		b.info = brokerInfoOf(block)
@@ -349,7 +350,7 @@ func (d *daemon) closeBroker() {
 
 // brokerInfo is what instances are told about the broker: always the one
 // the daemon is connected to.
-func (d *daemon) brokerInfo(dep *spec.Deployment) reconcile.BrokerInfo {
+func (d *daemon) brokerInfo(dep *spec.Deployment) render.BrokerInfo {
 	if !sameBroker(dep.Broker, d.broker.config) {
 		d.log.Warn("the broker block changed; restart the daemon to use the new broker")
 	}
@@ -363,8 +364,8 @@ func sameBroker(a, b *spec.Broker) bool {
 	return a.URL == b.URL && a.Username == b.Username && a.Password == b.Password
 }
 
-func brokerInfoOf(b *spec.Broker) reconcile.BrokerInfo {
-	info := reconcile.BrokerInfo{URL: b.URL, Username: b.Username, Password: b.Password}
+func brokerInfoOf(b *spec.Broker) render.BrokerInfo {
+	info := render.BrokerInfo{URL: b.URL, Username: b.Username, Password: b.Password}
 	if u, err := url.Parse(b.URL); err == nil {
 		info.Host, info.Port = splitHostPort(u.Host)
 	}
@@ -547,7 +548,7 @@ func (d *daemon) record(start time.Time, revision string, err error) error {
 // out, and sources are shown without credentials.
 func (d *daemon) redact(s string) string {
 	if c := d.broker.config; c != nil && c.Password != "" {
-		s = strings.ReplaceAll(s, c.Password, reconcile.Sensitive)
+		s = strings.ReplaceAll(s, c.Password, render.Sensitive)
 	}
 	return s
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -32,7 +32,7 @@ type loader struct {
 	// missing or stale lock entry is resolved and fetched.
 	offline bool
 	// broker returns the broker instances are told about.
-	broker func(d *spec.Deployment) reconcile.BrokerInfo
+	broker func(d *spec.Deployment) render.BrokerInfo
 }
 
 // loaded is a deployment ready to be planned.
@@ -78,18 +78,16 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 	if err != nil {
 		return nil, fetchError(err)
 	}
-	plugins := make(map[string]reconcile.Plugin, len(trees))
+	plugins := make(map[string]render.Plugin, len(trees))
 	var infos []metrics.PluginInfo
 	manifests := map[string]*spec.Manifest{}
 	for name, t := range trees {
-		plugins[name] = reconcile.Plugin{Dir: t.Dir, Source: t.Source, Version: t.Version, Revision: t.Revision, Manifest: t.Manifest}
+		plugins[name] = render.Plugin{Dir: t.Dir, Source: t.Source, Version: t.Version, Revision: t.Revision, Manifest: t.Manifest}
 		manifests[name] = t.Manifest
 		infos = append(infos, metrics.PluginInfo{Plug: name, Version: t.Version, Revision: t.Revision, Source: t.Source})
 	}
-	if diags := spec.CheckPlugs(dep, manifests); diags.HasErrors() {
-		return nil, diagError(parser, diags)
-	}
-	desired, diags := reconcile.Desired(dep, plugins, l.broker(dep))
+	// Params are merged and type-checked once, by the render.
+	desired, diags := render.Desired(dep, plugins, l.broker(dep))
 	if diags.HasErrors() {
 		return nil, diagError(parser, diags)
 	}

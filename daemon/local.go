@@ -15,6 +15,7 @@ import (
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -40,12 +41,12 @@ func (o LocalOptions) loader() *loader {
 
 // defaultBrokerInfo is the broker a daemon would use: the deployment's
 // broker block, else the embedded broker at its default address.
-func defaultBrokerInfo(dep *spec.Deployment) reconcile.BrokerInfo {
+func defaultBrokerInfo(dep *spec.Deployment) render.BrokerInfo {
 	if dep.Broker != nil {
 		return brokerInfoOf(dep.Broker)
 	}
 	host, port := splitHostPort(mqtt.DefaultEmbeddedAddr)
-	return reconcile.BrokerInfo{URL: "tcp://" + mqtt.DefaultEmbeddedAddr, Host: host, Port: port}
+	return render.BrokerInfo{URL: "tcp://" + mqtt.DefaultEmbeddedAddr, Host: host, Port: port}
 }
 
 // PlanLocal plans the deployment against nothing running: every instance is

@@ -7,15 +7,31 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
 )
 
+// broker is the broker every rendered instance is told about.
+var broker = render.BrokerInfo{URL: "tcp://mqtt.example.org:1883", Host: "mqtt.example.org", Port: 1883}
+
+// benchManifest is a plugin with a required, a secret and a defaulted param.
+func benchManifest() *spec.Manifest {
+	return &spec.Manifest{
+		Name: "heart-rate", Version: "1.2.0", Kind: spec.KindScript, Command: []string{"python3", "main.py"},
+		Params: []*spec.ParamSpec{
+			{Name: "device_id", Type: cty.String, Required: true},
+			{Name: "token", Type: cty.String, Secret: true},
+			{Name: "interval", Type: cty.String, Default: cty.StringVal("10s")},
+		},
+	}
+}
+
 // bigDeployment is 1,000 plugs of 3 instances each, sharing one manifest.
-func bigDeployment() (*spec.Deployment, map[string]reconcile.Plugin) {
+func bigDeployment() (*spec.Deployment, map[string]render.Plugin) {
 	d := &spec.Deployment{Host: "edge-01"}
-	plugins := make(map[string]reconcile.Plugin, 1000)
-	m := heartRateManifest()
+	plugins := make(map[string]render.Plugin, 1000)
+	m := benchManifest()
 	for i := range 1000 {
 		name := fmt.Sprintf("plug-%04d", i)
 		p := &spec.Plug{
@@ -34,7 +50,7 @@ func bigDeployment() (*spec.Deployment, map[string]reconcile.Plugin) {
 			})
 		}
 		d.Plugs = append(d.Plugs, p)
-		plugins[name] = reconcile.Plugin{Dir: "/state/plugins/" + name + "/r1", Source: p.Source, Revision: "r1", Manifest: m}
+		plugins[name] = render.Plugin{Dir: "/state/plugins/" + name + "/r1", Source: p.Source, Revision: "r1", Manifest: m}
 	}
 	return d, plugins
 }
@@ -42,7 +58,7 @@ func bigDeployment() (*spec.Deployment, map[string]reconcile.Plugin) {
 func BenchmarkDesired1000x3(b *testing.B) {
 	d, plugins := bigDeployment()
 	for b.Loop() {
-		specs, diags := reconcile.Desired(d, plugins, broker)
+		specs, diags := render.Desired(d, plugins, broker)
 		if diags.HasErrors() || len(specs) != 3000 {
 			b.Fatalf("%d specs, diagnostics %v", len(specs), diags)
 		}
@@ -53,7 +69,7 @@ func BenchmarkDesired1000x3(b *testing.B) {
 // which 10% of them changed a param.
 func BenchmarkPlan1000x3(b *testing.B) {
 	d, plugins := bigDeployment()
-	before, _ := reconcile.Desired(d, plugins, broker)
+	before, _ := render.Desired(d, plugins, broker)
 	observed := make([]instance.Status, len(before))
 	for i, s := range before {
 		observed[i] = running(s)
@@ -65,7 +81,7 @@ func BenchmarkPlan1000x3(b *testing.B) {
 			}
 		}
 	}
-	desired, _ := reconcile.Desired(d, plugins, broker)
+	desired, _ := render.Desired(d, plugins, broker)
 	for b.Loop() {
 		p := reconcile.NewPlan(desired, observed)
 		if _, replace, _ := p.Summary(); replace != 300 {

@@ -6,12 +6,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/render"
 )
 
 func TestConfigDiffShowsSecretChangeRedacted(t *testing.T) {
 	spec := func(token, interval string) *instance.Spec {
 		cfg := "{\n  \"params\": {\n    \"interval\": \"" + interval + "\",\n    \"token\": \"" + token + "\"\n  }\n}\n"
-		red := strings.Replace(cfg, `"`+token+`"`, `"`+Sensitive+`"`, 1)
+		red := strings.Replace(cfg, `"`+token+`"`, `"`+render.Sensitive+`"`, 1)
 		return &instance.Spec{ID: instance.ID{Plug: "p", Instance: "i"}, Config: []byte(cfg), Redacted: []byte(red), ConfigHash: token + interval}
 	}
 	tests := []struct {

@@ -1,9 +1,7 @@
-// Package reconcile turns desired state (a spec.Deployment, its resolved
-// plugins and manifests) and observed state (what an instance.Executor runs) into a
+// Package reconcile turns desired state (the instance.Specs that package
+// render made) and observed state (what an instance.Executor runs) into a
 // Plan, and applies plans through the instance.Executor interface.
 //
-//   - Desired renders one instance.Spec per instance, with its config.json
-//     (Config, secrets included) and a Redacted copy for plans and logs.
 //   - NewPlan is a pure function of desired and observed: per instance a
 //     Create, Replace, Update (in place), Delete or NoOp, with Reasons. Only
 //     what the process can see (config, revision, command, env, directory,
@@ -13,6 +11,7 @@
 //     a failed replace back to the old spec.
 //   - Loop debounces and serialises reconciles on triggers.
 //
-// It does not know how a process is spawned, and imports no process,
-// network or Prometheus package (TestDependencies keeps it so).
+// It does not render specs or read plugs.hcl (it imports no spec, HCL or
+// cty), does not know how a process is spawned, and imports no process,
+// network or Prometheus package (internal/deps keeps it so).
 package reconcile

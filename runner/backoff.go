@@ -7,21 +7,16 @@ import (
 	"github.com/plugs-dev/plugs/instance"
 )
 
-// Default restart policy, as documented in DESIGN.md.
-const (
-	DefaultInitialDelay = time.Second
-	DefaultMaxDelay     = time.Minute
-	DefaultResetAfter   = 5 * time.Minute
-	// jitter is the relative spread applied to every delay: +/-10%.
-	jitter = 0.10
-)
+// jitter is the relative spread applied to every delay: +/-10%.
+const jitter = 0.10
 
 // Backoff decides when a crashed instance is started again. The first
 // crash after a stable run (and the very first crash) restarts at once, as
 // supervisord, runit, pm2 and systemd do; each further consecutive crash
 // waits InitialDelay, doubling up to MaxDelay, with +/-10% jitter. So an
 // instance that fails instantly forever is restarted after 0, 1s, 2s, 4s
-// ... 1m (the defaults): contained, never a busy loop. A run that lasted
+// ... 1m (the defaults, which the render fills in every Spec): contained,
+// never a busy loop. A run that lasted
 // ResetAfter or longer forgets earlier crashes. MaxRestarts 0 never gives
 // up.
 //
@@ -35,19 +30,11 @@ type Backoff struct {
 	Attempt int
 }
 
-// NewBackoff returns a Backoff for p with defaults filled in.
+// NewBackoff returns a Backoff for p, taken as it is: the render filled
+// its defaults. A MaxDelay below InitialDelay is raised to it.
 func NewBackoff(p instance.RestartPolicy) *Backoff {
-	if p.InitialDelay <= 0 {
-		p.InitialDelay = DefaultInitialDelay
-	}
-	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultMaxDelay
-	}
 	if p.MaxDelay < p.InitialDelay {
 		p.MaxDelay = p.InitialDelay
-	}
-	if p.ResetAfter <= 0 {
-		p.ResetAfter = DefaultResetAfter
 	}
 	return &Backoff{Policy: p}
 }

@@ -55,7 +55,7 @@ func TestBackoffSchedule(t *testing.T) {
 
 	// Jitter: +/-10%, exact for a given random value; none on an
 	// immediate restart.
-	b = NewBackoff(instance.RestartPolicy{InitialDelay: time.Second})
+	b = NewBackoff(documentedDefaults)
 	if d, _ := b.Next(now, now, exit, func() float64 { return 0 }); d != 0 {
 		t.Errorf("first delay with jitter = %v, want 0", d)
 	}
@@ -67,12 +67,16 @@ func TestBackoffSchedule(t *testing.T) {
 	}
 }
 
+// documentedDefaults is the restart policy the render fills for a plug
+// without a restart block (render.TestDefaults checks it is).
+var documentedDefaults = instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute}
+
 // TestBackoffDefaultsContainAnInstantCrashLoop feeds the default policy a
 // process that fails the moment it starts, forever: one immediate restart,
 // then 1s doubling to the 1m cap, never giving up, and never two
 // immediate restarts in a row (no busy loop).
 func TestBackoffDefaultsContainAnInstantCrashLoop(t *testing.T) {
-	b := NewBackoff(instance.RestartPolicy{})
+	b := NewBackoff(documentedDefaults)
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var got []time.Duration
 	for range 100 {

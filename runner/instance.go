@@ -21,10 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultStopTimeout is the wait between the stop signal and SIGKILL when
-// the spec sets none.
-const DefaultStopTimeout = 10 * time.Second
-
 // outputGrace bounds how long output is still read after an instance's
 // process group is gone: only a process that left the group can hold the
 // pipe open that long, and it is not waited for.
@@ -431,10 +427,7 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart bool)
 	if err != nil {
 		in.r.log.Warn("bad stop signal, using SIGTERM", "plug", in.id.Plug, "err", err)
 	}
-	timeout := spec.StopTimeout
-	if timeout <= 0 {
-		timeout = DefaultStopTimeout
-	}
+	timeout := spec.StopTimeout // the render filled its default
 	p.signalGroup(sig)
 	expired := make(chan struct{})
 	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })

@@ -174,6 +174,7 @@ func fakeSpec(plug, inst, mode string, args ...string) instance.Spec {
 		Config:      config,
 		ConfigHash:  "hash-" + inst,
 		StopTimeout: 5 * time.Second,
+		Restart:     documentedDefaults,
 	}
 }
 

@@ -1,4 +1,4 @@
-package reconcile
+package render
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/instance"
@@ -41,7 +42,9 @@ type BrokerInfo struct {
 }
 
 // Desired renders the desired instances of d: one instance.Spec per instance of
-// every enabled plug, in declaration order. A plug that plugins does not hold
+// every enabled plug, in declaration order. It is the one place where params
+// are merged and type-checked (spec.InstanceParams) and where every default
+// of an instance is filled; plugs validate, plan, run and setup all call it. A plug that plugins does not hold
 // (not fetched, or not built) or whose params are wrong is reported as a
 // diagnostic and left out; the caller decides whether to apply the rest.
 func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) ([]instance.Spec, hcl.Diagnostics) {
@@ -171,10 +174,6 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 	}
 	sum := sha256.Sum256(config)
 
-	stopTimeout := plug.StopTimeout
-	if stopTimeout <= 0 {
-		stopTimeout = spec.DefaultStopTimeout
-	}
 	return instance.Spec{
 		ID:          id,
 		UUID:        doc.UUID,
@@ -189,8 +188,8 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Redacted:    redacted,
 		DependsOn:   slices.Clone(plug.DependsOn),
 		StopSignal:  m.StopSignal,
-		StopTimeout: stopTimeout,
-		Restart:     restartPolicy(plug.Restart),
+		StopTimeout: StopTimeout(plug.StopTimeout),
+		Restart:     RestartPolicy(plug.Restart),
 		User:        plug.User,
 		Group:       plug.Group,
 		Limits:      instance.Limits(plug.Limits),
@@ -217,17 +216,27 @@ func instanceUUID(host string, id instance.ID, manifestUUID string) string {
 	return newSHA1UUID(plugsNamespace, host+"/"+id.Plug+"/"+id.Instance).String()
 }
 
-// restartPolicy converts a spec restart policy, filling unset durations with
-// the defaults.
-func restartPolicy(p spec.RestartPolicy) instance.RestartPolicy {
+// StopTimeout is the stop timeout of a plug that sets d: d itself, or
+// spec.DefaultStopTimeout when d is zero (unset: plugs.hcl refuses 0s).
+func StopTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return spec.DefaultStopTimeout
+	}
+	return d
+}
+
+// RestartPolicy is the restart policy of a plug's restart block p, with each
+// unset (zero) duration set to spec.DefaultRestartPolicy's. MaxRestarts 0 is
+// its own default: never give up.
+func RestartPolicy(p spec.RestartPolicy) instance.RestartPolicy {
 	def := spec.DefaultRestartPolicy
-	if p.InitialDelay <= 0 {
+	if p.InitialDelay == 0 {
 		p.InitialDelay = def.InitialDelay
 	}
-	if p.MaxDelay <= 0 {
+	if p.MaxDelay == 0 {
 		p.MaxDelay = def.MaxDelay
 	}
-	if p.ResetAfter <= 0 {
+	if p.ResetAfter == 0 {
 		p.ResetAfter = def.ResetAfter
 	}
 	return instance.RestartPolicy(p)

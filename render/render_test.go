@@ -1,4 +1,4 @@
-package reconcile_test
+package render_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/instance"
-	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -77,15 +77,15 @@ func deployment() *spec.Deployment {
 	}
 }
 
-func plugins() map[string]reconcile.Plugin {
-	return map[string]reconcile.Plugin{
+func plugins() map[string]render.Plugin {
+	return map[string]render.Plugin{
 		"heart-rate": {Dir: "/state/plugins/heart-rate/abc", Source: "./plugins/heart-rate", Revision: "abc123", Manifest: heartRateManifest()},
 		"bridge": {Dir: "/state/plugins/bridge/3f2c", Source: "git::https://git.example.org/tools/bridge.git",
 			Version: "v3.1.0", Revision: "3f2c1a9e0b7d4c5a8e6f1b2d3c4a5e6f7a8b9c0d"},
 	}
 }
 
-var broker = reconcile.BrokerInfo{URL: "tcp://mqtt.example.org:1883", Host: "mqtt.example.org", Port: 1883, Username: "plugs", Password: "broker-pw"}
+var broker = render.BrokerInfo{URL: "tcp://mqtt.example.org:1883", Host: "mqtt.example.org", Port: 1883, Username: "plugs", Password: "broker-pw"}
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
@@ -108,7 +108,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestDesiredGolden(t *testing.T) {
-	specs, diags := reconcile.Desired(deployment(), plugins(), broker)
+	specs, diags := render.Desired(deployment(), plugins(), broker)
 	if diags.HasErrors() {
 		t.Fatalf("diagnostics: %v", diags)
 	}
@@ -154,9 +154,9 @@ func TestDesiredGolden(t *testing.T) {
 	}
 
 	// Same inputs, same bytes: nothing is replaced on a reload.
-	again, _ := reconcile.Desired(deployment(), plugins(), broker)
-	if p := reconcile.NewPlan(again, []instance.Status{running(specs[0]), running(specs[1]), running(specs[2])}); !p.Empty() {
-		t.Errorf("rendering twice gives a non-empty plan: %v", summarize(p))
+	again, _ := render.Desired(deployment(), plugins(), broker)
+	if diff := cmp.Diff(specs, again); diff != "" {
+		t.Errorf("rendering twice gives other specs (-first +second):\n%s", diff)
 	}
 }
 
@@ -169,10 +169,10 @@ func TestDesiredDiagnostics(t *testing.T) {
 		&spec.Plug{Name: "no-command", Enabled: true, Instances: []*spec.Instance{{Name: "default"}}},
 	)
 	ps := plugins()
-	ps["no-command"] = reconcile.Plugin{Dir: "/x", Manifest: &spec.Manifest{Name: "no-command"}}
-	ps["off"] = reconcile.Plugin{Dir: "/x"} // disabled: never looked at
+	ps["no-command"] = render.Plugin{Dir: "/x", Manifest: &spec.Manifest{Name: "no-command"}}
+	ps["off"] = render.Plugin{Dir: "/x"} // disabled: never looked at
 
-	specs, diags := reconcile.Desired(d, ps, broker)
+	specs, diags := render.Desired(d, ps, broker)
 	var ids []string
 	for _, s := range specs {
 		ids = append(ids, s.ID.String())
@@ -193,5 +193,29 @@ func TestDesiredDiagnostics(t *testing.T) {
 	}
 	if !strings.Contains(diags[1].Detail, `"unfetched"`) {
 		t.Errorf("missing plugin diagnostic does not name the plug: %s", diags[1].Detail)
+	}
+}
+
+// TestDefaults: a plug that sets no stop timeout and no restart block gets
+// the documented defaults (DESIGN.md: 10s; 1s doubling to 1m, reset after
+// 5m, never give up); what a plug sets is kept as it is.
+func TestDefaults(t *testing.T) {
+	if got := render.StopTimeout(0); got != 10*time.Second {
+		t.Errorf("unset stop timeout = %v, want 10s", got)
+	}
+	if got := render.StopTimeout(250 * time.Millisecond); got != 250*time.Millisecond {
+		t.Errorf("stop timeout 250ms = %v", got)
+	}
+	want := instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute}
+	if diff := cmp.Diff(want, render.RestartPolicy(spec.RestartPolicy{})); diff != "" {
+		t.Errorf("unset restart policy (-want +got):\n%s", diff)
+	}
+	set := spec.RestartPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, ResetAfter: time.Hour, MaxRestarts: 3}
+	if diff := cmp.Diff(instance.RestartPolicy(set), render.RestartPolicy(set)); diff != "" {
+		t.Errorf("a set restart policy is changed (-want +got):\n%s", diff)
+	}
+	partial := render.RestartPolicy(spec.RestartPolicy{MaxDelay: 5 * time.Second})
+	if partial.InitialDelay != time.Second || partial.MaxDelay != 5*time.Second || partial.ResetAfter != 5*time.Minute {
+		t.Errorf("restart block with only max_delay = %+v", partial)
 	}
 }
