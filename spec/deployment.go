@@ -72,6 +72,11 @@ var limitsBlockSchema = &hcl.BodySchema{
 // directory names, MQTT topic levels and metric labels.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
+// MaxNameBytes is the longest plug or instance name: a name is a path
+// element of the state directory and of files named after both names (such
+// as "<plug>-<instance>-*.json"), which must stay within 255 bytes.
+const MaxNameBytes = 100
+
 // LoadDeployment reads and decodes a plugs.hcl. vars are the values given
 // with -var and PLUGS_VAR_, as strings; each is converted to its variable's
 // type. The Deployment is returned, possibly partial, even with errors.
@@ -86,6 +91,12 @@ func (p *Parser) LoadDeployment(filename string, vars map[string]string) (*Deplo
 
 // ParseDeployment decodes plugs.hcl source read from filename.
 func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
+	d, diags := p.parseDeployment(src, filename, vars)
+	return d, finish(diags)
+}
+
+// parseDeployment is ParseDeployment before finish (see output.go).
+func (p *Parser) parseDeployment(src []byte, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
 	f, diags := p.parseHCL(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
@@ -94,7 +105,8 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 	if err != nil {
 		abs = filename
 	}
-	d := &Deployment{Filename: filename, BaseDir: filepath.Dir(abs)}
+	d := &Deployment{Filename: filename, BaseDir: filepath.Dir(abs), secrets: &p.secrets,
+		variableRanges: map[string]hcl.Range{}, paramVars: map[hcl.Range][]string{}}
 	content, cdiags := f.Body.Content(deploymentSchema)
 	diags = append(diags, cdiags...)
 
@@ -102,7 +114,7 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 	for _, b := range content.Blocks {
 		blocks[b.Type] = append(blocks[b.Type], b)
 	}
-	dc := &decoder{p: p, baseDir: d.BaseDir, src: f.Bytes}
+	dc := &decoder{p: p, baseDir: d.BaseDir, src: f.Bytes, dep: d}
 	d.Variables, cdiags = dc.decodeVariables(blocks["variable"], vars)
 	diags = append(diags, cdiags...)
 	dc.ctx, dc.vars = p.evalContext(d.BaseDir, d.Variables), d.Variables
@@ -141,6 +153,7 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 		}
 		seen[plug.Name] = plug
 		d.Plugs = append(d.Plugs, plug)
+		d.markSecrets(plug, plug.Plugin)
 	}
 	diags = append(diags, checkDependencies(d)...)
 	return d, diags
@@ -153,6 +166,7 @@ type decoder struct {
 	ctx     *hcl.EvalContext
 	vars    map[string]cty.Value // the values of var.*, for checking references
 	src     []byte               // the file's source, when known
+	dep     *Deployment          // the deployment being decoded, if any
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -204,6 +218,9 @@ func (dc *decoder) decodeVariables(blocks hcl.Blocks, given map[string]string) (
 			continue
 		}
 		attr, ok := content.Attributes["default"]
+		if ok && dc.dep != nil {
+			dc.dep.variableRanges[name] = attr.Range
+		}
 		if !ok {
 			diags = append(diags, errorf(b.DefRange, "No value for required variable",
 				"The variable %q has no default. Set it with -var %s=VALUE or the environment variable PLUGS_VAR_%s, or give it a default.", name, name, name))
@@ -285,6 +302,20 @@ func (dc *decoder) variables(expr hcl.Expression) []hcl.Traversal {
 		return nil
 	}
 	return expr.Variables()
+}
+
+// varNames returns the names of the variables expr refers to.
+func (dc *decoder) varNames(expr hcl.Expression) []string {
+	var out []string
+	for _, tr := range dc.variables(expr) {
+		if tr.RootName() != "var" || len(tr) < 2 {
+			continue
+		}
+		if step, ok := tr[1].(hcl.TraverseAttr); ok {
+			out = append(out, step.Name)
+		}
+	}
+	return out
 }
 
 // evalAs evaluates attr and converts it to ty. ok is false when the value
@@ -377,6 +408,18 @@ func (dc *decoder) evalStringMap(attr *hcl.Attribute) (map[string]string, hcl.Di
 	return out, diags
 }
 
+// evalPositiveDuration evaluates a duration that must be more than zero:
+// zero is refused (why says why), so that a zero Duration in the decoded
+// types always means "not set" and the render fills the default.
+func (dc *decoder) evalPositiveDuration(attr *hcl.Attribute, why string) (time.Duration, bool, hcl.Diagnostics) {
+	d, ok, diags := dc.evalDuration(attr)
+	if ok && d == 0 {
+		return 0, false, append(diags, errorf(attr.Expr.Range(), "Invalid duration",
+			"The argument %q must be more than 0s: %s. Remove it to take the default, or give a positive duration such as \"100ms\".", attr.Name, why))
+	}
+	return d, ok, diags
+}
+
 // evalDuration evaluates a duration string like "10s".
 func (dc *decoder) evalDuration(attr *hcl.Attribute) (time.Duration, bool, hcl.Diagnostics) {
 	s, ok, diags := dc.evalString(attr)
@@ -406,8 +449,12 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 			return params, ranges, append(diags, errorf(attr.Expr.Range(), "Incorrect attribute value type",
 				"The argument %q must be an object, like { name = \"value\" }.", attr.Name))
 		}
+		refs := dc.varNames(attr.Expr)
 		for k, e := range v.AsValueMap() {
-			params[k], ranges[k] = e, attr.Expr.Range()
+			params[k], ranges[k] = e, attr.Range
+		}
+		if dc.dep != nil && len(refs) > 0 {
+			dc.dep.paramVars[attr.Range] = refs
 		}
 		return params, ranges, diags
 	}
@@ -439,6 +486,11 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 			continue
 		}
 		params[key], ranges[key] = v, rng
+		if dc.dep != nil {
+			if refs := dc.varNames(pair.Value); len(refs) > 0 {
+				dc.dep.paramVars[rng] = refs
+			}
+		}
 	}
 	return params, ranges, diags
 }
@@ -462,6 +514,9 @@ func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 		br.Username, diags = s, append(diags, sdiags...)
 	}
 	if attr, ok := content.Attributes["password"]; ok {
+		if dc.dep != nil {
+			dc.dep.secrets.add(attr.Range)
+		}
 		s, _, sdiags := dc.evalString(attr)
 		br.Password, diags = s, append(diags, sdiags...)
 	}
@@ -470,7 +525,7 @@ func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 
 func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 	plug := &Plug{
-		Name: b.Labels[0], Enabled: true, Restart: DefaultRestartPolicy, StopTimeout: DefaultStopTimeout,
+		Name: b.Labels[0], Enabled: true,
 		Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{},
 		DeclRange: b.DefRange, SourceRange: b.DefRange, VersionRange: b.DefRange,
 	}
@@ -478,6 +533,9 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 	if !validName.MatchString(plug.Name) {
 		diags = append(diags, errorf(b.LabelRanges[0], "Invalid plug name",
 			"A plug name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
+	} else if len(plug.Name) > MaxNameBytes {
+		diags = append(diags, errorf(b.LabelRanges[0], "Plug name too long",
+			"A plug name may have at most %d bytes (this one has %d): it becomes a directory and file name. Shorten it.", MaxNameBytes, len(plug.Name)))
 	}
 	content, cdiags := b.Body.Content(plugBlockSchema)
 	diags = append(diags, cdiags...)
@@ -521,7 +579,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		diags = append(diags, ediags...)
 	}
 	if attr, ok := attrs["stop_timeout"]; ok {
-		d, ok, ddiags := dc.evalDuration(attr)
+		d, ok, ddiags := dc.evalPositiveDuration(attr, "a stop always gives the process time to exit: 0s would SIGKILL it at once, and systemd's meaning (wait forever) would hang every stop")
 		diags = append(diags, ddiags...)
 		if ok {
 			plug.StopTimeout = d
@@ -592,6 +650,9 @@ func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
 	if !validName.MatchString(inst.Name) {
 		diags = append(diags, errorf(b.LabelRanges[0], "Invalid instance name",
 			"An instance name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
+	} else if len(inst.Name) > MaxNameBytes {
+		diags = append(diags, errorf(b.LabelRanges[0], "Instance name too long",
+			"An instance name may have at most %d bytes (this one has %d): it becomes a directory and file name. Shorten it.", MaxNameBytes, len(inst.Name)))
 	}
 	content, cdiags := b.Body.Content(instanceBlockSchema)
 	diags = append(diags, cdiags...)
@@ -607,7 +668,7 @@ func (dc *decoder) decodeRestart(b *hcl.Block, r *RestartPolicy) hcl.Diagnostics
 	content, diags := b.Body.Content(restartBlockSchema)
 	for name, dst := range map[string]*time.Duration{"initial_delay": &r.InitialDelay, "max_delay": &r.MaxDelay, "reset_after": &r.ResetAfter} {
 		if attr, ok := content.Attributes[name]; ok {
-			d, ok, ddiags := dc.evalDuration(attr)
+			d, ok, ddiags := dc.evalPositiveDuration(attr, "a crash loop restarted without any delay would keep a core busy")
 			diags = append(diags, ddiags...)
 			if ok {
 				*dst = d
@@ -621,9 +682,9 @@ func (dc *decoder) decodeRestart(b *hcl.Block, r *RestartPolicy) hcl.Diagnostics
 			r.MaxRestarts = int(min(n, 1<<31-1))
 		}
 	}
-	if r.InitialDelay > r.MaxDelay {
+	if eff := r.WithDefaults(); eff.InitialDelay > eff.MaxDelay {
 		diags = append(diags, errorf(b.DefRange, "Invalid restart policy",
-			"The initial_delay (%s) is longer than max_delay (%s). Make max_delay at least as long as initial_delay.", r.InitialDelay, r.MaxDelay))
+			"The initial_delay (%s) is longer than max_delay (%s). Make max_delay at least as long as initial_delay.", eff.InitialDelay, eff.MaxDelay))
 	}
 	return diags
 }
@@ -664,5 +725,6 @@ func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
 }
 
 // ValidName reports whether s can name a plug, an instance or a plugin:
-// a letter or digit, then letters, digits, '_', '.' and '-'.
-func ValidName(s string) bool { return validName.MatchString(s) }
+// a letter or digit, then letters, digits, '_', '.' and '-', at most
+// MaxNameBytes long.
+func ValidName(s string) bool { return len(s) <= MaxNameBytes && validName.MatchString(s) }

@@ -56,13 +56,18 @@ func scrub(diags hcl.Diagnostics) hcl.Diagnostics {
 }
 
 // Sorted returns diags ordered by file, then position, errors before
-// warnings at the same place; the order in which they were found is kept
+// warnings at the same place, the count of those not shown (see
+// MaxDiagnostics) last; the order in which they were found is kept
 // otherwise. Callers use it for stable output.
 func Sorted(diags hcl.Diagnostics) hcl.Diagnostics {
 	out := append(hcl.Diagnostics(nil), diags...)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].Subject, out[j].Subject
+		_, mi := moreCount(out[i])
+		_, mj := moreCount(out[j])
 		switch {
+		case mi || mj: // "N more diagnostics not shown" comes last
+			return !mi && mj
 		case a == nil || b == nil:
 			return a == nil && b != nil
 		case a.Filename != b.Filename:

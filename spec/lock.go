@@ -41,6 +41,12 @@ func (p *Parser) LoadLock(filename string) (*Lock, hcl.Diagnostics) {
 
 // ParseLock decodes plugs.lock.hcl source read from filename.
 func (p *Parser) ParseLock(src []byte, filename string) (*Lock, hcl.Diagnostics) {
+	l, diags := p.parseLock(src, filename)
+	return l, finish(diags)
+}
+
+// parseLock is ParseLock before finish (see output.go).
+func (p *Parser) parseLock(src []byte, filename string) (*Lock, hcl.Diagnostics) {
 	f, diags := p.parseHCL(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
@@ -81,6 +87,11 @@ func (p *Parser) ParseLock(src []byte, filename string) (*Lock, hcl.Diagnostics)
 // constraint no longer match plugs.hcl, plugs without an entry and entries
 // without a plug are warnings (plugs lock fixes them).
 func CheckLock(d *Deployment, l *Lock) hcl.Diagnostics {
+	return finish(checkLock(d, l))
+}
+
+// checkLock is CheckLock before finish (see output.go).
+func checkLock(d *Deployment, l *Lock) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, plug := range d.Plugs {
 		lp, ok := l.Plugs[plug.Name]

@@ -30,6 +30,7 @@ var pluginBlockSchema = &hcl.BodySchema{
 		{Name: "version"}, {Name: "uuid"}, {Name: "description"}, {Name: "instructions"},
 		{Name: "kind"}, {Name: "command", Required: true}, {Name: "build"}, {Name: "setup"},
 		{Name: "setup_required"}, {Name: "exports"}, {Name: "stop_signal"}, {Name: "permissions"},
+		{Name: "author"}, {Name: "license"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "param", LabelNames: []string{"name"}}, {Type: "hooks"}},
 }
@@ -66,6 +67,12 @@ func (p *Parser) LoadManifest(dir string) (*Manifest, hcl.Diagnostics) {
 // ParseManifest decodes manifest source read from filename: JSON when the
 // name ends in .json, native HCL otherwise.
 func (p *Parser) ParseManifest(src []byte, filename string) (*Manifest, hcl.Diagnostics) {
+	m, diags := p.parseManifest(src, filename)
+	return m, finish(diags)
+}
+
+// parseManifest is ParseManifest before finish (see output.go).
+func (p *Parser) parseManifest(src []byte, filename string) (*Manifest, hcl.Diagnostics) {
 	if strings.HasSuffix(filename, ".json") {
 		return p.parseManifestJSON(src, filename)
 	}
@@ -94,7 +101,8 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 	content, diags := body.Content(pluginBlockSchema)
 	attrs := content.Attributes
 	for attrName, dst := range map[string]*string{"version": &m.Version, "uuid": &m.UUID, "description": &m.Description,
-		"instructions": &m.Instructions, "kind": &m.Kind, "exports": &m.Exports, "stop_signal": &m.StopSignal} {
+		"instructions": &m.Instructions, "kind": &m.Kind, "exports": &m.Exports, "stop_signal": &m.StopSignal,
+		"author": &m.Author, "license": &m.License} {
 		if attr, ok := attrs[attrName]; ok {
 			s, ok, sdiags := dc.evalString(attr)
 			diags = append(diags, sdiags...)
@@ -124,6 +132,9 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 					"The %s argument must list a program and its arguments, like [\"python3\", \"main.py\"].", attrName))
 			}
 		}
+	}
+	if attr, ok := attrs["permissions"]; ok && len(m.Permissions) > 0 {
+		diags = append(diags, permissionsNotEnforced(attr.NameRange))
 	}
 	if attr, ok := attrs["setup_required"]; ok {
 		v, _, bdiags := dc.evalBool(attr)
@@ -205,6 +216,13 @@ func (dc *decoder) decodeParamBlock(b *hcl.Block) (*ParamSpec, hcl.Diagnostics) 
 		}
 	}
 	return ps, diags
+}
+
+// permissionsNotEnforced is the warning for declared permissions, until the
+// sandbox enforces them.
+func permissionsNotEnforced(rng hcl.Range) *hcl.Diagnostic {
+	return warnf(rng, "Permissions are not enforced",
+		"This plugs does not enforce a plugin's permissions yet: the plugin runs with the rights of its user. Run it as a dedicated user (user = \"...\" in plugs.hcl) to limit what it can do.")
 }
 
 // convertParamDefault converts a default to the param's type; for "any"

@@ -18,9 +18,12 @@ var (
 		"cli command", "cli args", "config requirement", "config cli command", "config cli args",
 		"mqtt data export type", "configParams"}
 	mobileOpsFields = []string{"name", "version", "description", "type", "entry_point",
-		"configuration", "hooks", "permissions"}
+		"configuration", "hooks", "permissions", "author", "license", "dependencies",
+		"compatibility", "installed_at", "setup_required"}
 	// mobileOpsOnly are the fields that tell the MobileOps shape apart.
-	mobileOpsOnly = []string{"entry_point", "configuration", "hooks", "permissions"}
+	mobileOpsOnly = []string{"entry_point", "configuration", "hooks", "permissions", "compatibility", "installed_at", "setup_required", "dependencies"}
+	// compatibilityFields are the fields of MobileOps "compatibility".
+	compatibilityFields = []string{"platform_version", "python_version"}
 	// configParamFields are the fields of one mHealth configParams entry.
 	configParamFields = []string{"name", "type", "required", "default", "description", "secret"}
 )
@@ -76,10 +79,16 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 				"The plugin.json has no \"cli command\": add the program that runs the plugin, like \"cli command\": \"python3\", \"cli args\": [\"main.py\"]."))
 		}
 	} else {
-		m.Command = j.words("entry_point")
+		m.Command = entryPoint(j.words("entry_point"))
 		m.Params = j.configuration("configuration")
 		m.Hooks = j.hooks("hooks")
 		m.Permissions = j.words("permissions")
+		m.Author = j.author("author")
+		m.License = j.str("license")
+		m.Dependencies = j.dependencies("dependencies")
+		m.Compatibility = j.compatibility("compatibility")
+		m.InstalledAt = j.str("installed_at")
+		m.SetupRequired = j.boolean("setup_required")
 		if len(m.Command) == 0 {
 			j.diags = append(j.diags, errorf(m.DeclRange, "Missing plugin command",
 				"The plugin.json has no \"entry_point\": add the command that runs the plugin, like \"entry_point\": \"python3 main.py\"."))
@@ -88,7 +97,130 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 	if m.Name == "" {
 		j.diags = append(j.diags, errorf(m.DeclRange, "Missing plugin name", "The plugin.json has no \"name\": add the plugin's name."))
 	}
+	if a, ok := attrs["permissions"]; ok && len(m.Permissions) > 0 {
+		j.diags = append(j.diags, permissionsNotEnforced(a.NameRange))
+	}
 	return m, append(diags, j.diags...)
+}
+
+// entryPoint turns a MobileOps entry_point into a command. MobileOps runs
+// `cd <plugin dir>; ./<entry_point>`: a single word naming a file is run
+// from the plugin's folder; a Python script through python3 (what MobileOps
+// users expect, so a main.py without its run bit or a shebang still runs).
+// Longer commands ("python3 main.py --v") are taken as written.
+func entryPoint(words []string) []string {
+	if len(words) != 1 || strings.ContainsAny(words[0], "/\\") {
+		return words
+	}
+	if strings.HasSuffix(words[0], ".py") {
+		return []string{"python3", words[0]}
+	}
+	return []string{"./" + words[0]}
+}
+
+// author decodes "author": a string, or an object with name and email.
+func (j *jsonManifest) author(name string) string {
+	v, a := j.value(name)
+	if a == nil {
+		return ""
+	}
+	if v.Type() == cty.String {
+		return v.AsString()
+	}
+	if v.Type().IsObjectType() {
+		var parts []string
+		for _, k := range []string{"name", "email"} {
+			if v.Type().HasAttribute(k) {
+				if e := v.GetAttr(k); !e.IsNull() && e.Type() == cty.String && e.AsString() != "" {
+					if k == "email" {
+						parts = append(parts, "<"+e.AsString()+">")
+					} else {
+						parts = append(parts, e.AsString())
+					}
+				}
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	j.wrongType(a, "a string, or an object with name and email")
+	return ""
+}
+
+// dependencies decodes MobileOps "dependencies": a list of pip requirement
+// specifiers (["requests>=2.31", "paho-mqtt"]), or an object of package
+// names and version specifiers ({"requests": ">=2.31", "paho-mqtt": "*"}).
+func (j *jsonManifest) dependencies(name string) []string {
+	a, ok := j.attrs[name]
+	if !ok {
+		return nil
+	}
+	if pairs, ok := stringPairs(a.Expr); ok {
+		var out []string
+		for _, pair := range pairs {
+			v, vdiags := pair.value.Value(nil)
+			j.diags = append(j.diags, vdiags...)
+			if vdiags.HasErrors() {
+				continue
+			}
+			if v.IsNull() || v.Type() != cty.String {
+				j.diags = append(j.diags, errorf(pair.value.Range(), "Incorrect field type", "The version of dependency %q must be a string such as \">=2.31\" or \"*\".", pair.key))
+				continue
+			}
+			spec := strings.TrimSpace(v.AsString())
+			if spec == "*" || spec == "" {
+				spec = ""
+			} else if spec[0] >= '0' && spec[0] <= '9' {
+				spec = "==" + spec
+			}
+			out = append(out, pair.key+spec)
+		}
+		return out
+	}
+	return j.words(name)
+}
+
+// compatibility decodes MobileOps "compatibility": the plugs (platform) and
+// python3 versions the plugin needs, as version constraints.
+func (j *jsonManifest) compatibility(name string) Compatibility {
+	var c Compatibility
+	a, ok := j.attrs[name]
+	if !ok {
+		return c
+	}
+	pairs, ok := stringPairs(a.Expr)
+	if !ok {
+		j.wrongType(a, "an object with platform_version and python_version")
+		return c
+	}
+	for _, pair := range pairs {
+		v, vdiags := pair.value.Value(nil)
+		j.diags = append(j.diags, vdiags...)
+		if vdiags.HasErrors() || v.IsNull() {
+			continue
+		}
+		var dst *string
+		var rng *hcl.Range
+		switch pair.key {
+		case "platform_version":
+			dst, rng = &c.PlatformVersion, &c.PlatformVersionRange
+		case "python_version":
+			dst, rng = &c.PythonVersion, &c.PythonVersionRange
+		default:
+			j.diags = append(j.diags, warnf(pair.keyRange, "Unknown compatibility field", "The field %q of compatibility is not one of %s and is ignored.%s",
+				pair.key, strings.Join(compatibilityFields, ", "), didYouMean(pair.key, compatibilityFields)))
+			continue
+		}
+		if v.Type() != cty.String {
+			j.diags = append(j.diags, errorf(pair.value.Range(), "Incorrect field type", "The field %q must be a version constraint string such as \">=3.9\".", pair.key))
+			continue
+		}
+		*dst, *rng = v.AsString(), pair.value.Range()
+		if _, err := parseLooseConstraint(*dst); err != nil {
+			j.diags = append(j.diags, errorf(pair.value.Range(), "Invalid version constraint",
+				"The %s %q is not a version constraint: write one such as \">=3.9\", \">= 1.0, < 2.0\" or \"3.11\".", pair.key, *dst))
+		}
+	}
+	return c
 }
 
 // value evaluates an attribute as a JSON literal.
@@ -286,6 +418,17 @@ func (j *jsonManifest) configParams(name string) []*ParamSpec {
 	}
 	if elems, diags := hcl.ExprList(a.Expr); !diags.HasErrors() {
 		for _, e := range elems {
+			if v, vdiags := e.Value(nil); !vdiags.HasErrors() && v.Type() == cty.String && !v.IsNull() {
+				// A name alone ("the parameter names to config"): a string,
+				// required when the plugin requires configuration.
+				ps := &ParamSpec{Name: v.AsString(), Type: cty.String, Required: j.boolean("config requirement"), DeclRange: e.Range()}
+				if ps.Name == "" {
+					j.diags = append(j.diags, errorf(e.Range(), "Missing param name", "A configParams name cannot be empty."))
+					continue
+				}
+				add(ps)
+				continue
+			}
 			add(j.configParam(e, ""))
 		}
 		return out
@@ -306,7 +449,7 @@ func (j *jsonManifest) configParams(name string) []*ParamSpec {
 func (j *jsonManifest) configParam(expr hcl.Expression, name string) *ParamSpec {
 	pairs, ok := stringPairs(expr)
 	if !ok {
-		j.diags = append(j.diags, errorf(expr.Range(), "Invalid param", "Each configParams entry must be an object like {\"name\": \"device_id\", \"type\": \"string\", \"required\": true}."))
+		j.diags = append(j.diags, errorf(expr.Range(), "Invalid param", "Each configParams entry must be a name (\"device_id\") or an object like {\"name\": \"device_id\", \"type\": \"string\", \"required\": true}."))
 		return nil
 	}
 	fields := map[string]cty.Value{}

@@ -11,6 +11,12 @@ import (
 // checked against the manifest and converted to its declared type.
 // Diagnostics point at plugs.hcl and never contain a param's value.
 func InstanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
+	params, diags := instanceParams(plug, inst, m)
+	return params, finish(diags)
+}
+
+// instanceParams is InstanceParams before finish (see output.go).
+func instanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
 	out := map[string]cty.Value{}
 	for _, ps := range m.Params {
 		if ps.Default != cty.NilVal {
@@ -70,15 +76,21 @@ func mergeParams(out, params map[string]cty.Value, ranges map[string]hcl.Range, 
 // manifest is in manifests (keyed by plug name). A plug-level mistake is
 // reported once, not once per instance.
 func CheckPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
+	return finish(checkPlugs(d, manifests))
+}
+
+// checkPlugs is CheckPlugs before finish (see output.go).
+func checkPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, plug := range d.Plugs {
 		m := manifests[plug.Name]
 		if m == nil {
 			continue
 		}
+		d.markSecrets(plug, m)
 		seen := map[string]bool{}
 		for _, inst := range plug.Instances {
-			_, idiags := InstanceParams(plug, inst, m)
+			_, idiags := instanceParams(plug, inst, m)
 			for _, diag := range idiags {
 				key := diag.Summary + "\x00" + diag.Detail
 				if diag.Subject != nil {

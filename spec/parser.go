@@ -1,10 +1,13 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -17,11 +20,21 @@ import (
 // Load re-reads its file. A Parser is not safe for concurrent use.
 type Parser struct {
 	files map[string]*hcl.File
+	// secrets are the lines of the deployments it decoded that Files blanks.
+	secrets secretRanges
 
 	// Hostname returns the default host of a deployment that sets none.
 	Hostname func() (string, error)
 	// Getenv backs the env() function; nil means os.Getenv.
 	Getenv func(string) string
+
+	// PlugsVersion is the version of this plugs, for a manifest's
+	// compatibility.platform_version; "" when unknown (a development build).
+	PlugsVersion string
+	// Python3Version returns the version of the python3 that runs plugins
+	// ("3.11.2"), for a manifest's compatibility.python_version; nil: not
+	// checked (spec runs no programs: the caller provides it).
+	Python3Version func() (string, error)
 }
 
 // NewParser returns a Parser using the machine's hostname and environment.
@@ -29,14 +42,34 @@ func NewParser() *Parser {
 	return &Parser{files: map[string]*hcl.File{}, Hostname: os.Hostname, Getenv: os.Getenv}
 }
 
-// Files returns every file read so far, by filename, for rendering diagnostics.
+// Files returns every file read so far, by filename, for rendering
+// diagnostics. Their bytes are for display only (see output.go): control
+// bytes are '?', and the lines that assign a secret are blank, once the
+// manifest that marks the param secret is known (an inline plugin block at
+// decode time, any other through CheckPlugs, LoadManifests or Validate).
+// Byte offsets match the source, so every range stays right.
 func (p *Parser) Files() map[string]*hcl.File {
-	return p.files
+	out := make(map[string]*hcl.File, len(p.files))
+	for name, f := range p.files {
+		out[name] = &hcl.File{Body: f.Body, Bytes: displayBytes(f.Bytes, p.secrets.of(name)), Nav: f.Nav}
+	}
+	return out
 }
 
-// readFile reads filename, turning a failure into a diagnostic.
+// MaxFileBytes is the largest plugs.hcl, manifest or lock plugs reads: a
+// deployment of 1,000 plugs with 3 instances each is about 600 KB, and
+// decoding takes about 20 times a file's size in memory.
+const MaxFileBytes = 4 << 20
+
+// readFile reads filename, turning a failure into a diagnostic. Anything
+// but a regular file (a FIFO, a device, a folder) is refused before it is
+// opened, so that reading never blocks, and so is a file over MaxFileBytes.
 func (p *Parser) readFile(filename, what string) ([]byte, hcl.Diagnostics) {
-	src, err := os.ReadFile(filename)
+	src, err := readRegularFile(filename, MaxFileBytes)
+	var tooBig *fileTooBigError
+	if errors.As(err, &tooBig) {
+		return nil, hcl.Diagnostics{tooBigDiag(filename, what, tooBig.size)}
+	}
 	if err != nil {
 		summary, detail := "Failed to read file", fmt.Sprintf("The %s %q could not be read: %s.", what, filename, err)
 		if os.IsNotExist(err) {
@@ -48,8 +81,52 @@ func (p *Parser) readFile(filename, what string) ([]byte, hcl.Diagnostics) {
 	return src, nil
 }
 
+func tooBigDiag(filename, what string, size int64) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large",
+		Detail: fmt.Sprintf("The %s %q has %d bytes; plugs reads at most %d (%d MiB). Is it the right file?", what, filename, size, MaxFileBytes, MaxFileBytes>>20)}
+}
+
+type fileTooBigError struct{ size int64 }
+
+func (e *fileTooBigError) Error() string { return fmt.Sprintf("%d bytes is too large", e.size) }
+
+// readRegularFile reads a regular file of at most max bytes. It looks at
+// the file's type before opening it (opening a FIFO blocks), and reads no
+// more than max+1 bytes whatever the file grows to meanwhile.
+func readRegularFile(filename string, max int64) ([]byte, error) {
+	st, err := os.Stat(filename)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	if st.Size() > max {
+		return nil, &fileTooBigError{st.Size()}
+	}
+	f, err := os.OpenFile(filename, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, &fileTooBigError{int64(len(b))}
+	}
+	return b, nil
+}
+
 // parseHCL parses src as native HCL syntax and remembers the file.
 func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if int64(len(src)) > MaxFileBytes {
+		return nil, hcl.Diagnostics{tooBigDiag(filename, "file", int64(len(src)))}
+	}
 	if diags := checkNestingHCL(src, filename); diags != nil {
 		return nil, diags
 	}
@@ -62,6 +139,9 @@ func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnosti
 
 // parseJSON parses src as HCL's JSON syntax and remembers the file.
 func (p *Parser) parseJSON(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if int64(len(src)) > MaxFileBytes {
+		return nil, hcl.Diagnostics{tooBigDiag(filename, "file", int64(len(src)))}
+	}
 	if diags := checkNestingJSON(src, filename); diags != nil {
 		return nil, diags
 	}
@@ -80,10 +160,10 @@ func IsLocalSource(source string) bool {
 }
 
 // IsArchiveSource reports whether a plug source names an archive file
-// (.zip, .tar.gz, .tgz, .tar), local or remote.
+// (.zip, .fp, .tar.gz, .tgz, .tar), local or remote.
 func IsArchiveSource(source string) bool {
 	s := strings.ToLower(source)
-	for _, ext := range []string{".zip", ".tar.gz", ".tgz", ".tar"} {
+	for _, ext := range []string{".zip", ".fp", ".tar.gz", ".tgz", ".tar"} {
 		if strings.HasSuffix(s, ext) {
 			return true
 		}

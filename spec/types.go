@@ -23,6 +23,13 @@ type Deployment struct {
 	Plugs  []*Plug // in declaration order
 
 	Variables map[string]cty.Value
+
+	// secrets are the lines Parser.Files blanks (see markSecrets);
+	// variableRanges the default of each variable, paramVars the variables
+	// each param's value refers to, by the param's range.
+	secrets        *secretRanges
+	variableRanges map[string]hcl.Range
+	paramVars      map[hcl.Range][]string
 }
 
 // Plug returns the plug named name, or nil.
@@ -44,11 +51,13 @@ type Broker struct {
 	DeclRange hcl.Range
 }
 
-// RestartPolicy is the restart block of a plug.
+// RestartPolicy is the restart block of a plug. A zero duration is one the
+// plug does not set (plugs.hcl refuses 0s): the render fills the default,
+// see WithDefaults.
 type RestartPolicy struct {
-	InitialDelay time.Duration // default 1s
-	MaxDelay     time.Duration // default 1m
-	ResetAfter   time.Duration // default 5m
+	InitialDelay time.Duration // unset: 1s
+	MaxDelay     time.Duration // unset: 1m
+	ResetAfter   time.Duration // unset: 5m
 	// MaxRestarts is the number of consecutive failed restarts after which the
 	// instance is left failed; 0 means never give up (the default).
 	MaxRestarts int
@@ -56,6 +65,20 @@ type RestartPolicy struct {
 
 // DefaultRestartPolicy is the policy of a plug without a restart block.
 var DefaultRestartPolicy = RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute}
+
+// WithDefaults returns r with its unset durations set to the defaults.
+func (r RestartPolicy) WithDefaults() RestartPolicy {
+	if r.InitialDelay == 0 {
+		r.InitialDelay = DefaultRestartPolicy.InitialDelay
+	}
+	if r.MaxDelay == 0 {
+		r.MaxDelay = DefaultRestartPolicy.MaxDelay
+	}
+	if r.ResetAfter == 0 {
+		r.ResetAfter = DefaultRestartPolicy.ResetAfter
+	}
+	return r
+}
 
 // DefaultStopTimeout is how long a stop waits after the stop signal before SIGKILL.
 const DefaultStopTimeout = 10 * time.Second
@@ -75,9 +98,12 @@ type Plug struct {
 	// DependsOnRanges holds the range of each DependsOn entry.
 	DependsOnRanges []hcl.Range
 	Env             map[string]string
-	StopTimeout     time.Duration
-	Restart         RestartPolicy
-	Enabled         bool
+	// StopTimeout is zero when the plug does not set it (plugs.hcl refuses
+	// 0s): the render fills DefaultStopTimeout.
+	StopTimeout time.Duration
+	// Restart holds what the restart block sets; zero fields are unset.
+	Restart RestartPolicy
+	Enabled bool
 
 	// Plugin is an inline manifest (plugin {} block); nil when the plugin
 	// ships its own plugin.hcl or plugin.json.
@@ -144,6 +170,16 @@ type Manifest struct {
 	Hooks         Hooks
 	Permissions   []string
 
+	// Shown by plugs status PLUG and the API; not used to run the plugin.
+	Author      string // MobileOps author, plugin.hcl author
+	License     string
+	InstalledAt string // MobileOps installed_at, as the installer wrote it
+	// Dependencies are pip requirement specifiers (MobileOps dependencies),
+	// installed by plugs build into <tree>/.deps with requirements.txt.
+	Dependencies []string
+	// Compatibility are the versions the plugin needs, checked by Validate.
+	Compatibility Compatibility
+
 	Format    string // one of the Format constants
 	Filename  string
 	DeclRange hcl.Range
@@ -157,6 +193,13 @@ func (m *Manifest) Param(name string) *ParamSpec {
 		}
 	}
 	return nil
+}
+
+// Compatibility is MobileOps "compatibility": version constraints on plugs
+// itself (platform_version) and on the python3 that runs the plugin.
+type Compatibility struct {
+	PlatformVersion, PythonVersion           string
+	PlatformVersionRange, PythonVersionRange hcl.Range
 }
 
 // Hooks are lifecycle commands (from the MobileOps shape or plugin.hcl).

@@ -19,6 +19,12 @@ type Validation struct {
 // every manifest it can reach (see LoadManifests), then checks the params
 // of every instance against them.
 func (p *Parser) Validate(filename string, vars map[string]string, stateDir string) (*Validation, hcl.Diagnostics) {
+	v, diags := p.validate(filename, vars, stateDir)
+	return v, finish(diags)
+}
+
+// validate is Validate before finish (see output.go).
+func (p *Parser) validate(filename string, vars map[string]string, stateDir string) (*Validation, hcl.Diagnostics) {
 	d, diags := p.LoadDeployment(filename, vars)
 	v := &Validation{Deployment: d}
 	if d == nil {
@@ -46,6 +52,12 @@ func (p *Parser) Validate(filename string, vars map[string]string, stateDir stri
 // whose manifest is not fetched yet gets a warning; l and stateDir may be
 // nil and "".
 func (p *Parser) LoadManifests(d *Deployment, l *Lock, stateDir string) (map[string]*Manifest, hcl.Diagnostics) {
+	m, diags := p.loadManifests(d, l, stateDir)
+	return m, finish(diags)
+}
+
+// loadManifests is LoadManifests before finish (see output.go).
+func (p *Parser) loadManifests(d *Deployment, l *Lock, stateDir string) (map[string]*Manifest, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	out := map[string]*Manifest{}
 	for _, plug := range d.Plugs {
@@ -84,6 +96,8 @@ func (p *Parser) LoadManifests(d *Deployment, l *Lock, stateDir string) (map[str
 		diags = append(diags, mdiags...)
 		if m != nil && !mdiags.HasErrors() {
 			out[plug.Name] = m
+			diags = append(diags, checkCommandFile(dir, m, plug.SourceRange)...)
+			diags = append(diags, p.checkCompatibility(m, plug.SourceRange)...)
 		}
 	}
 	return out, diags

@@ -1,0 +1,226 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// What leaves the process: diagnostics are printed to terminals, written to
+// the daemon's log, shown by plugs status and published on MQTT. The rules
+// of this file hold for every diagnostic a Parser or CheckPlugs returns and
+// for every snippet rendered from Parser.Files:
+//
+//   - no raw control bytes: a control character of a message is written as
+//     \xNN, one of a file's snippet as '?' (so byte offsets stay valid);
+//   - at most MaxDiagnostics, then one "more diagnostics not shown";
+//   - a line of plugs.hcl that assigns a param its manifest marks secret,
+//     the broker password, or the default of a variable a secret param
+//     takes its value from is blank in Files.
+
+// MaxDiagnostics is how many diagnostics one call returns at most; the rest
+// are counted in a last diagnostic, "N more diagnostics not shown".
+const MaxDiagnostics = 100
+
+const moreSummary = "More diagnostics not shown"
+
+// finish sanitizes and caps diagnostics on their way out of the package.
+func finish(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		d.Summary = sanitizeText(d.Summary, false)
+		d.Detail = sanitizeText(d.Detail, true)
+	}
+	return capDiagnostics(diags)
+}
+
+// capDiagnostics keeps the first MaxDiagnostics diagnostics and replaces the
+// rest (with the counts of earlier caps) by one summary diagnostic, an error
+// when any of those left out is one.
+func capDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	var kept hcl.Diagnostics
+	hidden, hiddenErr := 0, false
+	for _, d := range diags {
+		if n, ok := moreCount(d); ok {
+			hidden += n
+			hiddenErr = hiddenErr || d.Severity == hcl.DiagError
+			continue
+		}
+		if len(kept) < MaxDiagnostics {
+			kept = append(kept, d)
+			continue
+		}
+		hidden++
+		hiddenErr = hiddenErr || d.Severity == hcl.DiagError
+	}
+	if hidden == 0 {
+		return diags
+	}
+	sev := hcl.DiagWarning
+	if hiddenErr {
+		sev = hcl.DiagError
+	}
+	return append(kept, &hcl.Diagnostic{Severity: sev, Summary: moreSummary,
+		Detail: fmt.Sprintf("%d more diagnostics were found and are not shown. Fix the ones above and run plugs validate again.", hidden)})
+}
+
+// moreCount tells the summary diagnostic of capDiagnostics and its count.
+func moreCount(d *hcl.Diagnostic) (int, bool) {
+	if d.Summary != moreSummary || d.Subject != nil {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(d.Detail, "%d more", &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// sanitizeText writes every control character of s (but newlines and tabs
+// when multiline) as \xNN or \uNNNN, and invalid UTF-8 as \xNN.
+func sanitizeText(s string, multiline bool) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unsafeRune(r, multiline) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r, multiline):
+			if r < 0x100 {
+				fmt.Fprintf(&b, `\x%02x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune, multiline bool) bool {
+	if r == '\t' || (multiline && r == '\n') {
+		return false
+	}
+	// Cc (C0, DEL, C1), and the bidirectional controls that reorder text.
+	return unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+}
+
+// displayBytes is src as a snippet may show it: control bytes and invalid
+// UTF-8 as '?', C1 controls and bidirectional controls as as many '?' as
+// they have bytes, every line that overlaps one of blank as spaces. It has
+// the length of src and the same newlines, so ranges into src stay right.
+func displayBytes(src []byte, blank []hcl.Range) []byte {
+	out := make([]byte, len(src))
+	copy(out, src)
+	for i := 0; i < len(out); {
+		c := out[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				out[i] = '?'
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(out[i:])
+		if r == utf8.RuneError || unsafeRune(r, false) {
+			for j := range n {
+				out[i+j] = '?'
+			}
+		}
+		i += n
+	}
+	for _, rng := range blank {
+		start, end := rng.Start.Byte, rng.End.Byte
+		if start < 0 || end > len(out) || start > end {
+			continue
+		}
+		for start > 0 && out[start-1] != '\n' {
+			start--
+		}
+		for end < len(out) && out[end] != '\n' {
+			end++
+		}
+		for i := start; i < end; i++ {
+			if out[i] != '\n' && out[i] != '\r' {
+				out[i] = ' '
+			}
+		}
+	}
+	return out
+}
+
+// secretRanges collects, per file, the ranges of plugs.hcl whose lines must
+// not be shown. It is safe for concurrent use.
+type secretRanges struct {
+	mu     sync.Mutex
+	ranges map[string][]hcl.Range
+}
+
+func (s *secretRanges) add(rng hcl.Range) {
+	if rng.Filename == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ranges == nil {
+		s.ranges = map[string][]hcl.Range{}
+	}
+	for _, r := range s.ranges[rng.Filename] {
+		if r == rng {
+			return
+		}
+	}
+	s.ranges[rng.Filename] = append(s.ranges[rng.Filename], rng)
+}
+
+func (s *secretRanges) of(filename string) []hcl.Range {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]hcl.Range(nil), s.ranges[filename]...)
+}
+
+// markSecrets records the lines of d that assign a param m marks secret
+// (and the defaults of the variables such a param refers to), so that
+// Files never shows them.
+func (d *Deployment) markSecrets(plug *Plug, m *Manifest) {
+	if d == nil || d.secrets == nil || m == nil {
+		return
+	}
+	secret := SecretParams(m)
+	if len(secret) == 0 {
+		return
+	}
+	mark := func(ranges map[string]hcl.Range) {
+		for name := range secret {
+			rng, ok := ranges[name]
+			if !ok {
+				continue
+			}
+			d.secrets.add(rng)
+			for _, v := range d.paramVars[rng] {
+				if vr, ok := d.variableRanges[v]; ok {
+					d.secrets.add(vr)
+				}
+			}
+		}
+	}
+	mark(plug.ParamRanges)
+	for _, inst := range plug.Instances {
+		mark(inst.ParamRanges)
+	}
+}

@@ -1,0 +1,166 @@
+package spec
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// render writes diags the way the CLI and the daemon do.
+func render(t *testing.T, p *Parser, diags hcl.Diagnostics) string {
+	t.Helper()
+	var buf bytes.Buffer
+	wr := hcl.NewDiagnosticTextWriter(&buf, p.Files(), 78, false)
+	if err := wr.WriteDiagnostics(Sorted(diags)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+const secretDeployment = `variable "tok" { default = "v4r-s3cret" }
+broker {
+  url      = "tcp://127.0.0.1:1883"
+  password = "br0ker-s3cret"
+}
+plug "a" {
+  source = "./a"
+  params = { token = "l1teral-s3cret", bogus = 1 }
+  instance "i" { params = { token = var.tok, bogus2 = 2 } }
+  plugin {
+    command = ["./a"]
+    param "token" {
+      type   = string
+      secret = true
+    }
+  }
+}
+plug "b" {
+  source = "./b"
+  params = { key = "fetched-s3cret", nope = 3 }
+}
+`
+
+// TestSecretLinesBlankInSnippets: a diagnostic on a line that assigns a
+// secret param (inline manifest at decode time, a fetched one through
+// CheckPlugs), the broker password and the default of a variable a secret
+// param takes never show their values in a rendered snippet.
+func TestSecretLinesBlankInSnippets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plugs.hcl")
+	if err := os.WriteFile(file, []byte(secretDeployment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser()
+	d, diags := p.LoadDeployment(file, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	fetched := &Manifest{Name: "b", Params: []*ParamSpec{{Name: "key", Type: cty.String, Secret: true}}}
+	diags = CheckPlugs(d, map[string]*Manifest{"a": d.Plugs[0].Plugin, "b": fetched})
+	if len(diags) != 3 {
+		t.Fatalf("want 3 unsupported params, got %v", diags)
+	}
+	out := render(t, p, diags)
+	for _, s := range []string{"l1teral-s3cret", "v4r-s3cret", "fetched-s3cret"} {
+		if strings.Contains(out, s) {
+			t.Errorf("rendered diagnostics show %q:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(out, `declares no param named "bogus"`) {
+		t.Errorf("diagnostics lost:\n%s", out)
+	}
+	shown := string(p.Files()[file].Bytes)
+	if strings.Contains(shown, "br0ker-s3cret") || len(shown) != len(secretDeployment) {
+		t.Errorf("display bytes show the broker password or changed length:\n%s", shown)
+	}
+	if !strings.Contains(shown, `source = "./a"`) {
+		t.Errorf("a line without a secret was blanked:\n%s", shown)
+	}
+}
+
+// TestDiagnosticsHaveNoControlBytes: control bytes of the source reach
+// neither a snippet nor a message.
+func TestDiagnosticsHaveNoControlBytes(t *testing.T) {
+	src := "host = \"a/\x1b[2J\x1b]0;pwned\x07\u009b31m\"\nplug \"\x1b[31mx\" {\n  source = \"./x\"\n}\n"
+	p := NewParser()
+	p.Hostname = func() (string, error) { return "h", nil }
+	_, diags := p.ParseDeployment([]byte(src), "plugs.hcl", nil)
+	if !diags.HasErrors() {
+		t.Fatal("want errors")
+	}
+	out := render(t, p, diags)
+	for i, r := range out {
+		if r != '\n' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) {
+			t.Fatalf("control character %U at %d in:\n%q", r, i, out)
+		}
+	}
+}
+
+// TestDiagnosticsCapped: a file with thousands of mistakes gives
+// MaxDiagnostics of them and one that counts the rest.
+func TestDiagnosticsCapped(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("plug \"a\" {\n  source = \"./a\"\n")
+	for i := range 3 * MaxDiagnostics {
+		fmt.Fprintf(&sb, "  instance \"-bad%d\" { params = { x = 1 } }\n", i)
+	}
+	sb.WriteString("}\n")
+	p := NewParser()
+	p.Hostname = func() (string, error) { return "h", nil }
+	_, diags := p.ParseDeployment([]byte(sb.String()), "plugs.hcl", nil)
+	if len(diags) != MaxDiagnostics+1 {
+		t.Fatalf("got %d diagnostics", len(diags))
+	}
+	last := Sorted(diags)[len(diags)-1]
+	hidden, ok := moreCount(last)
+	if !ok || hidden < 2*MaxDiagnostics || last.Severity != hcl.DiagError {
+		t.Fatalf("last diagnostic: %v", last)
+	}
+	// Capping again (Validate joins several calls) keeps one counter.
+	again := finish(append(diags, diags...))
+	if n, _ := moreCount(again[len(again)-1]); len(again) != MaxDiagnostics+1 || n != 2*hidden+MaxDiagnostics {
+		t.Fatalf("recapped: %d diagnostics, last %v", len(again), again[len(again)-1])
+	}
+}
+
+// TestFileTooLargeOrNotRegular: a plugs.hcl over MaxFileBytes is refused
+// before it is read whole, and a FIFO is refused without blocking.
+func TestFileTooLargeOrNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.hcl")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxFileBytes + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, diags := NewParser().LoadDeployment(big, nil)
+	if len(diags) != 1 || diags[0].Summary != "File too large" {
+		t.Fatalf("big file: %v", diags)
+	}
+	if _, diags := NewParser().ParseDeployment(make([]byte, MaxFileBytes+1), "x.hcl", nil); len(diags) != 1 || diags[0].Summary != "File too large" {
+		t.Fatalf("big source: %v", diags)
+	}
+
+	fifo := filepath.Join(dir, "fifo.hcl")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	_, diags = NewParser().LoadDeployment(fifo, nil)
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "not a regular file") {
+		t.Fatalf("fifo: %v", diags)
+	}
+	_, diags = NewParser().LoadDeployment(dir, nil)
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "not a regular file") {
+		t.Fatalf("folder: %v", diags)
+	}
+}

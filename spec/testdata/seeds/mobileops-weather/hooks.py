@@ -1,0 +1,2 @@
+import sys
+print("hook", sys.argv[1], flush=True)
