@@ -154,7 +154,30 @@ func (g *globals) bind(cmd *cobra.Command) error {
 			return inputError(fmt.Errorf("read config %s: %w", cfg, err))
 		}
 	}
-	return nil
+	// A flag not given on the command line takes its PLUGS_* variable or
+	// config file value, so that a command reading the flag itself (a
+	// BoolVar) sees the same value as one reading viper.
+	var setErr error
+	fromViper := func(fs *pflag.FlagSet) {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if f.Changed || f.Name == "help" || f.Name == "config" || !v.IsSet(f.Name) || setErr != nil {
+				return
+			}
+			var err error
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				err = sv.Replace(v.GetStringSlice(f.Name))
+			} else {
+				err = f.Value.Set(v.GetString(f.Name))
+			}
+			if err != nil {
+				setErr = inputError(fmt.Errorf("invalid value for %s (from PLUGS_%s or the config file): %w",
+					f.Name, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")), err))
+			}
+		})
+	}
+	fromViper(cmd.Flags())
+	fromViper(cmd.InheritedFlags())
+	return setErr
 }
 
 // run executes the CLI and returns the process exit code.
