@@ -1,0 +1,336 @@
+package ui
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"html/template"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// hub turns Notify calls into patches for the event streams: after a wake it
+// waits the coalesce time, reads the backend once, and sends every row,
+// detail panel and summary whose content changed as out-of-band swaps
+// (htmx's sse extension applies them by element id). A change of the
+// instance set sends "refresh", on which pages reload their tables.
+type hub struct {
+	s      *Server
+	wakeC  chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+
+	mu   sync.Mutex
+	subs map[chan []byte]struct{}
+
+	// owned by run
+	rows    map[InstanceID]string
+	details map[InstanceID]string
+	summary string
+}
+
+// subBuffer is how many patches a slow browser may lag behind before its
+// stream is ended (it reconnects and reloads what it shows).
+const subBuffer = 16
+
+func newHub(s *Server) *hub {
+	return &hub{
+		s: s, wakeC: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		subs: map[chan []byte]struct{}{}, rows: map[InstanceID]string{}, details: map[InstanceID]string{},
+	}
+}
+
+func (h *hub) wake() {
+	select {
+	case h.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+func (h *hub) close() {
+	h.closed.Do(func() { close(h.stop) })
+	<-h.done
+}
+
+func (h *hub) subscribe() chan []byte {
+	c := make(chan []byte, subBuffer)
+	h.mu.Lock()
+	h.subs[c] = struct{}{}
+	h.mu.Unlock()
+	return c
+}
+
+func (h *hub) unsubscribe(c chan []byte) {
+	h.mu.Lock()
+	delete(h.subs, c)
+	h.mu.Unlock()
+}
+
+func (h *hub) run() {
+	defer close(h.done)
+	defer func() {
+		h.mu.Lock()
+		for c := range h.subs {
+			close(c)
+			delete(h.subs, c)
+		}
+		h.mu.Unlock()
+	}()
+	h.diff() // the baseline every later patch is relative to
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.wakeC:
+		}
+		t.Reset(h.s.coalesce)
+		select {
+		case <-h.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if msg := h.diff(); len(msg) > 0 {
+			h.broadcast(msg)
+		}
+	}
+}
+
+func (h *hub) broadcast(msg []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.subs {
+		select {
+		case c <- msg:
+		default:
+			// Too far behind: end its stream; the browser reconnects and
+			// reloads its tables.
+			close(c)
+			delete(h.subs, c)
+		}
+	}
+}
+
+// diff reads the backend and renders what changed since the last call, as
+// the bytes of one or two SSE events.
+func (h *hub) diff() []byte {
+	s := h.s
+	st, obs := s.b.Status(), s.b.Observe()
+	s.track(obs, st)
+	ov := s.overrides()
+	var patch bytes.Buffer
+	seen := make(map[InstanceID]bool, len(obs))
+	setChanged := false
+	for _, o := range obs {
+		seen[o.ID] = true
+		r := s.rowOf(o, nil, ov)
+		k := r.key()
+		old, had := h.rows[o.ID]
+		if !had {
+			setChanged = true
+		}
+		if k == old {
+			continue
+		}
+		h.rows[o.ID] = k
+		if had {
+			r.OOB = true
+			patch.WriteString("<template>")
+			h.render(&patch, "row", r)
+			patch.WriteString("</template>")
+			d := s.detailOf(r)
+			d.OOB = true
+			h.render(&patch, "detail", d)
+		}
+	}
+	for id := range h.rows {
+		if !seen[id] {
+			delete(h.rows, id)
+			setChanged = true
+			s.mu.Lock()
+			delete(s.exits, id)
+			s.mu.Unlock()
+		}
+	}
+	sum := summarize(st, obs)
+	if k := sum.key(); k != h.summary {
+		h.summary = k
+		sum.OOB = true
+		h.render(&patch, "summary", sum)
+	}
+	var out bytes.Buffer
+	if patch.Len() > 0 {
+		writeEvent(&out, "patch", patch.String())
+	}
+	if setChanged {
+		writeEvent(&out, "refresh", "instances changed")
+	}
+	return out.Bytes()
+}
+
+func (h *hub) render(w *bytes.Buffer, name string, data any) {
+	if err := h.s.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		h.s.log.Error("render event", "template", name, "err", err)
+	}
+}
+
+// writeEvent writes one server-sent event; each line of data gets its own
+// data field, as the format requires.
+func writeEvent(w *bytes.Buffer, event, data string) {
+	w.WriteString("event: ")
+	w.WriteString(event)
+	w.WriteByte('\n')
+	for line := range strings.SplitSeq(data, "\n") {
+		w.WriteString("data: ")
+		w.WriteString(strings.TrimSuffix(line, "\r"))
+		w.WriteByte('\n')
+	}
+	w.WriteByte('\n')
+}
+
+// keepAlive is how often an idle event stream sends a comment, so that
+// proxies and the browser keep it open.
+const keepAlive = 25 * time.Second
+
+func startStream(w http.ResponseWriter) *http.ResponseController {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	return rc
+}
+
+// events is GET /events: the patches of every page.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	c := s.hub.subscribe()
+	defer s.hub.unsubscribe(c)
+	rc := startStream(w)
+	if r.Header.Get("Last-Event-ID") != "" || r.URL.Query().Get("reconnect") != "" {
+		var b bytes.Buffer
+		writeEvent(&b, "refresh", "reconnected")
+		_, _ = w.Write(b.Bytes())
+	}
+	// An id lets a reconnecting browser say so (Last-Event-ID): what it
+	// shows may be stale then, and it gets a refresh.
+	_, _ = io.WriteString(w, "id: 1\nretry: 2000\n\n")
+	_ = rc.Flush()
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case msg, ok := <-c:
+			if !ok {
+				return
+			}
+			if _, err := w.Write(msg); err != nil {
+				return
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// logEvents is GET /instances/{plug}/{instance}/log: what the instance
+// writes from now on, as "log" events of escaped text.
+func (s *Server) logEvents(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.find(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	rc := startStream(w)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := s.b.Logs(ctx, pw, o.ID, 0, true)
+		pw.CloseWithError(cmpErr(err, io.EOF))
+	})
+	defer func() {
+		cancel()
+		pr.Close()
+		wg.Wait()
+	}()
+	lines := make(chan string, 256)
+	wg.Go(func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	var batch []string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, ok := <-lines:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], l)
+			// Take what else is already there, so a flood is one event.
+		more:
+			for len(batch) < 500 {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						break more
+					}
+					batch = append(batch, l)
+				default:
+					break more
+				}
+			}
+			var b bytes.Buffer
+			var text strings.Builder
+			for _, l := range batch {
+				text.WriteString(template.HTMLEscapeString(strings.ToValidUTF8(l, "\uFFFD")))
+				text.WriteByte('\n')
+			}
+			writeEvent(&b, "log", "<span>"+text.String()+"</span>")
+			if _, err := w.Write(b.Bytes()); err != nil {
+				return
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func cmpErr(err, def error) error {
+	if err == nil {
+		return def
+	}
+	return err
+}

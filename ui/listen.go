@@ -1,0 +1,111 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
+)
+
+// DefaultAddr is where plugs run serves the dashboard unless told otherwise.
+const DefaultAddr = "127.0.0.1:9470"
+
+// Listen opens the dashboard's listener on addr after checking webConfigFile
+// (a Prometheus web config file: TLS and basic auth, as for the metrics). An
+// address that is not loopback-only is refused unless the file requires a
+// password (basic_auth_users) or a verified client certificate: the
+// dashboard restarts and kills processes.
+func Listen(addr, webConfigFile string) (net.Listener, error) {
+	auth := false
+	if webConfigFile != "" {
+		if err := web.Validate(webConfigFile); err != nil {
+			return nil, fmt.Errorf("web config %s: %w", webConfigFile, err)
+		}
+		var err error
+		if auth, err = requiresAuth(webConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	if !auth && !loopbackOnly(addr) {
+		return nil, fmt.Errorf("ui address %s is not loopback-only and has no authentication: "+
+			"set basic_auth_users (or client_auth_type: RequireAndVerifyClientCert) in a web config file (--web-config-file), or listen on 127.0.0.1", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ui listen: %w", err)
+	}
+	return ln, nil
+}
+
+// requiresAuth reports whether a valid web config file makes every request
+// authenticate.
+func requiresAuth(file string) (bool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false, fmt.Errorf("web config: %w", err)
+	}
+	var c web.Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return false, fmt.Errorf("web config %s: %w", file, err)
+	}
+	return len(c.Users) > 0 || c.TLSConfig.ClientAuth == "RequireAndVerifyClientCert", nil
+}
+
+// loopbackOnly reports whether addr can be reached from this machine only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Serve serves the dashboard on l (with TLS and basic auth from
+// webConfigFile, when set) until ctx ends; then it ends the event streams
+// and shuts down. It closes l.
+func (s *Server) Serve(ctx context.Context, l net.Listener, webConfigFile string) error {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Streams end when the server does.
+		BaseContext: func(net.Listener) context.Context { return base },
+	}
+	flags := &web.FlagConfig{
+		WebListenAddresses: &[]string{l.Addr().String()},
+		WebSystemdSocket:   new(bool),
+		WebConfigFile:      &webConfigFile,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- web.Serve(l, srv, flags, s.log.With("component", "ui")) }()
+	select {
+	case err := <-errc:
+		l.Close()
+		return fmt.Errorf("ui serve: %w", err)
+	case <-ctx.Done():
+	}
+	cancelBase()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ui serve: %w", err)
+	}
+	return nil
+}
