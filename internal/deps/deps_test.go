@@ -37,6 +37,7 @@ var rules = map[string][][]string{
 	"mqtt":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
+	"ui":                      {cli}, // to forbid reconcile, runner, fetch and daemon once the API types leave daemon
 	"cmd/plugs":               {},
 	"internal/deps":           {},
 	"internal/gittest":        {cli},
