@@ -136,4 +136,3 @@ func TestEveryFlagFromEnvAndConfig(t *testing.T) {
 		}
 	}
 }
-
