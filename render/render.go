@@ -226,20 +226,11 @@ func StopTimeout(d time.Duration) time.Duration {
 }
 
 // RestartPolicy is the restart policy of a plug's restart block p, with each
-// unset (zero) duration set to spec.DefaultRestartPolicy's. MaxRestarts 0 is
-// its own default: never give up.
+// unset (zero) duration set to its default (spec's WithDefaults, the one
+// definition of them, which spec's own check of the block also uses).
+// MaxRestarts 0 is its own default: never give up.
 func RestartPolicy(p spec.RestartPolicy) instance.RestartPolicy {
-	def := spec.DefaultRestartPolicy
-	if p.InitialDelay == 0 {
-		p.InitialDelay = def.InitialDelay
-	}
-	if p.MaxDelay == 0 {
-		p.MaxDelay = def.MaxDelay
-	}
-	if p.ResetAfter == 0 {
-		p.ResetAfter = def.ResetAfter
-	}
-	return instance.RestartPolicy(p)
+	return instance.RestartPolicy(p.WithDefaults())
 }
 
 // configDoc is config.json. Field order is the order written; params are
