@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/redact"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
@@ -547,8 +547,8 @@ func (d *daemon) record(start time.Time, revision string, err error) error {
 // and MQTT. Secret params never reach one: diagnostics leave their values
 // out, and sources are shown without credentials.
 func (d *daemon) redact(s string) string {
-	if c := d.broker.config; c != nil && c.Password != "" {
-		s = strings.ReplaceAll(s, c.Password, render.Sensitive)
+	if c := d.broker.config; c != nil {
+		return redact.Values(s, c.Password)
 	}
 	return s
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // configRepo is the GitOps checkout of the configuration repository in
@@ -125,11 +125,4 @@ func (c *configRepo) checkout(ctx context.Context, commit plumbing.Hash) error {
 }
 
 // redactURL strips credentials from a URL for logs and status.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
-}
+func redactURL(raw string) string { return redact.URLString(raw) }

@@ -6,8 +6,9 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	redactpkg "github.com/plugs-dev/plugs/internal/redact"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -143,13 +144,10 @@ func (s *source) String() string {
 	return s.location
 }
 
-var userinfoRE = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@`)
-
 // redact removes userinfo (user:password@) from every URL in s: credentials
-// never appear in a message, a log line or the lock.
-func redact(s string) string {
-	return userinfoRE.ReplaceAllString(s, "$1")
-}
+// never appear in a message, a log line or the lock. The rule is
+// internal/redact's.
+func redact(s string) string { return redactpkg.Text(s) }
 
 // inputError marks an error caused by the deployment or the lock (a tag that
 // does not exist, a stale lock, a hash mismatch), as opposed to the

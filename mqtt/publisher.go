@@ -15,6 +15,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // Defaults applied by NewPublisher to the zero fields of Config.
@@ -519,8 +520,5 @@ func parseBrokerURL(raw string) (*url.URL, error) {
 }
 
 // RedactURL returns u without its user information, for logs and errors.
-func RedactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
-}
+// The rule is internal/redact's.
+func RedactURL(u *url.URL) string { return redact.URL(u) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/redact"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -19,7 +20,7 @@ import (
 
 // Sensitive is what secret values are replaced with in Redacted configs,
 // plans and logs.
-const Sensitive = "(sensitive)"
+const Sensitive = redact.Sensitive
 
 // Plugin is a plug's runnable plugin tree, as the caller (fetch) resolved it.
 type Plugin struct {

@@ -45,6 +45,7 @@ var rules = map[string][][]string{
 	"internal/omh":            {cli},
 	"internal/promtest":       {cli},
 	"internal/syncbuf":        {parser, effects, cli},
+	"internal/redact":         {parser, effects, cli, {module}},
 	"bench/baseline":          {},
 	"bench/sidebyside":        {},
 	"chaos":                   {},

@@ -1,0 +1,85 @@
+package redact_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/plugs-dev/plugs/internal/redact"
+)
+
+// The planted secrets: none may survive any function below.
+var planted = []string{"hunter2", "p@ss/word", "tok3n", "s3cr3t-q"}
+
+// TestNoPlantedSecretSurvives runs every redaction over texts that carry the
+// planted secrets in every place a credential hides: URL userinfo (with '@'
+// and '/' in the password), git:: and scp-like sources, query strings,
+// fragments, messages with several URLs, and the plain values.
+func TestNoPlantedSecretSurvives(t *testing.T) {
+	type fn struct {
+		name string
+		f    func(string) string
+	}
+	fns := []fn{
+		{"Text", redact.Text},
+		{"URLString", redact.URLString},
+		{"Source", redact.Source},
+		{"Values", func(s string) string { return redact.Values(s, planted...) }},
+	}
+	cases := []struct {
+		in   string
+		only []string // the functions that must clean it; nil: every one
+		keep string   // what must remain
+	}{
+		{in: "https://user:hunter2@git.example.org/a.git", keep: "git.example.org/a.git"},
+		{in: "git::https://user:hunter2@git.example.org/a.git//sub", keep: "git.example.org/a.git"},
+		{in: "mqtt://plugs:hunter2@broker:1883", keep: "broker:1883"},
+		{in: "tcp://tok3n@broker:1883", keep: "broker:1883"},
+		{in: "https://u:p@ss/word@host/x.zip", only: []string{"Source", "Values"}, keep: "host/x.zip"},
+		{in: "https://host/x.zip?token=s3cr3t-q", only: []string{"Source", "Values"}, keep: "host/x.zip"},
+		{in: "https://host/x.zip#tok3n", only: []string{"Source", "Values"}, keep: "host/x.zip"},
+		{in: `fetch plug a: clone "https://x:hunter2@h/a.git": auth failed; retry https://y:tok3n@h/b.git`,
+			only: []string{"Text", "Values"}, keep: "auth failed"},
+		{in: "connect to broker failed: password hunter2 rejected", only: []string{"Values"}, keep: "rejected"},
+	}
+	for _, c := range cases {
+		for _, f := range fns {
+			if c.only != nil && !contains(c.only, f.name) {
+				continue
+			}
+			got := f.f(c.in)
+			for _, s := range planted {
+				if strings.Contains(got, s) {
+					t.Errorf("%s(%q) = %q: holds %q", f.name, c.in, got, s)
+				}
+			}
+			if !strings.Contains(got, c.keep) {
+				t.Errorf("%s(%q) = %q: lost %q", f.name, c.in, got, c.keep)
+			}
+		}
+	}
+	// What holds no credential is kept as it is.
+	for _, s := range []string{"./plugins/a", "/abs/x.fp", "git::./repo", "git@github.com:acme/a.git", "plain text"} {
+		for _, f := range fns {
+			if got := f.f(s); got != s {
+				t.Errorf("%s(%q) = %q, want it unchanged", f.name, s, got)
+			}
+		}
+	}
+	u, _ := url.Parse("mqtts://plugs:hunter2@broker:8883")
+	if got := redact.URL(u); strings.Contains(got, "hunter2") || got != "mqtts://broker:8883" {
+		t.Errorf("URL = %q", got)
+	}
+	if u.User == nil {
+		t.Error("URL changed its argument")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
