@@ -1,0 +1,207 @@
+package cgroup
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("cgroup tests need root")
+	}
+}
+
+// startJoined starts a shell that joins g, then (once told) forks a child
+// and a setsid'd grandchild that leaves its process group.
+func startJoined(t *testing.T, g *Group) (*exec.Cmd, []int) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", `read x; sleep 300 & setsid sh -c 'sleep 300 & echo $!; wait' & echo $!; wait`)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for _, f := range g.ProcsFiles() {
+		if err := os.WriteFile(f, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprintln(stdin, "go")
+	buf := make([]byte, 64)
+	var out string
+	for i := 0; i < 50 && strings.Count(out, "\n") < 2; i++ {
+		n, err := stdout.Read(buf)
+		out += string(buf[:n])
+		if err == io.EOF {
+			break
+		}
+	}
+	var pids []int
+	for _, f := range strings.Fields(out) {
+		n, _ := strconv.Atoi(f)
+		pids = append(pids, n)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("children: %q", out)
+	}
+	return cmd, pids
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+func checkKill(t *testing.T, r *Root) {
+	g, err := r.Group("plug-a", "inst-1", Limits{Memory: 64 << 20, PIDs: 16, CPU: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
+	cmd, kids := startJoined(t, g)
+	// The grandchild's sleep has a session of its own.
+	if got := g.Pids(); len(got) < 4 {
+		t.Fatalf("pids in group: %v", got)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for _, pid := range kids {
+		for i := 0; i < 100 && alive(pid); i++ {
+			time.Sleep(10 * time.Millisecond) // reaped by init
+		}
+		if alive(pid) {
+			t.Errorf("pid %d survived the cgroup kill", pid)
+		}
+	}
+	if got := g.livePids(); len(got) != 0 {
+		t.Errorf("live after kill: %v", got)
+	}
+}
+
+func TestOpenAndKill(t *testing.T) {
+	needRoot(t)
+	r, err := Open(fmt.Sprintf("plugs-test-%d", os.Getpid()))
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("mode %s, controllers %v, note %q, dir %s", r.Mode(), r.Controllers(), r.Note(), r.Dir())
+	checkKill(t, r)
+}
+
+func TestV1Limits(t *testing.T) {
+	needRoot(t)
+	r, err := Open(fmt.Sprintf("plugs-test-%d", os.Getpid()))
+	if err != nil || r.Mode() != V1 {
+		t.Skip("this host does not use cgroup v1 controllers")
+	}
+	t.Cleanup(func() { _ = r.Remove() })
+	g, err := r.Group("p", "i", Limits{Memory: 64 << 20, PIDs: 16, CPU: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Remove() })
+	for file, want := range map[string]string{
+		"memory/memory.limit_in_bytes": "67108864", "pids/pids.max": "16", "cpu/cpu.cfs_quota_us": "50000",
+	} {
+		c, name, _ := strings.Cut(file, "/")
+		if !slices.Contains(r.Controllers(), c) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(g.dirs[c], name))
+		if err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, b, err, want)
+		}
+	}
+	// A limit removed on the next start goes back to unlimited.
+	if _, err := r.Group("p", "i", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(g.dirs["pids"], "pids.max")); strings.TrimSpace(string(b)) != "max" {
+		t.Errorf("pids.max after reset = %q", b)
+	}
+}
+
+// TestV2 runs on the v2 hierarchy wherever one is mounted (on a hybrid host
+// the unified mount, which may offer no controller: kill and membership
+// are still tested, limits are skipped with a message).
+func TestV2(t *testing.T) {
+	needRoot(t)
+	mounts, _ := readMounts("/proc/self/mountinfo")
+	own, _ := readOwn("/proc/self/cgroup")
+	var dir string
+	for _, m := range mounts {
+		if m.v2 {
+			dir = filepath.Join(m.dir, strings.TrimPrefix(own[""], m.root))
+		}
+	}
+	if dir == "" {
+		t.Skip("no cgroup v2 mount")
+	}
+	r, err := OpenV2(dir, fmt.Sprintf("plugs-test-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("v2 at %s: controllers %v, note %q", r.Dir(), r.Controllers(), r.Note())
+	checkKill(t, r)
+	if !slices.Contains(r.Controllers(), "memory") {
+		t.Skipf("v2 limits not tested: %s", r.Note())
+	}
+	g, err := r.Group("p", "i", Limits{Memory: 64 << 20, PIDs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Remove()
+	if b, _ := os.ReadFile(filepath.Join(g.dirs[""], "memory.max")); strings.TrimSpace(string(b)) != "67108864" {
+		t.Errorf("memory.max = %q", b)
+	}
+}
+
+func TestReadOwnAndMounts(t *testing.T) {
+	dir := t.TempDir()
+	cg := filepath.Join(dir, "cgroup")
+	os.WriteFile(cg, []byte("12:pids:/a\n4:memory:/x/y\n2:cpu,cpuacct:/c\n0::/u\n"), 0o644)
+	own, err := readOwn(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"pids": "/a", "memory": "/x/y", "cpu": "/c", "cpuacct": "/c", "": "/u"}
+	for k, v := range want {
+		if own[k] != v {
+			t.Errorf("own[%q] = %q, want %q", k, own[k], v)
+		}
+	}
+	mi := filepath.Join(dir, "mountinfo")
+	os.WriteFile(mi, []byte("30 24 0:26 / /sys/fs/cgroup/memory rw,relatime shared:11 - cgroup cgroup rw,memory\n31 24 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"), 0o644)
+	ms, err := readMounts(mi)
+	if err != nil || len(ms) != 2 || !ms[1].v2 || !slices.Contains(ms[0].opts, "memory") {
+		t.Fatalf("mounts %+v, %v", ms, err)
+	}
+}
