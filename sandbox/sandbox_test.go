@@ -397,8 +397,8 @@ func TestParsePermissions(t *testing.T) {
 func TestUserName(t *testing.T) {
 	u := &Users{}
 	for plug, want := range map[string]string{
-		"heart-rate": "plugs-heart-rate",
-		"Heart.Rate": "plugs-heart-rate-",
+		"heart-rate":            "plugs-heart-rate",
+		"Heart.Rate":            "plugs-heart-rate-",
 		strings.Repeat("a", 40): "plugs-aaaaaaaaaaaaaaaaa-",
 	} {
 		got := u.UserName(plug)

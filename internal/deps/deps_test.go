@@ -35,6 +35,8 @@ var rules = map[string][][]string{
 	"runner":                  {parser, cli, {module + "reconcile", module + "render", module + "fetch", module + "daemon"}},
 	"metrics":                 {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"mqtt":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
+	"sandbox":                 {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon"}},
+	"sandbox/cgroup":          {parser, effects, cli, {module}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
 	"ui":                      {cli}, // to forbid reconcile, runner, fetch and daemon once the API types leave daemon
