@@ -3,18 +3,18 @@
 
 plug "heart-rate" {
   source   = "./examples/plugins/heart-rate"
-  revision = "edc8370e69c28e88dc087df06e3bf72bffc79bffb5390a3d87d6ed4bfc0488c6"
-  hash     = "h1:7cg3DmnCjojcCH3wbjv3K//Hm/+1OQo9h9btS/wEiMY="
+  revision = "724b35878a0659e061daa2f8cd650b39b13fcb7ae6da1096e7160fdbe312cae9"
+  hash     = "h2:cks1h4oGWeBh2qL4zWULObE/y3rm2hCW5xYP2+MSyuk="
 }
 
 plug "legacy-step-count" {
   source   = "./examples/plugins/legacy-step-count"
-  revision = "6ebca2a0bdc63f4c52d90fb50d1b80e2a9c744569fcc9ccb445cd5b1716ad7c0"
-  hash     = "h1:bryioL3GP0xS2Q+1DRuA4qnHRFafzJzLRFzVsXFq18A="
+  revision = "84c1a0110a6a814de457841370892c17bc06fb158d1760e8d9d264398a0bdef4"
+  hash     = "h2:hMGgEQpqgU3kV4QTcIksF7wG+xWNF2Do2dJkOYoL3vQ="
 }
 
 plug "mqtt-shell" {
   source   = "./examples/plugins/mqtt-shell"
-  revision = "7c742b97edf1e3390448a1abaec06cb5e30fe1dc97a717213551e412fac51a40"
-  hash     = "h1:fHQrl+3x4zkESKGrrsBsteMP4dyXpxchNVHkEvrFGkA="
+  revision = "d83ee2f149f663ba9d4fb898f54a5e74d2473560d72da5980d3c09c24d090c66"
+  hash     = "h2:2D7i8Un2Y7qdT7iY9UpedNJHNWDXLaWYDTwJwk0JDGY="
 }

@@ -96,6 +96,11 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 			bp.Tree = key
 		}
 		idx.Plugs[t.Plug] = bp
+		if err := checkTreeLinks(t.Dir); err != nil {
+			// Unbundle would refuse it: never write such a bundle.
+			bw.err = plugError(t.Plug, &inputError{err})
+			break
+		}
 		bw.tree(path.Join("plugins", t.Plug, key), t.Dir)
 		bar.step(t.Plug + " " + describeTree(t))
 	}
@@ -328,7 +333,7 @@ func verifyBundle(ctx context.Context, dir string) (*bundleIndex, error) {
 		if bp.Built {
 			want = bp.BuiltHash
 		}
-		got, err := hashDir(filepath.Join(dir, "plugins", n, bp.key()))
+		got, err := hashDirAs(filepath.Join(dir, "plugins", n, bp.key()), hashAlgo(want))
 		if err != nil {
 			return nil, fmt.Errorf("plug %s: %w", n, err)
 		}

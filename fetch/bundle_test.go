@@ -103,7 +103,7 @@ func TestFrozen(t *testing.T) {
 	_ = removeTree(s.plugDir("p"))
 	old := *l.Plugs["p"]
 	_, err := s.Fetch(ctx, d, l, FetchOptions{Frozen: true})
-	if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "plugs.lock.hcl has "+old.Hash+", the content has h1:") {
+	if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "plugs.lock.hcl has "+old.Hash+", the content has h2:") {
 		t.Fatalf("frozen with changed content: %v", err)
 	}
 	mustFetch(t, s, d, l, false)

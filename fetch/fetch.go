@@ -80,6 +80,8 @@ func staleReason(p *spec.Plug, e *spec.LockedPlug) string {
 		return fmt.Sprintf("version changed from %q to %q", e.Constraint, p.Version)
 	case e.Revision == "" || e.Hash == "":
 		return "lock entry has no revision or hash"
+	case e.SHA256 == "" && isRemoteArchive(p.Source):
+		return "lock entry has no sha256 of the archive"
 	}
 	return ""
 }
@@ -100,31 +102,111 @@ func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, 
 			return nil, nil, false, err
 		}
 		fetched = true
-	} else if !frozen && src.kind != kindGit && exists(src.location) && s.localChanged(src, p.Name, e) {
-		s.log.Info("local source changed", "plug", p.Name, "source", src.location)
-		e, err = s.resolve(ctx, d, p)
-		if err != nil {
-			return nil, nil, false, err
+	} else if src.kind != kindGit {
+		if edited := editedLocalHash(e); edited != "" {
+			if frozen {
+				return nil, nil, false, inputErrorf("%s; run plugs lock to rewrite it", edited)
+			}
+			s.log.Warn("lock entry edited by hand: rewriting it from the content", "plug", p.Name, "problem", edited)
+			e, err = s.resolve(ctx, d, p)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			fetched = true
+		} else if !frozen && src.kind != kindRemoteArchive && exists(src.location) {
+			changed, err := s.localChanged(ctx, src, p.Name, e)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			if changed {
+				s.log.Info("local source changed", "plug", p.Name, "source", src.location)
+				e, err = s.resolve(ctx, d, p)
+				if err != nil {
+					return nil, nil, false, err
+				}
+				fetched = true
+			}
 		}
-		fetched = true
 	}
 	m, installed, err := s.ensureTree(ctx, p, src, e)
 	if err != nil {
 		return nil, nil, false, err
 	}
+	if !frozen && hashAlgo(e.Hash) == hashH1 {
+		if e, m, err = s.upgradeHash(ctx, d, p, src, e, m); err != nil {
+			return nil, nil, false, err
+		}
+		fetched = true
+	}
 	return e, m, fetched || installed, nil
+}
+
+// editedLocalHash says what is wrong with the lock entry of a local source
+// or an archive whose hash is not the one its revision was derived from
+// (the revision of such a source is its content hash): "" when it is.
+func editedLocalHash(e *spec.LockedPlug) string {
+	if id, err := contentID(e.Hash); err != nil || id != e.Revision {
+		return fmt.Sprintf("the hash %s in plugs.lock.hcl is not the hash of its revision %s (was it edited by hand?)", e.Hash, short(e.Revision))
+	}
+	return ""
+}
+
+// upgradeHash replaces the h1: hash of lock entry e (written before h2:,
+// verified against the content by ensureTree) with the h2: hash of the same
+// content, which also covers the executable bits. The resolved version and
+// commit stay; a local source gets the revision of its new hash.
+func (s *Store) upgradeHash(ctx context.Context, d *spec.Deployment, p *spec.Plug, src *source, e *spec.LockedPlug, m *marker) (*spec.LockedPlug, *marker, error) {
+	old := e.Hash
+	if src.kind != kindGit {
+		ne, err := s.resolve(ctx, d, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		nm, err := s.readMarker(p.Name, ne.Revision)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.log.Warn("upgraded the lock hash from h1: to h2: (h2 also covers executable bits); commit plugs.lock.hcl", "plug", p.Name, "old", old, "new", ne.Hash)
+		return ne, nm, nil
+	}
+	defer s.lockKey("tree:" + p.Name + "@" + e.Revision)()
+	h, err := hashDir(s.treeDir(p.Name, e.Revision))
+	if err != nil {
+		return nil, nil, err
+	}
+	up := *e
+	up.Hash = h
+	nm := *m
+	nm.Hash = h
+	if !m.Built {
+		nm.BuiltHash = ""
+	}
+	if err := writeJSONAtomic(s.markerPath(p.Name, e.Revision), &nm); err != nil {
+		return nil, nil, err
+	}
+	s.log.Warn("upgraded the lock hash from h1: to h2: (h2 also covers executable bits); commit plugs.lock.hcl", "plug", p.Name, "old", old, "new", h)
+	return &up, &nm, nil
 }
 
 // localChanged reports whether a local folder or archive no longer holds the
 // locked content (cheaply: an archive is compared by its sha256).
-func (s *Store) localChanged(src *source, plug string, e *spec.LockedPlug) bool {
-	if src.kind == kindArchive {
-		m, err := s.readMarker(plug, e.Revision)
-		sum, serr := fileSHA256(src.location)
-		return err != nil || serr != nil || m.Archive != sum
-	}
-	h, err := s.hashTree(src.location)
-	return err != nil || h != e.Hash
+func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *spec.LockedPlug) (bool, error) {
+	var changed bool
+	err := withContext(ctx, func() error {
+		if err := checkSourceType(src); err != nil {
+			return err
+		}
+		if src.kind == kindArchive {
+			m, err := s.readMarker(plug, e.Revision)
+			sum, serr := fileSHA256(src.location)
+			changed = err != nil || serr != nil || m.Archive != sum
+			return nil
+		}
+		h, err := s.hashTree(src.location, e.Hash)
+		changed = err != nil || h != e.Hash
+		return nil
+	})
+	return changed, err
 }
 
 // ensureTree makes sure the store holds plug p at the locked revision e,
@@ -157,17 +239,24 @@ func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *sp
 			err = checkoutTree(repo, src, plumbingHash(e.Revision), tmp, s.opts.Limits)
 		}
 		unlock()
+		if err == nil {
+			if lerr := checkTreeLinks(tmp); lerr != nil {
+				err = inputErrorf("%s at %s: %v", redact(src.String()), short(e.Revision), lerr)
+			}
+		}
 		if err != nil {
+			_ = removeTree(tmp)
 			return nil, false, err
 		}
 	default:
-		sum, err := s.materializeLocal(src, tmp)
+		sum, err := s.materialize(ctx, p.Name, src, tmp, &pinned{sha256: e.SHA256})
 		if err != nil {
+			_ = removeTree(tmp)
 			return nil, false, err
 		}
 		m.Archive = sum
 	}
-	h, err := hashDir(tmp)
+	h, err := hashDirAs(tmp, hashAlgo(e.Hash))
 	if err != nil {
 		_ = removeTree(tmp)
 		return nil, false, err
@@ -194,48 +283,6 @@ func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *sp
 func mismatch(plug string, e *spec.LockedPlug, actual string) error {
 	return inputErrorf("hash mismatch at revision %s: plugs.lock.hcl has %s, the content has %s; if the change is expected, run plugs lock -update %s",
 		short(e.Revision), e.Hash, actual, plug)
-}
-
-// materializeLocal copies a local folder, or extracts a local archive, into
-// tmp; the archive's sha256 is returned ("" for a folder).
-func (s *Store) materializeLocal(src *source, tmp string) (string, error) {
-	if src.kind == kindDir {
-		st, err := os.Stat(src.location)
-		if err != nil {
-			return "", inputErrorf("source folder %s: %v", src.location, err)
-		}
-		if !st.IsDir() {
-			return "", inputErrorf("source %s is not a folder", src.location)
-		}
-		if err := copyTree(src.location, tmp); err != nil {
-			_ = removeTree(tmp)
-			return "", fmt.Errorf("copy %s: %w", src.location, err)
-		}
-		return "", nil
-	}
-	sum, err := fileSHA256(src.location)
-	if err != nil {
-		return "", inputErrorf("source archive: %v", err)
-	}
-	all := tmp + ".x"
-	if err := ExtractFile(src.location, all, s.opts.Limits); err != nil {
-		return "", &inputError{err}
-	}
-	defer removeTree(all)
-	root := all
-	if src.subdir != "" {
-		root = all + "/" + src.subdir
-	} else if one := singleFolder(all); one != "" {
-		root = one // an archive of one top folder: that folder is the plugin
-	}
-	st, err := os.Lstat(root)
-	if err != nil || !st.IsDir() {
-		return "", inputErrorf("no folder %q in %s", src.subdir, src.location)
-	}
-	if err := os.Rename(root, tmp); err != nil {
-		return "", err
-	}
-	return sum, nil
 }
 
 // singleFolder returns the only entry of dir when it is a folder and dir
@@ -289,8 +336,13 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 			return nil, err
 		}
 		tmp := tempName(s.plugDir(p.Name), ".hash-")
-		if _, err := s.materializeLocal(src, tmp); err != nil {
+		sum, err := s.materialize(ctx, p.Name, src, tmp, nil)
+		if err != nil {
+			_ = removeTree(tmp)
 			return nil, err
+		}
+		if src.kind == kindRemoteArchive {
+			e.SHA256 = sum
 		}
 		h, err := hashDir(tmp)
 		_ = removeTree(tmp)
@@ -409,7 +461,7 @@ func (s *Store) runnable(p *spec.Plug, l *spec.Lock) (*Tree, error) {
 	if m.Built {
 		want = m.BuiltHash
 	}
-	got, err := s.hashTree(t.Dir)
+	got, err := s.hashTree(t.Dir, want)
 	if err != nil {
 		return nil, err
 	}

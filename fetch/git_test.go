@@ -38,7 +38,7 @@ func TestGitServers(t *testing.T) {
 			)
 			s := newStore(t)
 			l := mustLock(t, s, d, nil)
-			if e := l.Plugs["hr"]; e.Version != "1.2.5" || e.Revision != commits["1.2.5"] || !strings.HasPrefix(e.Hash, "h1:") {
+			if e := l.Plugs["hr"]; e.Version != "1.2.5" || e.Revision != commits["1.2.5"] || !strings.HasPrefix(e.Hash, "h2:") {
 				t.Errorf("hr locked to %+v, want 1.2.5 at %s", e, commits["1.2.5"])
 			}
 			if e := l.Plugs["temp"]; e.Version != "main" || e.Revision != monoCommit {

@@ -15,9 +15,10 @@ import (
 const LockHeader = "# This file is maintained automatically by \"plugs lock\".\n# Manual edits may be lost in future updates.\n"
 
 // Lock resolves every plug of d and returns the new lock. An entry of old
-// whose source and version still match plugs.hcl is kept as it is, unless
-// its plug is named in update; local folders and archives are always hashed
-// again. Resolved trees are brought into the store on the way.
+// whose source and version still match plugs.hcl is kept as it is (its
+// h1: hash upgraded to h2:), unless its plug is named in update; local
+// folders and archives are always hashed again (what changed is logged: the
+// content, or a hash edited by hand), archive URLs are kept like git. Resolved trees are brought into the store on the way.
 func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, update []string) (*spec.Lock, error) {
 	force := map[string]bool{}
 	for _, name := range update {
@@ -41,8 +42,33 @@ func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, up
 		if err != nil {
 			return err
 		}
-		if force[p.Name] || src.kind != kindGit || staleReason(p, e) != "" {
+		pinned := src.kind == kindGit || src.kind == kindRemoteArchive // kept unless -update
+		switch old := e; {
+		case force[p.Name] || !pinned || staleReason(p, e) != "":
 			if e, err = s.resolve(ctx, d, p); err != nil {
+				return err
+			}
+			if old != nil && !force[p.Name] && staleReason(p, old) == "" && old.Hash != e.Hash {
+				switch {
+				case editedLocalHash(old) != "":
+					s.log.Warn("lock entry edited by hand: rewritten from the content", "plug", p.Name, "problem", editedLocalHash(old), "hash", e.Hash)
+				case hashAlgo(old.Hash) == hashH1:
+					s.log.Warn("upgraded the lock hash from h1: to h2: (h2 also covers executable bits); commit plugs.lock.hcl", "plug", p.Name, "old", old.Hash, "new", e.Hash)
+				default:
+					s.log.Info("local source changed", "plug", p.Name, "old", old.Hash, "new", e.Hash)
+				}
+			}
+		case src.kind != kindGit && editedLocalHash(e) != "":
+			s.log.Warn("lock entry edited by hand: rewriting it from the content", "plug", p.Name, "problem", editedLocalHash(e))
+			if e, err = s.resolve(ctx, d, p); err != nil {
+				return err
+			}
+		case hashAlgo(e.Hash) == hashH1:
+			m, _, err := s.ensureTree(ctx, p, src, e)
+			if err != nil {
+				return err
+			}
+			if e, _, err = s.upgradeHash(ctx, d, p, src, e, m); err != nil {
 				return err
 			}
 		}
@@ -84,6 +110,9 @@ func FormatLock(l *spec.Lock) []byte {
 		}
 		b.SetAttributeValue("revision", cty.StringVal(e.Revision))
 		b.SetAttributeValue("hash", cty.StringVal(e.Hash))
+		if e.SHA256 != "" {
+			b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
+		}
 	}
 	var buf bytes.Buffer
 	buf.WriteString(LockHeader)

@@ -20,6 +20,9 @@ const (
 	kindGit sourceKind = iota
 	kindDir
 	kindArchive
+	// kindRemoteArchive is an http(s) URL of an archive: downloaded into
+	// the cache and pinned by its sha256 in the lock.
+	kindRemoteArchive
 )
 
 // source is a parsed plug source.
@@ -41,8 +44,11 @@ func parseSource(raw, baseDir string) (*source, error) {
 	if rest, ok := strings.CutPrefix(raw, "git::"); ok {
 		return parseGitSource(rest, baseDir)
 	}
+	if strings.HasPrefix(raw, "https://") || strings.HasPrefix(raw, "http://") {
+		return parseRemoteArchive(raw)
+	}
 	if !isLocalPath(raw) {
-		return nil, inputErrorf("source %q: want git::URL[//subdir], a ./folder, or a ./file.zip, .fp, .tar.gz or .tgz", redact(raw))
+		return nil, inputErrorf("source %q: want git::URL[//subdir], a ./folder, a ./file.zip, .fp, .tar.gz or .tgz, or an https:// URL of one", redact(raw))
 	}
 	p, sub := splitSubdir(raw)
 	if !filepath.IsAbs(p) {
@@ -63,6 +69,39 @@ func parseSource(raw, baseDir string) (*source, error) {
 		s.location, s.subdir = filepath.Join(s.location, sub), ""
 	}
 	return s, nil
+}
+
+// parseRemoteArchive parses https://host/path/x.zip[//subdir]. Plain http
+// is accepted: the lock pins the archive's sha256, so a changed archive is
+// refused whatever carried it.
+func parseRemoteArchive(raw string) (*source, error) {
+	loc, sub := splitSubdir(raw)
+	sub, err := cleanSubdir(sub)
+	if err != nil {
+		return nil, inputErrorf("source %q: %v", redact(raw), err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" {
+		return nil, inputErrorf("source %q: invalid URL", redact(loc))
+	}
+	if archiveExt(u.Path) == "" {
+		return nil, inputErrorf("source %q: want git::URL[//subdir] for a git repository; an archive URL must end in .zip, .fp, .tar.gz, .tgz or .tar", redact(loc))
+	}
+	if u.User != nil {
+		return nil, inputErrorf("source %q: credentials in an archive URL are not supported", redact(loc))
+	}
+	return &source{kind: kindRemoteArchive, location: u.String(), subdir: sub}, nil
+}
+
+// archiveExt is the archive suffix of name, "" when it has none.
+func archiveExt(name string) string {
+	lower := strings.ToLower(name)
+	for _, ext := range archiveExts {
+		if strings.HasSuffix(lower, ext) {
+			return ext
+		}
+	}
+	return ""
 }
 
 func isLocalPath(s string) bool {

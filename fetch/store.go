@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,9 @@ type Options struct {
 	// LoadManifest reads a plugin's manifest from its tree; nil uses the spec
 	// parser (plugin.hcl, else plugin.json).
 	LoadManifest func(dir string) (*spec.Manifest, error)
+	// HTTPClient downloads archive sources (https:// and http:// URLs);
+	// nil uses http.DefaultClient (the environment's proxy settings).
+	HTTPClient *http.Client
 	// Parallel is how many plugs are fetched at once; 0 means 4.
 	Parallel int
 	// OnFetched, when set, is called (from Fetch's goroutines) with the time
@@ -205,8 +209,13 @@ func (s *Store) forEach(ctx context.Context, plugs []*spec.Plug, fn func(ctx con
 	sem := make(chan struct{}, s.opts.Parallel)
 	var wg sync.WaitGroup
 	for i, p := range plugs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = plugError(p.Name, ctx.Err())
+			continue
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()

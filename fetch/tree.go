@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -16,11 +17,39 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 )
 
-// hashDir returns the h1: dirhash of a plugin tree. Symlinks are hashed by
-// their target (never followed); a ".git" folder at any depth is skipped.
-func hashDir(dir string) (string, error) {
-	var files []string
-	links := map[string]string{}
+// Tree hash algorithms, named by the prefix of a hash.
+const (
+	// hashH1 is golang.org/x/mod's dirhash Hash1 over the files' content
+	// (a symlink as "symlink <target>"): the hash of locks written before
+	// h2. It ignores the executable bit, so a tree whose only change is a
+	// chmod +x hashes the same; it is still verified, never written anew.
+	hashH1 = "h1:"
+	// hashH2 is what plugs writes: like h1, with each file's kind (file,
+	// exec for a file with any execute bit, link) on its summary line, so
+	// that the executable bit is part of what identifies a tree.
+	hashH2 = "h2:"
+)
+
+// hashDir returns the h2: hash of a plugin tree.
+func hashDir(dir string) (string, error) { return hashDirAs(dir, hashH2) }
+
+// hashAlgo is the algorithm of hash h (its prefix), h2 for anything else.
+func hashAlgo(h string) string {
+	if strings.HasPrefix(h, hashH1) {
+		return hashH1
+	}
+	return hashH2
+}
+
+// hashDirAs returns the hash of a plugin tree with the algorithm algo
+// (hashH1 or hashH2). Symlinks are hashed by their target (never followed);
+// a ".git" folder at any depth is skipped; anything but folders, regular
+// files and symlinks is refused.
+func hashDirAs(dir, algo string) (string, error) {
+	type entry struct {
+		name, kind string
+	}
+	var files []entry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -36,40 +65,72 @@ func hashDir(dir string) (string, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		kind := "file"
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
+			kind = "link"
+		case d.Type().IsRegular():
+			info, err := d.Info()
 			if err != nil {
 				return err
 			}
-			links[rel] = t
-		case d.Type().IsRegular():
+			if info.Mode()&0o111 != 0 {
+				kind = "exec"
+			}
 		default:
 			return fmt.Errorf("%s: unsupported file type %v", rel, d.Type())
 		}
-		if strings.Contains(rel, "\n") {
+		if strings.ContainsAny(rel, "\n\r") {
 			return fmt.Errorf("%q: file names with newlines are not supported", rel)
 		}
-		files = append(files, rel)
+		files = append(files, entry{rel, kind})
 		return nil
 	})
 	if err != nil {
 		return "", err
 	}
-	sort.Strings(files)
-	return dirhash.Hash1(files, func(name string) (io.ReadCloser, error) {
-		if t, ok := links[name]; ok {
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	open := func(e entry) (io.ReadCloser, error) {
+		if e.kind == "link" {
+			t, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(e.name)))
+			if err != nil {
+				return nil, err
+			}
 			return io.NopCloser(strings.NewReader("symlink " + t)), nil
 		}
-		return os.Open(filepath.Join(dir, filepath.FromSlash(name)))
-	})
+		return os.Open(filepath.Join(dir, filepath.FromSlash(e.name)))
+	}
+	if algo == hashH1 {
+		names := make([]string, len(files))
+		byName := make(map[string]entry, len(files))
+		for i, e := range files {
+			names[i], byName[e.name] = e.name, e
+		}
+		return dirhash.Hash1(names, func(name string) (io.ReadCloser, error) { return open(byName[name]) })
+	}
+	summary := sha256.New()
+	for _, e := range files {
+		r, err := open(e)
+		if err != nil {
+			return "", err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, r)
+		r.Close()
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(summary, "%x  %s  %s\n", h.Sum(nil), e.kind, e.name)
+	}
+	return hashH2 + base64.StdEncoding.EncodeToString(summary.Sum(nil)), nil
 }
 
-// contentID turns an h1: hash into a filesystem-safe revision id (hex).
-func contentID(h1 string) (string, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h1, "h1:"))
-	if err != nil || !strings.HasPrefix(h1, "h1:") {
-		return "", fmt.Errorf("invalid hash %q", h1)
+// contentID turns an h1: or h2: hash into a filesystem-safe revision id (hex).
+func contentID(h string) (string, error) {
+	algo := hashAlgo(h)
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, algo))
+	if err != nil || !strings.HasPrefix(h, algo) || len(b) != sha256.Size {
+		return "", fmt.Errorf("invalid hash %q", h)
 	}
 	return hex.EncodeToString(b), nil
 }

@@ -17,7 +17,7 @@ import (
 // git's "racily clean" index entries, such a tree is hashed again next time.
 const racyWindow = 2 * time.Second
 
-// treeCache remembers, per folder, the h1: hash its content had and a
+// treeCache remembers, per folder and algorithm, the hash its content had and a
 // fingerprint of its files' metadata at that time (name, type, size, inode,
 // mtime and ctime of every entry). While the fingerprint is unchanged the
 // content cannot have changed (ctime cannot be set back by a user), so the
@@ -34,23 +34,26 @@ type treeCheck struct {
 	hash        string
 }
 
-// hashTree returns the h1: hash of dir like hashDir, reading the content
-// only when dir's fingerprint differs from the one remembered with its
-// last hash (or when there is none).
-func (s *Store) hashTree(dir string) (string, error) {
+// hashTree returns the hash of dir with the algorithm of the hash want (h2
+// when want is ""), like hashDirAs, reading the content only when dir's
+// fingerprint differs from the one remembered with its last hash of that
+// algorithm (or when there is none).
+func (s *Store) hashTree(dir, want string) (string, error) {
+	algo := hashAlgo(want)
+	key := algo + dir
 	before, newest, err := fingerprint(dir)
 	if err != nil {
 		return "", err
 	}
 	c := &s.treeCache
 	c.mu.Lock()
-	known, ok := c.trees[dir]
+	known, ok := c.trees[key]
 	c.mu.Unlock()
 	if ok && known.fingerprint == before {
 		return known.hash, nil
 	}
 	start := time.Now()
-	h, err := hashDir(dir)
+	h, err := hashDirAs(dir, algo)
 	if err != nil {
 		return "", err
 	}
@@ -62,9 +65,9 @@ func (s *Store) hashTree(dir string) (string, error) {
 		if c.trees == nil {
 			c.trees = map[string]treeCheck{}
 		}
-		c.trees[dir] = treeCheck{fingerprint: before, hash: h}
+		c.trees[key] = treeCheck{fingerprint: before, hash: h}
 	} else {
-		delete(c.trees, dir)
+		delete(c.trees, key)
 	}
 	return h, nil
 }

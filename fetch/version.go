@@ -60,9 +60,18 @@ func newRemoteRefs(refs []*plumbing.Reference) *remoteRefs {
 
 // resolve picks the commit a version string names: a full commit id, an
 // exact tag, a branch, or a semver constraint over the tags with Terraform's
-// meaning (the highest tag that satisfies it; pre-releases only when the
-// constraint names one). "" means the default branch.
+// meaning (the highest tag that satisfies it; a pre-release only when a part
+// of the constraint names that exact pre-release, "= 3.0.0-rc1" or
+// "3.0.0-rc1"). "" means the default branch. A leading "@" is dropped, so
+// that Care's pip-style "@v1.0.0" and "@main" name the tag and the branch.
 func (r *remoteRefs) resolve(want, where string) (resolved, error) {
+	if rest, ok := strings.CutPrefix(want, "@"); ok && rest != "" {
+		if _, isTag := r.tags[want]; !isTag {
+			if _, isBranch := r.branches[want]; !isBranch {
+				want = rest
+			}
+		}
+	}
 	switch {
 	case want == "":
 		if h, ok := r.branches[r.head]; ok {
@@ -92,6 +101,7 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 	if err != nil {
 		return resolved{}, inputErrorf("no tag or branch %q in %s; tags: %s", want, where, list(r.sortedTags()))
 	}
+	exact := exactVersions(want)
 	var best *version.Version
 	bestTag := ""
 	var candidates []string
@@ -101,6 +111,9 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 			continue
 		}
 		candidates = append(candidates, t)
+		if v.Prerelease() != "" && !namesExactly(exact, v) {
+			continue // Terraform's rule: a pre-release is chosen only by name
+		}
 		if !c.Check(v) {
 			continue
 		}
@@ -115,6 +128,35 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		return resolved{}, inputErrorf("no tag of %s satisfies %q; candidates: %s", where, want, list(candidates))
 	}
 	return resolved{Version: bestTag, Commit: r.tags[bestTag]}, nil
+}
+
+// constraintPartRE splits one part of a constraint into operator and version.
+var constraintPartRE = regexp.MustCompile(`^\s*(=|!=|>=|<=|>|<|~>)?\s*(\S+)\s*$`)
+
+// exactVersions returns the versions that the parts of constraint s name
+// exactly ("= 1.2.3" or "1.2.3").
+func exactVersions(s string) []*version.Version {
+	var out []*version.Version
+	for _, part := range strings.Split(s, ",") {
+		m := constraintPartRE.FindStringSubmatch(part)
+		if m == nil || (m[1] != "" && m[1] != "=") {
+			continue
+		}
+		if v, err := version.NewVersion(m[2]); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// namesExactly reports whether v is one of exact, pre-release included.
+func namesExactly(exact []*version.Version, v *version.Version) bool {
+	for _, e := range exact {
+		if e.Equal(v) && e.Prerelease() == v.Prerelease() {
+			return true
+		}
+	}
+	return false
 }
 
 // sortedTags lists the tags, highest version first, then other tags by name.

@@ -20,6 +20,7 @@ func TestResolveVersion(t *testing.T) {
 		plumbing.NewHashReference("refs/tags/v1.3.0-beta.1", h('4')),
 		plumbing.NewHashReference("refs/tags/v2.0.0", h('5')),
 		plumbing.NewHashReference("refs/tags/release-x", h('6')),
+		plumbing.NewHashReference("refs/tags/v3.0.0-rc1", h('7')),
 	})
 	for _, tc := range []struct {
 		want, version string
@@ -31,16 +32,30 @@ func TestResolveVersion(t *testing.T) {
 		{want: "~> 1.2.0", version: "1.2.5", commit: '3'},
 		{want: "~> 1.0.0", version: "v1.0.0", commit: '1'},
 		{want: ">= 1.0, < 2", version: "1.2.5", commit: '3'},
-		{want: ">= 1.0", version: "v2.0.0", commit: '5'},
+		{want: ">= 1.0", version: "v2.0.0", commit: '5'}, // not v3.0.0-rc1
 		{want: "1.2.0", version: "v1.2.0", commit: '2'},
-		{want: "~> 1.3.0-beta", version: "v1.3.0-beta.1", commit: '4'},
+		// Pre-releases: chosen only by a constraint that names one exactly.
+		{want: "1.3.0-beta.1", version: "v1.3.0-beta.1", commit: '4'},
+		{want: "= 1.3.0-beta.1", version: "v1.3.0-beta.1", commit: '4'},
+		{want: "v1.3.0-beta.1", version: "v1.3.0-beta.1", commit: '4'},
+		{want: "~> 1.3.0-beta", err: `no tag of repo satisfies "~> 1.3.0-beta"; candidates: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
+		{want: ">= 1.3.0-beta.1, < 2.0.0", err: `no tag of repo satisfies ">= 1.3.0-beta.1, < 2.0.0"; candidates: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
+		{want: "!= 1.2.1", version: "v2.0.0", commit: '5'},
+		{want: ">= 3.0.0-rc1", err: `no tag of repo satisfies ">= 3.0.0-rc1"; candidates: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
+		{want: "<= 2.0.0-beta1", version: "1.2.5", commit: '3'},
+		{want: "~> 1.3.0-rc1", err: `no tag of repo satisfies "~> 1.3.0-rc1"; candidates: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
+		{want: "3.0.0-rc1", version: "v3.0.0-rc1", commit: '7'},
+		// Care's pip-style "@" versions.
+		{want: "@v1.0.0", version: "v1.0.0", commit: '1'},
+		{want: "@main", version: "main", commit: 'a'},
+		{want: "@~> 1.2", version: "1.2.5", commit: '3'},
 		{want: "v2.0.0", version: "v2.0.0", commit: '5'},
 		{want: "release-x", version: "release-x", commit: '6'},
 		{want: "dev", version: "dev", commit: 'b'},
 		{want: strings.Repeat("5", 40), version: "v2.0.0", commit: '5'},
 		{want: strings.Repeat("c", 40), version: "", commit: 'c'},
-		{want: "~> 3.0", err: `no tag of repo satisfies "~> 3.0"; candidates: v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
-		{want: "nope", err: `no tag or branch "nope" in repo; tags: v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0, release-x`},
+		{want: "~> 3.0", err: `no tag of repo satisfies "~> 3.0"; candidates: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0`},
+		{want: "nope", err: `no tag or branch "nope" in repo; tags: v3.0.0-rc1, v2.0.0, v1.3.0-beta.1, 1.2.5, v1.2.0, v1.0.0, release-x`},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			got, err := refs.resolve(tc.want, "repo")

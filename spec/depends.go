@@ -10,8 +10,11 @@ import (
 
 // checkVersion accepts a version constraint ("~> 1.2", ">= 1.0, < 2.0",
 // "1.4.2") or anything that is a valid git ref name (a tag, a branch, a
-// commit id).
+// commit id), optionally after an "@" (Care's pip-style "@v1.0.0").
 func checkVersion(s string, rng hcl.Range) hcl.Diagnostics {
+	if rest, ok := strings.CutPrefix(s, "@"); ok && rest != "" {
+		s = rest
+	}
 	if _, err := version.NewConstraint(s); err == nil || validRefName(s) {
 		return nil
 	}

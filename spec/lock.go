@@ -2,6 +2,7 @@ package spec
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -15,6 +16,8 @@ func LockFilename(deploymentFile string) string {
 	return filepath.Join(filepath.Dir(deploymentFile), LockFileName)
 }
 
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 var lockFileSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: "plug", LabelNames: []string{"name"}}},
 }
@@ -26,6 +29,7 @@ var lockedPlugSchema = &hcl.BodySchema{
 		{Name: "version"},
 		{Name: "revision", Required: true},
 		{Name: "hash", Required: true},
+		{Name: "sha256"},
 	},
 }
 
@@ -64,15 +68,19 @@ func (p *Parser) parseLock(src []byte, filename string) (*Lock, hcl.Diagnostics)
 		}
 		bc, bdiags := b.Body.Content(lockedPlugSchema)
 		diags = append(diags, bdiags...)
-		for name, dst := range map[string]*string{"source": &lp.Source, "constraint": &lp.Constraint, "version": &lp.Version, "revision": &lp.Revision, "hash": &lp.Hash} {
+		for name, dst := range map[string]*string{"source": &lp.Source, "constraint": &lp.Constraint, "version": &lp.Version, "revision": &lp.Revision, "hash": &lp.Hash, "sha256": &lp.SHA256} {
 			if attr, ok := bc.Attributes[name]; ok {
 				s, _, sdiags := dc.evalString(attr)
 				*dst, diags = s, append(diags, sdiags...)
 			}
 		}
-		if attr, ok := bc.Attributes["hash"]; ok && lp.Hash != "" && !strings.HasPrefix(lp.Hash, "h1:") {
+		if attr, ok := bc.Attributes["hash"]; ok && lp.Hash != "" && !strings.HasPrefix(lp.Hash, "h2:") && !strings.HasPrefix(lp.Hash, "h1:") {
 			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock hash",
-				"The hash must be an h1: directory hash, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
+				"The hash must be an h2: (or, from older plugs, h1:) tree hash, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
+		}
+		if attr, ok := bc.Attributes["sha256"]; ok && !sha256RE.MatchString(lp.SHA256) {
+			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock sha256",
+				"The sha256 must be 64 lower-case hex digits, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
 		}
 		if attr, ok := bc.Attributes["revision"]; ok && (lp.Revision == "" || strings.ContainsAny(lp.Revision, "/\\") || lp.Revision == "." || lp.Revision == "..") {
 			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock revision",

@@ -233,6 +233,9 @@ type LockedPlug struct {
 	Constraint string // the version as written in plugs.hcl
 	Version    string // the resolved tag or branch ("" for local sources)
 	Revision   string // a git commit id, or a content hash for paths and archives
-	Hash       string // h1: dirhash of the plugin tree (before build)
+	Hash       string // h2: (or, in older locks, h1:) hash of the plugin tree (before build)
+	// SHA256 is the sha256 (hex) of the archive of an https:// or http://
+	// archive source: a download with other content is refused.
+	SHA256 string
 	DeclRange  hcl.Range
 }
