@@ -152,4 +152,3 @@ func sizeOf(n int64) string {
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
-

@@ -236,6 +236,6 @@ type LockedPlug struct {
 	Hash       string // h2: (or, in older locks, h1:) hash of the plugin tree (before build)
 	// SHA256 is the sha256 (hex) of the archive of an https:// or http://
 	// archive source: a download with other content is refused.
-	SHA256 string
-	DeclRange  hcl.Range
+	SHA256    string
+	DeclRange hcl.Range
 }
