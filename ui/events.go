@@ -14,9 +14,10 @@ import (
 
 // hub turns Notify calls into patches for the event streams: after a wake it
 // waits the coalesce time, reads the backend once, and sends every row,
-// detail panel and summary whose content changed as out-of-band swaps
-// (htmx's sse extension applies them by element id). A change of the
-// instance set sends "refresh", on which pages reload their tables.
+// detail panel and summary whose content changed, as one "patch" event of
+// elements with ids; plugs.js replaces the elements of the page that have
+// those ids (and ignores the others). A change of the instance set sends
+// "refresh", on which pages reload their tables.
 type hub struct {
 	s      *Server
 	wakeC  chan struct{}
@@ -140,13 +141,8 @@ func (h *hub) diff() []byte {
 		}
 		h.rows[o.ID] = k
 		if had {
-			r.OOB = true
-			patch.WriteString("<template>")
 			h.render(&patch, "row", r)
-			patch.WriteString("</template>")
-			d := s.detailOf(r)
-			d.OOB = true
-			h.render(&patch, "detail", d)
+			h.render(&patch, "detail", s.detailOf(r))
 		}
 	}
 	for id := range h.rows {
@@ -161,7 +157,6 @@ func (h *hub) diff() []byte {
 	sum := summarize(st, obs)
 	if k := sum.key(); k != h.summary {
 		h.summary = k
-		sum.OOB = true
 		h.render(&patch, "summary", sum)
 	}
 	var out bytes.Buffer

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plugs-dev/plugs/metrics"
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // row is one instance as the tables show it.
@@ -31,7 +31,6 @@ type row struct {
 	Revision string
 	LastExit string
 	Usage    usage
-	OOB      bool // rendered for the event stream (an out-of-band swap)
 }
 
 // key is what a row shows that the event stream must send when it changes
@@ -93,7 +92,6 @@ type summary struct {
 	Last      *ReconcileStatus
 	Broker    bool
 	BrokerURL string
-	OOB       bool
 }
 
 type stateCount struct {
@@ -342,7 +340,6 @@ type detail struct {
 	DOMID string
 	Row   row
 	Exits []Exit
-	OOB   bool
 }
 
 func (d detail) key() string { return d.Row.key() + fmt.Sprint(len(d.Exits)) }
@@ -620,7 +617,7 @@ func (s *Server) pluginsPage(w http.ResponseWriter, r *http.Request, v *view) (s
 	v.Title, v.Nav = "Plugins", "plugins"
 	ps := slices.Clone(s.b.Plugins())
 	for i := range ps {
-		ps[i].Source = metrics.RedactSource(ps[i].Source)
+		ps[i].Source = redact.Source(ps[i].Source)
 		for j := range ps[i].Params {
 			if ps[i].Params[j].Secret {
 				ps[i].Params[j].Default = ""

@@ -288,8 +288,8 @@ func TestEventsSendChangedRowsOnly(t *testing.T) {
 	}
 	h.s.Notify()
 	d := ev.until(t, "patch", domID("i-", id))
-	if !strings.Contains(d, "killed by SIGSEGV") || !strings.Contains(d, `hx-swap-oob="true"`) {
-		t.Errorf("patch lacks the exit or the oob swap:\n%s", d)
+	if !strings.Contains(d, "killed by SIGSEGV") || !strings.Contains(d, `id="`+domID("d-", id)+`"`) {
+		t.Errorf("patch lacks the exit or the detail panel:\n%s", d)
 	}
 	if n := strings.Count(d, "<tr id="); n != 1 {
 		t.Errorf("patch has %d rows, want only the changed one:\n%s", n, d)

@@ -48,6 +48,7 @@ var rules = map[string][][]string{
 	"internal/promtest":       {cli},
 	"internal/syncbuf":        {parser, effects, cli},
 	"internal/redact":         {parser, effects, cli, {module}},
+	"internal/browsertest":    {parser, cli},
 	"bench/baseline":          {},
 	"bench/sidebyside":        {},
 	"chaos":                   {},

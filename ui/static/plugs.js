@@ -42,3 +42,24 @@
     while (log.childNodes.length > 2000) log.removeChild(log.firstChild);
   });
 })();
+// Live patches: the "patch" event of /events carries elements with ids (a
+// table row, an instance's state panel, the summary); each replaces the
+// element of this page with its id, if the page shows it.
+document.addEventListener("htmx:sseBeforeMessage", function (e) {
+  var ev = e.detail;
+  if (!ev || ev.type !== "patch") return;
+  e.preventDefault();
+  var tpl = document.createElement("template");
+  tpl.innerHTML = ev.data;
+  Array.prototype.slice.call(tpl.content.children).forEach(function (el) {
+    var old = el.id && document.getElementById(el.id);
+    if (!old) return;
+    var focused = old.contains(document.activeElement) && document.activeElement.getAttribute("href");
+    old.replaceWith(el);
+    if (window.htmx) window.htmx.process(el);
+    if (focused) {
+      var again = el.querySelector('[href="' + focused.replace(/"/g, '\\"') + '"]');
+      if (again) again.focus();
+    }
+  });
+});
