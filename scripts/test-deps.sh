@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: a Mosquitto broker and its
-# clients, a Prometheus server with promtool, and git (git daemon, http-backend).
+# clients, a Prometheus server with promtool, git (git daemon, http-backend) and
+# Debian's chromium for the dashboard's browser tests.
 # Uses apt-get when run as root on Debian; otherwise says what to install.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ if [ "${1:-}" != "--run" ]; then
 	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 	command -v git >/dev/null 2>&1 || need+=(git)
 	command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+	# The dashboard's browser tests (ui) drive Debian's chromium through chromedp.
+	[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
