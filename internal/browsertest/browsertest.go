@@ -100,7 +100,7 @@ func WaitFor(ctx context.Context, t testing.TB, what, expr string) {
 		}
 		// A navigation destroys the page's context under the poll: poll
 		// the new page.
-		if sctx.Err() == nil && (strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed")) {
+		if sctx.Err() == nil && navigated(err) {
 			continue
 		}
 		t.Fatalf("wait for %s (%s): %v", what, expr, err)
@@ -113,4 +113,14 @@ func Click(ctx context.Context, t testing.TB, selector string) {
 	t.Helper()
 	WaitFor(ctx, t, selector, fmt.Sprintf(`document.querySelector(%q) !== null`, selector))
 	Eval[bool](ctx, t, fmt.Sprintf(`document.querySelector(%q).click(), true`, selector))
+}
+
+// navigated reports whether err says the page changed under a call.
+func navigated(err error) bool {
+	for _, s := range []string{"Cannot find context", "context was destroyed", "navigated or closed"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
 }
