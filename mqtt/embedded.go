@@ -3,9 +3,11 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -19,8 +21,11 @@ const DefaultEmbeddedAddr = "127.0.0.1:1883"
 
 // Embedded is an MQTT broker running inside the daemon, for hosts without
 // one. It listens on a loopback address only, accepts only loopback clients
-// (anonymously), and keeps retained messages for as long as it runs.
+// that log in with an account of its Auth (never anonymously), lets each
+// do what aclRules grant its role, and keeps retained messages for as long
+// as it runs.
 type Embedded struct {
+	auth *Auth
 	srv  *mochi.Server
 	tcp  *listeners.TCP
 	once sync.Once
@@ -29,7 +34,11 @@ type Embedded struct {
 // StartEmbedded starts a broker listening on addr ("" means
 // DefaultEmbeddedAddr), which must be a loopback address such as
 // 127.0.0.1:1883, [::1]:1883 or localhost:1883 (port 0 picks a free port).
-func StartEmbedded(addr string, logger *slog.Logger) (*Embedded, error) {
+// auth (required) checks every login.
+func StartEmbedded(addr string, auth *Auth, logger *slog.Logger) (*Embedded, error) {
+	if auth == nil {
+		return nil, errors.New("embedded broker: no credentials")
+	}
 	if addr == "" {
 		addr = DefaultEmbeddedAddr
 	}
@@ -48,7 +57,7 @@ func StartEmbedded(addr string, logger *slog.Logger) (*Embedded, error) {
 		Capabilities: caps,
 		Logger:       slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
 	})
-	if err := srv.AddHook(new(loopbackOnly), nil); err != nil {
+	if err := srv.AddHook(&authHook{auth: auth}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "plugs", Address: addr})
@@ -59,7 +68,7 @@ func StartEmbedded(addr string, logger *slog.Logger) (*Embedded, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	return &Embedded{srv: srv, tcp: tcp}, nil
+	return &Embedded{auth: auth, srv: srv, tcp: tcp}, nil
 }
 
 // Addr is the address the broker listens on, e.g. 127.0.0.1:1883.
@@ -108,21 +117,42 @@ func isLoopbackRemote(remote string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// loopbackOnly admits anonymous clients that connect from a loopback
-// address and refuses every other; it allows every topic.
-type loopbackOnly struct{ mochi.HookBase }
+// authHook admits clients that connect from a loopback address with the
+// credentials of an account of auth, and lets each do what aclRules grant
+// its role. A will is a publish the broker makes for the client later, so
+// its topic is checked at connect. The daemon's client ids ("plugs-…") are
+// the daemon's only: another account cannot take its session over.
+type authHook struct {
+	mochi.HookBase
+	auth *Auth
+}
 
-func (h *loopbackOnly) ID() string { return "plugs-loopback-only" }
+func (h *authHook) ID() string { return "plugs-auth" }
 
-func (h *loopbackOnly) Provides(b byte) bool {
+func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
 }
 
-func (h *loopbackOnly) OnConnectAuthenticate(cl *mochi.Client, _ packets.Packet) bool {
-	return isLoopbackRemote(cl.Net.Remote)
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if !isLoopbackRemote(cl.Net.Remote) {
+		return false
+	}
+	acct := h.auth.Check(string(pk.Connect.Username), string(pk.Connect.Password))
+	if acct.Role == RoleNone {
+		return false
+	}
+	if acct.Role != RoleDaemon && strings.HasPrefix(cl.ID, daemonClientIDPrefix) {
+		return false
+	}
+	if pk.Connect.WillFlag && !allowed(acct, pk.Connect.WillTopic, true) {
+		return false
+	}
+	return true
 }
 
-func (h *loopbackOnly) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	return allowed(accountOf(string(cl.Properties.Username)), topic, write)
+}
 
 // dropPacketAttrs keeps whole packets out of the broker's log: mochi logs
 // the packet that failed, and a CONNECT packet carries the client's password.

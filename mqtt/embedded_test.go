@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,13 +16,18 @@ import (
 
 func TestEmbeddedRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:1883", "[::]:0", "example.org:1883", "127.0.0.1"} {
-		e, err := StartEmbedded(addr, nil)
+		e, err := StartEmbedded(addr, testAuth(t), nil)
 		if err == nil {
 			_ = e.Close()
 			t.Errorf("StartEmbedded(%q) = nil error, want a refusal", addr)
 		}
 	}
-	e, err := StartEmbedded("localhost:0", nil)
+	e, err := StartEmbedded("localhost:0", testAuth(t), nil)
+	if err == nil {
+		if _, nerr := StartEmbedded("127.0.0.1:0", nil, nil); nerr == nil {
+			t.Error("StartEmbedded without credentials = nil error, want a refusal")
+		}
+	}
 	if err != nil {
 		t.Fatalf("StartEmbedded(localhost:0): %v", err)
 	}
@@ -31,8 +37,11 @@ func TestEmbeddedRefusesNonLoopback(t *testing.T) {
 	}
 }
 
-func TestLoopbackOnlyHook(t *testing.T) {
-	h := new(loopbackOnly)
+func TestAuthHookRefusesNonLoopback(t *testing.T) {
+	a := testAuth(t)
+	h := &authHook{auth: a}
+	user, pw := a.Reader()
+	login := packets.Packet{Connect: packets.ConnectParams{Username: []byte(user), Password: []byte(pw), UsernameFlag: true, PasswordFlag: true}}
 	for remote, want := range map[string]bool{
 		"127.0.0.1:5000": true,
 		"127.8.9.10:1":   true,
@@ -41,8 +50,8 @@ func TestLoopbackOnlyHook(t *testing.T) {
 		"[2001:db8::1]:": false,
 		"":               false,
 	} {
-		cl := &mochi.Client{Net: mochi.ClientConnection{Remote: remote}}
-		if got := h.OnConnectAuthenticate(cl, packets.Packet{}); got != want {
+		cl := &mochi.Client{ID: "c", Net: mochi.ClientConnection{Remote: remote}}
+		if got := h.OnConnectAuthenticate(cl, login); got != want {
 			t.Errorf("OnConnectAuthenticate from %q = %v, want %v", remote, got, want)
 		}
 	}
@@ -55,7 +64,7 @@ func TestLoopbackOnlyHook(t *testing.T) {
 // (mochi's default would expire it after 24 h) and checks that it survives
 // the broker's expiry sweep, which runs every second.
 func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
-	e, err := StartEmbedded("127.0.0.1:0", nil)
+	e, err := StartEmbedded("127.0.0.1:0", testAuth(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +80,11 @@ func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
 		Created:         old,
 		ProtocolVersion: 4,
 	})
-	mqtttest.Publish(t, e.URL(), "plugs/new/status", []byte(StatusOnline), true)
+	a := e.auth
+	mqtttest.Publish(t, withUser(e.URL(), DaemonUsername, a.password(DaemonUsername)), "plugs/new/status", []byte(StatusOnline), true)
 	time.Sleep(1500 * time.Millisecond) // let at least one expiry sweep run
 
-	got := retained(t, e.URL(), "plugs/+/status", "sentinel/embedded")
+	got := retained(t, withUser(e.URL(), DaemonUsername, a.password(DaemonUsername)), "plugs/+/status", "plugs/sentinel/embedded")
 	for _, topic := range []string{"plugs/old/status", "plugs/new/status"} {
 		if got[topic] != StatusOnline {
 			t.Errorf("retained %s = %q after the expiry sweep, want online", topic, got[topic])
@@ -92,4 +102,24 @@ func TestBrokerLogDropsPackets(t *testing.T) {
 	if strings.Contains(out, "secret") || !strings.Contains(out, "client=c1") {
 		t.Errorf("log line = %q; want the client and no packet", out)
 	}
+}
+
+// testAuth is an Auth with a fixed key.
+func testAuth(t testing.TB) *Auth {
+	t.Helper()
+	a, err := NewAuth([]byte("0123456789abcdef-test-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// withUser puts credentials into a broker URL, as paho reads them.
+func withUser(raw, user, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
 }

@@ -2,7 +2,9 @@ package mqtt
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,13 @@ const (
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultRetryInterval  = 2 * time.Second
 )
+
+// daemonClientIDPrefix starts the daemon's default client id; the embedded
+// broker keeps such ids for the daemon's account.
+const daemonClientIDPrefix = "plugs-"
+
+// StateStopped is the state Close publishes for every instance.
+const StateStopped = "stopped"
 
 // The payloads of the status topic.
 const (
@@ -54,6 +64,10 @@ type Config struct {
 	// RetryInterval is the delay between connection attempts while the
 	// broker is unreachable.
 	RetryInterval time.Duration
+	// RunID names this run of the daemon in every state message and on the
+	// run topic, so that a consumer can tell a state left by an earlier run
+	// (a crashed daemon) from a current one. Default: random.
+	RunID string
 	// OnConnectionChange, if set, is called with the new state each time the
 	// connection comes up or goes down (e.g. to set plugs_broker_connected).
 	// It must not block.
@@ -69,6 +83,10 @@ type StateMessage struct {
 	Revision string
 	Restarts int
 	Since    time.Time
+	// Run is the RunID of the daemon that published it (PublishState sets
+	// it): a state whose run is not the one on the host's run topic, or
+	// any state while the host's status is offline, is stale.
+	Run string
 }
 
 // MarshalJSON encodes m with lower-case keys and Since in RFC 3339, UTC, to
@@ -85,7 +103,8 @@ func (m StateMessage) MarshalJSON() ([]byte, error) {
 		Revision string `json:"revision"`
 		Restarts int    `json:"restarts"`
 		Since    string `json:"since"`
-	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since})
+		Run      string `json:"run"`
+	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since, m.Run})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
@@ -97,11 +116,12 @@ func (m *StateMessage) UnmarshalJSON(b []byte) error {
 		Revision string `json:"revision"`
 		Restarts int    `json:"restarts"`
 		Since    string `json:"since"`
+		Run      string `json:"run"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts}
+	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts, Run: v.Run}
 	if v.Since != "" {
 		t, err := time.Parse(time.RFC3339, v.Since)
 		if err != nil {
@@ -125,6 +145,7 @@ type ReconcileMessage struct {
 	Error    string    // why it failed; "" on success. Never holds a secret: the caller redacts it.
 	Revision string    // the configuration revision it reconciled to (a commit, or a content id)
 	At       time.Time // when it finished
+	Run      string    // the daemon's RunID (PublishReconcile sets it)
 }
 
 type reconcileJSON struct {
@@ -132,6 +153,7 @@ type reconcileJSON struct {
 	Error    string `json:"error"`
 	Revision string `json:"revision"`
 	At       string `json:"at"`
+	Run      string `json:"run"`
 }
 
 // MarshalJSON encodes m as {result, error, revision, at}, At in RFC 3339,
@@ -141,7 +163,7 @@ func (m ReconcileMessage) MarshalJSON() ([]byte, error) {
 	if !m.At.IsZero() {
 		at = m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	}
-	return json.Marshal(reconcileJSON{m.Result, m.Error, m.Revision, at})
+	return json.Marshal(reconcileJSON{m.Result, m.Error, m.Revision, at, m.Run})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
@@ -150,7 +172,7 @@ func (m *ReconcileMessage) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*m = ReconcileMessage{Result: v.Result, Error: v.Error, Revision: v.Revision}
+	*m = ReconcileMessage{Result: v.Result, Error: v.Error, Revision: v.Revision, Run: v.Run}
 	if v.At != "" {
 		t, err := time.Parse(time.RFC3339, v.At)
 		if err != nil {
@@ -159,6 +181,15 @@ func (m *ReconcileMessage) UnmarshalJSON(b []byte) error {
 		m.At = t
 	}
 	return nil
+}
+
+// RunMessage is the retained JSON payload of the host's run topic, sent
+// before "online" after every connect: which run of the daemon is the
+// current one.
+type RunMessage struct {
+	Run     string    `json:"run"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
 }
 
 // Publisher keeps the host's status and every instance's state on the
@@ -174,9 +205,10 @@ type Publisher struct {
 
 	mu        sync.Mutex
 	queue     *ring
-	states    map[string][]byte // retained topic (state, reconcile) → latest payload
-	republish bool              // a connection came up: send status and every state first
-	pending   []message         // the republish batch being sent
+	states    map[string][]byte       // retained topic (state, reconcile) → latest payload
+	instances map[string]StateMessage // state topic → latest state, for the stopped states of Close
+	republish bool                    // a connection came up: send status and every state first
+	pending   []message               // the republish batch being sent
 	started   bool
 	closed    bool
 	client    paho.Client
@@ -187,7 +219,20 @@ type Publisher struct {
 	connMu    sync.Mutex // orders connection-state changes and their callbacks
 	connected atomic.Bool
 	dropped   atomic.Uint64
+
+	lost     chan struct{} // buffered 1: the connection went down, connect again
+	connDone chan struct{} // closed when the connect loop returns
+	started0 time.Time     // when NewPublisher ran, for the run topic
+
+	emu      sync.Mutex // guards the connect errors below
+	lastErr  string     // the last connect failure; "" once connected
+	lastErrT time.Time
+	logged   map[string]time.Time // connect failures by text → when last logged
 }
+
+// connectErrorLogEvery is how often the same connect failure is logged
+// again while it lasts; a new failure is logged at once.
+const connectErrorLogEvery = 10 * time.Minute
 
 // NewPublisher returns a Publisher for cfg; it does nothing until Start.
 // PublishState may be called before Start: the messages wait in the queue.
@@ -199,7 +244,7 @@ func NewPublisher(cfg Config) *Publisher {
 		}
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = "plugs-" + cfg.Host
+		cfg.ClientID = daemonClientIDPrefix + cfg.Host
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
@@ -213,14 +258,40 @@ func NewPublisher(cfg Config) *Publisher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		wake:   make(chan struct{}, 1),
-		queue:  newRing(cfg.QueueSize),
-		states: make(map[string][]byte),
-		done:   make(chan struct{}),
+	if cfg.RunID == "" {
+		cfg.RunID = newRunID()
 	}
+	return &Publisher{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		wake:      make(chan struct{}, 1),
+		queue:     newRing(cfg.QueueSize),
+		states:    make(map[string][]byte),
+		instances: make(map[string]StateMessage),
+		done:      make(chan struct{}),
+		lost:      make(chan struct{}, 1),
+		connDone:  make(chan struct{}),
+		started0:  time.Now(),
+		logged:    make(map[string]time.Time),
+	}
+}
+
+// newRunID is 16 random hex digits.
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// RunID names this run of the daemon on the run topic and in every state.
+func (p *Publisher) RunID() string { return p.cfg.RunID }
+
+// LastError is the last failure to connect to the broker and when it
+// happened; "" once a connection is up.
+func (p *Publisher) LastError() (string, time.Time) {
+	p.emu.Lock()
+	defer p.emu.Unlock()
+	return p.lastErr, p.lastErrT
 }
 
 // Host is the host name used in topics.
@@ -248,11 +319,11 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetPassword(password).
 		SetCleanSession(true).
 		SetOrderMatters(false). // handlers run in their own goroutines: none can stall paho
-		// Reconnection is ours (see connectionLost): paho's own reconnect
-		// resends its stored in-flight publish, racing our newer states.
+		// Connecting and reconnecting are ours (see connectLoop): paho's
+		// own reconnect resends its stored in-flight publish, racing our
+		// newer states, and its connect retry hides why a connect failed.
 		SetAutoReconnect(false).
-		SetConnectRetry(true). // a broker that is down is retried: Connect never fails
-		SetConnectRetryInterval(p.cfg.RetryInterval).
+		SetConnectRetry(false).
 		SetConnectTimeout(p.cfg.PublishTimeout).
 		SetWriteTimeout(p.cfg.PublishTimeout).
 		SetKeepAlive(30*time.Second).
@@ -272,32 +343,87 @@ func (p *Publisher) Start(ctx context.Context) error {
 	p.client = paho.NewClient(opts)
 	p.broker = broker
 	ctx, p.cancel = context.WithCancel(ctx)
-	client := p.client
 	p.mu.Unlock()
 
 	p.log.Info("connecting to mqtt broker", "broker", broker, "client_id", p.cfg.ClientID)
-	client.Connect() // with ConnectRetry its token completes only once connected: not waited for
+	go p.connectLoop(ctx)
 	go p.run(ctx)
 	return nil
 }
 
-// connectionLost reconnects, with a fresh clean session so that paho
-// forgets what was in flight (the drain's token completes with an error),
-// unless the publisher is closing.
-func (p *Publisher) connectionLost(_ paho.Client, err error) {
-	p.log.Warn("mqtt broker connection lost", "broker", p.broker, "err", err)
-	p.connectionChanged(false)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed { // Close sets closed before it disconnects: no connect after Close
-		return
-	}
-	t := p.client.Connect() // returns at once; retries until connected or Close
-	select {
-	case <-t.Done():
-		if t.Error() != nil {
-			p.log.Error("mqtt reconnect", "broker", p.broker, "err", t.Error())
+// connectLoop connects, and connects again each time the connection is
+// lost (with a fresh clean session, so that paho forgets what was in
+// flight: the drain's token completes with an error), every RetryInterval
+// until it succeeds, until ctx ends or the publisher closes. Each distinct
+// failure is logged when it first happens and then at most every
+// connectErrorLogEvery, and LastError shows the latest.
+func (p *Publisher) connectLoop(ctx context.Context) {
+	defer close(p.connDone)
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
 		}
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		t := p.client.Connect()
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			return
+		}
+		if err := t.Error(); err != nil {
+			p.connectFailed(err)
+			retry.Reset(p.cfg.RetryInterval)
+			continue
+		}
+		p.emu.Lock()
+		p.lastErr, p.lastErrT = "", time.Time{}
+		clear(p.logged)
+		p.emu.Unlock()
+		select { // connected: wait for it to go down
+		case <-ctx.Done():
+			return
+		case <-p.lost:
+			retry.Reset(0)
+		}
+	}
+}
+
+// connectFailed records a failed connect and logs it unless the same
+// failure was logged recently.
+func (p *Publisher) connectFailed(err error) {
+	msg := err.Error()
+	if p.cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, p.cfg.Password, "(sensitive)")
+	}
+	now := time.Now()
+	p.emu.Lock()
+	p.lastErr, p.lastErrT = msg, now
+	last, seen := p.logged[msg]
+	log := !seen || now.Sub(last) >= connectErrorLogEvery
+	if log {
+		p.logged[msg] = now
+	}
+	p.emu.Unlock()
+	if log {
+		p.log.Error("mqtt broker connect failed; retrying", "broker", p.broker, "error", msg, "retry_every", p.cfg.RetryInterval)
+	}
+}
+
+// connectionLost wakes connectLoop to connect again.
+func (p *Publisher) connectionLost(_ paho.Client, err error) {
+	p.log.Warn("mqtt broker connection lost", "broker", p.broker, "error", err)
+	p.connectionChanged(false)
+	select {
+	case p.lost <- struct{}{}:
 	default:
 	}
 }
@@ -329,13 +455,19 @@ func (p *Publisher) connectionChanged(event bool) {
 // PublishState records s as the latest state of plug/instance and queues it
 // as a retained QoS 1 message on its state topic. It never blocks.
 func (p *Publisher) PublishState(plug, instance string, s StateMessage) {
-	p.publishRetained(StateTopic(p.cfg.Host, plug, instance), s)
+	s.Run = p.cfg.RunID
+	topic := StateTopic(p.cfg.Host, plug, instance)
+	p.mu.Lock()
+	p.instances[topic] = s
+	p.mu.Unlock()
+	p.publishRetained(topic, s)
 }
 
 // PublishReconcile records m as the outcome of the last reconcile and
 // queues it as a retained QoS 1 message on the host's reconcile topic,
 // republished after every reconnect like instance states. It never blocks.
 func (p *Publisher) PublishReconcile(m ReconcileMessage) {
+	m.Run = p.cfg.RunID
 	p.publishRetained(ReconcileTopic(p.cfg.Host), m)
 }
 
@@ -359,6 +491,7 @@ func (p *Publisher) Forget(plug, instance string) {
 	topic := StateTopic(p.cfg.Host, plug, instance)
 	p.mu.Lock()
 	delete(p.states, topic)
+	delete(p.instances, topic)
 	p.enqueueLocked(message{topic: topic, retained: true})
 	p.mu.Unlock()
 	p.signal()
@@ -376,14 +509,30 @@ func (p *Publisher) Connected() bool { return p.connected.Load() }
 // Dropped counts the messages dropped because the queue was full.
 func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 
-// Close sends what is queued while ctx allows, publishes "offline" on the
-// status topic (retained) and disconnects. It returns ctx's error if the
-// broker did not acknowledge "offline" in time.
+// Close publishes every instance it knows as "stopped" (pid 0), sends what
+// is queued while ctx allows, publishes "offline" on the status topic
+// (retained) and disconnects. It returns ctx's error if the broker did not
+// acknowledge "offline" in time. Call it once the instances have stopped.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil
+	}
+	now := time.Now()
+	topics := make([]string, 0, len(p.instances))
+	for t := range p.instances {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		s := p.instances[t]
+		if s.State != StateStopped || s.PID != 0 {
+			s.State, s.PID, s.Since = StateStopped, 0, now
+		}
+		payload, _ := json.Marshal(s)
+		p.states[t] = payload
+		p.enqueueLocked(message{topic: t, payload: payload, retained: true})
 	}
 	p.closed = true
 	started, client := p.started, p.client
@@ -412,6 +561,8 @@ func (p *Publisher) Close(ctx context.Context) error {
 			err = fmt.Errorf("publish offline status: %w", ctx.Err())
 		}
 	}
+	p.cancel()
+	<-p.connDone
 	client.Disconnect(250)
 	p.connMu.Lock()
 	if p.connected.Swap(false) && p.cfg.OnConnectionChange != nil {
@@ -462,7 +613,10 @@ func (p *Publisher) next() (m message, ok, closing bool) {
 	if p.republish {
 		p.republish = false
 		p.pending = p.pending[:0]
-		p.pending = append(p.pending, message{topic: StatusTopic(p.cfg.Host), payload: []byte(StatusOnline), retained: true})
+		run, _ := json.Marshal(RunMessage{Run: p.cfg.RunID, PID: os.Getpid(), Started: p.started0.UTC().Truncate(time.Second)})
+		p.pending = append(p.pending,
+			message{topic: RunTopic(p.cfg.Host), payload: run, retained: true},
+			message{topic: StatusTopic(p.cfg.Host), payload: []byte(StatusOnline), retained: true})
 		topics := make([]string, 0, len(p.states))
 		for t := range p.states {
 			topics = append(topics, t)

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 func runChild(url string) {
-	p := NewPublisher(Config{URL: url, Host: "child", RetryInterval: 50 * time.Millisecond})
+	p := NewPublisher(Config{URL: url, Host: "child", RetryInterval: 50 * time.Millisecond, RunID: testRunID})
 	if err := p.Start(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -40,6 +40,9 @@ func runChild(url string) {
 	p.PublishState("sensor", "default", StateMessage{State: "running", PID: os.Getpid()})
 	select {} // until killed
 }
+
+// testRunID is the RunID of the tests' publishers.
+const testRunID = "test-run"
 
 // fastConfig is a Config for tests: short retry delays so that a publisher
 // reconnects promptly and its goroutines end promptly after Close.
@@ -49,6 +52,7 @@ func fastConfig(url, host string) Config {
 		Host:           host,
 		RetryInterval:  50 * time.Millisecond,
 		PublishTimeout: 5 * time.Second,
+		RunID:          testRunID,
 	}
 }
 
@@ -85,7 +89,7 @@ func retained(t *testing.T, url, filter, sentinelTopic string) map[string]string
 		if m.Topic == sentinelTopic {
 			return true
 		}
-		if m.Retained {
+		if m.Retained && !strings.HasSuffix(m.Topic, "/run") { // the run topic has its own test
 			got[m.Topic] = string(m.Payload)
 		}
 		return false
@@ -109,12 +113,14 @@ func brokers(t *testing.T, test func(t *testing.T, url string)) {
 		test(t, url)
 	})
 	t.Run("embedded", func(t *testing.T) {
-		e, err := StartEmbedded("127.0.0.1:0", nil)
+		a := testAuth(t)
+		e, err := StartEmbedded("127.0.0.1:0", a, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = e.Close() })
-		test(t, e.URL())
+		user, pw := a.Daemon()
+		test(t, withUser(e.URL(), user, pw))
 	})
 }
 
@@ -129,14 +135,14 @@ func TestStateLifecycle(t *testing.T) {
 		mqtttest.Await(t, sub, "online", isPayload(status, StatusOnline))
 
 		since := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-		running := StateMessage{State: "running", PID: 42, Version: "1.2.0", Revision: "abc", Since: since}
-		backoff := StateMessage{State: "backoff", Version: "1.2.0", Revision: "abc", Restarts: 1, Since: since.Add(time.Minute)}
+		running := StateMessage{State: "running", PID: 42, Version: "1.2.0", Revision: "abc", Since: since, Run: testRunID}
+		backoff := StateMessage{State: "backoff", Version: "1.2.0", Revision: "abc", Restarts: 1, Since: since.Add(time.Minute), Run: testRunID}
 		topic := StateTopic("edge-01", "heart-rate", "patient-17")
 		other := StateTopic("edge-01", "heart-rate", "patient-22")
 
 		p.PublishState("heart-rate", "patient-17", running)
 		m := mqtttest.Await(t, sub, "running state", isState(topic, running))
-		wantJSON := `{"state":"running","pid":42,"version":"1.2.0","revision":"abc","restarts":0,"since":"2025-03-01T12:00:00Z"}`
+		wantJSON := `{"state":"running","pid":42,"version":"1.2.0","revision":"abc","restarts":0,"since":"2025-03-01T12:00:00Z","run":"test-run"}`
 		if diff := cmp.Diff(wantJSON, string(m.Payload)); diff != "" {
 			t.Errorf("state payload (-want +got):\n%s", diff)
 		}
@@ -146,14 +152,14 @@ func TestStateLifecycle(t *testing.T) {
 		mqtttest.Await(t, sub, "second instance", isState(other, running))
 
 		want := map[string]string{status: StatusOnline, topic: mustJSON(t, backoff), other: mustJSON(t, running)}
-		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "sentinel/edge-01/1")); diff != "" {
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "plugs/sentinel/edge-01/1")); diff != "" {
 			t.Errorf("retained before Forget (-want +got):\n%s", diff)
 		}
 
 		p.Forget("heart-rate", "patient-22")
 		mqtttest.Await(t, sub, "cleared state", isPayload(other, ""))
 		delete(want, other)
-		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "sentinel/edge-01/2")); diff != "" {
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-01/#", "plugs/sentinel/edge-01/2")); diff != "" {
 			t.Errorf("retained after Forget (-want +got):\n%s", diff)
 		}
 
@@ -186,7 +192,7 @@ func TestKilledPublisherLeavesOffline(t *testing.T) {
 		})
 		mqtttest.Await(t, sub, "online", isPayload(StatusTopic("child"), StatusOnline))
 		mqtttest.Await(t, sub, "child state", isState(StateTopic("child", "sensor", "default"),
-			StateMessage{State: "running", PID: cmd.Process.Pid}))
+			StateMessage{State: "running", PID: cmd.Process.Pid, Run: testRunID}))
 
 		if err := cmd.Process.Kill(); err != nil { // SIGKILL: no chance to say goodbye
 			t.Fatal(err)
@@ -196,7 +202,7 @@ func TestKilledPublisherLeavesOffline(t *testing.T) {
 		mqtttest.Await(t, sub, "offline (last will)", func(m mqtttest.Message) bool {
 			return m.Topic == StatusTopic("child") && string(m.Payload) == StatusOffline
 		})
-		got := retained(t, url, "plugs/child/#", "sentinel/child")
+		got := retained(t, url, "plugs/child/#", "plugs/sentinel/child")
 		if got[StatusTopic("child")] != StatusOffline {
 			t.Errorf("retained status after kill = %q, want offline", got[StatusTopic("child")])
 		}
@@ -251,7 +257,7 @@ func TestBrokerRestartRepublishes(t *testing.T) {
 		}
 	}
 	awaitChange(true)
-	state := StateMessage{State: "running", PID: 7, Version: "2.0.0", Revision: "def", Since: time.Unix(1700000000, 0)}
+	state := StateMessage{State: "running", PID: 7, Version: "2.0.0", Revision: "def", Since: time.Unix(1700000000, 0), Run: testRunID}
 	topic := StateTopic("edge-02", "bridge", "default")
 	sub := mqtttest.Subscribe(t, url, topic)
 	p.PublishState("bridge", "default", state)
@@ -266,7 +272,7 @@ func TestBrokerRestartRepublishes(t *testing.T) {
 	stateDown := state
 	stateDown.Restarts = 1
 	p.PublishState("bridge", "default", stateDown)
-	outcome := ReconcileMessage{Result: ReconcileSuccess, Revision: "abc123", At: time.Unix(1700000001, 0)}
+	outcome := ReconcileMessage{Result: ReconcileSuccess, Revision: "abc123", At: time.Unix(1700000001, 0), Run: testRunID}
 	p.PublishReconcile(outcome)
 	restart()
 	awaitChange(true)
@@ -275,6 +281,9 @@ func TestBrokerRestartRepublishes(t *testing.T) {
 	fresh := mqtttest.Subscribe(t, url, "plugs/edge-02/#")
 	got := map[string]string{}
 	mqtttest.Await(t, fresh, "republished state", func(m mqtttest.Message) bool {
+		if m.Topic == RunTopic("edge-02") {
+			return false
+		}
 		got[m.Topic] = string(m.Payload)
 		return cmp.Equal(got, want)
 	})
@@ -392,19 +401,19 @@ func TestReconcileOutcome(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := time.Date(2025, 3, 1, 12, 0, 0, 250e6, time.UTC)
-		failed := ReconcileMessage{Result: ReconcileError, Error: "plugs.hcl:3,1-5: Unsupported block type", Revision: "0123abcd", At: at}
+		failed := ReconcileMessage{Result: ReconcileError, Error: "plugs.hcl:3,1-5: Unsupported block type", Revision: "0123abcd", At: at, Run: testRunID}
 		p.PublishReconcile(failed)
 		m := mqtttest.Await(t, sub, "failed reconcile", func(m mqtttest.Message) bool { return m.Topic == topic })
-		wantJSON := `{"result":"error","error":"plugs.hcl:3,1-5: Unsupported block type","revision":"0123abcd","at":"2025-03-01T12:00:00.250Z"}`
+		wantJSON := `{"result":"error","error":"plugs.hcl:3,1-5: Unsupported block type","revision":"0123abcd","at":"2025-03-01T12:00:00.250Z","run":"test-run"}`
 		if diff := cmp.Diff(wantJSON, string(m.Payload)); diff != "" {
 			t.Errorf("reconcile payload (-want +got):\n%s", diff)
 		}
-		ok := ReconcileMessage{Result: ReconcileSuccess, Revision: "4567ef01", At: at.Add(time.Second)}
+		ok := ReconcileMessage{Result: ReconcileSuccess, Revision: "4567ef01", At: at.Add(time.Second), Run: testRunID}
 		p.PublishReconcile(ok)
 		mqtttest.Await(t, sub, "successful reconcile", isPayload(topic, mustJSON(t, ok)))
 
 		want := map[string]string{StatusTopic("edge-04"): StatusOnline, topic: mustJSON(t, ok)}
-		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-04/#", "sentinel/edge-04")); diff != "" {
+		if diff := cmp.Diff(want, retained(t, url, "plugs/edge-04/#", "plugs/sentinel/edge-04")); diff != "" {
 			t.Errorf("retained (-want +got):\n%s", diff)
 		}
 		closePublisher(t, p)

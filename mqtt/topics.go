@@ -8,6 +8,12 @@ func StatusTopic(host string) string {
 	return "plugs/" + EscapeTopicSegment(host) + "/status"
 }
 
+// RunTopic is the retained topic naming the current run of host's daemon
+// (see RunMessage), published before "online" after every connect.
+func RunTopic(host string) string {
+	return "plugs/" + EscapeTopicSegment(host) + "/run"
+}
+
 // ReconcileTopic is the retained topic carrying the JSON outcome of the
 // host daemon's last reconcile (see ReconcileMessage).
 func ReconcileTopic(host string) string {
