@@ -26,7 +26,13 @@ type DaemonStatus struct {
 	LastReconcile   *ReconcileStatus `json:"last_reconcile,omitempty"`
 	BrokerURL       string           `json:"broker_url,omitempty"`
 	BrokerConnected bool             `json:"broker_connected"`
-	MetricsAddr     string           `json:"metrics_addr,omitempty"`
+	// BrokerError is the last failure to connect to the broker (wrong
+	// credentials, refused, unreachable), while not connected.
+	BrokerError string `json:"broker_error,omitempty"`
+	// Run names this run of the daemon, as the "run" field of every MQTT
+	// state message and the plugs/<host>/run topic do.
+	Run         string `json:"run,omitempty"`
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
 // ReconcileStatus is the outcome of the last reconcile.

@@ -33,6 +33,10 @@ func (d *daemon) status() Status {
 	}
 	d.smu.Unlock()
 	ds.BrokerConnected = d.broker.pub.Connected()
+	ds.Run = d.broker.pub.RunID()
+	if msg, _ := d.broker.pub.LastError(); msg != "" && !ds.BrokerConnected {
+		ds.BrokerError = d.redact(msg)
+	}
 	return Status{Daemon: ds, Instances: instanceStatuses(d.runner.Observe())}
 }
 

@@ -314,20 +314,27 @@ func (d *daemon) startBroker(ctx context.Context) error {
 	b := &brokerConn{config: block}
 	cfg := mqtt.Config{Host: host, Logger: d.log.With("component", "mqtt")}
 	if block == nil {
-		e, err := mqtt.StartEmbedded(d.opts.BrokerAddr, d.log)
+		auth, err := mqtt.LoadAuth(BrokerDir(d.opts.StateDir))
+		if err != nil {
+			return &Error{Kind: KindEnv, Message: err.Error()}
+		}
+		e, err := mqtt.StartEmbedded(d.opts.BrokerAddr, auth, d.log)
 		if err != nil {
 			return &Error{Kind: KindEnv, Message: fmt.Sprintf("%v\nhint: another MQTT broker may listen there; declare it in a broker block of plugs.hcl, or move the embedded one with --broker-addr (e.g. 127.0.0.1:0)", err)}
 		}
 		b.embedded = e
 		host, port := splitHostPort(e.Addr())
-		b.info = render.BrokerInfo{URL: e.URL(), Host: host, Port: port}
+		b.info = render.BrokerInfo{URL: e.URL(), Host: host, Port: port, InstanceCredentials: instanceCredentials(auth)}
 		cfg.URL = e.URL()
+		cfg.Username, cfg.Password = auth.Daemon()
 	} else {
 		b.info = brokerInfoOf(block)
 		cfg.URL, cfg.Username, cfg.Password = block.URL, block.Username, block.Password
 	}
 	b.pub = mqtt.NewPublisher(cfg)
-	if err := b.pub.Start(ctx); err != nil {
+	// Not ctx: the publisher must outlive the stop signal, to send the
+	// instances' final states and "offline" (closeBroker ends it).
+	if err := b.pub.Start(context.WithoutCancel(ctx)); err != nil {
 		if b.embedded != nil {
 			_ = b.embedded.Close()
 		}
@@ -335,6 +342,16 @@ func (d *daemon) startBroker(ctx context.Context) error {
 	}
 	d.broker = b
 	return nil
+}
+
+// BrokerDir holds the embedded broker's credentials (mqtt.LoadAuth): the
+// key every account's password derives from, and reader.password.
+func BrokerDir(stateDir string) string { return filepath.Join(stateDir, "broker") }
+
+// instanceCredentials hands each instance its own account of the embedded
+// broker.
+func instanceCredentials(a *mqtt.Auth) func(instance.ID) (string, string) {
+	return func(id instance.ID) (string, string) { return a.Instance(id.Plug, id.Instance) }
 }
 
 func (d *daemon) closeBroker() {

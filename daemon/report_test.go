@@ -32,7 +32,7 @@ func TestReconcileOutcomeReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic := mqtt.ReconcileTopic("edge-r")
-	sub := mqtttest.Subscribe(t, st.Daemon.BrokerURL, topic)
+	sub := mqtttest.Subscribe(t, mqtttest.Reader(t, st.Daemon.BrokerURL, filepath.Join(dir, ".plugs")), topic)
 	outcome := func(what string, ok func(mqtt.ReconcileMessage) bool) mqtt.ReconcileMessage {
 		t.Helper()
 		var got mqtt.ReconcileMessage

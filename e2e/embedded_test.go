@@ -58,7 +58,8 @@ plug "mqtt-shell" {
 		t.Fatalf("embedded broker at %q, want tcp://127.0.0.1 on the free port --broker-addr 127.0.0.1:0 chose", url)
 	}
 
-	w, got := retainedState(t, url, host, secrets, one, two, shell)
+	// The embedded broker refuses anonymous subscribers: the reader account.
+	w, got := retainedState(t, mqtttest.Reader(t, url, d.stateDir), host, secrets, one, two, shell)
 	for _, id := range []string{one, two, shell} {
 		s := w.awaitRunning(host, id, instanceOf(st, id).PID, got)
 		if s.Revision != instanceOf(st, id).Revision || s.Since.IsZero() {
@@ -122,14 +123,27 @@ plug "mqtt-shell" {
 		}
 	})
 
-	t.Run("a clean stop publishes offline and stops every instance", func(t *testing.T) {
+	t.Run("a clean stop publishes stopped states, then offline, and stops every instance", func(t *testing.T) {
 		st := d.waitStatus(t, "instances running", running(one, two, shell))
 		if err := d.stop(waitBound); err != nil {
 			t.Fatalf("plugs run after SIGTERM: %v\n%s", err, d.log.String())
 		}
+		stopped := map[string]bool{}
 		w.await("status offline", func(m mqtttest.Message) bool {
+			var s struct {
+				State string `json:"state"`
+				PID   int    `json:"pid"`
+			}
+			if strings.HasSuffix(m.Topic, "/state") && json.Unmarshal(m.Payload, &s) == nil && s.State == "stopped" && s.PID == 0 {
+				stopped[m.Topic] = true
+			}
 			return m.Topic == "plugs/"+host+"/status" && string(m.Payload) == "offline"
 		})
+		for _, id := range []string{one, two, shell} {
+			if !stopped["plugs/"+host+"/"+id+"/state"] {
+				t.Errorf("%s: no stopped state (pid 0) before offline; saw %v", id, stopped)
+			}
+		}
 		for _, i := range st.Instances {
 			if i.PID != 0 && pidAlive(i.PID) {
 				t.Errorf("%s/%s (pid %d) outlived the daemon", i.Plug, i.Instance, i.PID)

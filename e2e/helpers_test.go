@@ -11,6 +11,7 @@ import (
 	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/plugs-dev/plugs/daemon"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
@@ -615,4 +618,54 @@ func (m *mosquitto) restart() {
 	m.t.Helper()
 	m.stop()
 	m.start()
+}
+
+// retainedAll returns the retained messages of filter on the broker at url,
+// by topic, from a subscriber that disconnects before it returns. A
+// sentinel published after the subscription marks the end of the retained
+// messages (a broker sends them before it handles the next packet).
+func retainedAll(t *testing.T, url, filter string) map[string][]byte {
+	t.Helper()
+	sentinel := "e2e-sentinel/" + randomHex(t)
+	got := map[string][]byte{}
+	done := make(chan struct{})
+	var mu sync.Mutex
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID("e2e-retained-" + randomHex(t)).
+		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(false).SetConnectTimeout(waitBound)
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(waitBound) || tok.Error() != nil {
+		t.Fatalf("connect to %s: %v", url, tok.Error())
+	}
+	defer c.Disconnect(50)
+	handler := func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Topic() == sentinel {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+			return
+		}
+		if m.Retained() && len(m.Payload()) > 0 {
+			got[m.Topic()] = m.Payload()
+		}
+	}
+	for _, f := range []string{filter, sentinel} {
+		if tok := c.Subscribe(f, 1, handler); !tok.WaitTimeout(waitBound) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", f, tok.Error())
+		}
+	}
+	if tok := c.Publish(sentinel, 1, false, "end"); !tok.WaitTimeout(waitBound) || tok.Error() != nil {
+		t.Fatalf("publish sentinel: %v", tok.Error())
+	}
+	select {
+	case <-done:
+	case <-time.After(waitBound):
+		t.Fatalf("no sentinel from %s within %s", url, waitBound)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(got)
 }

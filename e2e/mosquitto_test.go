@@ -291,6 +291,67 @@ plug "flapper" {
 		retained := watch(t, broker.url, "plugs/"+host+"/status", secrets)
 		retained.await("retained offline", func(m mqtttest.Message) bool { return m.Retained && string(m.Payload) == "offline" })
 	})
+
+	ok = ok && t.Run("after a crash the retained states tell that they are stale", func(t *testing.T) {
+		// What a consumer does (README, "State that tells the truth"): a
+		// state is current only while the host's status is online and its
+		// run is the one on plugs/<host>/run.
+		runTopic := "plugs/" + host + "/run"
+		snapshot := func(what string, done func(map[string][]byte) bool) map[string][]byte {
+			t.Helper()
+			var got map[string][]byte
+			eventually(t, what, func() error {
+				got = retainedAll(t, broker.url, "plugs/"+host+"/#")
+				if !done(got) {
+					return fmt.Errorf("retained: %q", got)
+				}
+				return nil
+			})
+			return got
+		}
+		runOf := func(b []byte) string {
+			var v struct {
+				Run string `json:"run"`
+			}
+			_ = json.Unmarshal(b, &v)
+			return v.Run
+		}
+		current := func(got map[string][]byte, topic string) bool {
+			return string(got["plugs/"+host+"/status"]) == "online" && runOf(got[topic]) != "" && runOf(got[topic]) == runOf(got[runTopic])
+		}
+		hrTopic := "plugs/" + host + "/" + hr + "/state"
+		shellTopic := "plugs/" + host + "/" + shell + "/state"
+		crashed := snapshot("retained state after the crash", func(m map[string][]byte) bool { return m[hrTopic] != nil && m[shellTopic] != nil })
+		oldRun := runOf(crashed[runTopic])
+		for _, topic := range []string{hrTopic, shellTopic} {
+			if runOf(crashed[topic]) != oldRun || oldRun == "" {
+				t.Errorf("%s: run %q, want the crashed daemon's %q", topic, runOf(crashed[topic]), oldRun)
+			}
+			if current(crashed, topic) {
+				t.Errorf("%s reads as current after the daemon was killed: %s", topic, crashed[topic])
+			}
+		}
+		// A new daemon whose deployment no longer has mqtt-shell: its
+		// retained state stays on the broker, and must read as stale.
+		next := filepath.Join(dir, "after-crash.hcl")
+		writeFile(t, next, strings.Replace(deployment(token), `params = { interval = "1", location = "oral" }`,
+			`params = { interval = "1", location = "oral" }
+  enabled = false`, 1))
+		d2 := startDaemon(t, dir, next, env)
+		d2.waitStatus(t, "heart-rate running", running(hr))
+		after := snapshot("the new run's state", func(m map[string][]byte) bool {
+			return runOf(m[runTopic]) != oldRun && runOf(m[hrTopic]) == runOf(m[runTopic]) && string(m["plugs/"+host+"/status"]) == "online"
+		})
+		if !current(after, hrTopic) {
+			t.Errorf("heart-rate's state of the new run reads as stale: %s (run %s)", after[hrTopic], after[runTopic])
+		}
+		if after[shellTopic] != nil && current(after, shellTopic) {
+			t.Errorf("mqtt-shell's state left by the crashed run reads as current: %s", after[shellTopic])
+		}
+		if err := d2.stop(waitBound); err != nil {
+			t.Errorf("stop the second daemon: %v", err)
+		}
+	})
 	if !ok {
 		t.Logf("the daemon's log:\n%s", d.log.String())
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,31 +126,51 @@ func runPluginEndToEnd(t *testing.T, dir string, argv []string, r pluginRun, n i
 	t.Helper()
 	for _, broker := range []struct {
 		name  string
-		start func(t *testing.T) string
+		start func(t *testing.T) (subscriber string, account func(plug, instance string) (string, string))
 	}{
-		{"mosquitto", func(t *testing.T) string {
-			url, _, _ := mqtttest.Mosquitto(t)
-			return url
+		{"mosquitto", func(t *testing.T) (string, func(string, string) (string, string)) {
+			brokerURL, _, _ := mqtttest.Mosquitto(t)
+			// Mosquitto allows anonymous clients here and ignores the
+			// credentials, but the plugin must still carry them, unprinted.
+			password := "pw-" + randomHex(t)
+			return brokerURL, func(string, string) (string, string) { return "plugs", password }
 		}},
-		{"embedded", func(t *testing.T) string {
-			b, err := mqtt.StartEmbedded("127.0.0.1:0", nil)
+		{"embedded", func(t *testing.T) (string, func(string, string) (string, string)) {
+			// The daemon's embedded broker: the plugin must log in with its
+			// instance's own account and may publish only its data topic.
+			auth, err := mqtt.NewAuth([]byte("examples-test-broker-key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := mqtt.StartEmbedded("127.0.0.1:0", auth, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = b.Close() })
-			return b.URL()
+			user, pw := auth.Reader()
+			u, _ := url.Parse(b.URL())
+			u.User = url.UserPassword(user, pw)
+			return u.String(), auth.Instance
 		}},
 	} {
 		t.Run(broker.name, func(t *testing.T) {
-			runPluginOn(t, broker.start(t), dir, argv, r, n)
+			sub, account := broker.start(t)
+			runPluginOn(t, sub, account, dir, argv, r, n)
 		})
 	}
 }
 
-// runPluginOn is runPluginEndToEnd against the broker at url.
-func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n int) {
+// runPluginOn is runPluginEndToEnd against the broker at subscriber (a URL
+// with the subscriber's credentials, if any); account gives the plugin's.
+func runPluginOn(t *testing.T, subscriber string, account func(plug, instance string) (string, string), dir string, argv []string, r pluginRun, n int) {
 	t.Helper()
-	host, portText, err := net.SplitHostPort(strings.TrimPrefix(url, "tcp://"))
+	u, err := url.Parse(subscriber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = nil
+	brokerURL := u.String()
+	host, portText, err := net.SplitHostPort(u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +178,13 @@ func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n in
 	if err != nil {
 		t.Fatal(err)
 	}
-	password := "pw-" + randomHex(t)
+	username, password := account(r.plug, r.instance)
 	r.secrets = append(r.secrets, password)
 	topics := map[string]string{
 		"data":  fmt.Sprintf("plugs/%s/%s/%s/data", testHost, r.plug, r.instance),
 		"state": fmt.Sprintf("plugs/%s/%s/%s/state", testHost, r.plug, r.instance),
 	}
-	msgs := mqtttest.Subscribe(t, url, "plugs/#")
+	msgs := mqtttest.Subscribe(t, subscriber, "plugs/#")
 	config := writeConfig(t, map[string]any{
 		"uuid":        "3f9a1c52-8e4b-4d7a-9c61-0b2e5f7d8a" + randomHex(t)[:2],
 		"plug":        r.plug,
@@ -172,10 +193,8 @@ func runPluginOn(t *testing.T, url, dir string, argv []string, r pluginRun, n in
 		"revision":    "0000000000000000000000000000000000000000",
 		"description": "end-to-end test of " + r.plug,
 		"broker": map[string]any{
-			"url": url, "host": host, "port": port,
-			// Mosquitto allows anonymous clients here and ignores the
-			// credentials, but the plugin must still carry them, unprinted.
-			"username": "plugs", "password": password,
+			"url": brokerURL, "host": host, "port": port,
+			"username": username, "password": password,
 		},
 		"topics": topics,
 		"params": r.params,

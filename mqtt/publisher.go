@@ -527,9 +527,10 @@ func (p *Publisher) Close(ctx context.Context) error {
 	sort.Strings(topics)
 	for _, t := range topics {
 		s := p.instances[t]
-		if s.State != StateStopped || s.PID != 0 {
-			s.State, s.PID, s.Since = StateStopped, 0, now
+		if s.State == StateStopped && s.PID == 0 {
+			continue // already said (and queued, if the broker is away)
 		}
+		s.State, s.PID, s.Since = StateStopped, 0, now
 		payload, _ := json.Marshal(s)
 		p.states[t] = payload
 		p.enqueueLocked(message{topic: t, payload: payload, retained: true})

@@ -40,6 +40,11 @@ type BrokerInfo struct {
 	Username string
 	// Password is a secret: it appears in Config only, never in Redacted.
 	Password string
+
+	// InstanceCredentials, when set, gives each instance its own username
+	// and password instead of Username and Password (the embedded broker's
+	// accounts, see mqtt.Auth). Added by the daemon helper.
+	InstanceCredentials func(id instance.ID) (username, password string)
 }
 
 // Desired renders the desired instances of d: one instance.Spec per instance of
@@ -129,6 +134,9 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 	version := plugin.Version
 	if version == "" {
 		version = m.Version
+	}
+	if broker.InstanceCredentials != nil {
+		broker.Username, broker.Password = broker.InstanceCredentials(id)
 	}
 	doc := configDoc{
 		UUID:        instanceUUID(host, id, m.UUID),

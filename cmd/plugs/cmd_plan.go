@@ -40,13 +40,14 @@ With -detailed-exitcode: 0 no changes, 2 changes, 1 error.`,
 			} else {
 				plan, err = daemon.PlanLocal(cmd.Context(), g.localOptions(vars))
 			}
+			detailed := g.v.GetBool("detailed-exitcode")
 			if err != nil {
-				return daemonError(g, err)
+				return detailedExit(detailed, daemonError(g, err))
 			}
 			if err := renderPlan(g, plan); err != nil {
-				return err
+				return detailedExit(detailed, err)
 			}
-			if g.v.GetBool("detailed-exitcode") && !plan.Empty() {
+			if detailed && !plan.Empty() {
 				return silent(2)
 			}
 			return nil
@@ -76,4 +77,15 @@ func outputJSON(g *globals) (bool, error) {
 	default:
 		return false, inputError(errors.New("unknown output format " + f + ": want text or json"))
 	}
+}
+
+// detailedExit makes every failure exit 1 under -detailed-exitcode, where 2
+// means "changes pending" (as in Terraform): a CI job must never read an
+// unreachable daemon or a failed fetch as a change.
+func detailedExit(detailed bool, err error) error {
+	var ee *exitError
+	if detailed && errors.As(err, &ee) && ee.code == exitEnv {
+		return &exitError{code: exitInput, err: ee.err}
+	}
+	return err
 }

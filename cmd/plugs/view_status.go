@@ -38,6 +38,9 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 	if d.BrokerConnected {
 		conn = "connected"
 	}
+	if d.BrokerError != "" {
+		conn += ": " + d.BrokerError
+	}
 	fmt.Fprintf(w, "Broker:          %s %s\n", orDash(d.BrokerURL), conn)
 	if d.MetricsAddr != "" {
 		fmt.Fprintf(w, "Metrics:         http://%s/metrics\n", d.MetricsAddr)

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,4 +236,27 @@ func Await(t testing.TB, ch <-chan Message, what string, match func(Message) boo
 			return Message{}
 		}
 	}
+}
+
+// WithUser returns the broker URL raw with user and password in it, as
+// paho reads them (the embedded broker refuses anonymous clients).
+func WithUser(raw, user, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
+// Reader returns the broker URL raw with the credentials of the reader
+// account of a plugs daemon's embedded broker, read from its state
+// directory (<state>/broker/reader.password).
+func Reader(t testing.TB, raw, stateDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stateDir, "broker", "reader.password"))
+	if err != nil {
+		t.Fatalf("reader password: %v", err)
+	}
+	return WithUser(raw, "reader", strings.TrimSpace(string(b)))
 }
