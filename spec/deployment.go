@@ -53,6 +53,7 @@ var plugBlockSchema = &hcl.BodySchema{
 		{Type: "restart"},
 		{Type: "plugin"},
 		{Type: "limits"},
+		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}, {Type: "update"}, // spec/check.go
 	},
 }
 
@@ -607,7 +608,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 	first := map[string]*hcl.Block{}
 	instances := map[string]*Instance{}
 	for _, blk := range content.Blocks {
-		if blk.Type != "instance" {
+		if blk.Type != "instance" && blk.Type != "check" {
 			if prev, dup := first[blk.Type]; dup {
 				diags = append(diags, duplicateBlock(blk, prev, blk.Type))
 				continue
@@ -631,6 +632,8 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		case "limits":
 			ldiags := dc.decodeLimits(blk, &plug.Limits)
 			diags = append(diags, ldiags...)
+		case "check", "check_restart", "update":
+			diags = append(diags, dc.decodeHealthBlock(blk, &plug.Health, true)...)
 		case "plugin":
 			m, mdiags := decodeManifestBody(blk.Body, plug.Name, dc)
 			m.Format, m.Filename, m.DeclRange = FormatInline, blk.DefRange.Filename, blk.DefRange

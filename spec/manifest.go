@@ -32,7 +32,8 @@ var pluginBlockSchema = &hcl.BodySchema{
 		{Name: "setup_required"}, {Name: "exports"}, {Name: "stop_signal"}, {Name: "permissions"},
 		{Name: "author"}, {Name: "license"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "param", LabelNames: []string{"name"}}, {Type: "hooks"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "param", LabelNames: []string{"name"}}, {Type: "hooks"},
+		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}},
 }
 
 var paramBlockSchema = &hcl.BodySchema{
@@ -143,6 +144,10 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 	seen := map[string]*ParamSpec{}
 	var hooks *hcl.Block
 	for _, b := range content.Blocks {
+		if b.Type == "check" || b.Type == "check_restart" {
+			diags = append(diags, dc.decodeHealthBlock(b, &m.Health, false)...)
+			continue
+		}
 		if b.Type == "hooks" {
 			if hooks != nil {
 				diags = append(diags, duplicateBlock(b, hooks, "hooks"))

@@ -16,10 +16,10 @@ import (
 var (
 	mhealthFields = []string{"uuid", "name", "version", "description", "instructions", "type",
 		"cli command", "cli args", "config requirement", "config cli command", "config cli args",
-		"mqtt data export type", "configParams"}
+		"mqtt data export type", "configParams", "checks"}
 	mobileOpsFields = []string{"name", "version", "description", "type", "entry_point",
 		"configuration", "hooks", "permissions", "author", "license", "dependencies",
-		"compatibility", "installed_at", "setup_required"}
+		"compatibility", "installed_at", "setup_required", "checks"}
 	// mobileOpsOnly are the fields that tell the MobileOps shape apart.
 	mobileOpsOnly = []string{"entry_point", "configuration", "hooks", "permissions", "compatibility", "installed_at", "setup_required", "dependencies"}
 	// compatibilityFields are the fields of MobileOps "compatibility".
@@ -94,6 +94,7 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 				"The plugin.json has no \"entry_point\": add the command that runs the plugin, like \"entry_point\": \"python3 main.py\"."))
 		}
 	}
+	m.Health.Checks = j.checks("checks") // spec/check.go
 	if m.Name == "" {
 		j.diags = append(j.diags, errorf(m.DeclRange, "Missing plugin name", "The plugin.json has no \"name\": add the plugin's name."))
 	}

@@ -113,6 +113,10 @@ type Plug struct {
 	User, Group string
 	Limits      Limits
 
+	// Health holds the plug's checks (overriding or adding to the
+	// manifest's), check_restart and update blocks (spec/check.go).
+	Health Health
+
 	// SourceRange and VersionRange locate the source and version
 	// arguments (the plug's DeclRange when they are absent).
 	SourceRange, VersionRange hcl.Range
@@ -169,6 +173,7 @@ type Manifest struct {
 	StopSignal    string // e.g. SIGTERM
 	Hooks         Hooks
 	Permissions   []string
+	Health        Health // checks and check_restart (spec/check.go)
 
 	// Shown by plugs status PLUG and the API; not used to run the plugin.
 	Author      string // MobileOps author, plugin.hcl author
