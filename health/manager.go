@@ -44,7 +44,7 @@ type Manager struct {
 	sockets  map[ID]socketCloser
 	// listen binds a notify socket; tests inside a synctest bubble replace
 	// it, since a goroutine blocked on a real socket is never idle there.
-	listen func(path string, deliver func(int, map[string]string)) (socketCloser, error)
+	listen   func(path string, deliver func(int, map[string]string)) (socketCloser, error)
 	lastData map[ID]time.Time // every instance's, checked or not
 	closed   bool
 }
