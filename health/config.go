@@ -3,23 +3,22 @@ package health
 import (
 	"time"
 
-	"github.com/plugs-dev/plugs/reconcile"
-	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // ID names an instance.
-type ID = reconcile.InstanceID
+type ID = instance.ID
 
 // Check types, as in plugin.hcl and plugs.hcl.
 const (
-	TypeNotify = spec.CheckNotify
-	TypeExec   = spec.CheckExec
-	TypeHTTP   = spec.CheckHTTP
-	TypeTCP    = spec.CheckTCP
-	TypeData   = spec.CheckData
+	TypeNotify = "notify"
+	TypeExec   = "exec"
+	TypeHTTP   = "http"
+	TypeTCP    = "tcp"
+	TypeData   = "data"
 )
 
-// Check is one check of an instance: spec.Check without source ranges.
+// Check is one check of an instance: a spec.Check without source ranges.
 type Check struct {
 	Name     string
 	Type     string
@@ -69,20 +68,4 @@ func (c Config) Watchdog() time.Duration {
 		}
 	}
 	return w
-}
-
-// FromSpec converts a plug's effective health (spec.EffectiveHealth).
-func FromSpec(h spec.Health) Config {
-	var c Config
-	for _, sc := range h.Checks {
-		c.Checks = append(c.Checks, Check{
-			Name: sc.Name, Type: sc.Type, Interval: sc.Interval, Timeout: sc.Timeout, Failures: max(sc.Failures, 1),
-			Command: sc.Command, URL: sc.URL, ExpectBody: sc.ExpectBody, Address: sc.Address,
-			Within: sc.Within, Watchdog: sc.Watchdog,
-		})
-	}
-	if h.CheckRestart != nil {
-		c.RestartLimit, c.RestartGrace = h.CheckRestart.Limit, h.CheckRestart.Grace
-	}
-	return c
 }

@@ -36,6 +36,7 @@ var rules = map[string][][]string{
 	"metrics":                 {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"mqtt":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"sandbox":                 {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon"}},
+	"health":                  {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "mqtt", module + "metrics"}},
 	"sandbox/cgroup":          {parser, effects, cli, {module}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
