@@ -38,6 +38,7 @@ var rules = map[string][][]string{
 	"sandbox":                 {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon"}},
 	"health":                  {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "mqtt", module + "metrics"}},
 	"sandbox/cgroup":          {parser, effects, cli, {module}},
+	"task":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "metrics", module + "mqtt"}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
 	"ui":                      {cli}, // to forbid reconcile, runner, fetch and daemon once the API types leave daemon

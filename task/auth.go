@@ -1,0 +1,175 @@
+package task
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
+)
+
+// LoadTokens reads a bearer-token file: one token per line; blank lines and
+// lines starting with # are ignored. Only the tokens' hashes are kept.
+func LoadTokens(path string) ([][32]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read token file: %w", err)
+	}
+	var out [][32]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, sha256.Sum256([]byte(line)))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("token file %s holds no token", path)
+	}
+	return out, nil
+}
+
+// RequireBearer wraps h: a request without "Authorization: Bearer T" for
+// one of tokens gets 401. Tokens are compared in constant time.
+func RequireBearer(tokens [][32]byte, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		given, ok := strings.CutPrefix(auth, "Bearer ")
+		if ok {
+			sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
+			match := 0
+			for _, t := range tokens {
+				match |= subtle.ConstantTimeCompare(sum[:], t[:])
+			}
+			if match == 1 {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="plugs"`)
+		writeJSON(w, http.StatusUnauthorized, &APIError{Kind: "input", Message: "unauthorized: give Authorization: Bearer TOKEN"})
+	})
+}
+
+// ServerOptions say how the remote task API is served.
+type ServerOptions struct {
+	// TokenFile is a bearer-token file (LoadTokens); empty: none.
+	TokenFile string
+	// WebConfigFile is a Prometheus web config file (TLS, basic_auth_users),
+	// the one the metrics endpoint reads; empty: plain HTTP.
+	WebConfigFile string
+	Logger        *slog.Logger
+}
+
+// CheckServe validates opts for serving on addr: a web config that parses,
+// a token file with tokens, and some authentication unless addr is loopback.
+func CheckServe(addr string, opts ServerOptions) error {
+	auth := false
+	if opts.TokenFile != "" {
+		if _, err := LoadTokens(opts.TokenFile); err != nil {
+			return err
+		}
+		auth = true
+	}
+	if opts.WebConfigFile != "" {
+		if err := web.Validate(opts.WebConfigFile); err != nil {
+			return fmt.Errorf("web config %s: %w", opts.WebConfigFile, err)
+		}
+		users, err := webConfigHasUsers(opts.WebConfigFile)
+		if err != nil {
+			return err
+		}
+		auth = auth || users
+	}
+	if !auth && !isLoopback(addr) {
+		return fmt.Errorf("refusing to serve the task API on %s without authentication: "+
+			"give --api-token-file, or basic_auth_users in --web-config-file, or listen on a loopback address", addr)
+	}
+	return nil
+}
+
+func webConfigHasUsers(path string) (bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("read web config: %w", err)
+	}
+	var c struct {
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return false, fmt.Errorf("web config %s: %w", path, err)
+	}
+	return len(c.Users) > 0, nil
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only. An
+// empty host (all interfaces) is not loopback; "localhost" is.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Serve serves h, wrapped with the bearer check when opts has a token file,
+// on l with the TLS and basic auth of opts' web config, until ctx ends. It
+// closes l. Call CheckServe first.
+func Serve(ctx context.Context, l net.Listener, opts ServerOptions, h http.Handler) error {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.TokenFile != "" {
+		tokens, err := LoadTokens(opts.TokenFile)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		h = RequireBearer(tokens, h)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	webConfig := opts.WebConfigFile
+	flags := &web.FlagConfig{
+		WebListenAddresses: &[]string{l.Addr().String()},
+		WebSystemdSocket:   new(bool),
+		WebConfigFile:      &webConfig,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- web.Serve(l, srv, flags, logger.With("component", "task-api")) }()
+	select {
+	case err := <-errc:
+		l.Close()
+		return fmt.Errorf("task api serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("task api serve: %w", err)
+	}
+	return nil
+}

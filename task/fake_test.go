@@ -1,0 +1,129 @@
+package task
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plugs-dev/plugs/instance"
+)
+
+// fakeRunner answers runs without processes: it echoes the input, or runs
+// fn when set, and records the peak of concurrent runs.
+type fakeRunner struct {
+	clock Clock
+	fn    func(ctx context.Context, spec instance.Spec, run Run) (Outcome, error)
+
+	active, peak atomic.Int64
+	mu           sync.Mutex
+	runs         []fakeRun
+}
+
+type fakeRun struct {
+	ID      ID
+	At      time.Time
+	Trigger string
+	Input   string
+	Env     map[string]string
+}
+
+var _ Runner = (*fakeRunner)(nil)
+
+func (f *fakeRunner) RunOnce(ctx context.Context, spec instance.Spec, run Run) (Outcome, error) {
+	n := f.active.Add(1)
+	defer f.active.Add(-1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	now := time.Now()
+	if f.clock != nil {
+		now = f.clock.Now()
+	}
+	f.mu.Lock()
+	f.runs = append(f.runs, fakeRun{ID: spec.ID, At: now, Trigger: run.Env["PLUGS_TRIGGER"], Input: string(run.Input), Env: run.Env})
+	f.mu.Unlock()
+	if f.fn != nil {
+		return f.fn(ctx, spec, run)
+	}
+	out := run.Input
+	trunc := false
+	if len(out) > run.MaxOutput {
+		out, trunc = out[:run.MaxOutput], true
+	}
+	return Outcome{Output: out, OutputTruncated: trunc, StartedAt: now, Duration: time.Millisecond}, nil
+}
+
+func (f *fakeRunner) recorded() []fakeRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeRun(nil), f.runs...)
+}
+
+// stepClock is the real clock (fake inside a synctest bubble) with a wall
+// clock that a test can step.
+type stepClock struct {
+	start  time.Time
+	offset atomic.Int64
+}
+
+func newStepClock() *stepClock { return &stepClock{start: time.Now()} }
+
+func (c *stepClock) Now() time.Time {
+	return time.Now().Add(time.Duration(c.offset.Load())).Round(0)
+}
+func (c *stepClock) Mono() time.Duration { return time.Since(c.start) }
+func (c *stepClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+func (c *stepClock) Step(d time.Duration) { c.offset.Add(int64(d)) }
+
+func target(plug, inst string, cfg Config) Target {
+	return Target{Spec: instance.Spec{ID: ID{Plug: plug, Instance: inst}}, Config: cfg}
+}
+
+// fakeObserver records what metrics would see.
+type fakeObserver struct {
+	mu      sync.Mutex
+	runs    map[string]int // plug/result
+	skipped map[string]int // plug/reason
+	success map[string]time.Time
+}
+
+func newFakeObserver() *fakeObserver {
+	return &fakeObserver{runs: map[string]int{}, skipped: map[string]int{}, success: map[string]time.Time{}}
+}
+
+func (o *fakeObserver) TaskRun(plug, result string, _ time.Duration, last time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.runs[plug+"/"+result]++
+	o.success[plug] = last
+}
+func (o *fakeObserver) TaskSkipped(plug, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.skipped[plug+"/"+reason]++
+}
+func (o *fakeObserver) TaskKnown(plug string, last time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.success[plug] = last
+}
+func (o *fakeObserver) TaskForget(plug string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.success, plug)
+}
+func (o *fakeObserver) count(key string, skipped bool) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if skipped {
+		return o.skipped[key]
+	}
+	return o.runs[key]
+}
