@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ type hub struct {
 	closed sync.Once
 
 	mu   sync.Mutex
-	subs map[chan []byte]struct{}
+	subs map[chan []byte]*InstanceID // what each stream's page shows of one instance; nil: none
 
 	// owned by run
 	rows    map[InstanceID]string
@@ -41,7 +42,7 @@ const subBuffer = 16
 func newHub(s *Server) *hub {
 	return &hub{
 		s: s, wakeC: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		subs: map[chan []byte]struct{}{}, rows: map[InstanceID]string{}, details: map[InstanceID]string{},
+		subs: map[chan []byte]*InstanceID{}, rows: map[InstanceID]string{}, details: map[InstanceID]string{},
 	}
 }
 
@@ -57,12 +58,27 @@ func (h *hub) close() {
 	<-h.done
 }
 
-func (h *hub) subscribe() chan []byte {
+// subscribe adds a stream; watch, when not nil, is the instance whose
+// detail panel its page shows.
+func (h *hub) subscribe(watch *InstanceID) chan []byte {
 	c := make(chan []byte, subBuffer)
 	h.mu.Lock()
-	h.subs[c] = struct{}{}
+	h.subs[c] = watch
 	h.mu.Unlock()
 	return c
+}
+
+// watched returns the instances some stream shows the detail panel of.
+func (h *hub) watched() map[InstanceID]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := map[InstanceID]bool{}
+	for _, id := range h.subs {
+		if id != nil {
+			w[*id] = true
+		}
+	}
+	return w
 }
 
 func (h *hub) unsubscribe(c chan []byte) {
@@ -81,7 +97,7 @@ func (h *hub) run() {
 		}
 		h.mu.Unlock()
 	}()
-	h.diff() // the baseline every later patch is relative to
+	_, _ = h.diff() // the baseline every later patch is relative to
 	t := time.NewTimer(0)
 	<-t.C
 	for {
@@ -97,18 +113,25 @@ func (h *hub) run() {
 			return
 		case <-t.C:
 		}
-		if msg := h.diff(); len(msg) > 0 {
-			h.broadcast(msg)
+		if msg, details := h.diff(); len(msg) > 0 || len(details) > 0 {
+			h.broadcast(msg, details)
 		}
 	}
 }
 
-func (h *hub) broadcast(msg []byte) {
+func (h *hub) broadcast(msg []byte, details map[InstanceID][]byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for c := range h.subs {
+	for c, watch := range h.subs {
+		m := msg
+		if watch != nil && details[*watch] != nil {
+			m = append(slices.Clip(details[*watch]), msg...)
+		}
+		if len(m) == 0 {
+			continue
+		}
 		select {
-		case c <- msg:
+		case c <- m:
 		default:
 			// Too far behind: end its stream; the browser reconnects and
 			// reloads its tables.
@@ -119,12 +142,15 @@ func (h *hub) broadcast(msg []byte) {
 }
 
 // diff reads the backend and renders what changed since the last call, as
-// the bytes of one or two SSE events.
-func (h *hub) diff() []byte {
+// the bytes of one or two SSE events for every stream, and a "patch" event
+// of the detail panel of each changed instance that a stream watches.
+func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 	s := h.s
 	st, obs := s.b.Status(), s.b.Observe()
 	s.track(obs, st)
 	ov := s.overrides()
+	watched := h.watched()
+	details := map[InstanceID][]byte{}
 	var patch bytes.Buffer
 	seen := make(map[InstanceID]bool, len(obs))
 	setChanged := false
@@ -142,7 +168,12 @@ func (h *hub) diff() []byte {
 		h.rows[o.ID] = k
 		if had {
 			h.render(&patch, "row", r)
-			h.render(&patch, "detail", s.detailOf(r))
+			if watched[o.ID] {
+				var d, ev bytes.Buffer
+				h.render(&d, "detail", s.detailOf(r))
+				writeEvent(&ev, "patch", d.String())
+				details[o.ID] = ev.Bytes()
+			}
 		}
 	}
 	for id := range h.rows {
@@ -166,7 +197,7 @@ func (h *hub) diff() []byte {
 	if setChanged {
 		writeEvent(&out, "refresh", "instances changed")
 	}
-	return out.Bytes()
+	return out.Bytes(), details
 }
 
 func (h *hub) render(w *bytes.Buffer, name string, data any) {
@@ -204,9 +235,14 @@ func startStream(w http.ResponseWriter) *http.ResponseController {
 	return rc
 }
 
-// events is GET /events: the patches of every page.
+// events is GET /events: the patches of every page; ?instance=PLUG/INSTANCE
+// adds those of that instance's detail panel.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	c := s.hub.subscribe()
+	var watch *InstanceID
+	if p, i, ok := strings.Cut(r.URL.Query().Get("instance"), "/"); ok {
+		watch = &InstanceID{Plug: p, Instance: i}
+	}
+	c := s.hub.subscribe(watch)
 	defer s.hub.unsubscribe(c)
 	rc := startStream(w)
 	if r.Header.Get("Last-Event-ID") != "" || r.URL.Query().Get("reconnect") != "" {

@@ -372,6 +372,7 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 	}
 	s.track([]InstanceStatus{o}, s.b.Status())
 	v.Title, v.Nav = o.ID.String(), "instances"
+	v.Events = "/events?" + url.Values{"instance": {o.ID.String()}}.Encode()
 	v.Notice = doneNotice(r.URL.Query().Get("done"), o.ID)
 	t := s.procs.table()
 	rw := s.rowOf(o, t, s.overrides())

@@ -221,6 +221,7 @@ type view struct {
 	Notice string
 	Error  string
 	Path   string // the page's URL, for the event stream's refreshes
+	Events string // the event stream's URL
 	Data   any
 }
 
@@ -231,7 +232,7 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, v *view) (tmpl string
 // a page), then writes it, compressed when the browser takes gzip.
 func (s *Server) page(f pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		v := &view{CSRF: s.csrfToken(w, r), Path: r.URL.RequestURI()}
+		v := &view{CSRF: s.csrfToken(w, r), Path: r.URL.RequestURI(), Events: "/events"}
 		v.Host = s.host
 		name, code := f(w, r, v)
 		if name == "" {

@@ -281,21 +281,28 @@ func (e *sse) until(t *testing.T, name, want string) string {
 
 func TestEventsSendChangedRowsOnly(t *testing.T) {
 	h := newHarness(t, 20)
-	ev := h.stream("/events")
 	id := InstanceID{Plug: "plug-05", Instance: "inst-0005"}
+	ev := h.stream("/events?instance=plug-05%2Finst-0005")
+	list := h.stream("/events")
 	if err := h.f.crash(id, "SIGSEGV"); err != nil {
 		t.Fatal(err)
 	}
 	h.s.Notify()
+	if d := ev.until(t, "patch", domID("d-", id)); !strings.Contains(d, "killed by SIGSEGV") {
+		t.Errorf("the detail panel lacks the exit:\n%s", d)
+	}
 	d := ev.until(t, "patch", domID("i-", id))
-	if !strings.Contains(d, "killed by SIGSEGV") || !strings.Contains(d, `id="`+domID("d-", id)+`"`) {
-		t.Errorf("patch lacks the exit or the detail panel:\n%s", d)
+	if !strings.Contains(d, "killed by SIGSEGV") {
+		t.Errorf("the row lacks the exit:\n%s", d)
 	}
 	if n := strings.Count(d, "<tr id="); n != 1 {
 		t.Errorf("patch has %d rows, want only the changed one:\n%s", n, d)
 	}
 	if strings.Contains(d, plantedSecret) {
 		t.Error("the planted secret is in an event")
+	}
+	if d := list.until(t, "patch", domID("i-", id)); strings.Contains(d, domID("d-", id)) {
+		t.Error("a stream that watches no instance got a detail panel")
 	}
 	// The instance set changes: a refresh.
 	h.f.mu.Lock()
