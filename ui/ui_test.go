@@ -17,10 +17,18 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/plugs-dev/plugs/render"
 	"golang.org/x/crypto/bcrypt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSensitiveIsRenders(t *testing.T) {
+	if sensitive != render.Sensitive {
+		t.Fatalf("sensitive = %q, render.Sensitive = %q", sensitive, render.Sensitive)
+	}
+}
 
 type harness struct {
 	t   *testing.T
@@ -115,7 +123,7 @@ func TestBadConfigShowsDiagnostic(t *testing.T) {
 	diag := "Error: Unsupported argument\n\n  on plugs.hcl line 4:\n   4:   bogus = 1\n\nAn argument named \"bogus\" is not expected here."
 	h.f.mu.Lock()
 	h.f.status.Daemon.LastReconcile = &ReconcileStatus{At: time.Now(), Error: diag}
-	h.f.planErr = &APIError{Kind: "input", Message: diag}
+	h.f.planErr = errors.New(diag)
 	h.f.mu.Unlock()
 	for _, path := range []string{"/", "/plan", "/history"} {
 		_, body := h.get(path)

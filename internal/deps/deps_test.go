@@ -41,7 +41,7 @@ var rules = map[string][][]string{
 	"task":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "metrics", module + "mqtt"}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
-	"ui":                      {cli}, // to forbid reconcile, runner, fetch and daemon once the API types leave daemon
+	"ui":                      {parser, cli, {module + "reconcile", module + "runner", module + "fetch", module + "daemon", module + "mqtt"}},
 	"cmd/plugs":               {},
 	"internal/deps":           {},
 	"internal/gittest":        {cli},
