@@ -51,6 +51,16 @@ type Spec struct {
 	// Identity and limits of the process.
 	User, Group string
 	Limits      Limits
+
+	// The sandbox (issue 15, package sandbox): what the instance may do.
+	// Permissions are the manifest's, then the plug's sandbox block's;
+	// Groups the supplementary groups it asks for; NoSandbox turns the
+	// Landlock rules off (sandbox { enabled = false }); BrokerPort is the
+	// TCP port of the MQTT broker it may always reach (0: none).
+	Permissions []string
+	Groups      []string
+	NoSandbox   bool
+	BrokerPort  int
 }
 
 // RestartPolicy mirrors spec.RestartPolicy so that runner need not import spec.
@@ -67,6 +77,10 @@ type Limits struct {
 	AddrSpace  uint64
 	NProc      uint64
 	NoNewPrivs bool
+	// cgroup limits (issue 15)
+	Memory uint64  // bytes
+	CPU    float64 // CPUs
+	PIDs   uint64
 }
 
 // State is the lifecycle state of an instance.
@@ -90,6 +104,9 @@ type Exit struct {
 	Code   int    // exit code, -1 when killed by a signal
 	Signal string // e.g. "SIGKILL", "" when it exited
 	At     time.Time
+	// OOMKilled: the kernel killed it at its cgroup memory limit
+	// ("oom-killed" in status, metrics and MQTT).
+	OOMKilled bool
 }
 
 // Status is the observed state of one instance.

@@ -72,6 +72,7 @@ const (
 	ReasonDirChanged       Reason = "directory changed"       // replace
 	ReasonUserChanged      Reason = "user or group changed"   // replace
 	ReasonLimitsChanged    Reason = "limits changed"          // replace
+	ReasonSandboxChanged   Reason = "sandbox changed"         // replace: permissions, groups, sandbox on/off
 	ReasonStopChanged      Reason = "stop settings changed"   // update: stop signal or timeout
 	ReasonRestartChanged   Reason = "restart policy changed"  // update
 	ReasonDependsOnChanged Reason = "depends_on changed"      // update
@@ -226,6 +227,9 @@ func compare(before, after *instance.Spec) Change {
 	}
 	if before.Limits != after.Limits {
 		replace = append(replace, ReasonLimitsChanged)
+	}
+	if !slices.Equal(before.Permissions, after.Permissions) || !slices.Equal(before.Groups, after.Groups) || before.NoSandbox != after.NoSandbox {
+		replace = append(replace, ReasonSandboxChanged)
 	}
 	if before.StopSignal != after.StopSignal || before.StopTimeout != after.StopTimeout {
 		update = append(update, ReasonStopChanged)

@@ -201,7 +201,11 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Restart:     RestartPolicy(plug.Restart),
 		User:        plug.User,
 		Group:       plug.Group,
-		Limits:      instance.Limits(plug.Limits),
+		Limits:      instance.Limits(plug.InstanceLimits(inst)),
+		Permissions: append(slices.Clone(m.Permissions), plug.Sandbox.Permissions...),
+		Groups:      slices.Clone(plug.Sandbox.Groups),
+		NoSandbox:   plug.Sandbox.Disabled,
+		BrokerPort:  broker.Port,
 	}, nil
 }
 

@@ -141,7 +141,7 @@ func TestDesiredGolden(t *testing.T) {
 		Env: map[string]string{"LOG_LEVEL": "info"}, Config: hr.Config, ConfigHash: hr.ConfigHash, Redacted: hr.Redacted,
 		DependsOn: []string{"bridge"}, StopSignal: "SIGINT", StopTimeout: spec.DefaultStopTimeout,
 		Restart: instance.RestartPolicy{InitialDelay: 2 * time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute, MaxRestarts: 4},
-		User:    "plugs", Limits: instance.Limits{NoFile: 1024},
+		User:    "plugs", Limits: instance.Limits{NoFile: 1024}, BrokerPort: 1883,
 	}
 	if diff := cmp.Diff(want, hr); diff != "" {
 		t.Errorf("heart-rate/patient-17 spec (-want +got):\n%s", diff)

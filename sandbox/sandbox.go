@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plugs-dev/plugs/sandbox/cgroup"
+	"github.com/plugs-dev/plugs/sandbox/perms"
 )
 
 // Limits are an instance's resource limits; zero means unset.
@@ -162,7 +163,7 @@ func orNone(s string) string {
 }
 
 // Unenforced lists what of the limits and grants this host cannot enforce.
-func (s *Sandbox) Unenforced(l Limits, g Grants) []string {
+func (s *Sandbox) Unenforced(l Limits, g perms.Grants) []string {
 	var out []string
 	if s.abi == 0 {
 		out = append(out, "filesystem", "network")
@@ -211,7 +212,7 @@ type Start struct {
 // Prepare makes the instance's cgroup, resolves its user, hands the
 // instance directory to that user and builds the shim's policy.
 func (s *Sandbox) Prepare(req Request) (*Start, error) {
-	grants, problems := ParsePermissions(req.Permissions)
+	grants, problems := perms.Parse(req.Permissions)
 	if len(problems) > 0 {
 		s.opts.Log.Warn("permissions not understood", "plug", req.Plug, "problems", strings.Join(problems, "; "))
 	}
@@ -222,26 +223,25 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	if err != nil {
 		return nil, err
 	}
-	if switchUser {
-		p.SwitchUser, p.UID, p.GID = true, cred.UID, cred.GID
-		for _, g := range req.Groups {
-			gid, err := lookupGroup(g)
-			if err != nil {
-				return nil, err
-			}
-			p.Groups = append(p.Groups, gid)
-		}
-		if err := s.handOver(req, cred); err != nil {
+	var groups []uint32
+	for _, g := range req.Groups {
+		gid, err := lookupGroup(g)
+		if err != nil {
 			return nil, err
 		}
-	} else if len(req.Groups) > 0 && s.root {
-		p.SwitchUser, p.UID, p.GID = true, uint32(os.Geteuid()), uint32(os.Getegid())
-		for _, g := range req.Groups {
-			gid, err := lookupGroup(g)
-			if err != nil {
-				return nil, err
-			}
-			p.Groups = append(p.Groups, gid)
+		groups = appendNew(groups, gid)
+	}
+	for _, g := range grants.Groups {
+		if gid, err := lookupGroup(g); err == nil { // implied by a permission: skipped where the host lacks it
+			groups = appendNew(groups, gid)
+		}
+	}
+	if switchUser || (s.root && len(groups) > 0) {
+		p.SwitchUser, p.UID, p.GID, p.Groups = true, cred.UID, cred.GID, groups
+	}
+	if switchUser {
+		if err := s.handOver(req, cred); err != nil {
+			return nil, err
 		}
 	}
 
@@ -250,6 +250,10 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	p.ReadOnlyOptional = slices.Clone(systemRO)
 	p.ReadWrite = append([]string{req.InstanceDir}, systemRW...)
 	p.ReadOnly = append(p.ReadOnly, grants.Read...)
+	for _, pattern := range grants.Devices {
+		matches, _ := filepath.Glob(pattern)
+		p.Devices = append(p.Devices, matches...)
+	}
 	for _, w := range grants.Write {
 		if strings.HasPrefix(w, "/dev/") {
 			p.Devices = append(p.Devices, w)
@@ -385,7 +389,7 @@ func (s *Sandbox) traversable(target string, c Credential) error {
 }
 
 // summary is the one line of what the instance may do.
-func (s *Sandbox) summary(p Policy, g Grants, c Credential, switched bool, req Request) string {
+func (s *Sandbox) summary(p Policy, g perms.Grants, c Credential, switched bool, req Request) string {
 	var parts []string
 	who := c.Name
 	if !switched && !s.root {
@@ -406,7 +410,7 @@ func (s *Sandbox) summary(p Policy, g Grants, c Credential, switched bool, req R
 
 // Describe says in short phrases what grants and limits allow: the line
 // `plugs validate` prints per plug.
-func Describe(noLandlock bool, g Grants, l Limits) []string {
+func Describe(noLandlock bool, g perms.Grants, l Limits) []string {
 	var parts []string
 	if noLandlock {
 		parts = append(parts, "sandbox off: any file, any network")
@@ -534,4 +538,11 @@ func (s *Sandbox) Close() error {
 		return nil
 	}
 	return s.cg.Remove()
+}
+
+func appendNew[T comparable](s []T, v T) []T {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/plugs-dev/plugs/sandbox/perms"
 )
 
 // env is one sandbox test setup: a Sandbox, a plugin copy of the test
@@ -379,21 +381,6 @@ func TestShimError(t *testing.T) {
 	}
 }
 
-func TestParsePermissions(t *testing.T) {
-	g, problems := ParsePermissions([]string{"filesystem.read:/data", "filesystem.write:/tmp/", "network.tcp:8080",
-		"network.http", "network.mqtt", "filesystem.read:rel", "network.tcp:x", "camera"})
-	want := Grants{Read: []string{"/data"}, Write: []string{"/tmp"}, Connect: []uint16{80, 443, 8080}, Bind: []uint16{8080}}
-	if d := cmp.Diff(want, g); d != "" {
-		t.Errorf("grants (-want +got):\n%s", d)
-	}
-	if len(problems) != 3 {
-		t.Errorf("problems: %q", problems)
-	}
-	if g, _ := ParsePermissions([]string{"network"}); !g.AnyNetwork {
-		t.Error("network: not any network")
-	}
-}
-
 func TestUserName(t *testing.T) {
 	u := &Users{}
 	for plug, want := range map[string]string{
@@ -412,7 +399,7 @@ func TestUserName(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	g, _ := ParsePermissions([]string{"filesystem.read:/data", "network.tcp:8080"})
+	g, _ := perms.Parse([]string{"filesystem.read:/data", "network.tcp:8080"})
 	got := strings.Join(Describe(false, g, Limits{Memory: 256 << 20, CPU: 0.5, PIDs: 64}), "; ")
 	want := "read plugin + system, write instance dir, read /data; network: broker, connect tcp 8080, listen tcp 8080; memory 256MiB, cpu 0.5, pids 64"
 	if got != want {

@@ -54,11 +54,13 @@ var plugBlockSchema = &hcl.BodySchema{
 		{Type: "plugin"},
 		{Type: "limits"},
 		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}, {Type: "update"}, // spec/check.go
+		{Type: "sandbox"}, // spec/sandbox.go
 	},
 }
 
 var instanceBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "params"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "limits"}}, // spec/sandbox.go
 }
 
 var restartBlockSchema = &hcl.BodySchema{
@@ -66,7 +68,8 @@ var restartBlockSchema = &hcl.BodySchema{
 }
 
 var limitsBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "nofile"}, {Name: "address_space"}, {Name: "nproc"}, {Name: "no_new_privs"}},
+	Attributes: []hcl.AttributeSchema{{Name: "nofile"}, {Name: "address_space"}, {Name: "nproc"}, {Name: "no_new_privs"},
+		{Name: "memory"}, {Name: "cpu"}, {Name: "pids"}}, // cgroup limits: spec/sandbox.go
 }
 
 // validName is what plug and instance names may look like: they become
@@ -168,6 +171,9 @@ type decoder struct {
 	vars    map[string]cty.Value // the values of var.*, for checking references
 	src     []byte               // the file's source, when known
 	dep     *Deployment          // the deployment being decoded, if any
+	// instanceLimits holds instance limits blocks until their plug's
+	// limits are known (spec/sandbox.go).
+	instanceLimits map[*Instance]*hcl.Block
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -634,6 +640,8 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 			diags = append(diags, ldiags...)
 		case "check", "check_restart", "update":
 			diags = append(diags, dc.decodeHealthBlock(blk, &plug.Health, true)...)
+		case "sandbox":
+			diags = append(diags, dc.decodeSandbox(blk, &plug.Sandbox)...)
 		case "plugin":
 			m, mdiags := decodeManifestBody(blk.Body, plug.Name, dc)
 			m.Format, m.Filename, m.DeclRange = FormatInline, blk.DefRange.Filename, blk.DefRange
@@ -641,6 +649,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 			diags = append(diags, mdiags...)
 		}
 	}
+	diags = append(diags, dc.decodeInstanceLimits(plug)...)
 	if len(plug.Instances) == 0 {
 		plug.Instances = []*Instance{{Name: DefaultInstanceName, Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{}, DeclRange: plug.DeclRange}}
 	}
@@ -664,6 +673,7 @@ func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
 		inst.Params, inst.ParamRanges, pdiags = dc.decodeParams(attr)
 		diags = append(diags, pdiags...)
 	}
+	diags = append(diags, dc.keepInstanceLimits(inst, content.Blocks)...)
 	return inst, diags
 }
 
@@ -706,6 +716,7 @@ func (dc *decoder) decodeLimits(b *hcl.Block, l *Limits) hcl.Diagnostics {
 		diags = append(diags, bdiags...)
 		l.NoNewPrivs = v
 	}
+	diags = append(diags, dc.decodeCgroupLimits(content, l)...)
 	return diags
 }
 

@@ -135,7 +135,7 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 		}
 	}
 	if attr, ok := attrs["permissions"]; ok && len(m.Permissions) > 0 {
-		diags = append(diags, permissionsNotEnforced(attr.NameRange))
+		diags = append(diags, checkPermissions(m.Permissions, attr.Expr.Range())...)
 	}
 	if attr, ok := attrs["setup_required"]; ok {
 		v, _, bdiags := dc.evalBool(attr)
@@ -221,13 +221,6 @@ func (dc *decoder) decodeParamBlock(b *hcl.Block) (*ParamSpec, hcl.Diagnostics) 
 		}
 	}
 	return ps, diags
-}
-
-// permissionsNotEnforced is the warning for declared permissions, until the
-// sandbox enforces them.
-func permissionsNotEnforced(rng hcl.Range) *hcl.Diagnostic {
-	return warnf(rng, "Permissions are not enforced",
-		"This plugs does not enforce a plugin's permissions yet: the plugin runs with the rights of its user. Run it as a dedicated user (user = \"...\" in plugs.hcl) to limit what it can do.")
 }
 
 // convertParamDefault converts a default to the param's type; for "any"

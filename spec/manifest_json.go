@@ -99,7 +99,7 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 		j.diags = append(j.diags, errorf(m.DeclRange, "Missing plugin name", "The plugin.json has no \"name\": add the plugin's name."))
 	}
 	if a, ok := attrs["permissions"]; ok && len(m.Permissions) > 0 {
-		j.diags = append(j.diags, permissionsNotEnforced(a.NameRange))
+		j.diags = append(j.diags, checkPermissions(m.Permissions, a.Expr.Range())...)
 	}
 	return m, append(diags, j.diags...)
 }

@@ -112,6 +112,7 @@ type Plug struct {
 	// Optional process isolation, applied by the runner.
 	User, Group string
 	Limits      Limits
+	Sandbox     Sandbox // spec/sandbox.go
 
 	// Health holds the plug's checks (overriding or adding to the
 	// manifest's), check_restart and update blocks (spec/check.go).
@@ -130,6 +131,10 @@ type Limits struct {
 	AddrSpace  uint64 // RLIMIT_AS, bytes
 	NProc      uint64 // RLIMIT_NPROC
 	NoNewPrivs bool
+	// cgroup limits (spec/sandbox.go)
+	Memory uint64  // bytes
+	CPU    float64 // CPUs
+	PIDs   uint64
 }
 
 // Instance is one instance block of a plug (or the implicit "default").
@@ -137,7 +142,10 @@ type Instance struct {
 	Name        string
 	Params      map[string]cty.Value
 	ParamRanges map[string]hcl.Range
-	DeclRange   hcl.Range
+	// Limits are the instance's own (its limits block over the plug's);
+	// nil: the plug's. See Plug.InstanceLimits.
+	Limits    *Limits
+	DeclRange hcl.Range
 }
 
 // Plugin kinds.

@@ -39,6 +39,7 @@ var rules = map[string][][]string{
 	"health":                  {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "mqtt", module + "metrics"}},
 	"sandbox/cgroup":          {parser, effects, cli, {module}},
 	"task":                    {parser, cli, {module + "reconcile", module + "render", module + "runner", module + "fetch", module + "daemon", module + "metrics", module + "mqtt"}},
+	"sandbox/perms":           {parser, effects, cli, {module}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
 	"ui":                      {parser, cli, {module + "reconcile", module + "runner", module + "fetch", module + "daemon", module + "mqtt"}},

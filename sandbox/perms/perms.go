@@ -1,4 +1,7 @@
-package sandbox
+// Package perms reads the permissions a plugin declares (MobileOps
+// "permissions", the plug's sandbox block) into grants. It is pure: package
+// spec checks them with it, package sandbox enforces them.
+package perms
 
 import (
 	"fmt"
@@ -17,9 +20,15 @@ type Grants struct {
 	Connect, Bind []uint16
 	// AnyNetwork lifts every network restriction ("network", "network.*").
 	AnyNetwork bool
+	// Devices are device paths (globs, expanded at each start) the
+	// instance may read, write and ioctl.
+	Devices []string
+	// Groups are supplementary groups the permissions imply (dialout for
+	// serial ports); a group this host lacks is skipped.
+	Groups []string
 }
 
-// ParsePermissions reads MobileOps-style permission strings:
+// Parse reads MobileOps-style permission strings:
 //
 //	filesystem.read:/data    read (and execute) files under /data
 //	filesystem.write:/tmp    read and write under /tmp
@@ -28,14 +37,21 @@ type Grants struct {
 //	network.https            connect to TCP port 443
 //	network.mqtt             the broker (always granted)
 //	network, network.*       any network access
+//	mqtt, mqtt:publish, ...  the broker (always granted)
+//	serial                   serial ports (/dev/ttyUSB*, ttyACM*, ttyS*, ttyAMA*) and group dialout
+//	gpio                     /dev/gpiochip*, /dev/gpiomem, /sys/class/gpio and group gpio
+//	bluetooth                group bluetooth
 //
 // It returns the grants of the permissions it understands and one problem
 // per permission it does not (each a sentence naming it).
-func ParsePermissions(perms []string) (Grants, []string) {
+func Parse(perms []string) (Grants, []string) {
 	var g Grants
 	var problems []string
 	for _, p := range perms {
 		kind, arg, hasArg := strings.Cut(strings.TrimSpace(p), ":")
+		if kind == "mqtt" && hasArg {
+			kind = "mqtt." + arg // mqtt:publish, mqtt:subscribe
+		}
 		switch kind {
 		case "filesystem.read", "filesystem.write":
 			if !hasArg || !filepath.IsAbs(arg) {
@@ -64,11 +80,20 @@ func ParsePermissions(perms []string) (Grants, []string) {
 			g.Connect = appendNew(appendNew(g.Connect, 80), 443)
 		case "network.https":
 			g.Connect = appendNew(g.Connect, 443)
-		case "network.mqtt":
+		case "network.mqtt", "mqtt", "mqtt.publish", "mqtt.subscribe":
 		case "network", "network.*", "network.any":
 			g.AnyNetwork = true
+		case "serial":
+			g.Devices = append(g.Devices, "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyS*", "/dev/ttyAMA*", "/dev/serial")
+			g.Groups = appendNew(g.Groups, "dialout")
+		case "gpio":
+			g.Devices = append(g.Devices, "/dev/gpiochip*", "/dev/gpiomem")
+			g.Write = appendNew(g.Write, "/sys/class/gpio")
+			g.Groups = appendNew(g.Groups, "gpio")
+		case "bluetooth":
+			g.Groups = appendNew(g.Groups, "bluetooth")
 		default:
-			problems = append(problems, fmt.Sprintf("permission %q is not one plugs knows (filesystem.read:PATH, filesystem.write:PATH, network.tcp:PORT, network.http, network.https, network)", p))
+			problems = append(problems, fmt.Sprintf("permission %q is not one plugs knows (filesystem.read:PATH, filesystem.write:PATH, network.tcp:PORT, network.http, network.https, network, mqtt, serial, gpio, bluetooth)", p))
 		}
 	}
 	slices.Sort(g.Connect)
