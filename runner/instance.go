@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +43,7 @@ type supervised struct {
 	// guarded by r.mu
 	status   instance.Status
 	pidStart uint64
+	box      *sandbox.Start // the current process's sandbox (sandbox.go)
 }
 
 type ctlMsg struct {
@@ -203,6 +205,7 @@ func (in *supervised) finish() {
 	})
 	in.pumps.Wait()
 	in.out.Close()
+	in.releaseSandbox()
 }
 
 func (in *supervised) recordExit(e instance.Exit) {
@@ -256,7 +259,7 @@ func instanceFile(s instance.Status, pidStart uint64) *InstanceFile {
 		Restarts: s.Restarts, ConfigHash: s.Spec.ConfigHash,
 	}
 	if e := s.LastExit; e != nil {
-		f.LastExit = &ExitFile{Code: e.Code, Signal: e.Signal, At: e.At}
+		f.LastExit = &ExitFile{Code: e.Code, Signal: e.Signal, At: e.At, OOMKilled: e.OOMKilled}
 	}
 	return f
 }
@@ -295,6 +298,7 @@ type process struct {
 	pid       int
 	startedAt time.Time
 	exited    chan instance.Exit // receives once, after the process is reaped
+	box       *sandbox.Start     // nil without a sandbox
 
 	mu     sync.Mutex
 	reaped bool
@@ -346,18 +350,28 @@ func (in *supervised) spawn() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	path, argv, box, err := in.sandboxed(spec, path, attr)
+	if err != nil {
+		return nil, err
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("output pipe: %w", err)
 	}
 	attr.Files = []*os.File{in.r.devNull, pw, pw}
-	proc, err := sp.spawn(path, spec.Command, attr)
+	if box != nil {
+		attr.Files = append(attr.Files, box.Files...)
+	}
+	proc, err := sp.spawn(path, argv, attr)
 	pw.Close()
 	if err != nil {
+		if box != nil {
+			_ = box.Started(err)
+		}
 		pr.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan instance.Exit, 1)}
+	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan instance.Exit, 1), box: box}
 	in.pumps.Add(1)
 	go func() {
 		defer in.pumps.Done()
@@ -369,6 +383,9 @@ func (in *supervised) spawn() (*process, error) {
 		pumpOutput(pr, in.out, &in.r.bufs)
 	}()
 	go in.waitProcess(p, proc, pr)
+	if err := sandboxStarted(box, p); err != nil {
+		return nil, err
+	}
 	if err := applyLimits(p.pid, spec.Limits); err != nil {
 		p.signalGroup(syscall.SIGKILL)
 		<-p.exited
@@ -411,6 +428,7 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 			e.Code = ps.ExitCode()
 		}
 	}
+	in.sandboxExit(p.box, &e)
 	p.exited <- e
 }
 

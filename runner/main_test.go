@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/sandbox"
 	"go.uber.org/goleak"
 )
 
@@ -23,6 +24,10 @@ import (
 const fakeEnv = "RUNNER_TEST_FAKE"
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeExec() // the sandbox shim (sandbox_test.go)
+	if mode := os.Getenv(sandboxFakeEnv); mode != "" {
+		os.Exit(sandboxFake(mode, os.Args[1:]))
+	}
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(fake(mode, os.Args[1:]))
 	}

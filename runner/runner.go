@@ -27,6 +27,8 @@ type Options struct {
 	StateDir string
 	// Logger receives lifecycle events; nil discards them.
 	Logger *slog.Logger
+	// Sandbox confines every instance (sandbox.go); nil: none.
+	Sandbox Sandboxer
 	// Clock drives backoff and stop timeouts; nil is the wall clock.
 	Clock Clock
 	// Observer receives every status change, from a goroutine of its own:

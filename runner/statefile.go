@@ -36,6 +36,8 @@ type ExitFile struct {
 	Code   int       `json:"code"`
 	Signal string    `json:"signal,omitempty"`
 	At     time.Time `json:"at"`
+	// OOMKilled: killed at its cgroup memory limit (sandbox.go).
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // ReadInstanceFile reads and parses an instance.json.

@@ -148,7 +148,7 @@ func (s *Sandbox) Status() []string {
 		out = append(out, line)
 	}
 	if s.root {
-		out = append(out, "users: plugs without user run as "+s.users.UserName("<plug>")+" (created on first start), never as root unless user = \"root\"")
+		out = append(out, "users: plugs without user run as "+s.users.prefix()+"<plug> (created on first start), never as root unless user = \"root\"")
 	} else {
 		out = append(out, "users: plugs is not root: every plug runs as uid "+strconv.Itoa(os.Geteuid()))
 	}

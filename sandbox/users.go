@@ -32,10 +32,7 @@ type Credential struct {
 // name, lower-cased; when that changed the name or made it longer than
 // useradd accepts (32), a short hash of the plug name keeps it unique.
 func (u *Users) UserName(plug string) string {
-	prefix := u.Prefix
-	if prefix == "" {
-		prefix = "plugs-"
-	}
+	prefix := u.prefix()
 	clean := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
@@ -55,6 +52,13 @@ func (u *Users) UserName(plug string) string {
 		clean = clean[:max(keep, 0)]
 	}
 	return prefix + clean + "-" + h
+}
+
+func (u *Users) prefix() string {
+	if u.Prefix == "" {
+		return "plugs-"
+	}
+	return u.Prefix
 }
 
 // Ensure returns the plug's user, creating it when it does not exist.
