@@ -61,6 +61,10 @@ type Spec struct {
 	Groups      []string
 	NoSandbox   bool
 	BrokerPort  int
+
+	// Task (instance/task.go, package task): set when the plug runs on call
+	// or on a schedule instead of being kept running; nil for a service.
+	Task *Task
 }
 
 // RestartPolicy mirrors spec.RestartPolicy so that runner need not import spec.

@@ -206,6 +206,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Groups:      slices.Clone(plug.Sandbox.Groups),
 		NoSandbox:   plug.Sandbox.Disabled,
 		BrokerPort:  broker.Port,
+		Task:        Task(plug, m), // render/task.go
 	}, nil
 }
 

@@ -54,7 +54,8 @@ var plugBlockSchema = &hcl.BodySchema{
 		{Type: "plugin"},
 		{Type: "limits"},
 		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}, {Type: "update"}, // spec/check.go
-		{Type: "sandbox"}, // spec/sandbox.go
+		{Type: "sandbox"},                  // spec/sandbox.go
+		{Type: "task"}, {Type: "schedule"}, // spec/task.go
 	},
 }
 
@@ -614,7 +615,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 	first := map[string]*hcl.Block{}
 	instances := map[string]*Instance{}
 	for _, blk := range content.Blocks {
-		if blk.Type != "instance" && blk.Type != "check" {
+		if blk.Type != "instance" && blk.Type != "check" && blk.Type != "task" && blk.Type != "schedule" {
 			if prev, dup := first[blk.Type]; dup {
 				diags = append(diags, duplicateBlock(blk, prev, blk.Type))
 				continue
@@ -642,6 +643,8 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 			diags = append(diags, dc.decodeHealthBlock(blk, &plug.Health, true)...)
 		case "sandbox":
 			diags = append(diags, dc.decodeSandbox(blk, &plug.Sandbox)...)
+		case "task", "schedule":
+			diags = append(diags, dc.decodeTaskBlock(blk, &plug.Task)...)
 		case "plugin":
 			m, mdiags := decodeManifestBody(blk.Body, plug.Name, dc)
 			m.Format, m.Filename, m.DeclRange = FormatInline, blk.DefRange.Filename, blk.DefRange

@@ -33,7 +33,8 @@ var pluginBlockSchema = &hcl.BodySchema{
 		{Name: "author"}, {Name: "license"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "param", LabelNames: []string{"name"}}, {Type: "hooks"},
-		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}},
+		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"},
+		{Type: "task"}, {Type: "schedule"}}, // spec/task.go
 }
 
 var paramBlockSchema = &hcl.BodySchema{
@@ -144,6 +145,10 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 	seen := map[string]*ParamSpec{}
 	var hooks *hcl.Block
 	for _, b := range content.Blocks {
+		if b.Type == "task" || b.Type == "schedule" {
+			diags = append(diags, dc.decodeTaskBlock(b, &m.Task)...)
+			continue
+		}
 		if b.Type == "check" || b.Type == "check_restart" {
 			diags = append(diags, dc.decodeHealthBlock(b, &m.Health, false)...)
 			continue

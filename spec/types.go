@@ -117,6 +117,9 @@ type Plug struct {
 	// Health holds the plug's checks (overriding or adding to the
 	// manifest's), check_restart and update blocks (spec/check.go).
 	Health Health
+	// Task makes the plug a task (task {} and schedule {} blocks,
+	// spec/task.go); nil: a service, unless its manifest says task.
+	Task *Task
 
 	// SourceRange and VersionRange locate the source and version
 	// arguments (the plug's DeclRange when they are absent).
@@ -182,6 +185,7 @@ type Manifest struct {
 	Hooks         Hooks
 	Permissions   []string
 	Health        Health // checks and check_restart (spec/check.go)
+	Task          *Task  // task {} and schedule {} blocks (spec/task.go); nil: a service
 
 	// Shown by plugs status PLUG and the API; not used to run the plugin.
 	Author      string // MobileOps author, plugin.hcl author

@@ -82,8 +82,8 @@ func (c *stepClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
 }
 func (c *stepClock) Step(d time.Duration) { c.offset.Add(int64(d)) }
 
-func target(plug, inst string, cfg Config) Target {
-	return Target{Spec: instance.Spec{ID: ID{Plug: plug, Instance: inst}}, Config: cfg}
+func target(plug, inst string, cfg Config) instance.Spec {
+	return instance.Spec{ID: ID{Plug: plug, Instance: inst}, Task: &cfg}
 }
 
 // fakeObserver records what metrics would see.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/plugs-dev/plugs/instance"
 	"log/slog"
 	"maps"
 	"math"
@@ -106,14 +107,17 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// Update replaces the set of task instances. Runs in flight finish with the
+// Update replaces the set of task instances with the specs whose Task is
+// set (the others are services and ignored). Runs in flight finish with the
 // spec they started with; a plug no longer listed is forgotten (its history
 // stays on disk). The returned error names schedules that could not be
 // armed; the other tasks are updated regardless.
-func (m *Manager) Update(targets []Target) error {
+func (m *Manager) Update(specs []instance.Spec) error {
 	byPlug := map[string][]Target{}
-	for _, t := range targets {
-		byPlug[t.Spec.ID.Plug] = append(byPlug[t.Spec.ID.Plug], t)
+	for _, s := range specs {
+		if s.Task != nil {
+			byPlug[s.ID.Plug] = append(byPlug[s.ID.Plug], Target{Spec: s, Config: s.Task.WithDefaults()})
+		}
 	}
 	var errs []error
 	m.mu.Lock()
@@ -130,7 +134,7 @@ func (m *Manager) Update(targets []Target) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(byPlug)) {
 		ts := byPlug[name]
-		cfg := ts[0].Config.withDefaults()
+		cfg := ts[0].Config
 		ps, ok := m.plugs[name]
 		if !ok {
 			h, err := loadHistory(historyPath(m.opts.StateDir, name), cfg.History)
@@ -249,7 +253,7 @@ func (m *Manager) admit(ctx context.Context, ps *plugState, instance string) err
 		m.mu.Unlock()
 		return nil
 	}
-	if len(ps.waiters) >= ps.cfg.Queue {
+	if len(ps.waiters) >= max(ps.cfg.Queue, 0) {
 		err := &BusyError{Plug: ps.name, MaxConcurrent: ps.cfg.MaxConcurrent, Queue: len(ps.waiters), RetryAfter: retryAfter(ps)}
 		m.mu.Unlock()
 		if m.opts.Observer != nil {

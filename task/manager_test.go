@@ -16,7 +16,7 @@ import (
 	"github.com/plugs-dev/plugs/instance"
 )
 
-func newTestManager(t *testing.T, r Runner, stateDir string, targets ...Target) *Manager {
+func newTestManager(t *testing.T, r Runner, stateDir string, targets ...instance.Spec) *Manager {
 	t.Helper()
 	m := NewManager(Options{Runner: r, StateDir: stateDir})
 	t.Cleanup(m.Close)
@@ -148,7 +148,7 @@ func TestStartFailureIsAnErrorResult(t *testing.T) {
 	}}
 	m := NewManager(Options{Runner: r, Observer: obs})
 	defer m.Close()
-	m.Update([]Target{target("p", "default", Config{})})
+	m.Update([]instance.Spec{target("p", "default", Config{})})
 	res, err := m.Exec(t.Context(), Request{Plug: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestConcurrentCallsAreBoundedAndNoneLost(t *testing.T) {
 	obs := newFakeObserver()
 	m := NewManager(Options{Runner: r, Observer: obs})
 	defer m.Close()
-	m.Update([]Target{target("p", "default", Config{MaxConcurrent: 4, Queue: 16, History: 1000})})
+	m.Update([]instance.Spec{target("p", "default", Config{MaxConcurrent: 4, Queue: 16, History: 1000})})
 
 	const calls = 200
 	var (
@@ -274,7 +274,7 @@ func TestHistoryIsBoundedAndSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{History: 3}
 	m := NewManager(Options{Runner: &fakeRunner{}, StateDir: dir})
-	m.Update([]Target{target("p", "default", cfg)})
+	m.Update([]instance.Spec{target("p", "default", cfg)})
 	for i := range 5 {
 		if _, err := m.Exec(t.Context(), Request{Plug: "p", Input: []byte(fmt.Sprint(i))}); err != nil {
 			t.Fatal(err)
@@ -285,7 +285,7 @@ func TestHistoryIsBoundedAndSurvivesARestart(t *testing.T) {
 	obs := newFakeObserver()
 	m2 := NewManager(Options{Runner: &fakeRunner{}, StateDir: dir, Observer: obs})
 	defer m2.Close()
-	m2.Update([]Target{target("p", "default", cfg)})
+	m2.Update([]instance.Spec{target("p", "default", cfg)})
 	runs, err := m2.Runs("p", "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -327,11 +327,11 @@ func TestUpdateForgetsRemovedPlugs(t *testing.T) {
 	obs := newFakeObserver()
 	m := NewManager(Options{Runner: &fakeRunner{}, Observer: obs})
 	defer m.Close()
-	m.Update([]Target{target("a", "default", Config{}), target("b", "default", Config{})})
+	m.Update([]instance.Spec{target("a", "default", Config{}), target("b", "default", Config{})})
 	if !m.IsTask("a") || len(m.Status()) != 2 {
 		t.Fatal("tasks not known")
 	}
-	m.Update([]Target{target("b", "default", Config{})})
+	m.Update([]instance.Spec{target("b", "default", Config{})})
 	if m.IsTask("a") {
 		t.Fatal("a still a task")
 	}

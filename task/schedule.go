@@ -5,11 +5,9 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/robfig/cron/v3"
 )
-
-// maxDefaultJitter caps the default jitter of a schedule.
-const maxDefaultJitter = 30 * time.Second
 
 // ParseCron parses a cron expression the way plugs reads schedule { cron }:
 // five fields (minute hour day-of-month month day-of-week) or a descriptor
@@ -56,7 +54,7 @@ func newPlan(s Schedule, seed string, local *time.Location) (*plan, error) {
 	return p, nil
 }
 
-// defaultJitter is a tenth of the schedule's period, at most maxDefaultJitter.
+// defaultJitter is a tenth of the schedule's period, at most instance.MaxDefaultJitter.
 func (p *plan) defaultJitter() time.Duration {
 	period := p.Every
 	if p.cron != nil {
@@ -65,7 +63,7 @@ func (p *plan) defaultJitter() time.Duration {
 		a := p.cron.Next(t0)
 		period = p.cron.Next(a).Sub(a)
 	}
-	return min(period/10, maxDefaultJitter)
+	return min(period/10, instance.MaxDefaultJitter)
 }
 
 // nextSlot is the first cron slot strictly after t, in the schedule's zone.

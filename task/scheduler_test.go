@@ -33,7 +33,7 @@ func TestCronScheduleAcrossClockStepsAndRestart(t *testing.T) {
 		cfg := Config{Schedules: []Schedule{{Cron: "*/10 * * * *", UTC: true, Persistent: true, Jitter: zero()}}}
 		start := func() *Manager {
 			m := NewManager(Options{Runner: r, StateDir: dir, Clock: clock})
-			if err := m.Update([]Target{target("pull", "default", cfg)}); err != nil {
+			if err := m.Update([]instance.Spec{target("pull", "default", cfg)}); err != nil {
 				t.Fatal(err)
 			}
 			return m
@@ -74,13 +74,13 @@ func TestCronWithoutPersistentSkipsMissedRuns(t *testing.T) {
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Cron: "@hourly", UTC: true, Jitter: zero()}}}
 		m := NewManager(Options{Runner: r, StateDir: dir, Clock: clock})
-		m.Update([]Target{target("p", "default", cfg)})
+		m.Update([]instance.Spec{target("p", "default", cfg)})
 		time.Sleep(61 * time.Minute)
 		synctest.Wait()
 		m.Close()
 		time.Sleep(2 * time.Hour) // 02:00 and 03:00 missed
 		m = NewManager(Options{Runner: r, StateDir: dir, Clock: clock})
-		m.Update([]Target{target("p", "default", cfg)})
+		m.Update([]instance.Spec{target("p", "default", cfg)})
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		m.Close()
@@ -97,7 +97,7 @@ func TestEveryIgnoresWallClockSteps(t *testing.T) {
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Every: 5 * time.Minute, Jitter: zero()}}}
 		m := NewManager(Options{Runner: r, Clock: clock})
-		m.Update([]Target{target("p", "default", cfg)})
+		m.Update([]instance.Spec{target("p", "default", cfg)})
 		time.Sleep(12 * time.Minute) // 5, 10
 		clock.Step(3 * time.Hour)
 		time.Sleep(10 * time.Minute) // 15, 20
@@ -119,7 +119,7 @@ func TestEveryPersistentRunsAtStartWhenDue(t *testing.T) {
 		cfg := Config{Schedules: []Schedule{{Every: time.Hour, Persistent: true, Jitter: zero()}}}
 		start := func() *Manager {
 			m := NewManager(Options{Runner: r, StateDir: dir, Clock: clock})
-			m.Update([]Target{target("p", "default", cfg)})
+			m.Update([]instance.Spec{target("p", "default", cfg)})
 			return m
 		}
 		m := start() // never ran: runs at start
@@ -154,7 +154,7 @@ func TestScheduleSkipsOverlappingRuns(t *testing.T) {
 			}
 			cfg := Config{MaxConcurrent: 4, Schedules: []Schedule{{Every: 10 * time.Minute, Jitter: zero(), Overlap: overlap}}}
 			m := NewManager(Options{Runner: r, Clock: clock, Observer: obs})
-			m.Update([]Target{target("p", "default", cfg)})
+			m.Update([]instance.Spec{target("p", "default", cfg)})
 			time.Sleep(35 * time.Minute) // due at 10, 20, 30
 			synctest.Wait()
 			m.Close()
@@ -198,7 +198,7 @@ func TestCronInLocalTimeZone(t *testing.T) {
 		berlin := time.FixedZone("CET", 3600)
 		cfg := Config{Schedules: []Schedule{{Cron: "0 2 * * *", Jitter: zero()}}} // 02:00 local = 01:00 UTC
 		m := NewManager(Options{Runner: r, Clock: clock, Location: berlin})
-		m.Update([]Target{target("p", "default", cfg)})
+		m.Update([]instance.Spec{target("p", "default", cfg)})
 		time.Sleep(90 * time.Minute)
 		synctest.Wait()
 		m.Close()
@@ -211,7 +211,7 @@ func TestCronInLocalTimeZone(t *testing.T) {
 func TestBadScheduleIsReported(t *testing.T) {
 	m := NewManager(Options{Runner: &fakeRunner{}})
 	defer m.Close()
-	err := m.Update([]Target{target("p", "default", Config{Schedules: []Schedule{{Cron: "61 * * * *"}}})})
+	err := m.Update([]instance.Spec{target("p", "default", Config{Schedules: []Schedule{{Cron: "61 * * * *"}}})})
 	if err == nil {
 		t.Fatal("a bad cron expression was accepted")
 	}

@@ -22,9 +22,9 @@ func compareID(a, b ID) int {
 	return strings.Compare(a.Instance, b.Instance)
 }
 
-// Target is one task instance: what reconcile rendered for it (its config,
-// params, secrets and environment, exactly as for a service) and how it
-// runs as a task. Every instance of a plug carries the same Config.
+// Target is one task instance: what render made of it (its config, params,
+// secrets and environment, exactly as for a service) and its Task settings
+// with the defaults filled.
 type Target struct {
 	Spec   instance.Spec
 	Config Config
