@@ -241,8 +241,7 @@ func BenchmarkConvergeNoChange(b *testing.B) {
 // runnable trees, render every instance's config.
 func BenchmarkLoad(b *testing.B) {
 	d := newBenchDeployment(b, benchInstances(b, 1000), sleepCommand)
-	store := fetch.Open(filepath.Join(filepath.Dir(d.file), ".plugs"), fetch.Options{})
-	l := &loader{store: store, broker: func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} }}
+	l := newLoader(filepath.Join(filepath.Dir(d.file), ".plugs"), fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
 	ctx := context.Background()
 	if _, err := l.load(ctx, d.file, nil); err != nil {
 		b.Fatal(err)

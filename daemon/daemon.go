@@ -171,11 +171,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	reg := metrics.NewRegistry()
 	d.metrics = metrics.New(reg, d) // scraped once served, below
-	d.store = fetch.Open(opts.StateDir, fetch.Options{
+	d.loader = newLoader(opts.StateDir, fetch.Options{
 		Logger: d.log, Progress: opts.Progress, Offline: d.mode == ModeBundle,
 		OnFetched: d.metrics.FetchDone,
-	})
-	d.loader = &loader{store: d.store, offline: d.mode == ModeBundle, broker: d.brokerInfo}
+	}, d.brokerInfo)
+	d.store = d.loader.store
 
 	if err := d.startBroker(ctx); err != nil {
 		return err

@@ -10,29 +10,42 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/workspace"
 )
 
 // LockFileName is the lock's name, beside plugs.hcl.
-const LockFileName = "plugs.lock.hcl"
+const LockFileName = layout.LockFileName
 
 // loader turns a plugs.hcl and its lock into desired instances: the part of
 // a reconcile that may fail on bad input, and so runs before anything changes.
+// It reads every deployment with one workspace.Reader, whose parser also
+// reads the store's manifests.
 type loader struct {
-	store *fetch.Store
+	reader   *workspace.Reader
+	store    *fetch.Store // opened with reader (see newLoader)
+	stateDir string
 	// offline (bundles) only uses trees already in the store; otherwise a
 	// missing or stale lock entry is resolved and fetched.
 	offline bool
 	// broker returns the broker instances are told about.
 	broker func(d *spec.Deployment) render.BrokerInfo
+}
+
+// newLoader opens the store of stateDir with a new workspace.Reader.
+func newLoader(stateDir string, o fetch.Options, broker func(d *spec.Deployment) render.BrokerInfo) *loader {
+	r := workspace.NewReader()
+	return &loader{reader: r, store: r.Store(stateDir, o), stateDir: stateDir, offline: o.Offline, broker: broker}
 }
 
 // loaded is a deployment ready to be planned.
@@ -53,52 +66,39 @@ type loaded struct {
 // renders the desired instances. Its errors are *Error: KindInput for what
 // a human must fix (with the rendered diagnostics), KindEnv otherwise.
 func (l *loader) load(ctx context.Context, file string, vars map[string]string) (*loaded, error) {
-	parser := spec.NewParser()
-	dep, diags := parser.LoadDeployment(file, vars)
+	w, diags := l.reader.Open(workspace.Options{File: file, StateDir: l.stateDir, Vars: vars})
 	if diags.HasErrors() {
-		return nil, diagError(parser, diags)
+		return nil, diagError(w, diags)
 	}
-	lockFile := filepath.Join(filepath.Dir(file), LockFileName)
-	lock := &spec.Lock{Filename: lockFile, Plugs: map[string]*spec.LockedPlug{}}
-	if _, err := os.Stat(lockFile); err == nil {
-		var ldiags hcl.Diagnostics
-		lock, ldiags = parser.LoadLock(lockFile)
-		if ldiags.HasErrors() {
-			return nil, diagError(parser, ldiags)
-		}
-	}
+	dep, lock := w.Deployment, w.LockOrEmpty()
 	before := snapshotLock(lock)
 
 	if !l.offline {
 		if _, err := l.store.Fetch(ctx, dep, lock, fetch.FetchOptions{}); err != nil {
-			return nil, fetchError(err)
+			return nil, fetchError(w, err)
 		}
 	}
 	trees, err := l.store.Runnable(dep, lock)
 	if err != nil {
-		return nil, fetchError(err)
-	}
-	plugins := make(map[string]render.Plugin, len(trees))
-	var infos []metrics.PluginInfo
-	manifests := map[string]*spec.Manifest{}
-	for name, t := range trees {
-		plugins[name] = render.Plugin{Dir: t.Dir, Source: t.Source, Version: t.Version, Revision: t.Revision, Manifest: t.Manifest}
-		manifests[name] = t.Manifest
-		infos = append(infos, metrics.PluginInfo{Plug: name, Version: t.Version, Revision: t.Revision, Source: t.Source})
+		return nil, fetchError(w, err)
 	}
 	// Params are merged and type-checked once, by the render.
-	desired, diags := render.Desired(dep, plugins, l.broker(dep))
+	desired, diags := w.Desired(trees, l.broker(dep))
 	if diags.HasErrors() {
-		return nil, diagError(parser, diags)
+		return nil, diagError(w, diags)
+	}
+	var infos []metrics.PluginInfo
+	for name, t := range trees {
+		infos = append(infos, metrics.PluginInfo{Plug: name, Version: t.Version, Revision: t.Revision, Source: t.Source})
 	}
 	return &loaded{
 		dep:         dep,
 		lock:        lock,
 		desired:     desired,
 		plugins:     infos,
-		manifests:   manifests,
+		manifests:   w.Manifests,
 		lockChanged: !maps.Equal(before, snapshotLock(lock)),
-		contentHash: contentHash(file, lockFile),
+		contentHash: contentHash(file, w.LockFile),
 	}, nil
 }
 
@@ -125,20 +125,30 @@ func contentHash(files ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// diagError renders diagnostics as the CLI shows them.
-func diagError(p *spec.Parser, diags hcl.Diagnostics) error {
+// diagError renders diagnostics as the CLI shows them, with their
+// snippets: this is where diagnostics stop being data, at the edge of the
+// local API. A file that could not be read is the environment's failure.
+func diagError(w *workspace.Workspace, diags hcl.Diagnostics) error {
 	var buf bytes.Buffer
-	wr := hcl.NewDiagnosticTextWriter(&buf, p.Files(), 78, false)
+	wr := hcl.NewDiagnosticTextWriter(&buf, w.Files(), 78, false)
 	_ = wr.WriteDiagnostics(spec.Sorted(diags))
-	return &Error{Kind: KindInput, Message: strings.TrimRight(buf.String(), "\n")}
+	kind := KindInput
+	if workspace.EnvFailure(diags) {
+		kind = KindEnv
+	}
+	return &Error{Kind: kind, Message: strings.TrimRight(buf.String(), "\n")}
 }
 
 // fetchError classifies a fetch error: a wrong source or lock is the
-// user's to fix; a network or disk failure is the environment's.
-func fetchError(err error) error {
+// user's to fix; a network or disk failure is the environment's. A bad
+// manifest's diagnostics are shown as diagnostics, with their snippet.
+func fetchError(w *workspace.Workspace, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		return err
+	}
+	if md := workspace.ManifestDiagnostics(err); len(md) > 0 && !slices.ContainsFunc(md, func(d *hcl.Diagnostic) bool { return d.Subject == nil }) {
+		return diagError(w, md)
 	}
 	kind := KindEnv
 	if fetch.IsInputError(err) {

@@ -33,10 +33,7 @@ func (o LocalOptions) loader() *loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &loader{
-		store:  fetch.Open(o.StateDir, fetch.Options{Logger: logger, Progress: o.Progress}),
-		broker: defaultBrokerInfo,
-	}
+	return newLoader(o.StateDir, fetch.Options{Logger: logger, Progress: o.Progress}, defaultBrokerInfo)
 }
 
 // defaultBrokerInfo is the broker a daemon would use: the deployment's

@@ -95,23 +95,13 @@ func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) (
 			continue
 		}
 		secrets := spec.SecretParams(m)
-		seen := make(map[string]bool) // a plug-level mistake is reported once, not per instance
-		for _, inst := range plug.Instances {
-			params, pdiags := spec.InstanceParams(plug, inst, m)
-			for _, diag := range pdiags {
-				key := diag.Summary + "\x00" + diag.Detail
-				if diag.Subject != nil {
-					key += "\x00" + diag.Subject.String()
-				}
-				if !seen[key] {
-					seen[key] = true
-					diags = append(diags, diag)
-				}
-			}
-			if pdiags.HasErrors() {
+		params, pdiags := d.PlugParams(plug, m)
+		diags = append(diags, pdiags...)
+		for i, inst := range plug.Instances {
+			if params[i] == nil {
 				continue
 			}
-			is, err := renderInstance(d.Host, plug, inst, plugin, m, params, secrets, broker)
+			is, err := renderInstance(d.Host, plug, inst, plugin, m, params[i], secrets, broker)
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,

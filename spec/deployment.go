@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/plugs-dev/plugs/internal/source"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -725,17 +726,10 @@ func (dc *decoder) decodeLimits(b *hcl.Block, l *Limits) hcl.Diagnostics {
 
 // checkSource accepts git::URL[//subdir], local paths and http(s) archives.
 func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
-	switch {
-	case IsLocalSource(s):
+	// One rule for what a source is (internal/source): what validate
+	// accepts, fetch fetches.
+	if _, err := source.Parse(s, "/"); err == nil {
 		return nil
-	case strings.HasPrefix(s, "git::"):
-		if u := strings.TrimPrefix(s, "git::"); u != "" && !strings.ContainsAny(u, " \t\n") {
-			return nil
-		}
-	case strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"):
-		if IsArchiveSource(s) {
-			return nil
-		}
 	}
 	return hcl.Diagnostics{errorf(rng, "Invalid plug source",
 		"The source %q is not one plugs can fetch. Use a git repository (\"git::https://host/repo.git\", optionally with \"//subdir\"), a local folder or archive (\"./plugins/name\", \"./uploads/name.zip\"), or an archive URL (\"https://host/name.tar.gz\").", s)}

@@ -6,14 +6,15 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // LockFileName is the name of the lock file beside plugs.hcl.
-const LockFileName = "plugs.lock.hcl"
+const LockFileName = layout.LockFileName
 
 // LockFilename is the lock file of the deployment file deploymentFile.
 func LockFilename(deploymentFile string) string {
-	return filepath.Join(filepath.Dir(deploymentFile), LockFileName)
+	return layout.LockFile(deploymentFile)
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)

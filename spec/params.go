@@ -83,27 +83,47 @@ func CheckPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
 func checkPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, plug := range d.Plugs {
-		m := manifests[plug.Name]
-		if m == nil {
-			continue
-		}
-		d.markSecrets(plug, m)
-		seen := map[string]bool{}
-		for _, inst := range plug.Instances {
-			_, idiags := instanceParams(plug, inst, m)
-			for _, diag := range idiags {
-				key := diag.Summary + "\x00" + diag.Detail
-				if diag.Subject != nil {
-					key += "\x00" + diag.Subject.String()
-				}
-				if !seen[key] {
-					seen[key] = true
-					diags = append(diags, diag)
-				}
-			}
+		if m := manifests[plug.Name]; m != nil {
+			_, pdiags := d.plugParams(plug, m)
+			diags = append(diags, pdiags...)
 		}
 	}
 	return diags
+}
+
+// PlugParams merges and checks the params of every instance of plug
+// against m (see InstanceParams), in plug.Instances order; an instance
+// whose params are wrong has nil params. It marks the plug's secret lines
+// for Parser.Files, and reports a plug-level mistake once, not once per
+// instance. It is what the render step calls.
+func (d *Deployment) PlugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value, hcl.Diagnostics) {
+	params, diags := d.plugParams(plug, m)
+	return params, finish(diags)
+}
+
+// plugParams is PlugParams before finish.
+func (d *Deployment) plugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value, hcl.Diagnostics) {
+	d.markSecrets(plug, m)
+	var diags hcl.Diagnostics
+	out := make([]map[string]cty.Value, len(plug.Instances))
+	seen := map[string]bool{}
+	for i, inst := range plug.Instances {
+		params, idiags := instanceParams(plug, inst, m)
+		for _, diag := range idiags {
+			key := diag.Summary + "\x00" + diag.Detail
+			if diag.Subject != nil {
+				key += "\x00" + diag.Subject.String()
+			}
+			if !seen[key] {
+				seen[key] = true
+				diags = append(diags, diag)
+			}
+		}
+		if !idiags.HasErrors() {
+			out[i] = params
+		}
+	}
+	return out, diags
 }
 
 // SecretParams returns the names of m's secret params.

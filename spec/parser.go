@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	hcljson "github.com/hashicorp/hcl/v2/json"
+	"github.com/plugs-dev/plugs/internal/source"
 )
 
 // Parser reads plugs.hcl, plugin manifests and plugs.lock.hcl, and keeps the
@@ -76,9 +75,24 @@ func (p *Parser) readFile(filename, what string) ([]byte, hcl.Diagnostics) {
 			summary = "File not found"
 			detail = fmt.Sprintf("The %s %q does not exist. Check the path, or create it.", what, filename)
 		}
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail}}
+		diag := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+		if !os.IsNotExist(err) {
+			diag.Extra = readFailure{err}
+		}
+		return nil, hcl.Diagnostics{diag}
 	}
 	return src, nil
+}
+
+// readFailure marks the diagnostic of a file that exists but could not be
+// read (permissions, I/O): the environment's failure, not the input's.
+type readFailure struct{ err error }
+
+// IsReadFailure reports whether d says that a file could not be read for a
+// reason other than its absence or its content (see readFile).
+func IsReadFailure(d *hcl.Diagnostic) bool {
+	_, ok := d.Extra.(readFailure)
+	return ok
 }
 
 func tooBigDiag(filename, what string, size int64) *hcl.Diagnostic {
@@ -153,32 +167,24 @@ func (p *Parser) parseJSON(src []byte, filename string) (*hcl.File, hcl.Diagnost
 }
 
 // IsLocalSource reports whether a plug source is a path on this machine
-// (./dir, ../dir, /abs/dir) rather than a git repository or a URL.
-func IsLocalSource(source string) bool {
-	return strings.HasPrefix(source, "./") || strings.HasPrefix(source, "../") ||
-		strings.HasPrefix(source, "/") || source == "." || source == ".."
-}
+// (./dir, ../dir, /abs/dir) rather than a git repository or a URL. The
+// rule is internal/source's.
+func IsLocalSource(s string) bool { return source.IsLocalPath(s) }
 
 // IsArchiveSource reports whether a plug source names an archive file
-// (.zip, .fp, .tar.gz, .tgz, .tar), local or remote.
-func IsArchiveSource(source string) bool {
-	s := strings.ToLower(source)
-	for _, ext := range []string{".zip", ".fp", ".tar.gz", ".tgz", ".tar"} {
-		if strings.HasSuffix(s, ext) {
-			return true
-		}
-	}
-	return false
+// (.zip, .fp, .tar.gz, .tgz, .tar), local or remote, with or without a
+// //subdir. The rule is internal/source's.
+func IsArchiveSource(s string) bool {
+	src, err := source.Parse(s, "/")
+	return err == nil && (src.Kind == source.Archive || src.Kind == source.RemoteArchive)
 }
 
-// LocalSourceDir is the directory of a local, non-archive plug source,
-// resolved against the deployment's folder; "" for any other source.
+// LocalSourceDir is the directory of a local, non-archive plug source
+// (its //subdir included), resolved against the deployment's folder; ""
+// for any other source.
 func (d *Deployment) LocalSourceDir(p *Plug) string {
-	if !IsLocalSource(p.Source) || IsArchiveSource(p.Source) {
-		return ""
+	if src, err := source.Parse(p.Source, d.BaseDir); err == nil && src.Kind == source.Dir {
+		return src.Location
 	}
-	if filepath.IsAbs(p.Source) {
-		return filepath.Clean(p.Source)
-	}
-	return filepath.Join(d.BaseDir, filepath.FromSlash(p.Source))
+	return ""
 }

@@ -3,9 +3,10 @@ package spec
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/source"
 )
 
 // Validation is everything plugs validate decoded.
@@ -68,15 +69,29 @@ func (p *Parser) loadManifests(d *Deployment, l *Lock, stateDir string) (map[str
 		if plug.Source == "" {
 			continue // already diagnosed
 		}
-		dir := d.LocalSourceDir(plug)
-		if dir != "" {
-			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		src, err := source.Parse(plug.Source, d.BaseDir)
+		if err != nil {
+			continue // diagnosed at decode time
+		}
+		var dir string
+		switch src.Kind {
+		case source.Dir:
+			if st, err := os.Stat(src.Location); err != nil || !st.IsDir() {
 				diags = append(diags, errorf(plug.SourceRange, "Plugin source not found",
-					"The folder %s does not exist. Check the source path: it is relative to the folder of plugs.hcl.", dir))
+					"The folder %s does not exist. Check the source path: it is relative to the folder of plugs.hcl.", src.Location))
 				continue
 			}
-		} else if lp := lockEntry(l, plug.Name); lp != nil && stateDir != "" {
-			dir = filepath.Join(stateDir, "plugins", plug.Name, lp.Revision)
+			dir = src.Location
+		case source.Archive:
+			if st, err := os.Stat(src.Location); err != nil || st.IsDir() {
+				diags = append(diags, errorf(plug.SourceRange, "Plugin source not found",
+					"The archive %s does not exist. Check the source path: it is relative to the folder of plugs.hcl.", src.Location))
+				continue
+			}
+		}
+		// An archive or a repository: its manifest is in the fetched tree.
+		if lp := lockEntry(l, plug.Name); dir == "" && lp != nil && stateDir != "" {
+			dir = layout.PluginTree(stateDir, plug.Name, lp.Revision)
 			if _, err := os.Stat(dir); err != nil {
 				dir = ""
 			}

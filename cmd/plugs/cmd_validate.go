@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/workspace"
 	"github.com/spf13/cobra"
 )
 
@@ -34,19 +34,18 @@ valid, 1 with diagnostics when not, 2 when a file could not be read.`,
 			} else if err != nil {
 				return envError(fmt.Errorf("read %s: %w", file, err))
 			}
-			p := spec.NewParser()
-			_, diags := p.Validate(file, vars, g.stateDir())
-			diags = spec.Sorted(diags)
-			if envFailure(diags) {
-				writeDiags(g.stderr, p.Files(), diags)
+			w, diags := workspace.Open(workspace.Options{File: file, StateDir: g.stateDir(), Vars: vars})
+			diags = spec.Sorted(append(diags, w.CheckOffline()...))
+			if workspace.EnvFailure(diags) {
+				writeDiags(g.stderr, w.Files(), diags)
 				return silent(exitEnv)
 			}
 			if output == "json" {
-				if err := writeValidateJSON(g.stdout, p.Files(), diags); err != nil {
+				if err := writeValidateJSON(g.stdout, w.Files(), diags); err != nil {
 					return envError(err)
 				}
 			} else {
-				writeDiags(g.stderr, p.Files(), diags)
+				writeDiags(g.stderr, w.Files(), diags)
 				switch {
 				case diags.HasErrors():
 				case len(diags) > 0:
@@ -63,15 +62,4 @@ valid, 1 with diagnostics when not, 2 when a file could not be read.`,
 	}
 	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-// envFailure reports whether a file could not be read for a reason other
-// than a mistake in the input (permissions, I/O errors).
-func envFailure(diags hcl.Diagnostics) bool {
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError && d.Summary == "Failed to read file" {
-			return true
-		}
-	}
-	return false
 }

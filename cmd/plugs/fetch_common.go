@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,12 +11,14 @@ import (
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/workspace"
 )
 
-// fetchSession is what lock, fetch, build and bundle share: the deployment,
-// its lock (nil when there is none) and the store.
+// fetchSession is what lock, fetch, build and bundle share: the workspace
+// (deployment, its lock: nil when there is none) and the store.
 type fetchSession struct {
 	g        *globals
+	w        *workspace.Workspace
 	d        *spec.Deployment
 	lock     *spec.Lock
 	lockFile string
@@ -31,36 +31,26 @@ func openFetchSession(g *globals) (*fetchSession, error) {
 	if err != nil {
 		return nil, inputError(err)
 	}
-	p := spec.NewParser()
-	d, diags := p.LoadDeployment(g.file(), vars)
-	writeDiags(g.stderr, p.Files(), diags)
+	w, diags := workspace.Open(workspace.Options{File: g.file(), StateDir: g.stateDir(), Vars: vars})
+	writeDiags(g.stderr, w.Files(), diags)
+	if workspace.EnvFailure(diags) {
+		return nil, silent(exitEnv)
+	}
 	if diags.HasErrors() {
 		return nil, silent(exitInput)
 	}
-	s := &fetchSession{g: g, d: d, lockFile: spec.LockFilename(g.file())}
-	if b, err := os.ReadFile(s.lockFile); err == nil {
-		l, diags := p.LoadLock(s.lockFile)
-		writeDiags(g.stderr, p.Files(), diags)
-		if diags.HasErrors() {
-			return nil, silent(exitInput)
-		}
-		s.lock, s.lockOld = l, b
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, envError(err)
-	}
+	s := &fetchSession{g: g, w: w, d: w.Deployment, lock: w.Lock, lockFile: w.LockFile, lockOld: w.LockBytes}
 	opts := fetch.Options{Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if !g.quiet() {
 		opts.Progress = g.stderr
 	}
-	s.store = fetch.Open(g.stateDir(), opts)
+	s.store = w.Store(opts)
 	return s, nil
 }
 
 // lockOrEmpty returns the lock to update in place.
 func (s *fetchSession) lockOrEmpty() *spec.Lock {
-	if s.lock == nil {
-		s.lock = &spec.Lock{Filename: s.lockFile, Plugs: map[string]*spec.LockedPlug{}}
-	}
+	s.lock = s.w.LockOrEmpty()
 	return s.lock
 }
 

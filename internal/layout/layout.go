@@ -1,0 +1,58 @@
+package layout
+
+import "path/filepath"
+
+// The fixed names.
+const (
+	// StateDirName is the state directory's name beside plugs.hcl.
+	StateDirName = ".plugs"
+	// LockFileName is the lock's name beside plugs.hcl.
+	LockFileName = "plugs.lock.hcl"
+	// DeploymentFileName is the deployment file's default name.
+	DeploymentFileName = "plugs.hcl"
+
+	pluginsDir   = "plugins"
+	cacheDir     = "cache"
+	instancesDir = "instances"
+	setupDir     = "setup"
+	socketName   = "plugs.sock"
+	outputLog    = "output.log"
+)
+
+// LockFile is the lock of the deployment file deploymentFile.
+func LockFile(deploymentFile string) string {
+	return filepath.Join(filepath.Dir(deploymentFile), LockFileName)
+}
+
+// DefaultStateDir is the state directory of deploymentFile when none is named.
+func DefaultStateDir(deploymentFile string) string {
+	return filepath.Join(filepath.Dir(deploymentFile), StateDirName)
+}
+
+// Plugins is the folder of every plug's plugin trees; PluginDir one plug's;
+// PluginTree one tree, by its key (a revision, or a revision and build hash).
+// root is a state directory, or the root of an unpacked bundle.
+func Plugins(root string) string               { return filepath.Join(root, pluginsDir) }
+func PluginDir(root, plug string) string       { return filepath.Join(root, pluginsDir, plug) }
+func PluginTree(root, plug, key string) string { return filepath.Join(root, pluginsDir, plug, key) }
+func BundlePluginTree(plug, key string) string { return pluginsDir + "/" + plug + "/" + key } // slash-separated, inside a bundle
+func Cache(stateDir string, parts ...string) string {
+	return filepath.Join(append([]string{stateDir, cacheDir}, parts...)...)
+}
+
+// Instances is the folder of every instance's files; InstanceDir one's;
+// OutputLog its captured output.
+func Instances(stateDir string) string { return filepath.Join(stateDir, instancesDir) }
+func InstanceDir(stateDir, plug, instance string) string {
+	return filepath.Join(stateDir, instancesDir, plug, instance)
+}
+func OutputLog(stateDir, plug, instance string) string {
+	return filepath.Join(stateDir, instancesDir, plug, instance, outputLog)
+}
+
+// OutputLogName is the name of an instance's captured output in its folder.
+const OutputLogName = outputLog
+
+// Socket is the local API's socket; Setup the folder of plugs setup's configs.
+func Socket(stateDir string) string { return filepath.Join(stateDir, socketName) }
+func Setup(stateDir string) string  { return filepath.Join(stateDir, setupDir) }
