@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -77,6 +79,47 @@ func BenchmarkParseOnly(b *testing.B) {
 			b.Fatal(diags)
 		}
 	}
+}
+
+// BenchmarkDecodeVsParse runs the two above in turn, on the same bytes, and
+// reports the CPU time (user+system of the whole process, GC included) of
+// each and their ratio, "x-parse": on a machine shared with other work the
+// wall-clock figures of the two benchmarks, run a minute apart, disagree
+// by more than the ratio asked (1.2); CPU time measured side by side does
+// not. Issue 17's goal is x-parse <= 1.2.
+func BenchmarkDecodeVsParse(b *testing.B) {
+	file, src := benchDeployment(b, 1000)
+	var parse, load time.Duration
+	for b.Loop() {
+		t0 := cpuTime(b)
+		f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+		if diags.HasErrors() || f == nil {
+			b.Fatal(diags)
+		}
+		t1 := cpuTime(b)
+		p := NewParser()
+		d, diags := p.LoadDeployment(file, nil)
+		m, mdiags := p.LoadManifests(d, nil, "")
+		diags = append(diags, mdiags...)
+		diags = append(diags, CheckPlugs(d, m)...)
+		if len(diags) != 0 || len(d.Plugs) != 1000 {
+			b.Fatalf("%d plugs, %v", len(d.Plugs), diags)
+		}
+		t2 := cpuTime(b)
+		parse, load = parse+t1-t0, load+t2-t1
+	}
+	b.ReportMetric(float64(parse.Nanoseconds())/float64(b.N), "parse-cpu-ns/op")
+	b.ReportMetric(float64(load.Nanoseconds())/float64(b.N), "decode-cpu-ns/op")
+	b.ReportMetric(float64(load)/float64(parse), "x-parse")
+}
+
+// cpuTime is the CPU time the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func deps(i int) string {

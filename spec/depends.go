@@ -8,6 +8,24 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
+// checkVersion is the package's checkVersion, remembered per version
+// string: parsing a constraint is costly, and most plugs share theirs.
+func (dc *decoder) checkVersion(s string, rng hcl.Range) hcl.Diagnostics {
+	diags, seen := dc.versions[s]
+	if !seen {
+		diags = checkVersion(s, rng)
+		if dc.versions == nil {
+			dc.versions = map[string]hcl.Diagnostics{}
+		}
+		dc.versions[s] = diags
+		return diags
+	}
+	if len(diags) == 0 {
+		return nil
+	}
+	return checkVersion(s, rng) // with this plug's range
+}
+
 // checkVersion accepts a version constraint ("~> 1.2", ">= 1.0, < 2.0",
 // "1.4.2") or anything that is a valid git ref name (a tag, a branch, a
 // commit id), optionally after an "@" (Care's pip-style "@v1.0.0").

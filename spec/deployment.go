@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -74,9 +73,32 @@ var limitsBlockSchema = &hcl.BodySchema{
 		{Name: "memory"}, {Name: "cpu"}, {Name: "pids"}}, // cgroup limits: spec/sandbox.go
 }
 
-// validName is what plug and instance names may look like: they become
-// directory names, MQTT topic levels and metric labels.
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// validName checks names like validNameChars, for the decoders that use
+// it as a regexp (validName.MatchString).
+var validName nameMatcher
+
+type nameMatcher struct{}
+
+func (nameMatcher) MatchString(s string) bool { return validNameChars(s) }
+
+// validNameChars is what plug and instance names may look like
+// (^[A-Za-z0-9][A-Za-z0-9_.-]*$): they become directory names, MQTT topic
+// levels and metric labels. A loop, not a regexp: it runs for every name.
+func validNameChars(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // MaxNameBytes is the longest plug or instance name: a name is a path
 // element of the state directory and of files named after both names (such
@@ -113,7 +135,7 @@ func (p *Parser) parseDeployment(src []byte, filename string, vars map[string]st
 	}
 	d := &Deployment{Filename: filename, BaseDir: filepath.Dir(abs), secrets: &p.secrets,
 		variableRanges: map[string]hcl.Range{}, paramVars: map[hcl.Range][]string{}}
-	content, cdiags := f.Body.Content(deploymentSchema)
+	content, cdiags := bodyContent(f.Body, deploymentSchema)
 	diags = append(diags, cdiags...)
 
 	var blocks = map[string]hcl.Blocks{}
@@ -167,15 +189,18 @@ func (p *Parser) parseDeployment(src []byte, filename string, vars map[string]st
 
 // decoder evaluates the expressions of one file.
 type decoder struct {
-	p       *Parser
-	baseDir string
-	ctx     *hcl.EvalContext
-	vars    map[string]cty.Value // the values of var.*, for checking references
-	src     []byte               // the file's source, when known
-	dep     *Deployment          // the deployment being decoded, if any
+	p        *Parser
+	versions map[string]hcl.Diagnostics // checkVersion's answers, by version
+	baseDir  string
+	ctx      *hcl.EvalContext
+	vars     map[string]cty.Value // the values of var.*, for checking references
+	src      []byte               // the file's source, when known
+	dep      *Deployment          // the deployment being decoded, if any
 	// instanceLimits holds instance limits blocks until their plug's
 	// limits are known (spec/sandbox.go).
 	instanceLimits map[*Instance]*hcl.Block
+	// freeAttrs are attribute maps of decoded bodies, for reuse (content).
+	freeAttrs []hcl.Attributes
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -202,7 +227,7 @@ func (dc *decoder) decodeVariables(blocks hcl.Blocks, given map[string]string) (
 			diags = append(diags, errorf(b.LabelRanges[0], "Invalid variable name",
 				"A variable name must start with a letter and contain only letters, digits, underscores and dashes."))
 		}
-		content, cdiags := b.Body.Content(variableBlockSchema)
+		content, cdiags := bodyContent(b.Body, variableBlockSchema)
 		diags = append(diags, cdiags...)
 		ty := cty.DynamicPseudoType
 		if attr, ok := content.Attributes["type"]; ok {
@@ -279,6 +304,9 @@ func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
 // eval evaluates expr after checking its var.* references, so that a typo
 // gets a clear message instead of an "unsupported attribute" error.
 func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
+	if v, ok := literalString(expr); ok {
+		return v, nil
+	}
 	var diags hcl.Diagnostics
 	vars := dc.vars
 	for _, tr := range dc.variables(expr) {
@@ -299,6 +327,32 @@ func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	}
 	v, vdiags := expr.Value(dc.ctx)
 	return v, scrub(vdiags)
+}
+
+// keyword is hcl.ExprAsKeyword without its allocations for the common case,
+// a bare name as an object key (interval = "5s").
+func keyword(e hcl.Expression) string {
+	if k, ok := e.(*hclsyntax.ObjectConsKeyExpr); ok && !k.ForceNonLiteral {
+		if st, ok := k.Wrapped.(*hclsyntax.ScopeTraversalExpr); ok && len(st.Traversal) == 1 {
+			return st.Traversal.RootName()
+		}
+	}
+	return hcl.ExprAsKeyword(e)
+}
+
+// literalString is the value of a quoted string without interpolations
+// ("5s"), the commonest expression of plugs.hcl, without evaluating it:
+// evaluation renders the template through a buffer and refines the result.
+func literalString(expr hcl.Expression) (cty.Value, bool) {
+	te, ok := expr.(*hclsyntax.TemplateExpr)
+	if !ok || len(te.Parts) != 1 {
+		return cty.NilVal, false
+	}
+	lit, ok := te.Parts[0].(*hclsyntax.LiteralValueExpr)
+	if !ok || lit.Val.Type() != cty.String || lit.Val.IsMarked() {
+		return cty.NilVal, false
+	}
+	return lit.Val, true
 }
 
 // variables returns the traversals in expr. Walking an expression for them
@@ -379,6 +433,21 @@ func (dc *decoder) evalCount(attr *hcl.Attribute) (uint64, bool, hcl.Diagnostics
 // evalStrings evaluates a list of strings, returning the range of each
 // element when the expression is a literal list.
 func (dc *decoder) evalStrings(attr *hcl.Attribute) ([]string, []hcl.Range, hcl.Diagnostics) {
+	if tc, ok := attr.Expr.(*hclsyntax.TupleConsExpr); ok {
+		out, ranges := make([]string, len(tc.Exprs)), make([]hcl.Range, len(tc.Exprs))
+		literal := true
+		for i, e := range tc.Exprs {
+			v, ok := literalString(e)
+			if !ok {
+				literal = false
+				break
+			}
+			out[i], ranges[i] = v.AsString(), e.Range()
+		}
+		if literal {
+			return out, ranges, nil
+		}
+	}
 	v, ok, diags := dc.evalAs(attr, cty.List(cty.String), "a list of strings")
 	if !ok {
 		return nil, nil, diags
@@ -446,8 +515,8 @@ func (dc *decoder) evalDuration(attr *hcl.Attribute) (time.Duration, bool, hcl.D
 // decodeParams decodes a params = {...} argument, keeping the range of
 // each param when the expression is a literal object.
 func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[string]hcl.Range, hcl.Diagnostics) {
-	params, ranges := map[string]cty.Value{}, map[string]hcl.Range{}
 	pairs, mdiags := hcl.ExprMap(attr.Expr)
+	params, ranges := make(map[string]cty.Value, len(pairs)), make(map[string]hcl.Range, len(pairs))
 	if mdiags.HasErrors() {
 		// Not a literal object: merge(...), a variable. Evaluate it whole.
 		v, diags := dc.eval(attr.Expr)
@@ -469,7 +538,7 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 	}
 	var diags hcl.Diagnostics
 	for _, pair := range pairs {
-		key := hcl.ExprAsKeyword(pair.Key)
+		key := keyword(pair.Key)
 		if key == "" {
 			kv, kdiags := dc.eval(pair.Key)
 			diags = append(diags, kdiags...)
@@ -506,7 +575,7 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 
 func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 	br := &Broker{DeclRange: b.DefRange}
-	content, diags := b.Body.Content(brokerBlockSchema)
+	content, diags := bodyContent(b.Body, brokerBlockSchema)
 	if attr, ok := content.Attributes["url"]; ok {
 		s, ok, sdiags := dc.evalString(attr)
 		diags = append(diags, sdiags...)
@@ -539,14 +608,15 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		DeclRange: b.DefRange, SourceRange: b.DefRange, VersionRange: b.DefRange,
 	}
 	var diags hcl.Diagnostics
-	if !validName.MatchString(plug.Name) {
+	if !validNameChars(plug.Name) {
 		diags = append(diags, errorf(b.LabelRanges[0], "Invalid plug name",
 			"A plug name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
 	} else if len(plug.Name) > MaxNameBytes {
 		diags = append(diags, errorf(b.LabelRanges[0], "Plug name too long",
 			"A plug name may have at most %d bytes (this one has %d): it becomes a directory and file name. Shorten it.", MaxNameBytes, len(plug.Name)))
 	}
-	content, cdiags := b.Body.Content(plugBlockSchema)
+	content, cdiags := dc.content(b.Body, plugBlockSchema)
+	defer dc.release(content)
 	diags = append(diags, cdiags...)
 	attrs := content.Attributes
 
@@ -565,7 +635,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		diags = append(diags, sdiags...)
 		if ok {
 			plug.Version = s
-			diags = append(diags, checkVersion(s, attr.Expr.Range())...)
+			diags = append(diags, dc.checkVersion(s, attr.Expr.Range())...)
 			if IsLocalSource(plug.Source) {
 				diags = append(diags, warnf(attr.Expr.Range(), "Version of a local source is ignored",
 					"The source %q is a local path: its content is taken as it is, and the version is ignored. Remove the version argument.", plug.Source))
@@ -661,16 +731,17 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 }
 
 func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
-	inst := &Instance{Name: b.Labels[0], Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{}, DeclRange: b.DefRange}
+	inst := &Instance{Name: b.Labels[0], DeclRange: b.DefRange}
 	var diags hcl.Diagnostics
-	if !validName.MatchString(inst.Name) {
+	if !validNameChars(inst.Name) {
 		diags = append(diags, errorf(b.LabelRanges[0], "Invalid instance name",
 			"An instance name must start with a letter or digit and contain only letters, digits, '_', '.' and '-': it becomes a directory name and an MQTT topic level."))
 	} else if len(inst.Name) > MaxNameBytes {
 		diags = append(diags, errorf(b.LabelRanges[0], "Instance name too long",
 			"An instance name may have at most %d bytes (this one has %d): it becomes a directory and file name. Shorten it.", MaxNameBytes, len(inst.Name)))
 	}
-	content, cdiags := b.Body.Content(instanceBlockSchema)
+	content, cdiags := dc.content(b.Body, instanceBlockSchema)
+	defer dc.release(content)
 	diags = append(diags, cdiags...)
 	if attr, ok := content.Attributes["params"]; ok {
 		var pdiags hcl.Diagnostics
@@ -678,11 +749,15 @@ func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
 		diags = append(diags, pdiags...)
 	}
 	diags = append(diags, dc.keepInstanceLimits(inst, content.Blocks)...)
+	if inst.Params == nil {
+		inst.Params, inst.ParamRanges = map[string]cty.Value{}, map[string]hcl.Range{}
+	}
 	return inst, diags
 }
 
 func (dc *decoder) decodeRestart(b *hcl.Block, r *RestartPolicy) hcl.Diagnostics {
-	content, diags := b.Body.Content(restartBlockSchema)
+	content, diags := dc.content(b.Body, restartBlockSchema)
+	defer dc.release(content)
 	for name, dst := range map[string]*time.Duration{"initial_delay": &r.InitialDelay, "max_delay": &r.MaxDelay, "reset_after": &r.ResetAfter} {
 		if attr, ok := content.Attributes[name]; ok {
 			d, ok, ddiags := dc.evalPositiveDuration(attr, "a crash loop restarted without any delay would keep a core busy")
@@ -707,7 +782,8 @@ func (dc *decoder) decodeRestart(b *hcl.Block, r *RestartPolicy) hcl.Diagnostics
 }
 
 func (dc *decoder) decodeLimits(b *hcl.Block, l *Limits) hcl.Diagnostics {
-	content, diags := b.Body.Content(limitsBlockSchema)
+	content, diags := dc.content(b.Body, limitsBlockSchema)
+	defer dc.release(content)
 	for name, dst := range map[string]*uint64{"nofile": &l.NoFile, "address_space": &l.AddrSpace, "nproc": &l.NProc} {
 		if attr, ok := content.Attributes[name]; ok {
 			n, _, ndiags := dc.evalCount(attr)
@@ -738,4 +814,4 @@ func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
 // ValidName reports whether s can name a plug, an instance or a plugin:
 // a letter or digit, then letters, digits, '_', '.' and '-', at most
 // MaxNameBytes long.
-func ValidName(s string) bool { return len(s) <= MaxNameBytes && validName.MatchString(s) }
+func ValidName(s string) bool { return len(s) <= MaxNameBytes && validNameChars(s) }

@@ -57,7 +57,7 @@ func (p *Parser) parseLock(src []byte, filename string) (*Lock, hcl.Diagnostics)
 		return nil, diags
 	}
 	l := &Lock{Filename: filename, Plugs: map[string]*LockedPlug{}}
-	content, cdiags := f.Body.Content(lockFileSchema)
+	content, cdiags := bodyContent(f.Body, lockFileSchema)
 	diags = append(diags, cdiags...)
 	dc := &decoder{p: p, baseDir: filepath.Dir(filename)}
 	for _, b := range content.Blocks {
@@ -67,7 +67,7 @@ func (p *Parser) parseLock(src []byte, filename string) (*Lock, hcl.Diagnostics)
 				"The lock file already has an entry for %q at %s. Run plugs lock to rewrite it.", lp.Name, prev.DeclRange))
 			continue
 		}
-		bc, bdiags := b.Body.Content(lockedPlugSchema)
+		bc, bdiags := bodyContent(b.Body, lockedPlugSchema)
 		diags = append(diags, bdiags...)
 		for name, dst := range map[string]*string{"source": &lp.Source, "constraint": &lp.Constraint, "version": &lp.Version, "revision": &lp.Revision, "hash": &lp.Hash, "sha256": &lp.SHA256} {
 			if attr, ok := bc.Attributes[name]; ok {

@@ -82,7 +82,7 @@ func (p *Parser) parseManifest(src []byte, filename string) (*Manifest, hcl.Diag
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	content, cdiags := f.Body.Content(manifestFileSchema)
+	content, cdiags := bodyContent(f.Body, manifestFileSchema)
 	diags = append(diags, cdiags...)
 	if len(content.Blocks) == 0 {
 		return nil, append(diags, errorf(f.Body.MissingItemRange(), "Missing plugin block",
@@ -100,7 +100,8 @@ func (p *Parser) parseManifest(src []byte, filename string) (*Manifest, hcl.Diag
 // decodeManifestBody decodes the body of a plugin block.
 func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl.Diagnostics) {
 	m := &Manifest{Name: name, Kind: KindScript}
-	content, diags := body.Content(pluginBlockSchema)
+	content, diags := dc.content(body, pluginBlockSchema)
+	defer dc.release(content)
 	attrs := content.Attributes
 	for attrName, dst := range map[string]*string{"version": &m.Version, "uuid": &m.UUID, "description": &m.Description,
 		"instructions": &m.Instructions, "kind": &m.Kind, "exports": &m.Exports, "stop_signal": &m.StopSignal,
@@ -177,7 +178,8 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 }
 
 func (dc *decoder) decodeHooks(b *hcl.Block, h *Hooks) hcl.Diagnostics {
-	content, diags := b.Body.Content(hooksBlockSchema)
+	content, diags := dc.content(b.Body, hooksBlockSchema)
+	defer dc.release(content)
 	for name, dst := range map[string]*[]string{"pre_start": &h.PreStart, "post_start": &h.PostStart, "pre_stop": &h.PreStop} {
 		if attr, ok := content.Attributes[name]; ok {
 			list, _, ldiags := dc.evalStrings(attr)
@@ -189,7 +191,8 @@ func (dc *decoder) decodeHooks(b *hcl.Block, h *Hooks) hcl.Diagnostics {
 
 func (dc *decoder) decodeParamBlock(b *hcl.Block) (*ParamSpec, hcl.Diagnostics) {
 	ps := &ParamSpec{Name: b.Labels[0], Type: cty.DynamicPseudoType, DeclRange: b.DefRange}
-	content, diags := b.Body.Content(paramBlockSchema)
+	content, diags := dc.content(b.Body, paramBlockSchema)
+	defer dc.release(content)
 	attrs := content.Attributes
 	if attr, ok := attrs["type"]; ok {
 		ty, tdiags := typeexpr.TypeConstraint(attr.Expr)

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -198,13 +199,10 @@ func (s *secretRanges) of(filename string) []hcl.Range {
 // (and the defaults of the variables such a param refers to), so that
 // Files never shows them.
 func (d *Deployment) markSecrets(plug *Plug, m *Manifest) {
-	if d == nil || d.secrets == nil || m == nil {
+	if d == nil || d.secrets == nil || m == nil || !slices.ContainsFunc(m.Params, func(p *ParamSpec) bool { return p.Secret }) {
 		return
 	}
 	secret := SecretParams(m)
-	if len(secret) == 0 {
-		return
-	}
 	mark := func(ranges map[string]hcl.Range) {
 		for name := range secret {
 			rng, ok := ranges[name]

@@ -126,9 +126,20 @@ func readRegularFile(filename string, max int64) ([]byte, error) {
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file")
 	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
+	// One read of the size stat gave (and one byte more, to see growth).
+	b := make([]byte, 0, min(st.Size(), max)+1)
+	for int64(len(b)) <= max {
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
 	if int64(len(b)) > max {
 		return nil, &fileTooBigError{int64(len(b))}
