@@ -7,8 +7,19 @@ import (
 	"github.com/plugs-dev/plugs/instance"
 )
 
-// jitter is the relative spread applied to every delay: +/-10%.
-const jitter = 0.10
+const (
+	// jitter is the relative spread applied to every delay: +/-10%.
+	jitter = 0.10
+	// quickExit is how short a run that exits 0 must be to count towards
+	// the "looks like a task" hint.
+	quickExit = 10 * time.Second
+	// quickExitsHint is how many such runs in a row earn the hint.
+	quickExitsHint = 2
+)
+
+// TaskHint is appended to the reason of a service instance that keeps
+// exiting 0 within seconds: it looks like a program meant to run once.
+const TaskHint = "it keeps exiting 0 within seconds: if it is meant to run once, declare it as a task"
 
 // Backoff decides when a crashed instance is started again. The first
 // crash after a stable run (and the very first crash) restarts at once, as
@@ -28,6 +39,9 @@ type Backoff struct {
 	// Attempt counts the crashes since the last stable run; the restart
 	// after the first is immediate.
 	Attempt int
+	// QuickCleanExits counts the consecutive runs that exited 0 within
+	// quickExit; from quickExitsHint on, the reason carries TaskHint.
+	QuickCleanExits int
 }
 
 // NewBackoff returns a Backoff for p, taken as it is: the render filled
@@ -49,11 +63,20 @@ func (b *Backoff) Next(now, startedAt time.Time, exit instance.Exit, rnd func() 
 	}
 	b.Attempt++
 	how := describeExit(exit)
+	if exit.Code == 0 && exit.Signal == "" && now.Sub(startedAt) < quickExit {
+		b.QuickCleanExits++
+	} else {
+		b.QuickCleanExits = 0
+	}
+	hint := ""
+	if b.QuickCleanExits >= quickExitsHint {
+		hint = " (" + TaskHint + ")"
+	}
 	if b.Policy.MaxRestarts > 0 && b.Attempt > b.Policy.MaxRestarts {
-		return -1, fmt.Sprintf("%s; gave up after %d restarts", how, b.Policy.MaxRestarts)
+		return -1, fmt.Sprintf("%s; gave up after %d restarts%s", how, b.Policy.MaxRestarts, hint)
 	}
 	if b.Attempt == 1 {
-		return 0, fmt.Sprintf("%s; restart 1 now", how)
+		return 0, fmt.Sprintf("%s; restart 1 now%s", how, hint)
 	}
 	d := b.Policy.InitialDelay
 	for i := 2; i < b.Attempt && d < b.Policy.MaxDelay; i++ {
@@ -61,9 +84,11 @@ func (b *Backoff) Next(now, startedAt time.Time, exit instance.Exit, rnd func() 
 	}
 	d = min(d, b.Policy.MaxDelay)
 	if rnd != nil {
-		d += time.Duration(float64(d) * jitter * (2*rnd() - 1))
+		// The jitter never takes a delay past MaxDelay: at the cap it
+		// only shortens.
+		d = min(d+time.Duration(float64(d)*jitter*(2*rnd()-1)), b.Policy.MaxDelay)
 	}
-	return d, fmt.Sprintf("%s; restart %d in %s", how, b.Attempt, d)
+	return d, fmt.Sprintf("%s; restart %d in %s%s", how, b.Attempt, d, hint)
 }
 
 func describeExit(e instance.Exit) string {

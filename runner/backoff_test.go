@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,47 @@ func TestBackoffDefaultsContainAnInstantCrashLoop(t *testing.T) {
 	}
 	if d, _ := b.Next(now, now, instance.Exit{Code: 1}, nil); d != time.Second {
 		t.Errorf("then: %v, want 1s", d)
+	}
+}
+
+// TestBackoffJitterNeverExceedsMaxDelay: at the cap, the jitter only
+// shortens the delay (issue 11: the jittered backoff exceeded max_delay).
+func TestBackoffJitterNeverExceedsMaxDelay(t *testing.T) {
+	b := NewBackoff(instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute})
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		// 0.999... is the largest jitter the random source can give.
+		d, reason := b.Next(now, now, instance.Exit{Code: 1}, func() float64 { return 0.9999 })
+		if d > 4*time.Second {
+			t.Fatalf("crash %d: delay %v (%s) exceeds max_delay 4s", i+1, d, reason)
+		}
+	}
+	if d, _ := b.Next(now, now, instance.Exit{Code: 1}, func() float64 { return 0 }); d != 3600*time.Millisecond {
+		t.Errorf("at the cap with the lowest jitter: %v, want 3.6s", d)
+	}
+}
+
+// TestBackoffTaskHint: a service that exits 0 within seconds, twice in a
+// row, is told it looks like a task; a crash or a long run resets it.
+func TestBackoffTaskHint(t *testing.T) {
+	b := NewBackoff(instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute})
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	ok := instance.Exit{Code: 0}
+	_, r1 := b.Next(now, now.Add(-time.Second), ok, nil)
+	if strings.Contains(r1, TaskHint) {
+		t.Errorf("hint after one quick exit: %q", r1)
+	}
+	_, r2 := b.Next(now, now.Add(-time.Second), ok, nil)
+	if want := "exited with code 0; restart 2 in 1s (" + TaskHint + ")"; r2 != want {
+		t.Errorf("second quick exit 0: %q, want %q", r2, want)
+	}
+	_, r3 := b.Next(now, now.Add(-time.Second), instance.Exit{Code: 1}, nil)
+	if strings.Contains(r3, TaskHint) {
+		t.Errorf("hint after a crash: %q", r3)
+	}
+	b.Next(now, now.Add(-time.Second), ok, nil)
+	_, r5 := b.Next(now, now.Add(-time.Minute), ok, nil)
+	if strings.Contains(r5, TaskHint) {
+		t.Errorf("hint after a one-minute run: %q", r5)
 	}
 }
