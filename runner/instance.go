@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -473,75 +470,53 @@ func (in *supervised) procAttr(spec instance.Spec) (string, *os.ProcAttr, error)
 	if !fi.IsDir() {
 		return "", nil, fmt.Errorf("working directory %s: not a directory", spec.Dir)
 	}
-	name := spec.Command[0]
-	var path string
-	if strings.Contains(name, "/") {
-		path = name
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(spec.Dir, path)
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			return "", nil, fmt.Errorf("executable: %w", err)
-		}
-		if fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return "", nil, fmt.Errorf("executable %s: not an executable file", path)
-		}
-	} else if path, err = exec.LookPath(name); err != nil {
-		return "", nil, fmt.Errorf("executable: %w", err)
-	}
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	maps.Copy(env, spec.Env)
-	env["PLUGS_CONFIG"] = filepath.Join(in.dir, "config.json")
-	env["PLUGS_PLUG"] = in.id.Plug
-	env["PLUGS_INSTANCE"] = in.id.Instance
-	envv := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		envv = append(envv, k+"="+env[k])
-	}
-	sys := &syscall.SysProcAttr{}
-	if cred, err := credential(spec.User, spec.Group); err != nil {
+	cred, who, err := credential(spec.User, spec.Group)
+	if err != nil {
 		return "", nil, err
-	} else if cred != nil {
-		sys.Credential = cred
 	}
+	envv := in.r.environ(spec, who)
+	path, err := resolveCommand(spec.Dir, spec.Command[0], envValue(envv, "PATH"))
+	if err != nil {
+		return "", nil, err
+	}
+	sys := &syscall.SysProcAttr{Credential: cred}
 	return path, &os.ProcAttr{Dir: spec.Dir, Env: envv, Sys: sys}, nil
 }
 
 // credential resolves User and Group. Switching needs root; running as the
 // current user is always allowed.
-func credential(userName, groupName string) (*syscall.Credential, error) {
+func credential(userName, groupName string) (*syscall.Credential, *account, error) {
 	if userName == "" && groupName == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var who *account
 	uid, gid := os.Getuid(), os.Getgid()
 	if userName != "" {
 		u, err := user.Lookup(userName)
 		if err != nil {
-			return nil, fmt.Errorf("user %s: %w", userName, err)
+			return nil, nil, fmt.Errorf("user %s: %w", userName, err)
 		}
+		who = &account{name: u.Username, home: u.HomeDir}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 	}
 	if groupName != "" {
 		g, err := user.LookupGroup(groupName)
 		if err != nil {
-			return nil, fmt.Errorf("group %s: %w", groupName, err)
+			return nil, nil, fmt.Errorf("group %s: %w", groupName, err)
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
 	if uid == os.Getuid() && gid == os.Getgid() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("run as %s:%s: needs root", userName, groupName)
+		return nil, nil, fmt.Errorf("run as %s:%s: needs root", userName, groupName)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	if uid == os.Getuid() {
+		who = nil // only the group changes: the environment stays the daemon's user's
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, who, nil
 }
 
 // applyLimits sets the rlimits of a just-started process. prlimit(2) on

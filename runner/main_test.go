@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 //	closeout              close stdout and stderr, then sleep
 //	late                  print "ready" late, then sleep
 //	env                   print PLUGS_* and the config, then sleep
+//	printenv              print the whole environment, one variable a line, then "ready", then sleep
 //	trap FILE             record every signal received in FILE, sleep
 //	termlog FILE NAME     print "ready"; on SIGTERM append NAME to FILE and exit
 //	orphaner PIDFILE MODE start a grandchild in the group in MODE, write its pid, exit
@@ -107,6 +108,12 @@ func fake(mode string, args []string) int {
 		fmt.Printf("plug=%s instance=%s extra=%s err=%v config=%s\n",
 			os.Getenv("PLUGS_PLUG"), os.Getenv("PLUGS_INSTANCE"), os.Getenv("EXTRA"), err, cfg)
 		fmt.Fprintln(os.Stderr, "to stderr")
+		time.Sleep(time.Hour)
+	case "printenv":
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+		fmt.Println("ready")
 		time.Sleep(time.Hour)
 	case "trap":
 		c := make(chan os.Signal, 16)

@@ -40,6 +40,9 @@ type Options struct {
 	LogBackups int
 	// Rand returns floats in [0,1) for backoff jitter; nil is math/rand/v2.
 	Rand func() float64
+	// Environ is the daemon's environment, from which instances receive
+	// PassedEnv alone (see env.go); nil is os.Environ().
+	Environ []string
 }
 
 // Runner supervises instances: one goroutine per instance, event driven.
@@ -52,6 +55,7 @@ type Runner struct {
 	spawner  *spawner
 	notifier *notifier
 	bufs     sync.Pool // output read buffers, shared by all instances
+	baseEnv  map[string]string
 
 	nnpOnce    sync.Once
 	nnpSpawner *spawner
@@ -88,6 +92,9 @@ func New(opts Options) (*Runner, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
 	}
+	if opts.Environ == nil {
+		opts.Environ = os.Environ()
+	}
 	if err := os.MkdirAll(filepath.Join(abs, "instances"), 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -106,6 +113,7 @@ func New(opts Options) (*Runner, error) {
 		clock:   opts.Clock,
 		devNull: devNull,
 		spawner: sp,
+		baseEnv: passedEnv(opts.Environ),
 		insts:   map[instance.ID]*supervised{},
 	}
 	if opts.Observer != nil {
