@@ -340,3 +340,20 @@ func BenchmarkStrayScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(procs), "procs")
 }
+
+// BenchmarkClose1000 stops 1,000 running `sleep` instances with Close, as
+// a clean daemon stop does (8 at a time per level is Apply's; Close stops a
+// whole level at once): stop signal, the exit, and the search for
+// processes that left each instance's group.
+func BenchmarkClose1000(b *testing.B) {
+	var total time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		r, specs, persisted := newBenchRunner(b, "")
+		startAll(b, r, specs, reconcile.DefaultParallelism)
+		persisted.Wait()
+		b.StartTimer()
+		total += timed(func() { r.Close(context.Background()) })
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "close-ms")
+}

@@ -411,10 +411,14 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 		}
 		pidfd.Close()
 	}
+	// Then what left the group (setsid, double forks): nothing of an
+	// instance outlives its main process, whether it crashed or was stopped.
+	killAll(in.r.tracker, in.target(p.pid))
 	p.mu.Lock()
 	p.reaped = true
 	p.mu.Unlock()
 	ps, err := proc.Wait()
+	forked.remove(p.pid)
 	// Writers left in other groups get outputGrace to finish.
 	_ = pipe.SetReadDeadline(time.Now().Add(outputGrace))
 	e := instance.Exit{Code: -1, At: in.r.clock.Now()}
@@ -427,6 +431,11 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 	}
 	in.sandboxExit(p.box, &e)
 	p.exited <- e
+}
+
+// target names the processes of the instance for its Tracker.
+func (in *supervised) target(leader int) Target {
+	return Target{Leader: leader, Env: "PLUGS_CONFIG=" + filepath.Join(in.dir, "config.json")}
 }
 
 // stopProcess stops p: stop signal, stop timeout (cut short by ctx), then
@@ -444,6 +453,7 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart bool)
 	}
 	timeout := spec.StopTimeout // the render filled its default
 	p.signalGroup(sig)
+	_, _ = in.r.tracker.Signal(in.target(p.pid), sig)
 	expired := make(chan struct{})
 	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })
 	defer t.Stop()

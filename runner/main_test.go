@@ -49,6 +49,10 @@ func TestMain(m *testing.M) {
 //	trap FILE             record every signal received in FILE, sleep
 //	termlog FILE NAME     print "ready"; on SIGTERM append NAME to FILE and exit
 //	orphaner PIDFILE MODE start a grandchild in the group in MODE, write its pid, exit
+//	daemonize PIDFILE [exit]  start a child in a new session that starts a grandchild in another new
+//	                      session (ignoring SIGTERM) and exits; write the grandchild's pid; print
+//	                      "ready" and sleep (or exit 0 with "exit")
+//	setsidchild PIDFILE   (daemonize's child) start the grandchild with setsid, write its pid, exit
 //	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
 //	churn DIR N           run a Runner with N instances crashing and restarting forever
 func fake(mode string, args []string) int {
@@ -82,6 +86,28 @@ func fake(mode string, args []string) int {
 	case "orphaner":
 		gc := exec.Command(os.Args[0])
 		gc.Env = append(os.Environ(), fakeEnv+"="+args[1])
+		if err := gc.Start(); err != nil {
+			return 3
+		}
+		if err := os.WriteFile(args[0], []byte(strconv.Itoa(gc.Process.Pid)), 0o600); err != nil {
+			return 3
+		}
+	case "daemonize":
+		c := exec.Command(os.Args[0], args[0])
+		c.Env = append(os.Environ(), fakeEnv+"=setsidchild")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := c.Run(); err != nil {
+			return 3
+		}
+		fmt.Println("ready")
+		if len(args) > 1 && args[1] == "exit" {
+			return 0
+		}
+		time.Sleep(time.Hour)
+	case "setsidchild":
+		gc := exec.Command(os.Args[0])
+		gc.Env = append(os.Environ(), fakeEnv+"=ignoreterm")
+		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := gc.Start(); err != nil {
 			return 3
 		}

@@ -43,6 +43,9 @@ type Options struct {
 	// Environ is the daemon's environment, from which instances receive
 	// PassedEnv alone (see env.go); nil is os.Environ().
 	Environ []string
+	// Tracker finds the processes of an instance that left its process
+	// group; nil is ProcTracker, which needs the subreaper role New takes.
+	Tracker Tracker
 }
 
 // Runner supervises instances: one goroutine per instance, event driven.
@@ -54,6 +57,8 @@ type Runner struct {
 	devNull  *os.File
 	spawner  *spawner
 	notifier *notifier
+	reaper   *reaper
+	tracker  Tracker
 	bufs     sync.Pool // output read buffers, shared by all instances
 	baseEnv  map[string]string
 
@@ -66,8 +71,10 @@ type Runner struct {
 	closed bool
 }
 
-// New returns a Runner. It starts the spawner thread (see spawner) and, when
-// Options.Observer is set, the notifier goroutine; Close stops both.
+// New returns a Runner. It makes the process a child subreaper (see
+// procs.go), starts the spawner threads (see spawner), the reaper of
+// adopted orphans and, when Options.Observer is set, the notifier
+// goroutine; Close stops them.
 func New(opts Options) (*Runner, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("runner: no state directory")
@@ -95,6 +102,9 @@ func New(opts Options) (*Runner, error) {
 	if opts.Environ == nil {
 		opts.Environ = os.Environ()
 	}
+	if opts.Tracker == nil {
+		opts.Tracker = ProcTracker{}
+	}
 	if err := os.MkdirAll(filepath.Join(abs, "instances"), 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -102,8 +112,13 @@ func New(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
+	// Orphans of instances reparent to this process, not init (procs.go).
+	if err := becomeSubreaper(); err != nil {
+		opts.Logger.Warn("cannot become a child subreaper: processes an instance moves out of its group may outlive it", "err", err)
+	}
 	sp, err := newSpawner(false, spawnerThreads())
 	if err != nil {
+		releaseSubreaper()
 		devNull.Close()
 		return nil, err
 	}
@@ -114,6 +129,8 @@ func New(opts Options) (*Runner, error) {
 		devNull: devNull,
 		spawner: sp,
 		baseEnv: passedEnv(opts.Environ),
+		tracker: opts.Tracker,
+		reaper:  startReaper(),
 		insts:   map[instance.ID]*supervised{},
 	}
 	if opts.Observer != nil {
@@ -291,6 +308,8 @@ func (r *Runner) Close(ctx context.Context) error {
 	if r.notifier != nil {
 		r.notifier.close()
 	}
+	r.reaper.stop()
+	releaseSubreaper()
 	return r.devNull.Close()
 }
 

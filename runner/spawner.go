@@ -77,6 +77,9 @@ func (s *spawner) loop(noNewPrivs bool, ready chan<- error) {
 	ready <- nil
 	for req := range s.reqs {
 		p, err := os.StartProcess(req.path, req.argv, req.attr)
+		if err == nil {
+			forked.add(p.Pid) // the caller reaps it, and removes it then
+		}
 		req.reply <- spawnResult{p, err}
 	}
 }
