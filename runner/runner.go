@@ -103,7 +103,7 @@ func New(opts Options) (*Runner, error) {
 		opts.Environ = os.Environ()
 	}
 	if opts.Tracker == nil {
-		opts.Tracker = ProcTracker{}
+		opts.Tracker = &ProcTracker{}
 	}
 	if err := os.MkdirAll(filepath.Join(abs, "instances"), 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
