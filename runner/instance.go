@@ -413,7 +413,10 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 	}
 	// Then what left the group (setsid, double forks): nothing of an
 	// instance outlives its main process, whether it crashed or was stopped.
-	killAll(in.r.tracker, in.target(p.pid))
+	// The leader is a zombie: its children are the supervisor's now, so the
+	// target has no leader, and what the group kill above hit is waited for
+	// as well.
+	killAll(in.r.tracker, in.target(0))
 	p.mu.Lock()
 	p.reaped = true
 	p.mu.Unlock()

@@ -87,10 +87,16 @@ func (s *spawner) loop(noNewPrivs bool, ready chan<- error) {
 // spawn starts a process from the spawner thread, with Pdeathsig SIGKILL
 // and a process group of its own.
 func (s *spawner) spawn(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	return s.spawnIn(path, argv, attr, true)
+}
+
+// spawnIn is spawn, with a process group of its own only when ownGroup
+// (an interactive run stays in the caller's, with its terminal).
+func (s *spawner) spawnIn(path string, argv []string, attr *os.ProcAttr, ownGroup bool) (*os.Process, error) {
 	if attr.Sys == nil {
 		attr.Sys = &syscall.SysProcAttr{}
 	}
-	attr.Sys.Setpgid = true
+	attr.Sys.Setpgid = ownGroup
 	attr.Sys.Pdeathsig = syscall.SIGKILL
 	reply := make(chan spawnResult, 1)
 	select {

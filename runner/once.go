@@ -1,0 +1,427 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/plugs-dev/plugs/instance"
+)
+
+// DefaultTailBytes is how much of the end of a run's stdout and of its
+// stderr a Result keeps when Once.TailBytes is 0.
+const DefaultTailBytes = 64 << 10
+
+// defaultKillAfter is a run's wait between the stop signal and SIGKILL
+// when neither Once.KillAfter nor Spec.StopTimeout sets one.
+const defaultKillAfter = 10 * time.Second
+
+// Once is one run of a program to completion, with an instance's
+// environment rules: `plugs setup`, a task's run, a hook, an exec health
+// check. It is the one place of plugs that runs such a program; see
+// RunOnce.
+type Once struct {
+	// Spec supplies the instance's identity (PLUGS_PLUG, PLUGS_INSTANCE),
+	// directory, env, user and group, limits, setup folder and stop
+	// signal. Its Command is what runs unless Command is set.
+	Spec    instance.Spec
+	Command []string
+	// Env adds variables (a task's PLUGS_INPUT, ...) over the spec's env.
+	// It cannot override PLUGS_CONFIG, PLUGS_PLUG or PLUGS_INSTANCE; it
+	// may set PLUGS_RUN_ID, which otherwise is a fresh random id.
+	Env map[string]string
+	// ConfigPath is PLUGS_CONFIG. For Runner.RunOnce "" means the
+	// instance's config.json in the state directory; for the function
+	// RunOnce, "" sets no PLUGS_CONFIG.
+	ConfigPath string
+
+	// Stdin is the program's input: nil is /dev/null; an *os.File is
+	// passed as it is; any other reader is copied through a pipe.
+	Stdin io.Reader
+	// Stdout and Stderr receive the program's output as it comes, besides
+	// the tails the Result keeps (nil: only the tails). A terminal
+	// (*os.File that is one) is passed as it is, and then no tail is kept.
+	Stdout, Stderr io.Writer
+	// TailBytes caps how much of the end of stdout and of stderr the
+	// Result keeps; 0 is DefaultTailBytes.
+	TailBytes int
+
+	// Timeout ends the run: the stop signal to the run's process group
+	// and to what left it, KillAfter, then SIGKILL to all of them. 0 means
+	// no timeout (ctx still ends the run the same way).
+	Timeout time.Duration
+	// KillAfter is the wait between the stop signal and SIGKILL; 0 is
+	// Spec.StopTimeout, or 10s when that is 0 too.
+	KillAfter time.Duration
+}
+
+// Result is how a run ended.
+type Result struct {
+	PID      int
+	ExitCode int    // -1 when killed by a signal
+	Signal   string // e.g. "SIGKILL"; "" when it exited
+	Duration time.Duration
+	// TimedOut: Once.Timeout ended it; Canceled: its context did.
+	TimedOut, Canceled bool
+	// Stdout and Stderr are the last Once.TailBytes of each; Truncated
+	// says that more was written than kept.
+	Stdout, Stderr                   []byte
+	StdoutTruncated, StderrTruncated bool
+}
+
+// Err describes a run that did not exit 0, or returns nil: "exited with
+// code 3", "killed by SIGKILL", "timed out after 30s (killed by
+// SIGTERM)", "canceled (killed by SIGKILL)".
+func (res Result) Err() error {
+	how := describeExit(instance.Exit{Code: res.ExitCode, Signal: res.Signal})
+	switch {
+	case res.TimedOut:
+		return fmt.Errorf("timed out after %s (%s)", res.Duration.Round(time.Millisecond), how)
+	case res.Canceled:
+		return fmt.Errorf("canceled (%s)", how)
+	case res.ExitCode != 0 || res.Signal != "":
+		return errors.New(how)
+	}
+	return nil
+}
+
+// RunOnce runs o.Command (or o.Spec.Command) to completion and returns how
+// it ended. The error is non-nil only when it could not start (missing
+// executable, bad directory, a user it may not switch to); a program that
+// ran and failed is a Result whose Err says how.
+//
+// What holds, as for an instance's process:
+//
+//   - the environment of an instance (env.go: PassedEnv, the spec's env,
+//     PYTHONPATH/NODE_PATH for the tree's dependencies, PLUGS_*), plus
+//     o.Env and PLUGS_RUN_ID, a random id every process of the run
+//     inherits;
+//   - the command word resolved as for instances (a file of the tree, else
+//     PATH), run in Spec.Dir, as Spec.User/Group, with Spec.Limits;
+//   - a process group of its own (unless Stdin is a terminal: then the
+//     caller's, so that the terminal's ^C and job control reach it), forked
+//     with a parent-death signal, so it dies with the caller;
+//   - the timeout or ctx ends it with the stop signal to the group and to
+//     every process that left it (the Tracker, by PLUGS_RUN_ID), then
+//     SIGKILL after KillAfter; when the program exits, whatever is left of
+//     the run is killed too, so RunOnce returns with none of its processes
+//     running (grandchildren included);
+//   - stdout and stderr are read until they close (at most outputGrace
+//     after the exit, for a process that escaped with them open).
+func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
+	if o.ConfigPath == "" {
+		o.ConfigPath = filepath.Join(InstanceDir(r.opts.StateDir, o.Spec.ID), "config.json")
+	}
+	sp, err := r.spawnerFor(o.Spec.Limits.NoNewPrivs)
+	if err != nil {
+		return Result{}, err
+	}
+	return runOnce(ctx, sp, r.baseEnv, r.tracker, r.devNull, o)
+}
+
+// RunOnce is Runner.RunOnce for a caller without a Runner (the `plugs
+// setup` command): the environment is picked from os.Environ(), the
+// process is forked from a thread of its own, and orphans that left the
+// run's group are found only while their parents live, since the caller is
+// no subreaper.
+func RunOnce(ctx context.Context, o Once) (Result, error) {
+	sp, err := newSpawner(o.Spec.Limits.NoNewPrivs, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sp.stop()
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return Result{}, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	defer devNull.Close()
+	return runOnce(ctx, sp, passedEnv(os.Environ()), &ProcTracker{}, devNull, o)
+}
+
+func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracker, devNull *os.File, o Once) (Result, error) {
+	spec := o.Spec
+	argv := o.Command
+	if len(argv) == 0 {
+		argv = spec.Command
+	}
+	if len(argv) == 0 {
+		return Result{}, errors.New("no command")
+	}
+	if fi, err := os.Stat(spec.Dir); err != nil {
+		return Result{}, fmt.Errorf("working directory: %w", err)
+	} else if !fi.IsDir() {
+		return Result{}, fmt.Errorf("working directory %s: not a directory", spec.Dir)
+	}
+	cred, who, err := credential(spec.User, spec.Group)
+	if err != nil {
+		return Result{}, err
+	}
+	runID := o.Env["PLUGS_RUN_ID"]
+	if runID == "" {
+		runID = newRunID()
+	}
+	declared := map[string]string{}
+	for k, v := range spec.Env {
+		declared[k] = v
+	}
+	for k, v := range o.Env {
+		declared[k] = v
+	}
+	vars := map[string]string{
+		"PLUGS_PLUG":     spec.ID.Plug,
+		"PLUGS_INSTANCE": spec.ID.Instance,
+		"PLUGS_RUN_ID":   runID,
+	}
+	if o.ConfigPath != "" {
+		vars["PLUGS_CONFIG"] = o.ConfigPath
+	}
+	envv := envFor(base, spec.Dir, declared, who, vars)
+	path, err := resolveCommand(spec.Dir, argv[0], envValue(envv, "PATH"))
+	if err != nil {
+		return Result{}, err
+	}
+	sig, err := parseSignal(spec.StopSignal)
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	killAfter := o.KillAfter
+	if killAfter <= 0 {
+		killAfter = spec.StopTimeout
+	}
+	if killAfter <= 0 {
+		killAfter = defaultKillAfter
+	}
+	tailBytes := o.TailBytes
+	if tailBytes <= 0 {
+		tailBytes = DefaultTailBytes
+	}
+
+	var closeAfter []*os.File // our ends, closed once the run is over
+	var childEnds []*os.File  // the child's ends, closed once it is forked
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	var pumps sync.WaitGroup
+	files := make([]*os.File, 3)
+	interactive := false
+	switch in := o.Stdin.(type) {
+	case nil:
+		files[0] = devNull
+	case *os.File:
+		files[0] = in
+		interactive = isTerminal(in)
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return Result{}, fmt.Errorf("input pipe: %w", err)
+		}
+		files[0], childEnds, closeAfter = pr, append(childEnds, pr), append(closeAfter, pw)
+		// Not waited for: a reader that blocks must not hold the run; the
+		// copy ends at the reader's EOF or when the pipe is closed after
+		// the run.
+		go func() {
+			_, _ = io.Copy(pw, in)
+			pw.Close()
+		}()
+	}
+	tails := [2]*tailBuffer{{max: tailBytes}, {max: tailBytes}}
+	var readers []*os.File
+	for i, w := range []io.Writer{o.Stdout, o.Stderr} {
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			files[i+1] = f
+			continue
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return Result{}, fmt.Errorf("output pipe: %w", err)
+		}
+		files[i+1], childEnds, readers = pw, append(childEnds, pw), append(readers, pr)
+		dst := io.Writer(tails[i])
+		if w != nil {
+			dst = io.MultiWriter(tails[i], w)
+		}
+		pumps.Go(func() {
+			defer pr.Close()
+			_, _ = io.Copy(dst, pr)
+		})
+	}
+
+	start := time.Now()
+	proc, err := sp.spawnIn(path, argv, &os.ProcAttr{Dir: spec.Dir, Env: envv, Files: files,
+		Sys: &syscall.SysProcAttr{Credential: cred}}, !interactive)
+	for _, f := range childEnds {
+		f.Close()
+	}
+	childEnds = nil
+	if err != nil {
+		for _, f := range readers {
+			f.Close()
+		}
+		for _, f := range closeAfter {
+			f.Close()
+		}
+		pumps.Wait()
+		return Result{}, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	pid := proc.Pid
+	target := Target{Env: "PLUGS_RUN_ID=" + runID}
+	if !interactive {
+		target.Leader = pid
+	}
+	signalRun := func(s syscall.Signal) {
+		if interactive {
+			_ = unix.Kill(pid, s)
+		} else {
+			_ = unix.Kill(-pid, s)
+		}
+		_, _ = tr.Signal(target, s)
+	}
+	if err := applyLimits(pid, spec.Limits); err != nil {
+		signalRun(syscall.SIGKILL)
+	}
+
+	exited := make(chan struct{})
+	go func() {
+		awaitExit(pid)
+		close(exited)
+	}()
+	res := Result{PID: pid}
+	var timeout <-chan time.Time
+	if o.Timeout > 0 {
+		t := time.NewTimer(o.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-exited:
+	case <-timeout:
+		res.TimedOut = true
+	case <-ctx.Done():
+		res.Canceled = true
+	}
+	if res.TimedOut || res.Canceled {
+		signalRun(sig)
+		kill := time.NewTimer(killAfter)
+		select {
+		case <-exited:
+		case <-kill.C:
+		}
+		kill.Stop()
+	}
+	// The leader is gone (or about to be): nothing of the run outlives it.
+	if !interactive {
+		_ = unix.Kill(-pid, syscall.SIGKILL)
+	}
+	<-exitedOrKill(exited, pid)
+	// As for instances: the leader is a zombie, its children are adopted,
+	// and the group's members are waited for too.
+	killAll(tr, Target{Env: target.Env})
+	ps, werr := proc.Wait()
+	forked.remove(pid)
+	res.Duration = time.Since(start)
+	res.ExitCode = -1
+	if werr == nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.Signal = signalName(ws.Signal())
+		} else {
+			res.ExitCode = ps.ExitCode()
+		}
+	}
+	for _, f := range readers {
+		_ = f.SetReadDeadline(time.Now().Add(outputGrace))
+	}
+	for _, f := range closeAfter {
+		f.Close()
+	}
+	pumps.Wait()
+	res.Stdout, res.StdoutTruncated = tails[0].bytes()
+	res.Stderr, res.StderrTruncated = tails[1].bytes()
+	return res, nil
+}
+
+// exitedOrKill returns exited, after SIGKILLing pid if it has not exited
+// yet (an interactive run whose leader ignored the stop signal).
+func exitedOrKill(exited chan struct{}, pid int) <-chan struct{} {
+	select {
+	case <-exited:
+	default:
+		_ = unix.Kill(pid, syscall.SIGKILL)
+	}
+	return exited
+}
+
+// awaitExit blocks until child pid has exited, without reaping it (the
+// pid and its group id stay reserved) and without holding an OS thread: a
+// pidfd in the netpoller. It returns at once when no pidfd can be had.
+func awaitExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return
+	}
+	pidfd := os.NewFile(uintptr(fd), "pidfd")
+	defer pidfd.Close()
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		return err != nil || info.Signo != 0
+	})
+}
+
+func newRunID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max       int
+	mu        sync.Mutex
+	b         []byte
+	truncated bool
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= t.max {
+		t.truncated = t.truncated || len(t.b) > 0 || len(p) > t.max
+		t.b = append(t.b[:0], p[len(p)-t.max:]...)
+		return n, nil
+	}
+	if over := len(t.b) + len(p) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+		t.truncated = true
+	}
+	t.b = append(t.b, p...)
+	return n, nil
+}
+
+func (t *tailBuffer) bytes() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.b...), t.truncated
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
