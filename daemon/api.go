@@ -33,6 +33,7 @@ type DaemonStatus struct {
 	// state message and the plugs/<host>/run topic do.
 	Run         string `json:"run,omitempty"`
 	MetricsAddr string `json:"metrics_addr,omitempty"`
+	UIAddr      string `json:"ui_addr,omitempty"` // the dashboard's; empty when it is off
 }
 
 // ReconcileStatus is the outcome of the last reconcile.

@@ -26,6 +26,7 @@ func (d *daemon) status() Status {
 		ConfigRevision: d.revision,
 		BrokerURL:      redactURL(d.broker.info.URL),
 		MetricsAddr:    d.metricsAddr,
+		UIAddr:         d.uiAddr,
 	}
 	if d.last != nil {
 		l := *d.last

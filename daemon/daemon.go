@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/runner"
 	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/ui"
 )
 
 // Daemon modes, as DaemonStatus.Mode shows them.
@@ -77,6 +79,11 @@ type Options struct {
 	MetricsAddr   string
 	WebConfigFile string
 
+	// UIAddr is the dashboard's listen address (package ui; port 0 picks a
+	// free one; "" disables it). It takes TLS and basic auth from
+	// WebConfigFile, and a non-loopback address needs authentication.
+	UIAddr string
+
 	// BrokerAddr is where the embedded MQTT broker listens when plugs.hcl has
 	// no broker block (default mqtt.DefaultEmbeddedAddr; port 0 allowed).
 	BrokerAddr string
@@ -113,6 +120,12 @@ type daemon struct {
 	broker  *brokerConn
 
 	metricsAddr string
+
+	// The dashboard (ui.go) and the instances stopped by hand (control.go).
+	uiAddr    string
+	uiSrv     atomic.Pointer[ui.Server]
+	manual    manual
+	manifests map[string]*spec.Manifest // of the deployment that runs; guarded by smu
 
 	// mu serializes reconciles and plans (the loop, SIGHUP, the API).
 	mu sync.Mutex
@@ -209,6 +222,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	defer api.shutdown(context.Background())
 
+	uiDone, err := d.serveUI(ctx)
+	if err != nil {
+		return err
+	}
+	defer uiDone()
+
 	// The first converge; an error is reported and retried like any other.
 	if _, err := d.reconcile(ctx, "start", true); err != nil && ctx.Err() == nil {
 		d.log.Error("reconcile failed", "reason", "start", "err", err)
@@ -219,7 +238,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Ready != nil {
 		opts.Ready()
 	}
-	d.log.Info("plugs daemon ready", "socket", SocketPath(opts.StateDir), "metrics", d.metricsAddr, "mode", d.mode)
+	d.log.Info("plugs daemon ready", "socket", SocketPath(opts.StateDir), "metrics", d.metricsAddr, "ui", d.uiAddr, "mode", d.mode)
 
 	loop := reconcile.NewLoop(reconcile.LoopOptions{
 		Reconcile: func(ctx context.Context, reason string) error {
@@ -443,6 +462,7 @@ func (d *daemon) observe(st instance.Status) {
 		Restarts: st.Restarts,
 		Since:    st.Since,
 	})
+	d.notifyUI()
 }
 
 // Observe and Plugins make the daemon the metrics' Source.
@@ -514,6 +534,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (*App
 	planned := time.Now()
 	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})
 	report := applyReport(plan, res)
+	d.endOverrides()
 	for _, c := range plan.Changes {
 		if c.Action == reconcile.Delete {
 			d.broker.pub.Forget(c.ID.Plug, c.ID.Instance)
@@ -522,6 +543,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (*App
 	d.smu.Lock()
 	d.revision = revision
 	d.plugins = ld.plugins
+	d.manifests = ld.manifests
 	d.smu.Unlock()
 	d.log.Info("applied", "reason", reason, "revision", revision,
 		"started", report.Started, "replaced", report.Replaced, "stopped", report.Stopped, "failed", report.Failed,
@@ -550,6 +572,7 @@ func (d *daemon) record(start time.Time, revision string, err error) error {
 	d.smu.Lock()
 	d.last = st
 	d.smu.Unlock()
+	d.notifyUI()
 	if err != nil && st.Error != err.Error() {
 		kind := KindEnv
 		if e, ok := err.(*Error); ok {

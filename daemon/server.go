@@ -118,6 +118,7 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, rep)
 	})
+	registerControl(mux, b)
 	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		path, err := b.logPath(q.Get("plug"), q.Get("instance"))

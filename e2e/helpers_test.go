@@ -169,7 +169,7 @@ func startDaemon(t *testing.T, dir, file string, env []string) *plugsDaemon {
 		log: &syncbuf.Buffer{}, exited: make(chan struct{}),
 	}
 	d.cmd = exec.Command(plugsBin, "run", "-f", file, "--state-dir", d.stateDir,
-		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--log-level", "debug")
+		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--log-level", "debug")
 	d.cmd.Dir = dir
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

@@ -93,6 +93,8 @@ func BenchmarkPatch1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	c := s.hub.subscribe(nil) // rendering happens only for open streams
+	defer s.hub.unsubscribe(c)
 	var size int
 	for b.Loop() {
 		b.StopTimer()

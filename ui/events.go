@@ -29,10 +29,12 @@ type hub struct {
 	mu   sync.Mutex
 	subs map[chan []byte]*InstanceID // what each stream's page shows of one instance; nil: none
 
-	// owned by run
+	// dmu guards what the streams were last sent. While no stream is open
+	// nothing is rendered (stale); the first subscriber takes a baseline.
+	dmu     sync.Mutex
 	rows    map[InstanceID]string
-	details map[InstanceID]string
 	summary string
+	stale   bool
 }
 
 // subBuffer is how many patches a slow browser may lag behind before its
@@ -42,7 +44,7 @@ const subBuffer = 16
 func newHub(s *Server) *hub {
 	return &hub{
 		s: s, wakeC: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		subs: map[chan []byte]*InstanceID{}, rows: map[InstanceID]string{}, details: map[InstanceID]string{},
+		subs: map[chan []byte]*InstanceID{}, rows: map[InstanceID]string{}, stale: true,
 	}
 }
 
@@ -65,7 +67,35 @@ func (h *hub) subscribe(watch *InstanceID) chan []byte {
 	h.mu.Lock()
 	h.subs[c] = watch
 	h.mu.Unlock()
+	// Before the stream opens, so that a change after the browser sees it
+	// open is a change relative to the baseline.
+	h.dmu.Lock()
+	if h.stale {
+		h.baseline()
+	}
+	h.dmu.Unlock()
 	return c
+}
+
+func (h *hub) subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// baseline records what the pages show now, without sending it. Called
+// with dmu held.
+func (h *hub) baseline() {
+	s := h.s
+	st, obs := s.b.Status(), s.b.Observe()
+	s.track(obs, st)
+	ov := s.overrides()
+	clear(h.rows)
+	for _, o := range obs {
+		h.rows[o.ID] = s.rowOf(o, nil, ov).key()
+	}
+	h.summary = summarize(st, obs).key()
+	h.stale = false
 }
 
 // watched returns the instances some stream shows the detail panel of.
@@ -97,7 +127,6 @@ func (h *hub) run() {
 		}
 		h.mu.Unlock()
 	}()
-	_, _ = h.diff() // the baseline every later patch is relative to
 	t := time.NewTimer(0)
 	<-t.C
 	for {
@@ -145,7 +174,19 @@ func (h *hub) broadcast(msg []byte, details map[InstanceID][]byte) {
 // the bytes of one or two SSE events for every stream, and a "patch" event
 // of the detail panel of each changed instance that a stream watches.
 func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
+	h.dmu.Lock()
+	defer h.dmu.Unlock()
 	s := h.s
+	if h.subscribers() == 0 {
+		// Nobody watches: remember exits and reconciles, render nothing.
+		s.track(s.b.Observe(), s.b.Status())
+		h.stale = true
+		return nil, nil
+	}
+	if h.stale {
+		h.baseline()
+		return nil, nil
+	}
 	st, obs := s.b.Status(), s.b.Observe()
 	s.track(obs, st)
 	ov := s.overrides()

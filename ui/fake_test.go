@@ -67,7 +67,7 @@ func newFake(n int) *fakeBackend {
 	}, Replace: 1}
 	f.plugins = []Plugin{{
 		Plug: "plug-00", Version: "1.2.0", Revision: "abcdef", Source: "git::https://user:" + plantedSecret + "@git.example.org/p.git",
-		Name: "heart-rate", Description: "Reads a strap", Instructions: "Pair it first.", Kind: "script",
+		Name: "heart-rate", Description: "Reads a strap", Instructions: "Pair it first.", Kind: "script", HasSetup: true,
 		Params: []Param{{Name: "token", Type: "string", Secret: true, Default: plantedSecret}, {Name: "interval", Type: "string", Default: "10s"}},
 	}}
 	return f

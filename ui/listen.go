@@ -18,6 +18,10 @@ import (
 // DefaultAddr is where plugs run serves the dashboard unless told otherwise.
 const DefaultAddr = "127.0.0.1:9470"
 
+// ErrNoAuth is wrapped by Listen's error for a non-loopback address
+// without authentication.
+var ErrNoAuth = errors.New("not loopback-only and has no authentication")
+
 // Listen opens the dashboard's listener on addr after checking webConfigFile
 // (a Prometheus web config file: TLS and basic auth, as for the metrics). An
 // address that is not loopback-only is refused unless the file requires a
@@ -35,8 +39,8 @@ func Listen(addr, webConfigFile string) (net.Listener, error) {
 		}
 	}
 	if !auth && !loopbackOnly(addr) {
-		return nil, fmt.Errorf("ui address %s is not loopback-only and has no authentication: "+
-			"set basic_auth_users (or client_auth_type: RequireAndVerifyClientCert) in a web config file (--web-config-file), or listen on 127.0.0.1", addr)
+		return nil, fmt.Errorf("ui address %s is %w: "+
+			"set basic_auth_users (or client_auth_type: RequireAndVerifyClientCert) in a web config file (--web-config-file), or listen on 127.0.0.1", addr, ErrNoAuth)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

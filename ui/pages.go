@@ -383,7 +383,7 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 		Command: o.Spec.Command,
 		Tree:    t.tree(o.PID),
 		LogURL:  instanceHref(o.ID) + "/log",
-		Actions: s.actionsFor(o.ID),
+		Actions: s.actionsFor(o.ID, rw.Override),
 	}
 	for k := range o.Spec.Env {
 		d.EnvKeys = append(d.EnvKeys, k)
@@ -427,13 +427,26 @@ var actions = map[string]struct {
 	"setup":   {"Run setup", "set up", "The plugin's configuration program runs with this instance's config, without a terminal; its output is shown.", false},
 }
 
-func (s *Server) actionsFor(id InstanceID) []actionLink {
-	names := []string{"restart"}
-	if _, ok := s.b.(Controller); ok {
-		names = append(names, "stop", "start", "kill")
+// actionsFor lists what can be done to an instance now: start for one
+// stopped by hand; otherwise restart, stop and kill, and run setup when
+// its plugin has a setup program.
+func (s *Server) actionsFor(id InstanceID, override string) []actionLink {
+	var names []string
+	_, control := s.b.(Controller)
+	switch {
+	case override == "stopped" && control:
+		names = []string{"start"}
+	case control:
+		names = []string{"restart", "stop", "kill"}
+	default:
+		names = []string{"restart"}
 	}
-	if _, ok := s.b.(SetupRunner); ok {
-		names = append(names, "setup")
+	if _, ok := s.b.(SetupRunner); ok && override != "stopped" {
+		for _, p := range s.b.Plugins() {
+			if p.Plug == id.Plug && p.HasSetup {
+				names = append(names, "setup")
+			}
+		}
 	}
 	var out []actionLink
 	for _, n := range names {

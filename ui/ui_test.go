@@ -93,7 +93,7 @@ func TestPagesShowInstancesAndNoSecret(t *testing.T) {
 	pages := map[string][]string{
 		"/":                            {"Config revision", "0123456789abcdef", "/srv/plugs/plugs.hcl", "plug-00", "connected"},
 		"/instances":                   {"plug-03/inst-0003", "plug-01/inst-0011", "12</span> of 12 instances shown"},
-		"/instances/plug-03/inst-0003": {"plug-03/inst-0003", "(sensitive)", "hello from plug-03/inst-0003", "TOKEN", "Restart…", "Kill…"},
+		"/instances/plug-03/inst-0003": {"plug-03/inst-0003", "(sensitive)", "hello from plug-03/inst-0003", "TOKEN", "Restart…", "Stop…", "Kill…"},
 		"/plugins":                     {"heart-rate", "Pair it first.", "interval", "secret"},
 		"/plan":                        {"plug-00/inst-0000", "config changed", "0 to start, 1 to replace"},
 		"/history":                     {"ok"},
@@ -211,6 +211,10 @@ func TestActionsNeedConfirmationAndCSRF(t *testing.T) {
 	_, body = h.get("/instances")
 	if !strings.Contains(body, "stopped by hand") {
 		t.Error("the instances page does not show the stop override")
+	}
+	_, body = h.get("/instances/plug-02/inst-0002")
+	if !strings.Contains(body, `data-action="start"`) || strings.Contains(body, `data-action="kill"`) {
+		t.Error("a stopped instance's page should offer start, and not kill")
 	}
 
 	// Apply, from the plan page.

@@ -177,7 +177,7 @@ func (p plugsPeer) prepare(dir string) error {
 
 func (p plugsPeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "plugs.log", p.bin, "run", "-f", "plugs.hcl",
-		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0")
+		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0")
 }
 func (p plugsPeer) apply(string, []child, []child) error {
 	return nil // configure rewrote plugs.hcl atomically; the daemon watches it

@@ -53,6 +53,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 				Interval:      v.GetDuration("interval"),
 				MetricsAddr:   v.GetString("metrics-addr"),
 				WebConfigFile: v.GetString("web-config-file"),
+				UIAddr:        v.GetString("ui-addr"),
 				BrokerAddr:    v.GetString("broker-addr"),
 				NoWatch:       !v.GetBool("watch"),
 				Logger:        newLogger(g.stderr, v.GetString("log-level")),
@@ -68,7 +69,8 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f.String("path", "plugs.hcl", "GitOps: the deployment file inside the repository")
 	f.Duration("interval", 0, "poll interval: of the config repository (default 1m with --repo), else a periodic reconcile")
 	f.String("metrics-addr", "127.0.0.1:9469", "Prometheus metrics listen address (port 0: any free port; off: none)")
-	f.String("web-config-file", "", "Prometheus web config file for TLS and basic auth of the metrics")
+	f.String("web-config-file", "", "Prometheus web config file for TLS and basic auth of the metrics and the dashboard")
+	f.String("ui-addr", "127.0.0.1:9470", "dashboard listen address (port 0: any free port; empty: none); not loopback-only needs basic auth or client certificates in --web-config-file")
 	f.String("broker-addr", "127.0.0.1:1883", "listen address of the embedded MQTT broker, used when plugs.hcl has no broker block")
 	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
 	f.String("log-level", "info", "log level: debug, info, warn, error")

@@ -18,6 +18,7 @@ func scriptSetup(env *testscript.Env) error {
 	env.Setenv("HOME", env.WorkDir)
 	env.Setenv("PLUGS_METRICS_ADDR", "127.0.0.1:0")
 	env.Setenv("PLUGS_BROKER_ADDR", "127.0.0.1:0")
+	env.Setenv("PLUGS_UI_ADDR", "127.0.0.1:0")
 	bin := filepath.Join(env.WorkDir, ".bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err

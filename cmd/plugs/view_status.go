@@ -45,6 +45,9 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 	if d.MetricsAddr != "" {
 		fmt.Fprintf(w, "Metrics:         http://%s/metrics\n", d.MetricsAddr)
 	}
+	if d.UIAddr != "" {
+		fmt.Fprintf(w, "Dashboard:       http://%s/\n", d.UIAddr)
+	}
 	fmt.Fprintln(w)
 	if len(s.Instances) == 0 {
 		fmt.Fprintln(w, "No instances.")

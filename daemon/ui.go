@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/spec"
+	"github.com/plugs-dev/plugs/ui"
+)
+
+// serveUI serves the dashboard on opts.UIAddr (nothing when it is empty),
+// with the TLS and basic auth of the metrics' web config file, until the
+// returned func is called. A non-loopback address without authentication
+// is refused: the dashboard restarts and kills processes.
+func (d *daemon) serveUI(ctx context.Context) (func(), error) {
+	if d.opts.UIAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := ui.Listen(d.opts.UIAddr, d.opts.WebConfigFile)
+	if err != nil {
+		kind := KindEnv
+		if errors.Is(err, ui.ErrNoAuth) {
+			kind = KindInput
+		}
+		return nil, &Error{Kind: kind, Message: fmt.Sprintf("%v (choose another with --ui-addr; an empty value turns the dashboard off)", err)}
+	}
+	srv, err := ui.New(ui.Options{Backend: uiBackend{d}, Logger: d.log.With("component", "ui")})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	d.uiAddr = ln.Addr().String()
+	d.uiSrv.Store(srv)
+	uctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(uctx, ln, d.opts.WebConfigFile); err != nil && uctx.Err() == nil {
+			d.log.Error("ui server", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		d.uiSrv.Store(nil)
+		srv.Close()
+	}, nil
+}
+
+// notifyUI tells the dashboard that an instance or the daemon changed.
+func (d *daemon) notifyUI() {
+	if s := d.uiSrv.Load(); s != nil {
+		s.Notify()
+	}
+}
+
+// uiBackend is the daemon as the dashboard sees it: the methods behind the
+// local API, and the imperative actions.
+type uiBackend struct{ d *daemon }
+
+var (
+	_ ui.Backend     = uiBackend{}
+	_ ui.Controller  = uiBackend{}
+	_ ui.SetupRunner = uiBackend{}
+)
+
+func (b uiBackend) Status() ui.Status {
+	s := b.d.status().Daemon
+	ds := ui.DaemonStatus{
+		PID: s.PID, Started: s.Started, ConfigFile: s.ConfigFile, Mode: s.Mode, Repo: s.Repo,
+		ConfigRevision: s.ConfigRevision, BrokerURL: s.BrokerURL, BrokerConnected: s.BrokerConnected,
+		BrokerError: s.BrokerError, MetricsAddr: s.MetricsAddr,
+	}
+	if l := s.LastReconcile; l != nil {
+		ds.LastReconcile = &ui.ReconcileStatus{At: l.At, Duration: l.Duration, Revision: l.Revision, Error: l.Error}
+	}
+	return ui.Status{Daemon: ds}
+}
+
+func (b uiBackend) Observe() []instance.Status { return b.d.observeAll() }
+
+func (b uiBackend) Plan(ctx context.Context) (*ui.PlanReport, error) {
+	p, err := b.d.plan(ctx, PlanRequest{})
+	if err != nil {
+		return nil, err
+	}
+	r := uiPlan(*p)
+	return &r, nil
+}
+
+func uiPlan(p PlanReport) ui.PlanReport {
+	r := ui.PlanReport{Revision: p.Revision, Start: p.Start, Replace: p.Replace, Stop: p.Stop, Update: p.Update}
+	for _, c := range p.Changes {
+		r.Changes = append(r.Changes, ui.Change{Plug: c.Plug, Instance: c.Instance, Action: c.Action, Reason: c.Reason, Diff: c.Diff, Error: c.Error})
+	}
+	return r
+}
+
+func (b uiBackend) Apply(ctx context.Context) (*ui.ApplyReport, error) {
+	rep, err := b.d.apply(ctx)
+	if rep == nil {
+		return nil, err
+	}
+	return &ui.ApplyReport{Plan: uiPlan(rep.Plan), Started: rep.Started, Replaced: rep.Replaced,
+		Stopped: rep.Stopped, Updated: rep.Updated, Failed: rep.Failed}, err
+}
+
+func (b uiBackend) Restart(ctx context.Context, id instance.ID) error {
+	_, err := b.d.restart(ctx, RestartRequest{Plug: id.Plug, Instance: id.Instance})
+	return err
+}
+
+func (b uiBackend) Logs(ctx context.Context, w io.Writer, id instance.ID, n int, follow bool) error {
+	path, err := b.d.logPath(id.Plug, id.Instance)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil && !follow {
+		return err
+	}
+	return TailLog(ctx, w, path, n, follow)
+}
+
+func (b uiBackend) Plugins() []ui.Plugin {
+	d := b.d
+	d.smu.Lock()
+	infos, manifests := d.plugins, d.manifests
+	d.smu.Unlock()
+	out := make([]ui.Plugin, 0, len(infos))
+	for _, info := range infos {
+		p := ui.Plugin{Plug: info.Plug, Version: info.Version, Revision: info.Revision, Source: info.Source}
+		if m := manifests[info.Plug]; m != nil {
+			p.Name, p.Description, p.Instructions, p.Kind, p.Exports = m.Name, m.Description, m.Instructions, m.Kind, m.Exports
+			p.Command, p.HasSetup, p.SetupRequired = m.Command, len(m.Setup) > 0, m.SetupRequired
+			for _, ps := range m.Params {
+				p.Params = append(p.Params, uiParam(ps))
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// uiParam shows a param's declaration; a secret's default is never copied.
+func uiParam(ps *spec.ParamSpec) ui.Param {
+	p := ui.Param{Name: ps.Name, Required: ps.Required, Secret: ps.Secret, Description: ps.Description, Type: "any"}
+	if ps.Type != cty.NilType && ps.Type != cty.DynamicPseudoType {
+		p.Type = ps.Type.FriendlyName()
+	}
+	if !ps.Secret && ps.Default != cty.NilVal && ps.Default.IsWhollyKnown() && !ps.Default.IsNull() {
+		if b, err := ctyjson.Marshal(ps.Default, ps.Default.Type()); err == nil {
+			p.Default = string(b)
+		}
+	}
+	return p
+}
+
+func (b uiBackend) Stop(ctx context.Context, id instance.ID) error  { return b.d.stopByHand(ctx, id) }
+func (b uiBackend) Start(ctx context.Context, id instance.ID) error { return b.d.startByHand(ctx, id) }
+func (b uiBackend) Kill(ctx context.Context, id instance.ID) error  { return b.d.kill(id) }
+func (b uiBackend) Overrides() map[instance.ID]string               { return b.d.overrides() }
+
+func (b uiBackend) Setup(ctx context.Context, id instance.ID, out io.Writer) error {
+	return b.d.setupInstance(ctx, id, out)
+}
