@@ -30,6 +30,11 @@ var aclRules = []aclRule{
 	{RoleInstance, true, "plugs/+/{plug}/{instance}/data"},
 	{RoleInstance, false, "plugs/+/{plug}/{instance}/#"},
 	{RoleInstance, false, "plugs/+/status"},
+
+	// Task callers publish calls to exec topics and read the answers below
+	// plugs/<host>/replies/ (mqtt/exec.go).
+	{RoleCaller, true, "plugs/+/+/+/exec"},
+	{RoleCaller, false, "plugs/+/replies/#"},
 }
 
 // allowed reports whether acct may write to topic, or read it. A read of a

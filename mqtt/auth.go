@@ -36,6 +36,7 @@ const (
 	RoleDaemon               // the plugs daemon: writes status, reconcile and state topics
 	RoleReader               // operators' subscribers and dashboards: read everything, write nothing
 	RoleInstance             // one instance: writes its own data topic, reads its own topics
+	RoleCaller               // task callers: write exec topics, read replies (mqtt/exec.go)
 )
 
 // Account is an authenticated client of the embedded broker.
@@ -96,6 +97,10 @@ func LoadAuth(dir string) (*Auth, error) {
 	}
 	_, pw := a.Reader()
 	if err := writeSecretFile(filepath.Join(dir, readerPasswordFile), []byte(pw+"\n")); err != nil {
+		return nil, err
+	}
+	_, pw = a.Caller()
+	if err := writeSecretFile(CallerPasswordPath(dir), []byte(pw+"\n")); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -169,6 +174,8 @@ func accountOf(username string) Account {
 		return Account{Role: RoleDaemon}
 	case ReaderUsername:
 		return Account{Role: RoleReader}
+	case CallerUsername:
+		return Account{Role: RoleCaller}
 	}
 	plug, inst, ok := strings.Cut(username, "/")
 	if !ok || plug == "" || inst == "" || strings.Contains(inst, "/") {

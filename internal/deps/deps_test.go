@@ -17,7 +17,7 @@ var (
 	parser = []string{module + "spec", "github.com/hashicorp/hcl/", "github.com/zclconf/go-cty/"}
 	// effects spawn processes, open connections, or talk git, Prometheus or MQTT.
 	effects = []string{"os/exec", "net", "net/http", "github.com/go-git/", "github.com/prometheus/",
-		"github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/", "github.com/fsnotify/",
+		"github.com/eclipse/paho.mqtt.golang", "github.com/eclipse/paho.golang/", "github.com/mochi-mqtt/", "github.com/fsnotify/",
 		module + "fetch", module + "runner", module + "daemon", module + "mqtt", module + "metrics"}
 	// cli is the command line's libraries.
 	cli = []string{"github.com/spf13/"}
