@@ -18,7 +18,9 @@ const buildTailLines = 20
 
 // Build fetches like Fetch (without Frozen: the caller writes the lock) and
 // runs the manifest's build command of every plug that has one and is not
-// built yet (with that command). A build runs in a copy of the fetched
+// built yet (with that command), then installs the tree's dependencies
+// (requirements.txt and MobileOps dependencies with pip into .deps,
+// package.json with npm into node_modules; see installDeps). A build runs in a copy of the fetched
 // tree, its output captured to <tree>.build.log; only a successful build
 // installs its tree, which is then read-only and never built again. The
 // built tree replaces the fetched one, except for an inline plugin {} block
@@ -79,9 +81,21 @@ func (s *Store) build(ctx context.Context, p *spec.Plug, t *Tree) error {
 		return fmt.Errorf("copy tree for build: %w", err)
 	}
 	logPath := filepath.Join(s.plugDir(t.Plug), key+".build.log")
-	if err := s.runBuild(ctx, t, tmp, argv, logPath); err != nil {
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
 		_ = removeTree(tmp)
 		return err
+	}
+	if len(argv) > 0 {
+		if err := s.runBuild(ctx, t, tmp, argv, logPath); err != nil {
+			_ = removeTree(tmp)
+			return err
+		}
+	}
+	if d := depsOf(tmp, t.Manifest); d.any() {
+		if err := s.installDeps(ctx, t, tmp, d, logPath); err != nil {
+			_ = removeTree(tmp)
+			return err
+		}
 	}
 	h, err := hashDir(tmp)
 	if err != nil {
@@ -100,7 +114,7 @@ func (s *Store) build(ctx context.Context, p *spec.Plug, t *Tree) error {
 }
 
 func (s *Store) runBuild(ctx context.Context, t *Tree, dir string, argv []string, logPath string) error {
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}

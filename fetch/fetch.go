@@ -382,7 +382,8 @@ func (s *Store) tree(p *spec.Plug, e *spec.LockedPlug, m *marker) (*Tree, error)
 		return nil, err
 	}
 	t.Manifest = man
-	t.Built = !needsBuild(man) || (m.Built && (m.BuildCommand == nil || slices.Equal(m.BuildCommand, man.Build)))
+	needs := needsBuild(man) || depsOf(t.Dir, man).any()
+	t.Built = !needs || (m.Built && (m.BuildCommand == nil || slices.Equal(m.BuildCommand, man.Build)))
 	return t, nil
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: a Mosquitto broker and its
-# clients, a Prometheus server with promtool, git (git daemon, http-backend) and
-# Debian's chromium for the dashboard's browser tests.
+# clients, a Prometheus server with promtool, git (git daemon, http-backend),
+# Debian's chromium for the dashboard's browser tests, and pip and npm for the
+# build-time dependency installs of fetch.
 # Uses apt-get when run as root on Debian; otherwise says what to install.
 set -euo pipefail
 
@@ -17,6 +18,9 @@ if [ "${1:-}" != "--run" ]; then
 	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 	command -v git >/dev/null 2>&1 || need+=(git)
 	command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+	# fetch's build-time dependency tests: pip install --target, npm ci.
+	python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+	command -v npm >/dev/null 2>&1 || need+=(npm)
 	# The dashboard's browser tests (ui) drive Debian's chromium through chromedp.
 	[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 fi
