@@ -4,7 +4,7 @@ BIN      := bin/plugs
 PKGS     := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-deps vet fmt-check fuzz bench chaos clean
+.PHONY: all build run test test-deps vet fmt-check fuzz bench chaos screenshots clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench:
 
 chaos:
 	$(GO) test -v -race -count=1 -timeout 30m -tags chaos ./chaos/...
+
+# The dashboard's screenshots in docs/ui, from a real daemon in headless Chromium.
+screenshots:
+	@scripts/test-deps.sh
+	PLUGS_UI_SCREENSHOTS=$(CURDIR)/docs/ui $(GO) test -count=1 -run TestScreenshots ./ui
 
 clean:
 	rm -rf bin
