@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http/httptest"
 
@@ -264,5 +265,35 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("with basic auth: %d", resp.StatusCode)
+	}
+}
+
+func TestClient(t *testing.T) {
+	m := newTestManager(t, &fakeRunner{}, "", target("p", "default", Config{MaxTimeout: time.Hour}), target("m", "x", Config{}))
+	srv := httptest.NewServer(Handler(m))
+	defer srv.Close()
+	c := &Client{HTTP: srv.Client(), Base: srv.URL}
+	res, err := c.Exec(t.Context(), "p", "", []byte(`[1,2]`), ExecOptions{Timeout: time.Minute, MaxOutput: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OutputTruncated || res.Text() != "[1," {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := c.Exec(t.Context(), "m", "x", nil, ExecOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exec(t.Context(), "nope", "", nil, ExecOptions{})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Kind != "not_found" {
+		t.Fatalf("unknown plug: %v", err)
+	}
+	runs, err := c.Runs(t.Context(), "p", "", 0)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs %v %v", runs, err)
+	}
+	tasks, err := c.Tasks(t.Context())
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("tasks %v %v", tasks, err)
 	}
 }
