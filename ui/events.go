@@ -89,10 +89,10 @@ func (h *hub) baseline() {
 	s := h.s
 	st, obs := s.b.Status(), s.b.Observe()
 	s.track(obs, st)
-	ov := s.overrides()
+	e := s.extras(false)
 	clear(h.rows)
 	for _, o := range obs {
-		h.rows[o.ID] = s.rowOf(o, nil, ov).key()
+		h.rows[o.ID] = s.rowOf(o, e).key()
 	}
 	h.summary = summarize(st, obs).key()
 	h.stale = false
@@ -189,7 +189,7 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 	}
 	st, obs := s.b.Status(), s.b.Observe()
 	s.track(obs, st)
-	ov := s.overrides()
+	e := s.extras(false)
 	watched := h.watched()
 	details := map[InstanceID][]byte{}
 	var patch bytes.Buffer
@@ -197,7 +197,7 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 	setChanged := false
 	for _, o := range obs {
 		seen[o.ID] = true
-		r := s.rowOf(o, nil, ov)
+		r := s.rowOf(o, e)
 		k := r.key()
 		old, had := h.rows[o.ID]
 		if !had {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -218,4 +219,42 @@ func (f *fakeBackend) Plugins() []Plugin {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]Plugin(nil), f.plugins...)
+}
+
+// fakeFull is the fake with health and tasks.
+type fakeFull struct {
+	*fakeBackend
+	inputs []string
+}
+
+var (
+	_ HealthReader = (*fakeFull)(nil)
+	_ TaskRunner   = (*fakeFull)(nil)
+)
+
+func (f *fakeFull) Health() map[InstanceID]Health {
+	return map[InstanceID]Health{
+		{Plug: "plug-00", Instance: "inst-0000"}: {State: "healthy", Checks: []Check{{Name: "alive", Type: "exec", Passing: true}}},
+		{Plug: "plug-01", Instance: "inst-0001"}: {State: "unhealthy", Checks: []Check{{Name: "alive", Type: "http", ConsecutiveFailures: 3}}},
+	}
+}
+
+var taskID = InstanceID{Plug: "report", Instance: "default"}
+
+func (f *fakeFull) Tasks() []Task {
+	return []Task{{ID: taskID, Schedule: []string{"every 1h"}}}
+}
+
+func (f *fakeFull) RunTask(ctx context.Context, id InstanceID, input []byte) (TaskRun, error) {
+	if id != taskID {
+		return TaskRun{}, fmt.Errorf("no task %s", id)
+	}
+	f.mu.Lock()
+	f.inputs = append(f.inputs, string(input))
+	f.mu.Unlock()
+	return TaskRun{RunID: "r1", Trigger: "call", Result: "success", Output: `{"echo":` + strconv.Quote(string(input)) + `}`, StartedAt: time.Now()}, nil
+}
+
+func (f *fakeFull) TaskRuns(id InstanceID, n int) ([]TaskRun, error) {
+	return []TaskRun{{RunID: "r0", Trigger: "schedule", Result: "failure", ExitCode: 2}}, nil
 }

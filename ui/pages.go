@@ -31,13 +31,16 @@ type row struct {
 	Revision string
 	LastExit string
 	Usage    usage
+
+	ShowHealth bool
+	Health     string
 }
 
 // key is what a row shows that the event stream must send when it changes
 // (uptime ticks in the browser; CPU and memory are read at page loads).
 func (r row) key() string {
 	return fmt.Sprint(r.State, "|", r.Reason, "|", r.Override, "|", r.PID, "|", r.Started.UnixNano(), "|",
-		r.Restarts, "|", r.Version, "|", r.Revision, "|", r.LastExit)
+		r.Restarts, "|", r.Version, "|", r.Revision, "|", r.LastExit, "|", r.Health)
 }
 
 func domID(prefix string, id InstanceID) string {
@@ -55,10 +58,32 @@ func (s *Server) overrides() map[InstanceID]string {
 	return nil
 }
 
-func (s *Server) rowOf(o InstanceStatus, t *procTable, ov map[InstanceID]string) row {
+// extras is what a row shows beyond the instance's status, read once per
+// page or event.
+type extras struct {
+	procs     *procTable
+	overrides map[InstanceID]string
+	health    map[InstanceID]Health
+	hasHealth bool
+}
+
+func (s *Server) extras(withProcs bool) extras {
+	e := extras{overrides: s.overrides()}
+	if hr, ok := s.b.(HealthReader); ok {
+		e.health, e.hasHealth = hr.Health(), true
+	}
+	if withProcs {
+		e.procs = s.procs.table()
+	}
+	return e
+}
+
+func (s *Server) rowOf(o InstanceStatus, e extras) row {
+	t := e.procs
 	r := row{
 		ID: o.ID, DOMID: domID("i-", o.ID), Href: instanceHref(o.ID),
-		State: string(o.State), Reason: o.Reason, Override: ov[o.ID],
+		State: string(o.State), Reason: o.Reason, Override: e.overrides[o.ID],
+		ShowHealth: e.hasHealth, Health: e.health[o.ID].State,
 		PID: o.PID, Started: o.StartedAt, Restarts: o.Restarts,
 		Version: o.Spec.Version, Revision: o.Spec.Revision,
 	}
@@ -186,7 +211,9 @@ type listData struct {
 	Desc    bool
 	States  []string
 	Columns []column
-	Self    string // this view's URL, reloaded on a refresh event
+	// HasHealth says the backend checks health (a column more).
+	HasHealth bool
+	Self      string // this view's URL, reloaded on a refresh event
 }
 
 type column struct {
@@ -200,7 +227,7 @@ var sortKeys = []struct {
 	key, label string
 	numeric    bool
 }{
-	{"plug", "Instance", false}, {"state", "State", false}, {"pid", "PID", true},
+	{"plug", "Instance", false}, {"state", "State", false}, {"health", "Health", false}, {"pid", "PID", true},
 	{"uptime", "Uptime", true}, {"restarts", "Restarts", true}, {"cpu", "CPU", true},
 	{"memory", "Memory", true}, {"version", "Version", false}, {"revision", "Revision", false},
 }
@@ -226,8 +253,7 @@ func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request, v *view) 
 	}) {
 		d.Sort = "plug"
 	}
-	t := s.procs.table()
-	ov := s.overrides()
+	e := s.extras(true)
 	needle := strings.ToLower(d.Query)
 	for _, o := range obs {
 		if d.State != "" && string(o.State) != d.State {
@@ -236,12 +262,16 @@ func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request, v *view) 
 		if needle != "" && !strings.Contains(strings.ToLower(o.ID.Plug+"/"+o.ID.Instance+" "+string(o.State)+" "+o.Spec.Version), needle) {
 			continue
 		}
-		d.Rows = append(d.Rows, s.rowOf(o, t, ov))
+		d.Rows = append(d.Rows, s.rowOf(o, e))
 	}
 	d.Shown = len(d.Rows)
 	d.Self = listURL(d.Query, d.State, d.Sort, d.Desc)
 	sortRows(d.Rows, d.Sort, d.Desc)
+	d.HasHealth = e.hasHealth
 	for _, k := range sortKeys {
+		if k.key == "health" && !e.hasHealth {
+			continue
+		}
 		c := column{Key: k.key, Label: k.label, Numeric: k.numeric}
 		desc := false
 		if k.key == d.Sort {
@@ -287,6 +317,8 @@ func sortRows(rows []row, key string, desc bool) {
 	switch key {
 	case "state":
 		f = func(a, b row) int { return strings.Compare(a.State, b.State) }
+	case "health":
+		f = func(a, b row) int { return strings.Compare(a.Health, b.Health) }
 	case "pid":
 		f = func(a, b row) int { return cmp.Compare(a.PID, b.PID) }
 	case "uptime":
@@ -333,6 +365,9 @@ type instanceData struct {
 	Log     string
 	LogURL  string
 	Actions []actionLink
+
+	HasHealth bool
+	Health    Health
 }
 
 // detail is the live part of the instance page.
@@ -374,16 +409,18 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 	v.Title, v.Nav = o.ID.String(), "instances"
 	v.Events = "/events?" + url.Values{"instance": {o.ID.String()}}.Encode()
 	v.Notice = doneNotice(r.URL.Query().Get("done"), o.ID)
-	t := s.procs.table()
-	rw := s.rowOf(o, t, s.overrides())
+	e := s.extras(true)
+	rw := s.rowOf(o, e)
 	d := instanceData{
-		Row:     rw,
-		Detail:  s.detailOf(rw),
-		Config:  prettyJSON(o.Spec.Redacted),
-		Command: o.Spec.Command,
-		Tree:    t.tree(o.PID),
-		LogURL:  instanceHref(o.ID) + "/log",
-		Actions: s.actionsFor(o.ID, rw.Override),
+		Row:       rw,
+		Detail:    s.detailOf(rw),
+		Config:    prettyJSON(o.Spec.Redacted),
+		Command:   o.Spec.Command,
+		Tree:      e.procs.tree(o.PID),
+		LogURL:    instanceHref(o.ID) + "/log",
+		Actions:   s.actionsFor(o.ID, rw.Override),
+		Health:    e.health[o.ID],
+		HasHealth: e.hasHealth,
 	}
 	for k := range o.Spec.Env {
 		d.EnvKeys = append(d.EnvKeys, k)
@@ -500,7 +537,7 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request, v *view) (s
 	a := actions[name]
 	v.Title, v.Nav = a.label+" "+o.ID.String(), "instances"
 	v.Data = confirmData{
-		Row: s.rowOf(o, nil, s.overrides()), Action: name, Label: a.label, Explain: a.explain,
+		Row: s.rowOf(o, s.extras(false)), Action: name, Label: a.label, Explain: a.explain,
 		Post: instanceHref(o.ID) + "/" + name, Back: instanceHref(o.ID), Danger: a.danger,
 	}
 	return "confirm", http.StatusOK

@@ -171,6 +171,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /plan", s.page(s.planPage))
 	mux.HandleFunc("POST /plan/apply", s.applyAction)
 	mux.HandleFunc("GET /history", s.page(s.historyPage))
+	mux.HandleFunc("GET /tasks", s.page(s.tasksPage))
+	mux.HandleFunc("GET /tasks/{plug}/{instance}", s.page(s.taskPage))
+	mux.HandleFunc("POST /tasks/{plug}/{instance}/run", s.runTask)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("GET /static/{name}", s.static)
 	cop := http.NewCrossOriginProtection()
@@ -222,7 +225,9 @@ type view struct {
 	Error  string
 	Path   string // the page's URL, for the event stream's refreshes
 	Events string // the event stream's URL
-	Data   any
+	// Tasks says the backend runs tasks (a Tasks entry in the navigation).
+	Tasks bool
+	Data  any
 }
 
 // pageFunc fills a page's view; its error is shown as a page of its own.
@@ -234,6 +239,7 @@ func (s *Server) page(f pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := &view{CSRF: s.csrfToken(w, r), Path: r.URL.RequestURI(), Events: "/events"}
 		v.Host = s.host
+		_, v.Tasks = s.b.(TaskRunner)
 		name, code := f(w, r, v)
 		if name == "" {
 			return // answered already

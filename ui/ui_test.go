@@ -473,3 +473,51 @@ func TestStaticAssetsAreVersionedAndCached(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthAndTasks(t *testing.T) {
+	f := &fakeFull{fakeBackend: newFake(3)}
+	s, err := New(Options{Backend: f, ProcRoot: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	h := &harness{t: t, f: f.fakeBackend, s: s, srv: srv, c: &http.Client{Jar: jar}}
+
+	_, body := h.get("/instances")
+	for _, want := range []string{`href="/instances?sort=health"`, "health-healthy", "health-unhealthy", `href="/tasks"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("instances page: no %q", want)
+		}
+	}
+	_, body = h.get("/instances/plug-01/inst-0001")
+	if !strings.Contains(body, `data-testid="health">unhealthy`) || !strings.Contains(body, "failing") {
+		t.Error("the instance page does not show its failing check")
+	}
+	_, body = h.get("/tasks")
+	if !strings.Contains(body, "report/default") || !strings.Contains(body, "every 1h") {
+		t.Errorf("tasks page:\n%s", body)
+	}
+	_, body = h.get("/tasks/report/default")
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, "r0") {
+		t.Fatalf("task page:\n%s", body)
+	}
+	resp := h.post("/tasks/report/default/run", url.Values{"csrf": {m[1]}, "input": {`{"day":"2026-12-01"}`}}, nil)
+	if resp.StatusCode != http.StatusOK || len(f.inputs) != 1 || f.inputs[0] != `{"day":"2026-12-01"}` {
+		t.Fatalf("run now: %d, inputs %q", resp.StatusCode, f.inputs)
+	}
+	if resp := h.post("/tasks/report/default/run", url.Values{"input": {"x"}}, nil); resp.StatusCode != http.StatusForbidden || len(f.inputs) != 1 {
+		t.Errorf("run now without a token: %d", resp.StatusCode)
+	}
+	// Without the interfaces: no health column, no tasks.
+	plain := newHarness(t, 2)
+	if _, body := plain.get("/instances"); strings.Contains(body, "sort=health") || strings.Contains(body, `href="/tasks"`) {
+		t.Error("a backend without health or tasks shows them")
+	}
+	if code, _ := plain.get("/tasks"); code != http.StatusNotFound {
+		t.Errorf("tasks page without tasks: %d", code)
+	}
+}
