@@ -19,7 +19,7 @@ import (
 func writeWheel(t *testing.T, dir, name, version, value string) {
 	t.Helper()
 	files := map[string]string{
-		name + "/__init__.py": "VALUE = " + value + "\n",
+		name + "/__init__.py":                        "VALUE = " + value + "\n",
 		name + "-" + version + ".dist-info/METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n",
 		name + "-" + version + ".dist-info/WHEEL":    "Wheel-Version: 1.0\nGenerator: plugs-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 	}
