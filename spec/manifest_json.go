@@ -22,6 +22,8 @@ var (
 		"compatibility", "installed_at", "setup_required", "checks"}
 	// mobileOpsOnly are the fields that tell the MobileOps shape apart.
 	mobileOpsOnly = []string{"entry_point", "configuration", "hooks", "permissions", "compatibility", "installed_at", "setup_required", "dependencies"}
+	// mobileOpsHooks are the hooks of MobileOps "hooks".
+	mobileOpsHooks = []string{"pre_start", "post_start", "pre_stop"}
 	// compatibilityFields are the fields of MobileOps "compatibility".
 	compatibilityFields = []string{"platform_version", "python_version"}
 	// configParamFields are the fields of one mHealth configParams entry.
@@ -332,7 +334,7 @@ func (j *jsonManifest) hooks(name string) Hooks {
 			h.PreStop = j.wordsOf(v, sub)
 		default:
 			j.diags = append(j.diags, warnf(pair.keyRange, "Unknown hook", "The hook %q is not one of pre_start, post_start, pre_stop and is ignored.%s",
-				sub.Name, didYouMean(sub.Name, []string{"pre_start", "post_start", "pre_stop"})))
+				sub.Name, didYouMean(sub.Name, mobileOpsHooks)))
 		}
 	}
 	return h
