@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -78,6 +79,24 @@ func (s *Store) installDeps(ctx context.Context, t *Tree, dir string, d deps, lo
 		}
 	}
 	return nil
+}
+
+// Python3Version runs "python3 --version" (the python3 a plugin's
+// "python3 main.py" runs, from $PATH) and returns its version, such as
+// "3.11.2": spec checks a manifest's compatibility.python_version with it
+// (spec.Parser.Python3Version). It is bounded by ten seconds.
+func Python3Version() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "python3", "--version").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("python3 --version: %v", err)
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "Python ")
+	if !ok || v == "" {
+		return "", fmt.Errorf("python3 --version printed %q", strings.TrimSpace(string(out)))
+	}
+	return v, nil
 }
 
 // runTool runs a dependency installer in dir, appending to the build log.

@@ -185,3 +185,13 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		}
 	}
 }
+
+func TestPython3Version(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	v, err := Python3Version()
+	if err != nil || !strings.HasPrefix(v, "3.") {
+		t.Fatalf("Python3Version() = %q, %v", v, err)
+	}
+}

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"github.com/plugs-dev/plugs/internal/gittest"
 	"strings"
 	"testing"
 
@@ -113,5 +114,21 @@ func TestParseSource(t *testing.T) {
 	}
 	if got := redact("clone https://user:pw@host/x and ssh://git@h/y"); got != "clone https://host/x and ssh://h/y" {
 		t.Errorf("redact = %q", got)
+	}
+}
+
+// TestCareStyleVersions: Care's plugs pin git sources pip-style, with
+// version = "@v1.0.0" or "@dev": they lock to the tag and the branch.
+func TestCareStyleVersions(t *testing.T) {
+	root := t.TempDir()
+	_, commits := pluginRepo(t, root, "care")
+	base := gittest.Daemon(t, root)
+	d := deployment(t, plugOf("tagged", "git::"+base+"/care", "@v1.0.0"), plugOf("branch", "git::"+base+"/care", "@dev"))
+	l := mustLock(t, newStore(t), d, nil)
+	if e := l.Plugs["tagged"]; e.Version != "v1.0.0" || e.Revision != commits["v1.0.0"] || e.Constraint != "@v1.0.0" {
+		t.Errorf("tagged: %+v", e)
+	}
+	if e := l.Plugs["branch"]; e.Version != "dev" || e.Revision != commits["dev"] {
+		t.Errorf("branch: %+v", e)
 	}
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,12 @@ func FuzzParse(f *testing.F) {
 	for _, name := range files {
 		f.Add(mustReadF(f, name))
 	}
+	// Inputs of the hostile-operator fixes: zero durations, long names,
+	// control bytes, a literal secret, h2 and sha256 in a lock.
+	f.Add([]byte("plug \"a\" {\n  source = \"./a\"\n  stop_timeout = \"0s\"\n  restart { initial_delay = \"0s\" }\n}\n"))
+	f.Add([]byte("plug \"" + strings.Repeat("n", 101) + "\" {\n  source = \"https://h/x.zip\"\n  version = \"@v1.0.0\"\n}\n"))
+	f.Add([]byte("host = \"\x1b[31m\"\nplug \"a\" {\n  source = \"./a\"\n  params = { token = \"s3cret\", x = var.y }\n  plugin {\n    command = [\"./a\"]\n    param \"token\" { secret = true }\n  }\n}\n"))
+	f.Add([]byte("plug \"a\" {\n  source = \"https://h/a.zip\"\n  revision = \"00\"\n  hash = \"h2:AAAA\"\n  sha256 = \"" + strings.Repeat("0", 64) + "\"\n}\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		p := NewParser()
@@ -28,6 +35,15 @@ func FuzzParse(f *testing.F) {
 			CheckPlugs(d, m)
 		}
 		p.ParseLock(src, filepath.Join(dir, LockFileName))
+		// Whatever the input, snippets keep their length and show no
+		// control byte (see output.go).
+		for _, f := range p.Files() {
+			for _, c := range f.Bytes {
+				if c < 0x20 && c != '\n' && c != '\t' && c != '\r' || c == 0x7f {
+					t.Fatalf("control byte %#x in a snippet", c)
+				}
+			}
+		}
 	})
 }
 
@@ -67,6 +83,11 @@ var manifestSeeds = []struct {
 	{`{"name": "p", "cli command": "python3", "cli args": ["m.py"], "config requirement": true,
  "configParams": [{"name": "a", "type": "integer", "default": 3, "secret": true}]}`, 1},
 	{`{"name": "p", "cli command": "x", "configParams": {"b": {"type": "boolean", "required": true}}}`, 1},
+	{`{"name": "p", "cli command": "x", "config requirement": true, "configParams": ["token", "", {"name": "b"}, 3]}`, 1},
+	{`{"name": "p", "entry_point": "main.py", "author": {"name": "A", "email": "a@x"}, "license": "MIT",
+ "dependencies": {"requests": ">=2", "x": "1.0", "y": "*"}, "installed_at": "2025-01-01T00:00:00Z", "setup_required": true,
+ "compatibility": {"platform_version": ">=0.1", "python_version": "3.9+", "os": "linux"}}`, 1},
+	{"{\"name\": \"p\x1b[2J\", \"entry_point\": \"run.sh\", \"dependencies\": [\"a\", \"-e .\"]}", 1},
 	{`{"name": "p", "type": "compiled", "entry_point": "./p -v", "permissions": ["gpio"],
  "configuration": {"a": 1, "b": ["x"], "c": {"k": "v"}},
  "hooks": {"pre_start": "true", "pre_stop": ["x"]}}`, 1},

@@ -214,3 +214,23 @@ func TestCompatibilityChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedCareDeployment: Care's "@v1.0.0" and "@main" versions, an
+// archive URL and a vendor .fp bundle validate (the lock resolves them).
+func TestSeedCareDeployment(t *testing.T) {
+	p := NewParser()
+	p.Hostname = func() (string, error) { return "h", nil }
+	d, diags := p.LoadDeployment("testdata/seeds/care/plugs.hcl", nil)
+	if len(diags) != 0 {
+		t.Fatal(diags)
+	}
+	if d.Plugs[0].Version != "@v1.0.0" || d.Plugs[1].Version != "@main" {
+		t.Errorf("versions %q %q", d.Plugs[0].Version, d.Plugs[1].Version)
+	}
+	for _, bad := range []string{"@", "@~> 1.2 x", "@v1..0"} {
+		src := "plug \"a\" {\n  source = \"git::https://h/a.git\"\n  version = \"" + bad + "\"\n}\n"
+		if _, diags := p.ParseDeployment([]byte(src), "plugs.hcl", nil); !diags.HasErrors() {
+			t.Errorf("version %q accepted", bad)
+		}
+	}
+}

@@ -20,6 +20,9 @@ type Options struct {
 	File     string            // plugs.hcl; "" means ./plugs.hcl
 	StateDir string            // "" means .plugs beside File
 	Vars     map[string]string // -var and PLUGS_VAR_ values, as strings
+	// PlugsVersion is this plugs' version, for manifests' compatibility
+	// checks (spec.Parser.PlugsVersion); "" when unknown.
+	PlugsVersion string
 }
 
 // Workspace is a decoded deployment and its lock.
@@ -83,6 +86,7 @@ func (r *Reader) Open(o Options) (*Workspace, hcl.Diagnostics) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.parser = spec.NewParser()
+	r.parser.PlugsVersion, r.parser.Python3Version = o.PlugsVersion, fetch.Python3Version
 	if o.File == "" {
 		o.File = layout.DeploymentFileName
 	}

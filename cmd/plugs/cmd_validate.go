@@ -34,7 +34,7 @@ valid, 1 with diagnostics when not, 2 when a file could not be read.`,
 			} else if err != nil {
 				return envError(fmt.Errorf("read %s: %w", file, err))
 			}
-			w, diags := workspace.Open(workspace.Options{File: file, StateDir: g.stateDir(), Vars: vars})
+			w, diags := workspace.Open(workspace.Options{File: file, StateDir: g.stateDir(), Vars: vars, PlugsVersion: version})
 			diags = spec.Sorted(append(diags, w.CheckOffline()...))
 			if workspace.EnvFailure(diags) {
 				writeDiags(g.stderr, w.Files(), diags)
