@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 	"golang.org/x/mod/sumdb/dirhash"
 )
 
@@ -225,30 +226,10 @@ func makeReadOnly(dir string) error {
 }
 
 // writeFileAtomic writes data to filename through a temporary file in the
-// same folder: readers see the old content or the new, never a part.
+// same folder, synced (internal/atomicfile): readers see the old content or
+// the new, never a part.
 func writeFileAtomic(filename string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(filename), "."+filepath.Base(filename)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filename)
+	return atomicfile.Write(filename, data, perm, atomicfile.Durable)
 }
 
 func writeJSONAtomic(filename string, v any) error {

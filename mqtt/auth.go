@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 )
 
 // The fixed account names of the embedded broker. An instance's account is
@@ -110,24 +112,10 @@ func LoadAuth(dir string) (*Auth, error) {
 // password in.
 func ReaderPasswordPath(dir string) string { return filepath.Join(dir, readerPasswordFile) }
 
-// writeSecretFile writes b to path atomically, mode 0600 from its creation.
+// writeSecretFile writes b to path atomically, mode 0600 from its creation
+// (internal/atomicfile).
 func writeSecretFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // CreateTemp makes 0600 files
-	if err != nil {
-		return fmt.Errorf("broker credentials: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, b, 0o600, atomicfile.Durable); err != nil {
 		return fmt.Errorf("broker credentials: %w", err)
 	}
 	return nil

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 )
 
 // InstanceFile is the content of <state>/instances/<plug>/<instance>/instance.json.
@@ -93,38 +94,10 @@ func sameFile(name string, data []byte, perm os.FileMode) bool {
 // replaceFile writes data to name through a temporary file in the same
 // directory and a rename: readers see the old content or the new, never a
 // torn file. With durable, the data is synced before the rename, so that
-// the same holds after a crash of the machine.
+// the same holds after a crash of the machine. The rule is
+// internal/atomicfile's.
 func replaceFile(name string, data []byte, perm os.FileMode, durable bool) error {
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return fail(err)
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return atomicfile.Write(name, data, perm, atomicfile.Sync(durable))
 }
 
 func writeInstanceFile(name string, f *InstanceFile) error {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 )
 
 // templates are the files plugs init and plugs new write; each ends in
@@ -82,31 +84,7 @@ func scaffoldPlugin(dir, name, lang string) ([]string, error) {
 }
 
 // writeFileAtomic writes a file through a temporary file in the same
-// folder, so that a reader never sees it half written.
+// folder (internal/atomicfile), so that a reader never sees it half written.
 func writeFileAtomic(name string, content []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, a no-op
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return atomicfile.Write(name, content, mode, atomicfile.Durable)
 }

@@ -1,0 +1,9 @@
+// Package atomicfile is the one home of atomic file replacement: write a
+// temporary file in the same folder, with its final mode before any byte,
+// optionally sync it, then rename it over the target. Readers (and a
+// daemon restarted after a crash, when synced) find the old content or the
+// new, never a torn file, and a secret is never readable with a wider mode.
+//
+// Temporary files are named "."+base+".tmp-*": a cleanup may remove what a
+// crash left with the glob ".*.tmp*". It does not create folders.
+package atomicfile
