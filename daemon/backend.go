@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/reconcile"
 )
 
@@ -141,7 +142,7 @@ func ResolveLogPath(stateDir, plug, instance string) (string, error) {
 		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
 	}
 	if instance == "" {
-		dirs, _ := filepath.Glob(filepath.Join(stateDir, "instances", plug, "*", "output.log"))
+		dirs, _ := filepath.Glob(filepath.Join(layout.Instances(stateDir), plug, "*", layout.OutputLogName))
 		switch len(dirs) {
 		case 0:
 			return "", &Error{Kind: KindInput, Message: fmt.Sprintf("no log for plug %s in %s", plug, stateDir)}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/render"
@@ -97,7 +98,7 @@ func Setup(ctx context.Context, o SetupOptions) error {
 	if inst == nil {
 		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
 	}
-	dir, err := filepath.Abs(filepath.Join(o.StateDir, "setup"))
+	dir, err := filepath.Abs(layout.Setup(o.StateDir))
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // LogPath is where the runner keeps an instance's output.
 func LogPath(stateDir, plug, instance string) string {
-	return filepath.Join(stateDir, "instances", plug, instance, "output.log")
+	return layout.OutputLog(stateDir, plug, instance)
 }
 
 // followPoll is how often a followed log is checked for growth and rotation.

@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // SocketPath is where the daemon of stateDir listens.
-func SocketPath(stateDir string) string { return filepath.Join(stateDir, "plugs.sock") }
+func SocketPath(stateDir string) string { return layout.Socket(stateDir) }
 
 // backend is what the API serves; the daemon implements it, tests fake it.
 type backend interface {

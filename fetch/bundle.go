@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -26,7 +27,7 @@ import (
 const (
 	bundleManifest   = "MANIFEST"
 	bundleDeployment = "plugs.hcl"
-	bundleLock       = "plugs.lock.hcl"
+	bundleLock       = layout.LockFileName
 )
 
 // bundleIndex is a bundle's MANIFEST: what every file must hash to, and each
@@ -101,7 +102,7 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 			bw.err = plugError(t.Plug, &inputError{err})
 			break
 		}
-		bw.tree(path.Join("plugins", t.Plug, key), t.Dir)
+		bw.tree(layout.BundlePluginTree(t.Plug, key), t.Dir)
 		bar.step(t.Plug + " " + describeTree(t))
 	}
 	bar.finish()
@@ -244,7 +245,7 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 		}
 		m := &marker{Source: bp.Source, Version: bp.Version, Revision: bp.Revision, Hash: bp.Hash,
 			Built: bp.Built, BuiltHash: bp.BuiltHash, BuildCommand: bp.BuildCommand}
-		if err := s.install(n, bp.key(), filepath.Join(tmp, "plugins", n, bp.key()), m); err != nil {
+		if err := s.install(n, bp.key(), layout.PluginTree(tmp, n, bp.key()), m); err != nil {
 			return "", fmt.Errorf("plug %s: %w", n, err)
 		}
 	}
@@ -333,7 +334,7 @@ func verifyBundle(ctx context.Context, dir string) (*bundleIndex, error) {
 		if bp.Built {
 			want = bp.BuiltHash
 		}
-		got, err := hashDirAs(filepath.Join(dir, "plugins", n, bp.key()), hashAlgo(want))
+		got, err := hashDirAs(layout.PluginTree(dir, n, bp.key()), hashAlgo(want))
 		if err != nil {
 			return nil, fmt.Errorf("plug %s: %w", n, err)
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 func isRemoteArchive(source string) bool {
@@ -19,7 +21,7 @@ func isRemoteArchive(source string) bool {
 }
 
 // archiveCacheDir holds downloaded archives, each named by its sha256.
-func (s *Store) archiveCacheDir() string { return filepath.Join(s.dir, "cache", "archives") }
+func (s *Store) archiveCacheDir() string { return layout.Cache(s.dir, "archives") }
 
 // download returns the cached copy of a remote archive and its sha256. With
 // a pinned sha256 (the lock's) the cache is tried first, and a download

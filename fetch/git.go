@@ -20,12 +20,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // mirrorDir is the bare mirror of a git remote in the cache.
 func (s *Store) mirrorDir(src *source) string {
 	sum := sha256.Sum256([]byte(src.location))
-	return filepath.Join(s.dir, "cache", "git", hex.EncodeToString(sum[:]))
+	return layout.Cache(s.dir, "git", hex.EncodeToString(sum[:]))
 }
 
 // openMirror opens (or creates) the bare mirror of src. Callers hold the

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -119,7 +120,7 @@ func builtKey(p *spec.Plug, rev string) string {
 	return rev + ".build-" + hex.EncodeToString(sum[:6])
 }
 
-func (s *Store) plugDir(plug string) string { return filepath.Join(s.dir, "plugins", plug) }
+func (s *Store) plugDir(plug string) string { return layout.PluginDir(s.dir, plug) }
 
 // treeDir and markerPath take a tree key: a revision, or a builtKey.
 

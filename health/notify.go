@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/plugs-dev/plugs/internal/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ const maxSocketPath = 107
 // derived from it. It is stable, so it does not change an instance's
 // environment between runs.
 func NotifySocketPath(stateDir string, id ID) string {
-	p := filepath.Join(stateDir, "instances", id.Plug, id.Instance, "notify.sock")
+	p := filepath.Join(layout.InstanceDir(stateDir, id.Plug, id.Instance), "notify.sock")
 	if len(p) <= maxSocketPath {
 		return p
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,13 +44,13 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	files, err := filepath.Glob(filepath.Join(stateDir, "instances", "*", "*", "instance.json"))
+	files, err := filepath.Glob(filepath.Join(layout.Instances(stateDir), "*", "*", "instance.json"))
 	if err != nil {
 		return fmt.Errorf("cleanup stale instances: %w", err)
 	}
 	var errs []error
 	// Temporary files of atomic writes cut short by the kill.
-	tmps, _ := filepath.Glob(filepath.Join(stateDir, "instances", "*", "*", ".*.tmp*"))
+	tmps, _ := filepath.Glob(filepath.Join(layout.Instances(stateDir), "*", "*", ".*.tmp*"))
 	for _, tmp := range tmps {
 		errs = append(errs, os.Remove(tmp))
 	}
@@ -271,7 +272,7 @@ type configMatcher struct {
 }
 
 func newConfigMatcher(stateDir string) (*configMatcher, error) {
-	dir, err := filepath.Abs(filepath.Join(stateDir, "instances"))
+	dir, err := filepath.Abs(layout.Instances(stateDir))
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +291,7 @@ func (m *configMatcher) match(config string) (string, bool) {
 	instDir := filepath.Dir(config)
 	plugDir := filepath.Dir(instDir)
 	dir := filepath.Dir(plugDir)
-	if filepath.Base(dir) != "instances" || plugDir == dir || instDir == plugDir {
+	if filepath.Base(dir) != filepath.Base(layout.Instances("")) || plugDir == dir || instDir == plugDir {
 		return "", false
 	}
 	id := filepath.Base(plugDir) + "/" + filepath.Base(instDir)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,7 @@ func newInstance(r *Runner, spec instance.Spec) *supervised {
 		dir:  InstanceDir(r.opts.StateDir, spec.ID),
 		ctl:  make(chan ctlMsg),
 		done: make(chan struct{}),
-		out:  newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), "output.log"), r.opts.LogMaxSize, r.opts.LogBackups),
+		out:  newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), layout.OutputLogName), r.opts.LogMaxSize, r.opts.LogBackups),
 		status: instance.Status{
 			ID: spec.ID, Spec: spec, State: instance.StateStarting, Since: now,
 		},

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 var (
@@ -105,7 +106,7 @@ func New(opts Options) (*Runner, error) {
 	if opts.Tracker == nil {
 		opts.Tracker = &ProcTracker{}
 	}
-	if err := os.MkdirAll(filepath.Join(abs, "instances"), 0o700); err != nil {
+	if err := os.MkdirAll(layout.Instances(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	devNull, err := os.Open(os.DevNull)
@@ -141,7 +142,7 @@ func New(opts Options) (*Runner, error) {
 
 // InstanceDir is the directory of an instance's files.
 func InstanceDir(stateDir string, id instance.ID) string {
-	return filepath.Join(stateDir, "instances", id.Plug, id.Instance)
+	return layout.InstanceDir(stateDir, id.Plug, id.Instance)
 }
 
 // Start starts an instance and returns once its first process is spawned.

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -64,7 +64,7 @@ func (g *globals) stateDir() string {
 	if d := g.v.GetString("state-dir"); d != "" {
 		return d
 	}
-	return filepath.Join(filepath.Dir(g.file()), ".plugs")
+	return layout.DefaultStateDir(g.file())
 }
 
 // vars returns -var name=value pairs merged over PLUGS_VAR_name.

@@ -53,6 +53,7 @@ var rules = map[string][][]string{
 	"internal/redact":         {parser, effects, cli, {module}},
 	"internal/source":         {parser, effects, cli},
 	"internal/layout":         {parser, effects, cli, {module}},
+	"internal/atomicfile":     {parser, effects, cli, {module}},
 	"workspace":               {cli, {module + "runner", module + "daemon", module + "reconcile"}},
 	"internal/browsertest":    {parser, cli},
 	"bench/baseline":          {},
