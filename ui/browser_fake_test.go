@@ -81,6 +81,29 @@ func TestBrowserFake(t *testing.T) {
 	if html := bt.Eval[string](ctx, t, `document.documentElement.outerHTML`); strings.Contains(html, plantedSecret) {
 		t.Error("the planted secret is in the page")
 	}
+	// Every page: one h1, a main landmark, labelled controls, captioned
+	// tables, named links and buttons; the first Tab reaches the skip link.
+	for _, path := range []string{"/", "/instances", instanceHref(id), instanceHref(id) + "/kill", "/plugins", "/plan", "/history"} {
+		bt.Step(ctx, t, path, chromedp.Navigate(h.srv.URL+path))
+		problems := bt.Eval[[]string](ctx, t, `(() => {
+			const p = [];
+			if (document.querySelectorAll("h1").length !== 1) p.push("h1 count " + document.querySelectorAll("h1").length);
+			if (!document.querySelector("main")) p.push("no main");
+			for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+				if (!(el.labels && el.labels.length) && !el.getAttribute("aria-label")) p.push("unlabelled " + el.outerHTML);
+			}
+			for (const tb of document.querySelectorAll("table")) if (!tb.querySelector("caption")) p.push("table without caption");
+			for (const el of document.querySelectorAll("a, button")) if (!el.textContent.trim() && !el.getAttribute("aria-label")) p.push("unnamed " + el.outerHTML);
+			return p;
+		})()`)
+		for _, p := range problems {
+			t.Errorf("%s: %s", path, p)
+		}
+	}
+	bt.Step(ctx, t, "tab", chromedp.Navigate(h.srv.URL+"/instances"), chromedp.KeyEvent("\t"))
+	if got := bt.Eval[string](ctx, t, `document.activeElement.className`); got != "skip" {
+		t.Errorf("the first Tab focuses %q, not the skip link", got)
+	}
 	// htmx logs a missing out-of-band target as an error; none is expected here.
 	for _, e := range errs {
 		t.Errorf("browser error: %s", e)
