@@ -39,7 +39,7 @@ func (d *daemon) status() Status {
 	if msg, _ := d.broker.pub.LastError(); msg != "" && !ds.BrokerConnected {
 		ds.BrokerError = d.redact(msg)
 	}
-	return Status{Daemon: ds, Instances: instanceStatuses(d.runner.Observe())}
+	return Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
 }
 
 func instanceStatuses(obs []instance.Status) []InstanceStatus {

@@ -466,7 +466,7 @@ func (d *daemon) observe(st instance.Status) {
 }
 
 // Observe and Plugins make the daemon the metrics' Source.
-func (d *daemon) Observe() []instance.Status { return d.runner.Observe() }
+func (d *daemon) Observe() []instance.Status { return d.observeAll() }
 
 // Plugins lists the plugins of the deployment that runs.
 func (d *daemon) Plugins() []metrics.PluginInfo {
