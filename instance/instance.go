@@ -65,6 +65,16 @@ type Spec struct {
 	// Task (instance/task.go, package task): set when the plug runs on call
 	// or on a schedule instead of being kept running; nil for a service.
 	Task *Task
+
+	// Hooks and setup (instance/hooks.go, package runner). Hooks are the
+	// manifest's hooks, each replaced by the plug's when it sets one.
+	// SetupRequired says the plugin must be configured with `plugs setup`
+	// before it runs (mHealth "config requirement", MobileOps
+	// "setup_required"): until runner.SetupDone, the instance stays in
+	// StateNeedsSetup. Every instance gets PLUGS_SETUP_DIR, the plug's
+	// setup folder in the state directory (runner.SetupDir).
+	Hooks         Hooks
+	SetupRequired bool
 }
 
 // RestartPolicy mirrors spec.RestartPolicy so that runner need not import spec.
@@ -101,7 +111,7 @@ const (
 )
 
 // States lists every State, in lifecycle order.
-var States = []State{StateStarting, StateRunning, StateBackoff, StateStopping, StateStopped, StateFailed}
+var States = []State{StateNeedsSetup, StateStarting, StateRunning, StateBackoff, StateStopping, StateStopped, StateFailed}
 
 // Exit describes how a process ended.
 type Exit struct {

@@ -127,18 +127,21 @@ plugs_instance_start_time_seconds{instance="patient-17",plug="heart-rate"} 1.704
 # TYPE plugs_instance_state gauge
 plugs_instance_state{instance="default",plug="bridge",state="backoff"} 0
 plugs_instance_state{instance="default",plug="bridge",state="failed"} 0
+plugs_instance_state{instance="default",plug="bridge",state="needs-setup"} 0
 plugs_instance_state{instance="default",plug="bridge",state="running"} 1
 plugs_instance_state{instance="default",plug="bridge",state="starting"} 0
 plugs_instance_state{instance="default",plug="bridge",state="stopped"} 0
 plugs_instance_state{instance="default",plug="bridge",state="stopping"} 0
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="backoff"} 0
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="failed"} 0
+plugs_instance_state{instance="patient-17",plug="heart-rate",state="needs-setup"} 0
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="running"} 1
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="starting"} 0
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="stopped"} 0
 plugs_instance_state{instance="patient-17",plug="heart-rate",state="stopping"} 0
 plugs_instance_state{instance="patient-22",plug="heart-rate",state="backoff"} 1
 plugs_instance_state{instance="patient-22",plug="heart-rate",state="failed"} 0
+plugs_instance_state{instance="patient-22",plug="heart-rate",state="needs-setup"} 0
 plugs_instance_state{instance="patient-22",plug="heart-rate",state="running"} 0
 plugs_instance_state{instance="patient-22",plug="heart-rate",state="starting"} 0
 plugs_instance_state{instance="patient-22",plug="heart-rate",state="stopped"} 0

@@ -73,6 +73,7 @@ const (
 	ReasonUserChanged      Reason = "user or group changed"   // replace
 	ReasonLimitsChanged    Reason = "limits changed"          // replace
 	ReasonSandboxChanged   Reason = "sandbox changed"         // replace: permissions, groups, sandbox on/off
+	ReasonHooksChanged     Reason = "hooks changed"           // replace: pre_start, post_start, pre_stop, or setup required
 	ReasonStopChanged      Reason = "stop settings changed"   // update: stop signal or timeout
 	ReasonRestartChanged   Reason = "restart policy changed"  // update
 	ReasonDependsOnChanged Reason = "depends_on changed"      // update
@@ -230,6 +231,9 @@ func compare(before, after *instance.Spec) Change {
 	}
 	if !slices.Equal(before.Permissions, after.Permissions) || !slices.Equal(before.Groups, after.Groups) || before.NoSandbox != after.NoSandbox {
 		replace = append(replace, ReasonSandboxChanged)
+	}
+	if !before.Hooks.Equal(after.Hooks) || before.SetupRequired != after.SetupRequired {
+		replace = append(replace, ReasonHooksChanged)
 	}
 	if before.StopSignal != after.StopSignal || before.StopTimeout != after.StopTimeout {
 		update = append(update, ReasonStopChanged)

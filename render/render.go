@@ -197,6 +197,9 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		NoSandbox:   plug.Sandbox.Disabled,
 		BrokerPort:  broker.Port,
 		Task:        Task(plug, m), // render/task.go
+
+		Hooks:         Hooks(plug, m), // render/hooks.go
+		SetupRequired: m.SetupRequired,
 	}, nil
 }
 

@@ -56,6 +56,7 @@ var plugBlockSchema = &hcl.BodySchema{
 		{Type: "check", LabelNames: []string{"name"}}, {Type: "check_restart"}, {Type: "update"}, // spec/check.go
 		{Type: "sandbox"},                  // spec/sandbox.go
 		{Type: "task"}, {Type: "schedule"}, // spec/task.go
+		{Type: "hooks"}, // over the manifest's (render/hooks.go)
 	},
 }
 
@@ -716,6 +717,9 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 			diags = append(diags, dc.decodeSandbox(blk, &plug.Sandbox)...)
 		case "task", "schedule":
 			diags = append(diags, dc.decodeTaskBlock(blk, &plug.Task)...)
+		case "hooks":
+			plug.Hooks = &Hooks{}
+			diags = append(diags, dc.decodeHooks(blk, plug.Hooks)...)
 		case "plugin":
 			m, mdiags := decodeManifestBody(blk.Body, plug.Name, dc)
 			m.Format, m.Filename, m.DeclRange = FormatInline, blk.DefRange.Filename, blk.DefRange

@@ -120,6 +120,9 @@ type Plug struct {
 	// Task makes the plug a task (task {} and schedule {} blocks,
 	// spec/task.go); nil: a service, unless its manifest says task.
 	Task *Task
+	// Hooks is the plug's hooks {} block: each hook it sets replaces the
+	// manifest's (an empty list turns it off); nil when absent.
+	Hooks *Hooks
 
 	// SourceRange and VersionRange locate the source and version
 	// arguments (the plug's DeclRange when they are absent).
