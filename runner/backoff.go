@@ -58,12 +58,22 @@ func NewBackoff(p instance.RestartPolicy) *Backoff {
 // for the first crash in a row, then InitialDelay doubling. A negative
 // delay means give up. rnd returns a float in [0, 1); nil means no jitter.
 func (b *Backoff) Next(now, startedAt time.Time, exit instance.Exit, rnd func() float64) (time.Duration, string) {
+	return b.next(now, startedAt, describeExit(exit), exit.Code == 0 && exit.Signal == "", rnd)
+}
+
+// NextFailedStart is Next for a start that failed before or just after the
+// process ran (a failing pre_start or post_start hook): how says what
+// failed, e.g. "pre_start exited 3".
+func (b *Backoff) NextFailedStart(now, startedAt time.Time, how string, rnd func() float64) (time.Duration, string) {
+	return b.next(now, startedAt, how, false, rnd)
+}
+
+func (b *Backoff) next(now, startedAt time.Time, how string, clean bool, rnd func() float64) (time.Duration, string) {
 	if now.Sub(startedAt) >= b.Policy.ResetAfter {
 		b.Attempt = 0
 	}
 	b.Attempt++
-	how := describeExit(exit)
-	if exit.Code == 0 && exit.Signal == "" && now.Sub(startedAt) < quickExit {
+	if clean && now.Sub(startedAt) < quickExit {
 		b.QuickCleanExits++
 	} else {
 		b.QuickCleanExits = 0

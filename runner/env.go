@@ -27,8 +27,8 @@ import (
 //     installed at build time); a PYTHONPATH or NODE_PATH the plug declares
 //     comes first, the tree's folder after it;
 //  3. the plug's env;
-//  4. PLUGS_CONFIG, PLUGS_PLUG, PLUGS_INSTANCE and, when the instance has a
-//     setup folder, PLUGS_SETUP_DIR, which nothing overrides.
+//  4. PLUGS_CONFIG, PLUGS_PLUG, PLUGS_INSTANCE and PLUGS_SETUP_DIR (the
+//     plug's setup folder, see SetupDir), which nothing overrides.
 
 // PassedEnv lists the variables of the daemon's environment that every
 // instance receives, with every LC_* variable.
@@ -156,9 +156,10 @@ func lookPath(name, path string) (string, error) {
 // environ is the environment of a process of the instance of spec.
 func (r *Runner) environ(spec instance.Spec, who *account) []string {
 	vars := map[string]string{
-		"PLUGS_CONFIG":   filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), "config.json"),
-		"PLUGS_PLUG":     spec.ID.Plug,
-		"PLUGS_INSTANCE": spec.ID.Instance,
+		"PLUGS_CONFIG":    filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), "config.json"),
+		"PLUGS_PLUG":      spec.ID.Plug,
+		"PLUGS_INSTANCE":  spec.ID.Instance,
+		"PLUGS_SETUP_DIR": SetupDir(r.opts.StateDir, spec.ID.Plug),
 	}
 	return envFor(r.baseEnv, spec.Dir, spec.Env, who, vars)
 }

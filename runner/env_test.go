@@ -53,7 +53,7 @@ func TestEnvironmentIsClean(t *testing.T) {
 		"NODE_PATH=/opt/node:" + filepath.Join(tree, "node_modules"),
 		"PATH=/usr/bin:/bin",
 		"PLUGS_CONFIG=" + filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "config.json"),
-		"PLUGS_INSTANCE=default", "PLUGS_PLUG=env",
+		"PLUGS_INSTANCE=default", "PLUGS_PLUG=env", "PLUGS_SETUP_DIR=" + SetupDir(r.opts.StateDir, "env"),
 		"PYTHONPATH=" + filepath.Join(tree, ".deps"),
 		"SHELL=/bin/bash", "TMPDIR=/var/tmp", "TZ=Europe/Berlin", "USER=d",
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -102,48 +103,43 @@ func (in *supervised) run(first chan<- error) {
 	log := in.r.log.With("plug", in.id.Plug, "instance", in.id.Instance)
 	backoff := NewBackoff(in.currentSpec().Restart)
 	reply := first
-	var msg *ctlMsg // a control message that interrupted the last process
-
-	err := in.prepare()
+	prepared := false
 	for {
-		var p *process
-		if err == nil {
-			p, err = in.spawn()
-		}
-		if err != nil {
-			log.Warn("instance failed", "err", err)
+		var msg *ctlMsg // the control message that ended this round, if any
+		p, fail, retry, parked := in.start(&prepared, &msg)
+		// The state is set before Start returns, so that its caller
+		// observes the failure.
+		var delay time.Duration
+		var reason string
+		switch {
+		case msg != nil:
+		case fail != nil:
+			log.Warn("instance failed", "err", fail)
 			in.setState(func(s *instance.Status) {
-				s.State, s.Reason, s.PID, s.StartedAt = instance.StateFailed, err.Error(), 0, time.Time{}
+				s.State, s.Reason, s.PID, s.StartedAt = instance.StateFailed, fail.Error(), 0, time.Time{}
 			})
+			prepared = false
+		case retry != nil:
+			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
+			now := in.r.clock.Now()
+			delay, reason = backoff.NextFailedStart(now, now, retry.Error(), in.r.opts.Rand)
+			log.Warn("instance start failed", "reason", reason)
+			in.setWaiting(delay, reason)
 		}
 		if reply != nil {
-			reply <- err
+			reply <- cmpErr(fail, retry)
 			reply = nil
 		}
-		if err == nil {
-			start := p.startTime()
-			in.persist(in.update(func(s *instance.Status) {
-				if s.PID == p.pid {
-					in.pidStart = start
-				}
-			}))
-		}
-		if err != nil {
+		switch {
+		case msg != nil:
+			// A stop or restart came during pre_start.
+		case parked, fail != nil:
 			m := <-in.ctl
 			msg = &m
-		} else {
-			log.Info("instance started", "pid", p.pid)
-			select {
-			case exit := <-p.exited:
-				in.recordExit(exit)
-				backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
-				delay, reason := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
-				log.Warn("instance exited", "reason", reason)
-				msg = in.wait(delay, reason)
-			case m := <-in.ctl:
-				msg = &m
-				in.recordExit(in.stopProcess(m.ctx, p, m.restart))
-			}
+		case retry != nil:
+			msg = in.wait(delay, reason)
+		default:
+			msg = in.supervise(p, backoff, log)
 		}
 		if msg != nil && !msg.restart {
 			in.finish()
@@ -153,10 +149,110 @@ func (in *supervised) run(first chan<- error) {
 		if msg != nil {
 			reply = msg.reply
 		}
-		msg = nil
-		in.update(func(s *instance.Status) { s.Restarts++ })
+		if !parked {
+			in.update(func(s *instance.Status) { s.Restarts++ })
+		}
+	}
+}
+
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
 		if err != nil {
-			err = in.prepare()
+			return err
+		}
+	}
+	return nil
+}
+
+// start readies and starts one process of the instance: instance files,
+// the setup gate, the verifier, pre_start, the fork. fail is an error that
+// needs a change to go away (failed); retry a failed pre_start (backoff);
+// parked means the instance waits for plugs setup. A stop or restart that
+// comes during pre_start ends it and lands in *msg.
+func (in *supervised) start(prepared *bool, msg **ctlMsg) (p *process, fail, retry error, parked bool) {
+	spec := in.currentSpec()
+	if !*prepared {
+		if err := in.prepare(); err != nil {
+			return nil, err, nil, false
+		}
+		*prepared = true
+	}
+	if spec.SetupRequired && !SetupDone(in.r.opts.StateDir, spec.ID.Plug) {
+		in.setState(func(s *instance.Status) {
+			s.State, s.Reason, s.PID, s.StartedAt = instance.StateNeedsSetup, needsSetupReason(spec.ID.Plug), 0, time.Time{}
+		})
+		return nil, nil, nil, true
+	}
+	if verify := in.r.opts.Verify; verify != nil {
+		if err := verify(spec); err != nil {
+			return nil, fmt.Errorf("verify %s: %w", spec.Dir, err), nil, false
+		}
+	}
+	if len(spec.Hooks.PreStart) > 0 {
+		in.notify(in.update(func(s *instance.Status) {
+			s.State, s.Reason, s.PID, s.StartedAt = instance.StateStarting, "pre_start", 0, time.Time{}
+		}))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- in.runHook(ctx, "pre_start", spec.Hooks.PreStart, spec.Hooks.Timeout) }()
+		select {
+		case err := <-done:
+			cancel()
+			if err != nil {
+				return nil, nil, err, false
+			}
+		case m := <-in.ctl:
+			cancel()
+			<-done
+			*msg = &m
+			return nil, nil, nil, false
+		}
+	}
+	p, err := in.spawn()
+	return p, err, nil, false
+}
+
+// supervise watches a running process until it exits, a control message
+// comes, or post_start fails, and returns the control message (nil when
+// it is time to start again).
+func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) *ctlMsg {
+	start := p.startTime()
+	in.persist(in.update(func(s *instance.Status) {
+		if s.PID == p.pid {
+			in.pidStart = start
+		}
+	}))
+	log.Info("instance started", "pid", p.pid)
+	post, cancelPost := in.postStart(p)
+	defer func() {
+		cancelPost()
+		if post != nil {
+			<-post
+		}
+	}()
+	for {
+		select {
+		case exit := <-p.exited:
+			cancelPost()
+			in.recordExit(exit)
+			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
+			delay, reason := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
+			log.Warn("instance exited", "reason", reason)
+			return in.wait(delay, reason)
+		case m := <-in.ctl:
+			cancelPost()
+			in.recordExit(in.stopProcess(m.ctx, p, m.restart, true))
+			return &m
+		case err := <-post:
+			post = nil
+			if err == nil {
+				continue
+			}
+			in.recordExit(in.stopProcess(context.Background(), p, false, false))
+			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
+			delay, reason := backoff.NextFailedStart(in.r.clock.Now(), p.startedAt, err.Error(), in.r.opts.Rand)
+			log.Warn("instance start failed", "reason", reason)
+			return in.wait(delay, reason)
 		}
 	}
 }
@@ -166,13 +262,7 @@ func (in *supervised) run(first chan<- error) {
 // or nil when it is time to start again. A zero delay (the first crash in
 // a row) arms no timer: the restart follows the exit without a wake-up.
 func (in *supervised) wait(delay time.Duration, reason string) *ctlMsg {
-	state := instance.StateBackoff
-	if delay < 0 {
-		state = instance.StateFailed
-	}
-	in.setState(func(s *instance.Status) {
-		s.State, s.Reason, s.PID, s.StartedAt = state, reason, 0, time.Time{}
-	})
+	in.setWaiting(delay, reason)
 	if delay < 0 {
 		m := <-in.ctl
 		return &m
@@ -194,6 +284,25 @@ func (in *supervised) wait(delay time.Duration, reason string) *ctlMsg {
 		t.Stop()
 		return &m
 	}
+}
+
+// setWaiting sets the state of an instance waiting delay to start again:
+// backoff, or failed when delay is negative (it gave up). The same state
+// and reason twice write nothing.
+func (in *supervised) setWaiting(delay time.Duration, reason string) {
+	state := instance.StateBackoff
+	if delay < 0 {
+		state = instance.StateFailed
+	}
+	in.r.mu.Lock()
+	same := in.status.State == state && in.status.Reason == reason && in.status.PID == 0
+	in.r.mu.Unlock()
+	if same {
+		return
+	}
+	in.setState(func(s *instance.Status) {
+		s.State, s.Reason, s.PID, s.StartedAt = state, reason, 0, time.Time{}
+	})
 }
 
 // finish marks the instance stopped and waits for its output to drain.
@@ -267,6 +376,9 @@ func instanceFile(s instance.Status, pidStart uint64) *InstanceFile {
 func (in *supervised) prepare() error {
 	if err := mkdirInstance(in.dir); err != nil {
 		return fmt.Errorf("instance directory: %w", err)
+	}
+	if err := ensureSetupDir(in.r.opts.StateDir, in.id.Plug); err != nil {
+		return err
 	}
 	return writeConfigFile(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600)
 }
@@ -442,15 +554,29 @@ func (in *supervised) target(leader int) Target {
 	return Target{Leader: leader, Env: "PLUGS_CONFIG=" + filepath.Join(in.dir, "config.json")}
 }
 
-// stopProcess stops p: stop signal, stop timeout (cut short by ctx), then
-// SIGKILL; it returns once p is reaped.
-func (in *supervised) stopProcess(ctx context.Context, p *process, restart bool) instance.Exit {
+// stopProcess stops p: pre_stop when the stop was requested, stop signal,
+// stop timeout (cut short by ctx), then SIGKILL; it returns once p is
+// reaped.
+func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requested bool) instance.Exit {
 	reason := "stop requested"
-	if restart {
+	switch {
+	case restart:
 		reason = "restart requested"
+	case !requested:
+		reason = "post_start failed"
 	}
 	in.setState(func(s *instance.Status) { s.State, s.Reason = instance.StateStopping, reason })
 	spec := in.currentSpec()
+	if requested && len(spec.Hooks.PreStop) > 0 {
+		// Bounded by stop_timeout, and cut short with ctx; the stop
+		// signal follows whatever it did.
+		_ = in.runHook(ctx, "pre_stop", spec.Hooks.PreStop, spec.StopTimeout)
+		select {
+		case e := <-p.exited: // pre_stop stopped it
+			return e
+		default:
+		}
+	}
 	sig, err := parseSignal(spec.StopSignal)
 	if err != nil {
 		in.r.log.Warn("bad stop signal, using SIGTERM", "plug", in.id.Plug, "err", err)

@@ -44,6 +44,10 @@ type Once struct {
 	// instance's config.json in the state directory; for the function
 	// RunOnce, "" sets no PLUGS_CONFIG.
 	ConfigPath string
+	// SetupDir is PLUGS_SETUP_DIR. For Runner.RunOnce "" means the plug's
+	// setup folder (SetupDir), made when missing; for the function RunOnce,
+	// "" sets none.
+	SetupDir string
 
 	// Stdin is the program's input: nil is /dev/null; an *os.File is
 	// passed as it is; any other reader is copied through a pipe.
@@ -122,6 +126,12 @@ func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
 	if o.ConfigPath == "" {
 		o.ConfigPath = filepath.Join(InstanceDir(r.opts.StateDir, o.Spec.ID), "config.json")
 	}
+	if o.SetupDir == "" {
+		if err := ensureSetupDir(r.opts.StateDir, o.Spec.ID.Plug); err != nil {
+			return Result{}, err
+		}
+		o.SetupDir = SetupDir(r.opts.StateDir, o.Spec.ID.Plug)
+	}
 	sp, err := r.spawnerFor(o.Spec.Limits.NoNewPrivs)
 	if err != nil {
 		return Result{}, err
@@ -184,6 +194,9 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	}
 	if o.ConfigPath != "" {
 		vars["PLUGS_CONFIG"] = o.ConfigPath
+	}
+	if o.SetupDir != "" {
+		vars["PLUGS_SETUP_DIR"] = o.SetupDir
 	}
 	envv := envFor(base, spec.Dir, declared, who, vars)
 	path, err := resolveCommand(spec.Dir, argv[0], envValue(envv, "PATH"))

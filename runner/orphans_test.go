@@ -216,3 +216,11 @@ func withEnv(kv string) []int {
 }
 
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+func syscallSignal(pid int, name string) error {
+	sig, err := parseSignal(name)
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, sig)
+}

@@ -47,6 +47,16 @@ type Options struct {
 	// Tracker finds the processes of an instance that left its process
 	// group; nil is ProcTracker, which needs the subreaper role New takes.
 	Tracker Tracker
+	// Verify, when set, is called before every start of a process (the
+	// first, and each restart after a crash): the daemon checks there that
+	// the plugin tree is still the one the lock pins (fetch's cheap
+	// fingerprint), so that a tree modified in the store is never run. Its
+	// error is a failed start, with the error as the reason.
+	Verify func(instance.Spec) error
+	// AwaitReady, when set, blocks until a started process is ready (the
+	// health checks' readiness) or ctx ends; post_start runs after it
+	// returns nil. nil means a process is ready once it is forked.
+	AwaitReady func(ctx context.Context, id instance.ID, pid int) error
 }
 
 // Runner supervises instances: one goroutine per instance, event driven.
@@ -148,7 +158,8 @@ func InstanceDir(stateDir string, id instance.ID) string {
 // Start starts an instance and returns once its first process is spawned.
 // When it cannot be (missing executable, bad directory...) the instance
 // stays known as failed and the error says why. Starting an instance that
-// is already running is an error; starting a failed one replaces it.
+// is already running is an error; starting a failed, backing-off or
+// needs-setup one replaces it.
 func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	if err := validID(spec.ID); err != nil {
 		return err
@@ -161,7 +172,9 @@ func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	old := r.insts[spec.ID]
 	r.mu.Unlock()
 	if old != nil {
-		if st := old.state(); st != instance.StateFailed {
+		// A failed, backing-off or parked instance is replaced (a failed
+		// replace's rollback starts the previous spec over it).
+		if st := old.state(); st != instance.StateFailed && st != instance.StateNeedsSetup && st != instance.StateBackoff {
 			return fmt.Errorf("start %s: already %s", spec.ID, st)
 		}
 		if err := r.Stop(ctx, spec.ID); err != nil {
