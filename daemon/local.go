@@ -2,14 +2,11 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
@@ -17,6 +14,7 @@ import (
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/render"
+	"github.com/plugs-dev/plugs/runner"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -118,25 +116,30 @@ func Setup(ctx context.Context, o SetupOptions) error {
 		return fmt.Errorf("setup: write config: %w", err)
 	}
 
-	argv := m.Setup
-	prog := argv[0]
-	if strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
-		prog = filepath.Join(inst.Dir, prog)
+	// runner.RunOnce: the instance's clean environment, the tree's command
+	// word, PLUGS_SETUP_DIR (what the program saves goes there, never into
+	// the read-only plugin tree); a terminal stays the program's.
+	setupDir := runner.SetupDir(o.StateDir, inst.ID.Plug)
+	if err := os.MkdirAll(setupDir, 0o700); err != nil {
+		return fmt.Errorf("setup: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, prog, argv[1:]...)
-	cmd.Dir = inst.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
-	cmd.Env = os.Environ()
-	for k, v := range inst.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, "PLUGS_CONFIG="+cfg.Name(), "PLUGS_PLUG="+inst.ID.Plug, "PLUGS_INSTANCE="+inst.ID.Instance)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return &Error{Kind: KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
-		}
+	res, err := runner.RunOnce(ctx, runner.Once{
+		Spec: *inst, Command: m.Setup, ConfigPath: cfg.Name(), SetupDir: setupDir,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+	})
+	if err != nil {
 		return fmt.Errorf("setup of %s: %w", o.Plug, err)
+	}
+	if err := res.Err(); err != nil {
+		return &Error{Kind: KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
+	}
+	if err := runner.MarkSetupDone(o.StateDir, inst.ID.Plug); err != nil {
+		return fmt.Errorf("setup of %s: %w", o.Plug, err)
+	}
+	// A running daemon holds the plug's instances in needs-setup: start them.
+	if c, err := Dial(o.StateDir); err == nil {
+		defer c.Close()
+		_, _ = c.Restart(ctx, RestartRequest{Plug: inst.ID.Plug})
 	}
 	return nil
 }

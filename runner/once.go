@@ -192,6 +192,14 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 		"PLUGS_INSTANCE": spec.ID.Instance,
 		"PLUGS_RUN_ID":   runID,
 	}
+	// The program runs in Spec.Dir: relative paths would name other files.
+	for _, p := range []*string{&o.ConfigPath, &o.SetupDir} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	if o.ConfigPath != "" {
 		vars["PLUGS_CONFIG"] = o.ConfigPath
 	}
