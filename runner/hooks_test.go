@@ -261,3 +261,24 @@ func TestVerifyBeforeEveryStart(t *testing.T) {
 		t.Errorf("status %q pid %d", st.Reason, st.PID)
 	}
 }
+
+// TestStopSignalReachesTheProcess: a manifest's stop_signal is what the
+// process receives on stop.
+func TestStopSignalReachesTheProcess(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	trap := filepath.Join(t.TempDir(), "signals")
+	s := fakeSpec("sig", "default", "trap", trap)
+	s.StopSignal = "SIGINT"
+	s.StopTimeout = 300 * time.Millisecond
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	sts.await(t, s.ID, "running", running)
+	eventually(t, "signal handlers installed", func() bool { _, err := os.Stat(trap); return err == nil })
+	if err := r.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(t, trap); len(got) == 0 || got[0] != "interrupt" {
+		t.Errorf("signals received %q, want interrupt (SIGINT) first", got)
+	}
+}
