@@ -53,13 +53,19 @@ type ctlMsg struct {
 
 func newInstance(r *Runner, spec instance.Spec) *supervised {
 	now := r.clock.Now()
+	out := newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), layout.OutputLogName), r.opts.LogMaxSize, r.opts.LogBackups)
+	out.now = r.clock.Now
+	out.dropped = func(err error, n int64) {
+		// Once a minute at most: a full disk must not flood the log too.
+		r.log.Warn("instance output dropped: output.log cannot be written", "plug", spec.ID.Plug, "instance", spec.ID.Instance, "bytes", n, "err", err)
+	}
 	return &supervised{
 		r:    r,
 		id:   spec.ID,
 		dir:  InstanceDir(r.opts.StateDir, spec.ID),
 		ctl:  make(chan ctlMsg),
 		done: make(chan struct{}),
-		out:  newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), layout.OutputLogName), r.opts.LogMaxSize, r.opts.LogBackups),
+		out:  out,
 		status: instance.Status{
 			ID: spec.ID, Spec: spec, State: instance.StateStarting, Since: now,
 		},

@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Default output.log rotation: 10 MiB, three backups (output.log.1 .. .3).
@@ -13,24 +15,45 @@ const (
 	DefaultLogBackups = 3
 )
 
-// rotatingFile is an append-only file rotated by size: when a write would
-// take it past maxSize, name.N-1 becomes name.N (the oldest is dropped),
-// name becomes name.1, and a new name is opened. The disk used is therefore
-// at most maxSize*(backups+1). It holds no goroutine. The file is opened on
-// first use (Open or Write), so that making one costs no file creation.
+// maxLogLine bounds how far past maxSize a file grows to end on a line
+// boundary (and at most maxSize itself, for tiny test sizes).
+const maxLogLine = 64 << 10
+
+// dropWarnInterval is the least time between two warnings about output
+// that could not be written (a full disk).
+const dropWarnInterval = time.Minute
+
+// rotatingFile is an append-only file rotated by size, on line boundaries:
+// a write that would take it past maxSize writes through its last newline
+// that fits, and the next line starts the new file; a line that began
+// before maxSize is finished first, up to maxLogLine past it, beyond which
+// a longer line is cut. On rotation name.N-1 becomes name.N (the oldest is
+// dropped), name becomes name.1, and a new name is opened. The disk used is
+// therefore at most (maxSize+maxLogLine)*(backups+1). It holds no
+// goroutine. The file is opened on first use (Open or Write), so that
+// making one costs no file creation.
 type rotatingFile struct {
 	name    string
 	maxSize int64
+	maxLine int64
 	backups int
+	// dropped, when set, is told that output could not be written (a full
+	// disk), at most once per dropWarnInterval of now, with the bytes lost
+	// since the last time.
+	dropped func(err error, bytes int64)
+	now     func() time.Time
 
-	mu     sync.Mutex
-	f      *os.File
-	size   int64
-	closed bool
+	mu       sync.Mutex
+	f        *os.File
+	size     int64
+	midLine  bool // the file does not end with a newline
+	closed   bool
+	lost     int64
+	lastWarn time.Time
 }
 
 func newRotatingFile(name string, maxSize int64, backups int) *rotatingFile {
-	return &rotatingFile{name: name, maxSize: maxSize, backups: backups}
+	return &rotatingFile{name: name, maxSize: maxSize, maxLine: min(maxLogLine, maxSize), backups: backups, now: time.Now}
 }
 
 // Open creates or opens the file for appending, unless it is open already.
@@ -51,7 +74,7 @@ func (r *rotatingFile) ensureOpen() error {
 }
 
 func (r *rotatingFile) open() error {
-	f, err := os.OpenFile(r.name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(r.name, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
@@ -60,28 +83,70 @@ func (r *rotatingFile) open() error {
 		f.Close()
 		return fmt.Errorf("open log: %w", err)
 	}
-	r.f, r.size = f, fi.Size()
+	r.f, r.size, r.midLine = f, fi.Size(), false
+	if r.size > 0 {
+		last := []byte{'\n'}
+		_, _ = f.ReadAt(last, r.size-1)
+		r.midLine = last[0] != '\n'
+	}
 	return nil
 }
 
-// Write appends p, splitting it across rotations so no file exceeds maxSize.
+// Write appends p, rotating on line boundaries (see rotatingFile). An
+// error is also reported to dropped (rate-limited).
 func (r *rotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n, err := r.write(p)
+	if err != nil && r.dropped != nil && !r.closed {
+		r.lost += int64(len(p) - n)
+		if now := r.now(); r.lastWarn.IsZero() || now.Sub(r.lastWarn) >= dropWarnInterval {
+			r.dropped(err, r.lost)
+			r.lastWarn, r.lost = now, 0
+		}
+	}
+	return n, err
+}
+
+func (r *rotatingFile) write(p []byte) (int, error) {
 	if err := r.ensureOpen(); err != nil {
 		return 0, err
 	}
 	written := 0
 	for len(p) > 0 {
-		if r.size >= r.maxSize {
+		room := r.maxSize - r.size
+		var chunk []byte
+		switch {
+		case int64(len(p)) <= room:
+			chunk = p
+		case room > 0 && bytes.LastIndexByte(p[:room], '\n') >= 0:
+			chunk = p[:bytes.LastIndexByte(p[:room], '\n')+1]
+		case r.size > 0 && !r.midLine:
+			// The file ends on a line boundary: the line starts the next.
 			if err := r.rotate(); err != nil {
 				return written, err
 			}
+			continue
+		default:
+			// A line in progress: finish it, up to maxLine past maxSize.
+			hard := r.maxSize + r.maxLine - r.size
+			if hard <= 0 {
+				if err := r.rotate(); err != nil { // longer than maxLine: cut
+					return written, err
+				}
+				continue
+			}
+			chunk = p[:min(int64(len(p)), hard)]
+			if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+				chunk = chunk[:i+1]
+			}
 		}
-		chunk := p[:min(int64(len(p)), r.maxSize-r.size)]
 		n, err := r.f.Write(chunk)
 		written += n
 		r.size += int64(n)
+		if n > 0 {
+			r.midLine = chunk[n-1] != '\n'
+		}
 		if err != nil {
 			return written, fmt.Errorf("write log: %w", err)
 		}
