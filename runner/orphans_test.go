@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/plugs-dev/plugs/instance"
 )
@@ -61,9 +62,21 @@ func killRef(ref procRef) {
 func assertGone(t *testing.T, ref procRef, after string) {
 	t.Helper()
 	if ref.alive() {
-		t.Fatalf("after %s: process %d of the instance still runs", after, ref.pid)
+		st, _ := readProcStat(ref.pid)
+		pst, _ := readProcStat(st.PPID)
+		t.Fatalf("after %s: process %d of the instance still runs (%+v; parent %+v; supervisor %d)", after, ref.pid, st, pst, os.Getpid())
 	}
-	eventually(t, "orphan "+strconv.Itoa(ref.pid)+" reaped", func() bool { return !ref.present() })
+	for range 1000 {
+		if !ref.present() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, _ := readProcStat(ref.pid)
+	forked.mu.Lock()
+	_, inForked := forked.m[ref.pid]
+	forked.mu.Unlock()
+	t.Fatalf("orphan %d never reaped: %+v forked=%v held=%v self=%d", ref.pid, st, inForked, pidfdTargets()[ref.pid], os.Getpid())
 }
 
 // TestNoOrphansSetsidDoubleFork: a plugin that starts a setsid,
@@ -108,7 +121,7 @@ func TestNoOrphansSetsidDoubleFork(t *testing.T) {
 	// A crash: the main process exits after daemonising; the restart
 	// finds no daemon of the previous run.
 	crasher := fakeSpec("crasher", "default", "daemonize", filepath.Join(pids, "c"), "exit")
-	crasher.Restart = instance.RestartPolicy{InitialDelay: 3600e9, MaxDelay: 3600e9}
+	crasher.Restart = instance.RestartPolicy{InitialDelay: time.Hour, MaxDelay: time.Hour, ResetAfter: time.Hour}
 	if err := r.Start(t.Context(), crasher); err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,11 @@ type ProcTracker struct {
 	mu       sync.Mutex
 	pending  []*trackReq
 	scanning bool
+	// signalled remembers, per Target.Env, the processes sent a signal
+	// other than SIGKILL, until a SIGKILL call for that Env: one that the
+	// stop signal killed may still be exiting then, its environment
+	// already unreadable, and is waited for all the same.
+	signalled map[string][]procRef
 }
 
 type trackReq struct {
@@ -92,7 +97,7 @@ func (pt *ProcTracker) Signal(t Target, sig syscall.Signal) (int, error) {
 		batch := pt.pending
 		pt.pending = nil
 		pt.mu.Unlock()
-		serveTrackReqs(batch)
+		pt.serve(batch)
 		pt.mu.Lock()
 	}
 	pt.scanning = false
@@ -100,14 +105,30 @@ func (pt *ProcTracker) Signal(t Target, sig syscall.Signal) (int, error) {
 	return <-req.done, nil
 }
 
-// serveTrackReqs finds the processes of every request with one walk,
+// serve finds the processes of every request with one walk,
 // signals them, waits for those sent SIGKILL, and answers each request.
-func serveTrackReqs(reqs []*trackReq) {
+func (pt *ProcTracker) serve(reqs []*trackReq) {
 	targets := make([]Target, len(reqs))
 	for i, r := range reqs {
 		targets[i] = r.t
 	}
 	found := targetProcesses(targets)
+	pt.mu.Lock()
+	if pt.signalled == nil {
+		pt.signalled = map[string][]procRef{}
+	}
+	for i, r := range reqs {
+		if r.t.Env == "" {
+			continue
+		}
+		if r.sig == syscall.SIGKILL {
+			found[i] = append(found[i], pt.signalled[r.t.Env]...)
+			delete(pt.signalled, r.t.Env)
+		} else {
+			pt.signalled[r.t.Env] = append(pt.signalled[r.t.Env], found[i]...)
+		}
+	}
+	pt.mu.Unlock()
 	var fds []unix.PollFd
 	for i, r := range reqs {
 		n := 0
@@ -209,23 +230,25 @@ func targetProcesses(targets []Target) [][]procRef {
 			byEnv[t.Env] = append(byEnv[t.Env], i)
 		}
 	}
+	// expand adds the requests that share a target's Env (a stop's signal
+	// and the kill after its exit may be served by one walk).
+	expand := func(i int) []int {
+		if ids, ok := byEnv[targets[i].Env]; ok && targets[i].Env != "" {
+			return ids
+		}
+		return []int{i}
+	}
 	seen := map[int]bool{}
 	type node struct {
-		pid   int
-		owner int // index of the target it belongs to; -1 while unknown
+		pid    int
+		owners []int // indexes of the targets it belongs to; nil while unknown
 	}
 	var queue []node
 	for i, t := range targets {
 		if t.Leader > 0 {
 			for _, c := range children(t.Leader) {
-				queue = append(queue, node{c, i})
+				queue = append(queue, node{c, expand(i)})
 			}
-		}
-	}
-	leaders := map[int]bool{}
-	for _, t := range targets {
-		if t.Leader > 0 {
-			leaders[t.Leader] = true
 		}
 	}
 	visit := func(n node) {
@@ -234,18 +257,29 @@ func targetProcesses(targets []Target) [][]procRef {
 		}
 		seen[n.pid] = true
 		st, err := readProcStat(n.pid)
-		if err != nil || st.State == 'Z' {
-			return // a zombie's children are reparented already
+		if err != nil {
+			return
 		}
-		owner := n.owner
-		if owner < 0 && len(byEnv) > 0 {
-			owner = envOwner(n.pid, byEnv)
+		if st.State == 'Z' {
+			// A zombie leader may still have live threads, and children
+			// parented to them until the last one exits: walk them.
+			for _, c := range children(n.pid) {
+				queue = append(queue, node{c, n.owners})
+			}
+			return
 		}
-		if owner >= 0 && !leaders[st.PGRP] {
-			out[owner] = append(out[owner], procRef{n.pid, st.StartTime})
+		owners := n.owners
+		if owners == nil && len(byEnv) > 0 {
+			owners = envOwners(n.pid, byEnv)
+		}
+		for _, i := range owners {
+			// The runner signals a target's group itself.
+			if l := targets[i].Leader; l <= 0 || st.PGRP != l {
+				out[i] = append(out[i], procRef{n.pid, st.StartTime})
+			}
 		}
 		for _, c := range children(n.pid) {
-			queue = append(queue, node{c, owner})
+			queue = append(queue, node{c, owners})
 		}
 	}
 	drain := func() {
@@ -265,7 +299,7 @@ func targetProcesses(targets []Target) [][]procRef {
 		added := false
 		for _, c := range adoptedChildren() {
 			if !seen[c] {
-				queue = append(queue, node{c, -1})
+				queue = append(queue, node{c, nil})
 				added = true
 			}
 		}
@@ -277,19 +311,19 @@ func targetProcesses(targets []Target) [][]procRef {
 	return out
 }
 
-// envOwner returns the index of the target whose Env process pid was
-// started with, or -1.
-func envOwner(pid int, byEnv map[string][]int) int {
+// envOwners returns the indexes of the targets whose Env process pid was
+// started with, or nil.
+func envOwners(pid int, byEnv map[string][]int) []int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
-		return -1
+		return nil
 	}
 	for e := range bytes.SplitSeq(b, []byte{0}) {
 		if idx, ok := byEnv[string(e)]; ok {
-			return idx[0]
+			return idx
 		}
 	}
-	return -1
+	return nil
 }
 
 // hasEnv reports whether process pid was started with kv ("KEY=value")
@@ -405,11 +439,15 @@ func releaseSubreaper() {
 // A zombie that some code of this process will wait for is left alone: Go
 // holds a pidfd for every child it starts (os.StartProcess, os/exec) until
 // Wait, so a zombie child without a pidfd in this process is nobody's.
-func reapAdopted() {
+//
+// It reports whether it left an adopted zombie because a pidfd was held on
+// it (by a walk of the tracker, for an instant): then it is worth trying
+// again later, since no other SIGCHLD may come.
+func reapAdopted() (retry bool) {
 	// Cheap first: is any child a zombie at all?
 	var peek unix.Siginfo
 	if err := unix.Waitid(unix.P_ALL, 0, &peek, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || peek.Signo == 0 {
-		return
+		return false
 	}
 	self := os.Getpid()
 	var zombies []int
@@ -419,16 +457,18 @@ func reapAdopted() {
 		}
 	}
 	if len(zombies) == 0 {
-		return
+		return false
 	}
 	held := pidfdTargets()
 	for _, z := range zombies {
 		if held[z] {
+			retry = true
 			continue
 		}
 		var info unix.Siginfo
 		_ = unix.Waitid(unix.P_PID, z, &info, unix.WEXITED|unix.WNOHANG, nil)
 	}
+	return retry
 }
 
 // pidfdTargets lists the pids this process holds a pidfd for.
@@ -498,8 +538,12 @@ func startReaper() *reaper {
 				reapAdopted()
 				return
 			}
-			reapAdopted()
+			retry := reapAdopted()
 			last = time.Now()
+			if retry { // a zombie some code may wait for: look again later
+				t.Reset(reapInterval)
+				later = t.C
+			}
 		}
 	}()
 	return rp
