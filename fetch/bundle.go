@@ -221,8 +221,15 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return "", err
 	}
+	// A FIFO or a device would block or never end: refuse it unopened.
+	if err := checkSourceType(&source{kind: kindArchive, location: bundlePath}); err != nil {
+		return "", fmt.Errorf("bundle: %w", err)
+	}
 	tmp := tempName(stateDir, ".unbundle-")
-	if err := ExtractFile(bundlePath, tmp, s.opts.Limits); err != nil {
+	if err := withContext(ctx, func() error { return ExtractFile(bundlePath, tmp, s.opts.Limits) }); err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
 		return "", &inputError{fmt.Errorf("bundle: %w", err)}
 	}
 	defer removeTree(tmp)

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -18,8 +20,15 @@ import (
 // module, VALUE = value) into dir, as pip wheel would.
 func writeWheel(t *testing.T, dir, name, version, value string) {
 	t.Helper()
+	writeWheelOf(t, dir, name, name, version, "VALUE = "+value+"\n")
+}
+
+// writeWheelOf writes a wheel of distribution name holding module with
+// the source init.
+func writeWheelOf(t *testing.T, dir, name, module, version, init string) {
+	t.Helper()
 	files := map[string]string{
-		name + "/__init__.py":                        "VALUE = " + value + "\n",
+		module + "/__init__.py":                      init,
 		name + "-" + version + ".dist-info/METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n",
 		name + "-" + version + ".dist-info/WHEEL":    "Wheel-Version: 1.0\nGenerator: plugs-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 	}
@@ -27,7 +36,7 @@ func writeWheel(t *testing.T, dir, name, version, value string) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	var rec strings.Builder
-	for _, n := range []string{name + "/__init__.py", name + "-" + version + ".dist-info/METADATA", name + "-" + version + ".dist-info/WHEEL"} {
+	for _, n := range []string{module + "/__init__.py", name + "-" + version + ".dist-info/METADATA", name + "-" + version + ".dist-info/WHEEL"} {
 		w, err := zw.Create(n)
 		if err != nil {
 			t.Fatal(err)
@@ -193,5 +202,89 @@ func TestPython3Version(t *testing.T) {
 	v, err := Python3Version()
 	if err != nil || !strings.HasPrefix(v, "3.") {
 		t.Fatalf("Python3Version() = %q, %v", v, err)
+	}
+}
+
+// firstLineOffline starts argv under unshare -n (no network), returns the
+// first line it prints, and kills it.
+func firstLineOffline(t *testing.T, dir string, env []string, argv ...string) string {
+	t.Helper()
+	if err := exec.Command("unshare", "-n", "true").Run(); err != nil {
+		t.Skipf("unshare -n does not work here (%v): cannot prove the offline start", err)
+	}
+	cmd := exec.Command("unshare", append([]string{"-n"}, argv...)...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, rerr := bufio.NewReader(out).ReadString('\n')
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if rerr != nil {
+		t.Fatalf("%q printed nothing: %v\n%s", argv, rerr, stderr.String())
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestSeedPluginsBuildBundleRunOffline: the MobileOps plugin as its plugin
+// manager writes it (entry_point main.py, requirements.txt and
+// "dependencies" on pyserial, from a local wheel folder here) and the
+// mHealth plugin (configParams names) are locked, built, bundled, unpacked
+// on a "host" and started there without network, with the command their
+// manifests give.
+func TestSeedPluginsBuildBundleRunOffline(t *testing.T) {
+	if err := exec.Command("python3", "-m", "pip", "--version").Run(); err != nil {
+		t.Skip("python3 -m pip is not installed (scripts/test-deps.sh installs python3-pip):", err)
+	}
+	wheels := t.TempDir()
+	writeWheelOf(t, wheels, "pyserial", "serial", "3.5", "VERSION = '3.5'\n")
+	t.Setenv("PIP_CONFIG_FILE", os.DevNull)
+	t.Setenv("PIP_NO_INDEX", "1")
+	t.Setenv("PIP_FIND_LINKS", wheels)
+
+	d := deployment(t, plugOf("weather", "./weather", ""), plugOf("spo2", "./spo2", ""))
+	for plug, seed := range map[string]string{"weather": "mobileops-weather", "spo2": "mhealth-spo2"} {
+		if err := copyTree(filepath.Join("..", "spec", "testdata", "seeds", seed), filepath.Join(d.BaseDir, plug)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newStore(t)
+	l := mustLock(t, s, d, nil)
+	if _, err := s.Build(context.Background(), d, l); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "seeds.tar.gz")
+	if err := s.WriteBundle(context.Background(), bundle, d, l); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "host")
+	if _, err := Unbundle(context.Background(), bundle, state); err != nil {
+		t.Fatal(err)
+	}
+	trees, err := Open(state, Options{Offline: true}).Runnable(d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for plug, want := range map[string]string{"weather": "reading /dev/ttyUSB0 pyserial 3.5", "spo2": "spo2 device A1:B2"} {
+		tree := trees[plug]
+		config := filepath.Join(t.TempDir(), "config.json")
+		params := `{"port": "/dev/ttyUSB0", "interval": 30}`
+		if plug == "spo2" {
+			params = `{"device_id": "A1:B2", "token": "t"}`
+		}
+		if err := os.WriteFile(config, []byte(`{"params": `+params+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"PLUGS_CONFIG=" + config, "PYTHONPATH=" + filepath.Join(tree.Dir, PythonDepsDir)}
+		if got := firstLineOffline(t, tree.Dir, env, tree.Manifest.Command...); got != want {
+			t.Errorf("%s (%q) printed %q, want %q", plug, tree.Manifest.Command, got, want)
+		}
 	}
 }

@@ -113,7 +113,7 @@ func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, 
 				return nil, nil, false, err
 			}
 			fetched = true
-		} else if !frozen && src.kind != kindRemoteArchive && exists(src.location) {
+		} else if !frozen && src.kind != kindRemoteArchive {
 			changed, err := s.localChanged(ctx, src, p.Name, e)
 			if err != nil {
 				return nil, nil, false, err
@@ -193,6 +193,9 @@ func (s *Store) upgradeHash(ctx context.Context, d *spec.Deployment, p *spec.Plu
 func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *spec.LockedPlug) (bool, error) {
 	var changed bool
 	err := withContext(ctx, func() error {
+		if !exists(src.location) {
+			return nil // gone: the store's tree is what the lock names
+		}
 		if err := checkSourceType(src); err != nil {
 			return err
 		}

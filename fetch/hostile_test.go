@@ -341,3 +341,15 @@ func TestArchiveURL(t *testing.T) {
 		})
 	}
 }
+
+// TestUnbundleRefusesFIFO: plugs run --bundle of a FIFO is refused, not a hang.
+func TestUnbundleRefusesFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "current.tar.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	_, err := Unbundle(context.Background(), fifo, filepath.Join(t.TempDir(), "state"))
+	if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "not a regular file (a FIFO)") {
+		t.Fatalf("unbundle of a FIFO: %v", err)
+	}
+}
