@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -38,3 +39,12 @@ func (h Hooks) Equal(o Hooks) bool {
 // configured with `plugs setup PLUG` (Spec.SetupRequired) and has not been:
 // it is not started until then.
 const StateNeedsSetup State = "needs-setup"
+
+// Remover is an optional extension of Executor: Remove stops an instance
+// and deletes its files (config.json, which holds secrets, its log and
+// state), for an instance deleted from the deployment. reconcile.Apply
+// calls it for deletes when the executor implements it, and Stop
+// otherwise; replaces and daemon stops keep the files.
+type Remover interface {
+	Remove(ctx context.Context, id ID) error
+}

@@ -144,6 +144,10 @@ func (a *applier) each(ctx context.Context, changes []Change, record func(Outcom
 }
 
 func (a *applier) delete(ctx context.Context, c Change) Outcome {
+	if r, ok := a.ex.(instance.Remover); ok {
+		// A deleted instance leaves no config.json (secrets) behind.
+		return Outcome{ID: c.ID, Action: c.Action, Err: r.Remove(ctx, c.ID)}
+	}
 	return Outcome{ID: c.ID, Action: c.Action, Err: a.ex.Stop(ctx, c.ID)}
 }
 

@@ -1,11 +1,13 @@
 package reconcile_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
 // TestPlanHooksChanged: a changed hook (or setup requirement) replaces the
@@ -31,5 +33,35 @@ func TestPlanHooksChanged(t *testing.T) {
 	same.Hooks.PreStop = []string{} // as none
 	if p := reconcile.NewPlan([]instance.Spec{same}, []instance.Status{running(before)}); p.Changes[0].Action != reconcile.NoOp {
 		t.Errorf("an empty hook list against none: %+v", p.Changes)
+	}
+}
+
+// removingExecutor records Remove calls on top of the fake.
+type removingExecutor struct {
+	*reconciletest.FakeExecutor
+	removed []instance.ID
+}
+
+func (r *removingExecutor) Remove(ctx context.Context, id instance.ID) error {
+	r.removed = append(r.removed, id)
+	return r.Stop(ctx, id)
+}
+
+// TestApplyRemovesDeletedInstances: a delete goes to Remove when the
+// executor has it (its files, config.json with secrets, go too); a
+// replace only stops (issue 11).
+func TestApplyRemovesDeletedInstances(t *testing.T) {
+	a, b := testSpec("a", "default"), testSpec("b", "default")
+	ex := &removingExecutor{FakeExecutor: reconciletest.NewFakeExecutor(running(a), running(b))}
+	changed := withConfig(a, `{"x":2}`, `{"x":2}`)
+	p := reconcile.NewPlan([]instance.Spec{changed}, ex.Observe())
+	res := reconcile.Apply(t.Context(), ex, p, reconcile.ApplyOptions{})
+	for _, o := range res.Outcomes {
+		if o.Err != nil {
+			t.Fatalf("%s: %v", o.ID, o.Err)
+		}
+	}
+	if len(ex.removed) != 1 || ex.removed[0] != b.ID {
+		t.Errorf("removed %v, want only %s", ex.removed, b.ID)
 	}
 }

@@ -282,3 +282,35 @@ func TestStopSignalReachesTheProcess(t *testing.T) {
 		t.Errorf("signals received %q, want interrupt (SIGINT) first", got)
 	}
 }
+
+// TestRemoveDeletesTheInstanceFiles: a deleted instance leaves no
+// config.json with secrets behind; a stop keeps the files (issue 11).
+func TestRemoveDeletesTheInstanceFiles(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	kept := fakeSpec("keep", "default", "sleep")
+	gone := fakeSpec("gone", "default", "sleep")
+	for _, s := range []instance.Spec{kept, gone} {
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		sts.await(t, s.ID, "running", running)
+	}
+	if err := r.Stop(t.Context(), kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(InstanceDir(r.opts.StateDir, kept.ID), "config.json")); err != nil {
+		t.Errorf("a stop removed config.json: %v", err)
+	}
+	if err := r.Remove(t.Context(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(InstanceDir(r.opts.StateDir, gone.ID)); !os.IsNotExist(err) {
+		t.Errorf("instance directory after Remove: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(InstanceDir(r.opts.StateDir, gone.ID))); !os.IsNotExist(err) {
+		t.Errorf("empty plug directory after Remove: %v", err)
+	}
+	if len(r.Observe()) != 0 {
+		t.Errorf("observed after stop and remove: %+v", r.Observe())
+	}
+}

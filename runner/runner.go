@@ -231,6 +231,28 @@ func (r *Runner) Stop(ctx context.Context, id instance.ID) error {
 	return nil
 }
 
+var _ instance.Remover = (*Runner)(nil)
+
+// Remove stops an instance like Stop, then deletes its directory:
+// config.json (which holds secrets), instance.json and output.log with
+// its backups. It is for an instance deleted from the deployment; a
+// replace or a daemon stop keeps the files. Removing an unknown instance
+// deletes its directory all the same.
+func (r *Runner) Remove(ctx context.Context, id instance.ID) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	if err := r.Stop(ctx, id); err != nil {
+		return err
+	}
+	dir := InstanceDir(r.opts.StateDir, id)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	_ = os.Remove(filepath.Dir(dir)) // the plug's folder, once empty
+	return nil
+}
+
 // Update applies spec to a known instance without restarting it: the
 // planner calls it only for changes the process does not see (stop signal
 // and timeout, restart policy, depends_on, metadata). The next process of
