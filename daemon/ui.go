@@ -36,7 +36,10 @@ func (d *daemon) serveUI(ctx context.Context) (func(), error) {
 		ln.Close()
 		return nil, err
 	}
+	// The API already serves status, which reads uiAddr.
+	d.smu.Lock()
 	d.uiAddr = ln.Addr().String()
+	d.smu.Unlock()
 	d.uiSrv.Store(srv)
 	uctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
