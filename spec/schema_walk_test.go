@@ -107,7 +107,7 @@ var fieldEvidence = map[string]string{
 	"plug.sandbox":            "test:TestSandboxDefaultUserAndPermissions,TestSandboxDiagnostics",
 	"plug.task":               "test:TestTaskDecodeAndOverride,TestRunOnceExitOutputInputEnv",
 	"plug.schedule":           "test:TestCronInLocalTimeZone,TestTaskDecodeAndOverride",
-	"plug.hooks":              "test:TestHooksPlugOverManifest,TestHooksOrder",
+	"plug.hooks":              "test:TestPlugHooksBlock,TestHooksPlugOverManifest,TestHooksOrder",
 	"instance.params":         "test:TestDesiredGolden",
 	"instance.limits":         "test:TestSandboxAndCgroupLimits",
 	"restart.initial_delay":   "test:TestBackoffSchedule,TestBackoffWithFakeClock",
