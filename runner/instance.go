@@ -526,16 +526,17 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 				err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
 				return err != nil || info.Signo != 0
 			})
-			_ = unix.Kill(-p.pid, syscall.SIGKILL)
 		}
 		pidfd.Close()
 	}
-	// Then what left the group (setsid, double forks): nothing of an
-	// instance outlives its main process, whether it crashed or was stopped.
-	// The leader is a zombie: its children are the supervisor's now, so the
-	// target has no leader, and what the group kill above hit is waited for
-	// as well.
+	// Nothing of an instance outlives its main process, whether it crashed
+	// or was stopped. The leader is a zombie: its children are the
+	// supervisor's now, so the target has no leader, and the group's
+	// members that carry PLUGS_CONFIG are killed and waited for with what
+	// left the group (setsid, double forks) while their environment is
+	// still readable; then the group kill gets the rest.
 	killAll(in.r.tracker, in.target(0))
+	_ = unix.Kill(-p.pid, syscall.SIGKILL)
 	p.mu.Lock()
 	p.reaped = true
 	p.mu.Unlock()

@@ -341,14 +341,23 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 		}
 		kill.Stop()
 	}
-	// The leader is gone (or about to be): nothing of the run outlives it.
+	// The leader is gone (or must go now): nothing of the run outlives it.
+	select {
+	case <-exited:
+	default:
+		if !interactive {
+			_ = unix.Kill(-pid, syscall.SIGKILL)
+		}
+		_ = unix.Kill(pid, syscall.SIGKILL)
+		<-exited
+	}
+	// As for instances: the leader is a zombie, its children are adopted;
+	// the group's members carrying PLUGS_RUN_ID are killed and waited for
+	// with the rest, then the group kill gets those without it.
+	killAll(tr, Target{Env: target.Env})
 	if !interactive {
 		_ = unix.Kill(-pid, syscall.SIGKILL)
 	}
-	<-exitedOrKill(exited, pid)
-	// As for instances: the leader is a zombie, its children are adopted,
-	// and the group's members are waited for too.
-	killAll(tr, Target{Env: target.Env})
 	ps, werr := proc.Wait()
 	forked.remove(pid)
 	res.Duration = time.Since(start)
@@ -370,17 +379,6 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	res.Stdout, res.StdoutTruncated = tails[0].bytes()
 	res.Stderr, res.StderrTruncated = tails[1].bytes()
 	return res, nil
-}
-
-// exitedOrKill returns exited, after SIGKILLing pid if it has not exited
-// yet (an interactive run whose leader ignored the stop signal).
-func exitedOrKill(exited chan struct{}, pid int) <-chan struct{} {
-	select {
-	case <-exited:
-	default:
-		_ = unix.Kill(pid, syscall.SIGKILL)
-	}
-	return exited
 }
 
 // awaitExit blocks until child pid has exited, without reaping it (the

@@ -62,10 +62,11 @@ type ProcTracker struct {
 	mu       sync.Mutex
 	pending  []*trackReq
 	scanning bool
-	// signalled remembers, per Target.Env, the processes sent a signal
-	// other than SIGKILL, until a SIGKILL call for that Env: one that the
-	// stop signal killed may still be exiting then, its environment
-	// already unreadable, and is waited for all the same.
+	// signalled remembers, per Target.Env, the processes found by a call
+	// with a signal other than SIGKILL (the group's members included),
+	// until a SIGKILL call for that Env: one that the stop signal or the
+	// group kill hit may still be exiting then, its environment already
+	// unreadable, and is killed and waited for all the same.
 	signalled map[string][]procRef
 }
 
@@ -112,7 +113,7 @@ func (pt *ProcTracker) serve(reqs []*trackReq) {
 	for i, r := range reqs {
 		targets[i] = r.t
 	}
-	found := targetProcesses(targets)
+	found, grouped := targetProcesses(targets)
 	pt.mu.Lock()
 	if pt.signalled == nil {
 		pt.signalled = map[string][]procRef{}
@@ -125,7 +126,9 @@ func (pt *ProcTracker) serve(reqs []*trackReq) {
 			found[i] = append(found[i], pt.signalled[r.t.Env]...)
 			delete(pt.signalled, r.t.Env)
 		} else {
-			pt.signalled[r.t.Env] = append(pt.signalled[r.t.Env], found[i]...)
+			// The group's members too: the group kill that follows a stop
+			// signal leaves them exiting, with unreadable environments.
+			pt.signalled[r.t.Env] = append(append(pt.signalled[r.t.Env], found[i]...), grouped[i]...)
 		}
 	}
 	pt.mu.Unlock()
@@ -222,8 +225,12 @@ type procRef struct {
 // this process that carry the target's Env, with theirs. Below an adopted
 // child that carries none (another program's, or one exiting, whose
 // environment reads empty) the walk goes on looking for processes that do.
-func targetProcesses(targets []Target) [][]procRef {
-	out := make([][]procRef, len(targets))
+//
+// grouped lists, per target, the processes found in its leader's group,
+// which the runner signals itself.
+func targetProcesses(targets []Target) (out, grouped [][]procRef) {
+	out = make([][]procRef, len(targets))
+	grouped = make([][]procRef, len(targets))
 	byEnv := map[string][]int{}
 	for i, t := range targets {
 		if t.Env != "" {
@@ -276,6 +283,8 @@ func targetProcesses(targets []Target) [][]procRef {
 			// The runner signals a target's group itself.
 			if l := targets[i].Leader; l <= 0 || st.PGRP != l {
 				out[i] = append(out[i], procRef{n.pid, st.StartTime})
+			} else {
+				grouped[i] = append(grouped[i], procRef{n.pid, st.StartTime})
 			}
 		}
 		for _, c := range children(n.pid) {
@@ -308,7 +317,7 @@ func targetProcesses(targets []Target) [][]procRef {
 		}
 		drain()
 	}
-	return out
+	return out, grouped
 }
 
 // envOwners returns the indexes of the targets whose Env process pid was
