@@ -119,7 +119,8 @@ func startDaemon(t *testing.T, dir string, wrapper ...string) *plugsd {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	argv := append(append([]string{}, wrapper...), plugsBin, "run", "-f", "plugs.hcl", "--state-dir", ".plugs",
-		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--log-level", "debug")
+		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--log-level", "debug",
+		"--sandbox=false") // the sandbox's plugin users could not reach the tests' 0700 folders
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -34,6 +34,9 @@ type DaemonStatus struct {
 	Run         string `json:"run,omitempty"`
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	UIAddr      string `json:"ui_addr,omitempty"` // the dashboard's; empty when it is off
+	// Sandbox says, one line per mechanism, what the sandbox enforces on
+	// this host and what it cannot.
+	Sandbox []string `json:"sandbox,omitempty"`
 }
 
 // ReconcileStatus is the outcome of the last reconcile.
@@ -59,6 +62,8 @@ type InstanceStatus struct {
 	Revision  string    `json:"revision,omitempty"`
 	LastExit  *Exit     `json:"last_exit,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// Sandbox is what the instance's process may do, in one line.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // Exit is how an instance's last process ended.
@@ -66,6 +71,8 @@ type Exit struct {
 	Code   int       `json:"code"`
 	Signal string    `json:"signal,omitempty"`
 	At     time.Time `json:"at"`
+	// OOMKilled: killed at its cgroup memory limit ("oom-killed").
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // Plan actions as shown by the API.

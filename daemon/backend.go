@@ -28,6 +28,7 @@ func (d *daemon) status() Status {
 		BrokerURL:      redactURL(d.broker.info.URL),
 		MetricsAddr:    d.metricsAddr,
 		UIAddr:         d.uiAddr,
+		Sandbox:        d.sandboxLines,
 	}
 	if d.last != nil {
 		l := *d.last
@@ -39,7 +40,11 @@ func (d *daemon) status() Status {
 	if msg, _ := d.broker.pub.LastError(); msg != "" && !ds.BrokerConnected {
 		ds.BrokerError = d.redact(msg)
 	}
-	return Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
+	st := Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
+	for i := range st.Instances {
+		st.Instances[i].Sandbox = d.runner.SandboxSummary(instance.ID{Plug: st.Instances[i].Plug, Instance: st.Instances[i].Instance})
+	}
+	return st
 }
 
 func instanceStatuses(obs []instance.Status) []InstanceStatus {
@@ -51,7 +56,7 @@ func instanceStatuses(obs []instance.Status) []InstanceStatus {
 			Revision: o.Spec.Revision, Reason: o.Reason,
 		}
 		if o.LastExit != nil {
-			s.LastExit = &Exit{Code: o.LastExit.Code, Signal: o.LastExit.Signal, At: o.LastExit.At}
+			s.LastExit = &Exit{Code: o.LastExit.Code, Signal: o.LastExit.Signal, At: o.LastExit.At, OOMKilled: o.LastExit.OOMKilled}
 		}
 		out = append(out, s)
 	}

@@ -100,6 +100,11 @@ type Options struct {
 	Logger   *slog.Logger
 	Progress io.Writer // fetch progress; nil: none
 
+	// Sandbox confines every instance (package sandbox): Landlock,
+	// cgroups, an unprivileged user under a root daemon. plugs run turns
+	// it on unless --sandbox=false.
+	Sandbox bool
+
 	// Ready, when set, is called once the first converge is done.
 	Ready func()
 }
@@ -119,7 +124,8 @@ type daemon struct {
 	repo    *configRepo
 	broker  *brokerConn
 
-	metricsAddr string
+	metricsAddr  string
+	sandboxLines []string // what the sandbox enforces on this host (sandbox.go)
 
 	// The dashboard (ui.go) and the instances stopped by hand (control.go).
 	uiAddr    string
@@ -195,7 +201,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	defer d.closeBroker()
 
-	d.runner, err = runner.New(runner.Options{StateDir: opts.StateDir, Logger: d.log, Observer: d.observe})
+	sb, closeSandbox, err := d.openSandbox() // sandbox.go
+	if err != nil {
+		return err
+	}
+	defer closeSandbox()
+	d.runner, err = runner.New(runner.Options{StateDir: opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb})
 	if err != nil {
 		return err
 	}
@@ -461,6 +472,7 @@ func (d *daemon) observe(st instance.Status) {
 		Revision: st.Spec.Revision,
 		Restarts: st.Restarts,
 		Since:    st.Since,
+		LastExit: lastExitWord(st.LastExit), // sandbox.go
 	})
 	d.notifyUI()
 }

@@ -168,8 +168,11 @@ func startDaemon(t *testing.T, dir, file string, env []string) *plugsDaemon {
 		dir: dir, file: file, stateDir: filepath.Join(dir, ".plugs"), env: env,
 		log: &syncbuf.Buffer{}, exited: make(chan struct{}),
 	}
+	// The sandbox (its own e2e test: sandbox_test.go) would run these
+	// plugins as users plugs creates, who cannot reach a test's 0700 folders.
 	d.cmd = exec.Command(plugsBin, "run", "-f", file, "--state-dir", d.stateDir,
-		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--log-level", "debug")
+		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--log-level", "debug",
+		"--sandbox="+strconv.FormatBool(sandboxOn(env)))
 	d.cmd.Dir = dir
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

@@ -17,6 +17,7 @@ type collector struct {
 	brokerState
 
 	up, state, restarts, startTime, cpu, rss, info, connectedDesc, droppedDesc *prometheus.Desc
+	oomKilled                                                                  *prometheus.Desc // cgroup.go
 }
 
 func newCollector(src Source, procRoot string) *collector {
@@ -44,13 +45,14 @@ func newCollector(src Source, procRoot string) *collector {
 			"Whether the MQTT broker connection is up (1) or not (0).", nil, nil),
 		droppedDesc: prometheus.NewDesc("plugs_broker_dropped_messages_total",
 			"MQTT messages dropped because the publish queue was full.", nil, nil),
+		oomKilled: oomKilledDesc(inst),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.restarts, c.startTime, c.cpu, c.rss,
-		c.info, c.connectedDesc, c.droppedDesc} {
+		c.info, c.connectedDesc, c.droppedDesc, c.oomKilled} {
 		ch <- d
 	}
 }
@@ -102,7 +104,11 @@ func (c *collector) collectInstances(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.startTime, prometheus.GaugeValue,
 				float64(st.StartedAt.UnixNano())/1e9, plug, inst)
 		}
-		if u, ok := usage[st.PID]; ok && st.PID > 0 {
+		c.collectOOM(ch, st)
+		if u, ok := c.cgroupUsage(st); ok {
+			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, u.cpuSeconds, plug, inst)
+			ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, u.rssBytes, plug, inst)
+		} else if u, ok := usage[st.PID]; ok && st.PID > 0 {
 			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, u.cpuSeconds, plug, inst)
 			ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, u.rssBytes, plug, inst)
 		}

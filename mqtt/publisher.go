@@ -87,6 +87,9 @@ type StateMessage struct {
 	// it): a state whose run is not the one on the host's run topic, or
 	// any state while the host's status is offline, is stale.
 	Run string
+	// LastExit is "oom-killed" when the last process was killed at its
+	// cgroup memory limit, else "" (and left out of the payload).
+	LastExit string
 }
 
 // MarshalJSON encodes m with lower-case keys and Since in RFC 3339, UTC, to
@@ -104,7 +107,8 @@ func (m StateMessage) MarshalJSON() ([]byte, error) {
 		Restarts int    `json:"restarts"`
 		Since    string `json:"since"`
 		Run      string `json:"run"`
-	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since, m.Run})
+		LastExit string `json:"last_exit,omitempty"`
+	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since, m.Run, m.LastExit})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
@@ -117,11 +121,12 @@ func (m *StateMessage) UnmarshalJSON(b []byte) error {
 		Restarts int    `json:"restarts"`
 		Since    string `json:"since"`
 		Run      string `json:"run"`
+		LastExit string `json:"last_exit"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts, Run: v.Run}
+	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts, Run: v.Run, LastExit: v.LastExit}
 	if v.Since != "" {
 		t, err := time.Parse(time.RFC3339, v.Since)
 		if err != nil {

@@ -109,3 +109,14 @@ func (r *Runner) Usage(id instance.ID) (cpu time.Duration, memory uint64, ok boo
 	}
 	return st.Usage()
 }
+
+// SandboxSummary is the one line of what an instance's current process may
+// do ("" without a sandbox).
+func (r *Runner) SandboxSummary(id instance.ID) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in := r.insts[id]; in != nil && in.box != nil {
+		return in.box.Summary
+	}
+	return ""
+}

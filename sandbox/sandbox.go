@@ -128,62 +128,19 @@ func New(opts Options) (*Sandbox, error) {
 
 // Status says, one line per mechanism, what this host enforces and what it
 // cannot.
-func (s *Sandbox) Status() []string {
-	var out []string
-	switch {
-	case s.abi == 0:
-		out = append(out, "landlock: not available on this kernel: filesystem and network permissions are NOT enforced")
-	case s.abi < 4:
-		out = append(out, fmt.Sprintf("landlock ABI %d: filesystem enforced; network NOT enforced (needs ABI 4, Linux 6.7)", s.abi))
-	default:
-		out = append(out, fmt.Sprintf("landlock ABI %d: filesystem and TCP connect/bind enforced (UDP is not restricted)", s.abi))
-	}
-	if s.cg == nil {
-		out = append(out, "cgroups: none ("+s.cgErr+"): memory, cpu and pids limits are NOT enforced, stop kills the process group only")
-	} else {
-		line := fmt.Sprintf("cgroups %s at %s: %s enforced", s.cg.Mode(), s.cg.Dir(), orNone(strings.Join(s.cg.Controllers(), ", ")))
-		if n := s.cg.Note(); n != "" {
-			line += "; " + n
-		}
-		out = append(out, line)
-	}
-	if s.root {
-		out = append(out, "users: plugs without user run as "+s.users.prefix()+"<plug> (created on first start), never as root unless user = \"root\"")
-	} else {
-		out = append(out, "users: plugs is not root: every plug runs as uid "+strconv.Itoa(os.Geteuid()))
-	}
-	return out
-}
+func (s *Sandbox) Status() []string { return s.host().Lines() }
 
-func orNone(s string) string {
-	if s == "" {
-		return "no limit"
+// host is what the sandbox enforces, as a Host.
+func (s *Sandbox) host() Host {
+	h := Host{ABI: s.abi, Root: s.root, CgroupErr: s.cgErr, UserPrefix: s.users.prefix()}
+	if s.cg != nil {
+		h.Cgroup, h.Controllers, h.CgroupDir, h.CgroupNote = s.cg.Mode(), s.cg.Controllers(), s.cg.Dir(), s.cg.Note()
 	}
-	return s
+	return h
 }
 
 // Unenforced lists what of the limits and grants this host cannot enforce.
-func (s *Sandbox) Unenforced(l Limits, g perms.Grants) []string {
-	var out []string
-	if s.abi == 0 {
-		out = append(out, "filesystem", "network")
-	} else if s.abi < 4 && !g.AnyNetwork {
-		out = append(out, "network")
-	}
-	var cs []string
-	if s.cg != nil {
-		cs = s.cg.Controllers()
-	}
-	for _, c := range []struct {
-		name string
-		set  bool
-	}{{"memory", l.Memory > 0}, {"cpu", l.CPU > 0}, {"pids", l.PIDs > 0}} {
-		if c.set && !slices.Contains(cs, c.name) {
-			out = append(out, c.name+" limit")
-		}
-	}
-	return out
-}
+func (s *Sandbox) Unenforced(l Limits, g perms.Grants) []string { return s.host().Unenforced(l, g) }
 
 // systemRO are the paths a program needs to run, read-only; the ones that
 // may be missing are skipped.
@@ -402,7 +359,7 @@ func (s *Sandbox) summary(p Policy, g perms.Grants, c Credential, switched bool,
 		parts[0] += " (+" + strings.Join(req.Groups, ",") + ")"
 	}
 	parts = append(parts, Describe(req.NoLandlock, g, req.Limits)...)
-	if u := s.Unenforced(req.Limits, g); len(u) > 0 && !req.NoLandlock {
+	if u := s.Unenforced(req.Limits, g); len(u) > 0 {
 		parts = append(parts, "NOT enforced here: "+strings.Join(u, ", "))
 	}
 	return strings.Join(parts, "; ")
@@ -421,6 +378,9 @@ func Describe(noLandlock bool, g perms.Grants, l Limits) []string {
 		}
 		if len(g.Write) > 0 {
 			fsPart += ", write " + strings.Join(g.Write, " ")
+		}
+		if len(g.Devices) > 0 {
+			fsPart += ", devices " + strings.Join(g.Devices, " ")
 		}
 		parts = append(parts, fsPart)
 		switch {

@@ -56,6 +56,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 				UIAddr:        v.GetString("ui-addr"),
 				BrokerAddr:    v.GetString("broker-addr"),
 				NoWatch:       !v.GetBool("watch"),
+				Sandbox:       v.GetBool("sandbox"),
 				Logger:        newLogger(g.stderr, v.GetString("log-level")),
 				Progress:      progress,
 			})
@@ -73,6 +74,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f.String("ui-addr", "127.0.0.1:9470", "dashboard listen address (port 0: any free port; empty: none); not loopback-only needs basic auth or client certificates in --web-config-file")
 	f.String("broker-addr", "127.0.0.1:1883", "listen address of the embedded MQTT broker, used when plugs.hcl has no broker block")
 	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
+	f.Bool("sandbox", true, "confine every plugin: Landlock from its permissions, a cgroup with its limits, an unprivileged user when plugs is root")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

@@ -8,10 +8,13 @@ import (
 
 func newStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "status",
+		Use:   "status [PLUG]",
 		Short: "Show the daemon and one row per instance: state, pid, uptime, restarts, version, revision",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Long: `Show the daemon and one row per instance: state, pid, uptime, restarts,
+version, revision and last exit. With PLUG, only that plug's instances, each
+followed by what its sandbox lets it do.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := outputJSON(g)
 			if err != nil {
 				return err
@@ -25,10 +28,18 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return daemonError(g, err)
 			}
+			if len(args) == 1 {
+				if err := onlyPlug(st, args[0]); err != nil {
+					return inputError(err)
+				}
+			}
 			if asJSON {
 				return writeJSONOut(g.stdout, st)
 			}
 			writeStatusText(g.stdout, st, time.Now())
+			if len(args) == 1 {
+				writeSandboxLines(g.stdout, st)
+			}
 			return nil
 		},
 	}

@@ -53,6 +53,9 @@ valid, 1 with diagnostics when not, 2 when a file could not be read.`,
 				default:
 					fmt.Fprintln(g.stdout, "Success! The configuration is valid.")
 				}
+				if !diags.HasErrors() {
+					writeValidateSandbox(g.stdout, w.Deployment, w.Manifests) // view_sandbox.go
+				}
 			}
 			if diags.HasErrors() {
 				return silent(exitInput)

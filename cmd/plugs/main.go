@@ -4,8 +4,11 @@ package main
 
 import (
 	"os"
+
+	"github.com/plugs-dev/plugs/sandbox"
 )
 
 func main() {
+	sandbox.MaybeExec() // as the sandbox shim, this execs the plugin and never returns
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

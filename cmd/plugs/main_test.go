@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/plugs-dev/plugs/sandbox"
 	"os"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeExec()
 	testscript.Main(m, map[string]func(){
 		"plugs": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

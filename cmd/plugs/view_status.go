@@ -48,6 +48,9 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 	if d.UIAddr != "" {
 		fmt.Fprintf(w, "Dashboard:       http://%s/\n", d.UIAddr)
 	}
+	for i, l := range d.Sandbox {
+		fmt.Fprintf(w, "%-17s%s\n", map[bool]string{true: "Sandbox:", false: ""}[i == 0], l)
+	}
 	fmt.Fprintln(w)
 	if len(s.Instances) == 0 {
 		fmt.Fprintln(w, "No instances.")
@@ -76,6 +79,9 @@ func lastExit(e *daemon.Exit, now time.Time) string {
 	what := fmt.Sprintf("code %d", e.Code)
 	if e.Signal != "" {
 		what = e.Signal
+	}
+	if e.OOMKilled {
+		what = "oom-killed"
 	}
 	return what + ", " + since(now, e.At) + " ago"
 }

@@ -82,13 +82,26 @@ type mount struct {
 // hybrid host (v1 controllers and a v2 mount without them) it uses the v1
 // controllers; with no limit controller it still uses v2 to kill.
 func Open(name string) (*Root, error) {
-	mounts, err := readMounts("/proc/self/mountinfo")
+	v2dir, v1dirs, err := locate()
 	if err != nil {
 		return nil, err
 	}
+	if v2dir != "" {
+		return OpenV2(v2dir, name)
+	}
+	return OpenV1(v1dirs, name)
+}
+
+// locate finds the daemon's own cgroup: its v2 directory when the host is
+// pure v2 (or has no v1 controller), else its directory per v1 controller.
+func locate() (v2dir string, v1dirs map[string]string, err error) {
+	mounts, err := readMounts("/proc/self/mountinfo")
+	if err != nil {
+		return "", nil, err
+	}
 	own, err := readOwn("/proc/self/cgroup")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	var v2 *mount
 	v1 := map[string]*mount{}
@@ -107,16 +120,42 @@ func Open(name string) (*Root, error) {
 		}
 	}
 	if v2 != nil && (len(v1) == 0 || v2.dir == "/sys/fs/cgroup") {
-		return OpenV2(filepath.Join(v2.dir, strings.TrimPrefix(own[""], v2.root)), name)
+		return filepath.Join(v2.dir, strings.TrimPrefix(own[""], v2.root)), nil, nil
 	}
 	if len(v1) == 0 {
-		return nil, errors.New("no cgroup hierarchy is mounted")
+		return "", nil, errors.New("no cgroup hierarchy is mounted")
 	}
-	dirs := map[string]string{}
+	v1dirs = map[string]string{}
 	for c, m := range v1 {
-		dirs[c] = filepath.Join(m.dir, strings.TrimPrefix(own[c], m.root))
+		v1dirs[c] = filepath.Join(m.dir, strings.TrimPrefix(own[c], m.root))
 	}
-	return OpenV1(dirs, name)
+	return "", v1dirs, nil
+}
+
+// Probe says, without changing anything, which cgroup version Open would
+// use and which limit controllers it would find (v2: offered to the
+// daemon's cgroup; delegation may still fail, see OpenV2).
+func Probe() (Mode, []string, error) {
+	v2dir, v1dirs, err := locate()
+	if err != nil {
+		return "", nil, err
+	}
+	var cs []string
+	if v2dir != "" {
+		avail := readWords(filepath.Join(v2dir, "cgroup.controllers"))
+		for _, c := range wanted {
+			if slices.Contains(avail, c) {
+				cs = append(cs, c)
+			}
+		}
+		return V2, cs, nil
+	}
+	for _, c := range wanted {
+		if _, ok := v1dirs[c]; ok {
+			cs = append(cs, c)
+		}
+	}
+	return V1, cs, nil
 }
 
 // OpenV1 makes the subtree name below the given cgroup of each v1
