@@ -44,6 +44,7 @@ func (d *daemon) status() Status {
 	for i := range st.Instances {
 		st.Instances[i].Sandbox = d.runner.SandboxSummary(instance.ID{Plug: st.Instances[i].Plug, Instance: st.Instances[i].Instance})
 	}
+	st.Instances = append(st.Instances, d.tasks.statuses()...) // daemon/tasks.go
 	return st
 }
 
@@ -94,7 +95,8 @@ func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error)
 	if err != nil {
 		return nil, err
 	}
-	p := planReport(reconcile.NewPlan(ld.desired, d.runner.Observe()))
+	services, _ := splitTasks(ld.desired) // tasks are not planned: they run when called
+	p := planReport(reconcile.NewPlan(services, d.runner.Observe()))
 	p.Revision = ld.contentHash
 	return p, nil
 }

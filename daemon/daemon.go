@@ -84,6 +84,12 @@ type Options struct {
 	// WebConfigFile, and a non-loopback address needs authentication.
 	UIAddr string
 
+	// APIAddr is the remote task API's listen address (package task; ""
+	// disables it); APITokenFile a file of bearer tokens it accepts. It
+	// takes TLS and basic auth from WebConfigFile, and a non-loopback
+	// address needs a token file or basic auth (daemon/tasks.go).
+	APIAddr, APITokenFile string
+
 	// BrokerAddr is where the embedded MQTT broker listens when plugs.hcl has
 	// no broker block (default mqtt.DefaultEmbeddedAddr; port 0 allowed).
 	BrokerAddr string
@@ -123,6 +129,7 @@ type daemon struct {
 	metrics *metrics.Metrics
 	repo    *configRepo
 	broker  *brokerConn
+	tasks   *tasks // task instances (daemon/tasks.go)
 
 	metricsAddr  string
 	sandboxLines []string // what the sandbox enforces on this host (sandbox.go)
@@ -219,6 +226,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 		d.log.Info("stopped")
 	}()
+
+	if d.tasks, err = d.startTasks(ctx, reg); err != nil {
+		return err
+	}
+	defer d.tasks.close() // before the runner's Close: scheduled runs end first
 
 	d.metrics.WatchBroker(d.broker.pub)
 	metricsDone, err := d.serveMetrics(ctx, reg)
@@ -540,12 +552,14 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (*App
 			d.log.Warn("write lock", "err", err)
 		}
 	}
-	d.metrics.SetDesired(len(ld.desired))
+	services, taskSpecs := splitTasks(ld.desired)
+	d.metrics.SetDesired(len(services))
 
-	plan := reconcile.NewPlan(ld.desired, d.runner.Observe())
+	plan := reconcile.NewPlan(services, d.runner.Observe())
 	planned := time.Now()
 	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})
 	report := applyReport(plan, res)
+	d.tasks.update(taskSpecs)
 	d.endOverrides()
 	for _, c := range plan.Changes {
 		if c.Action == reconcile.Delete {

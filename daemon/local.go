@@ -53,7 +53,8 @@ func PlanLocal(ctx context.Context, o LocalOptions) (*PlanReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := planReport(reconcile.NewPlan(ld.desired, nil))
+	services, _ := splitTasks(ld.desired)
+	p := planReport(reconcile.NewPlan(services, nil))
 	p.Revision = ld.contentHash
 	return p, nil
 }

@@ -80,6 +80,10 @@ func (s *apiServer) shutdown(ctx context.Context) {
 
 func apiHandler(b backend, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	if t, ok := b.(interface{ tasksHandler() http.Handler }); ok { // daemon/tasks.go
+		mux.Handle("/v1/tasks", t.tasksHandler())
+		mux.Handle("/v1/tasks/", t.tasksHandler())
+	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.status())
 	})

@@ -62,7 +62,11 @@ type ExecConfig struct {
 	TLSConfig   *tls.Config
 	Handler     ExecHandler
 	MaxInFlight int // default DefaultExecInFlight
-	Logger      *slog.Logger
+	// QoS of the subscription and the answers (default 0). The embedded
+	// broker needs 0: mochi-mqtt v2.7.9 shares packet ids between the two
+	// directions of a connection (see README, known limitations).
+	QoS    byte
+	Logger *slog.Logger
 }
 
 // ExecServer answers task calls over MQTT 5 request/response: it
@@ -127,7 +131,7 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 			go func() {
 				ctx, cancel := context.WithTimeout(connCtx, 10*time.Second)
 				defer cancel()
-				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
+				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: cfg.QoS}}}); err != nil {
 					cfg.Logger.Warn("mqtt exec: subscribe", "filter", filter, "err", err)
 					return
 				}
@@ -187,6 +191,7 @@ func (s *ExecServer) Close(ctx context.Context) error {
 // received handles one PUBLISH on an exec topic; it must not block paho's
 // reader, so the call runs in its own goroutine.
 func (s *ExecServer) received(c *paho.Client, p *paho.Publish) {
+	s.cfg.Logger.Debug("mqtt exec: call", "topic", p.Topic)
 	levels := strings.Split(p.Topic, "/")
 	if len(levels) != 5 || levels[4] != "exec" {
 		return
@@ -219,7 +224,7 @@ func (s *ExecServer) received(c *paho.Client, p *paho.Publish) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		defer cancel()
 		_, err := c.Publish(ctx, &paho.Publish{
-			QoS: 1, Topic: respTopic, Payload: payload,
+			QoS: s.cfg.QoS, Topic: respTopic, Payload: payload,
 			Properties: &paho.PublishProperties{CorrelationData: corr, ContentType: "application/json"},
 		})
 		if err != nil {

@@ -125,6 +125,16 @@ func (res Result) Err() error {
 func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
 	if o.ConfigPath == "" {
 		o.ConfigPath = filepath.Join(InstanceDir(r.opts.StateDir, o.Spec.ID), "config.json")
+		// A task's run renders config.json as a start does (a service's
+		// is already there).
+		if len(o.Spec.Config) > 0 {
+			if err := mkdirInstance(filepath.Dir(o.ConfigPath)); err != nil {
+				return Result{}, fmt.Errorf("instance directory: %w", err)
+			}
+			if err := writeConfigFile(o.ConfigPath, o.Spec.Config, 0o600); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	if o.SetupDir == "" {
 		if err := ensureSetupDir(r.opts.StateDir, o.Spec.ID.Plug); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -108,4 +109,16 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return e
 	}
 	return json.Unmarshal(b, out)
+}
+
+// UnixClient is a Client for the task API on a daemon's local socket.
+func UnixClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}
+	return &Client{HTTP: &http.Client{Transport: tr}, Base: "http://plugs"}
 }

@@ -118,8 +118,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// toAPIError maps an error of Manager to its HTTP status and body.
-func toAPIError(err error) (int, *APIError) {
+// ToAPIError maps an error of Manager to its HTTP status and the body every
+// channel (HTTP, MQTT) answers with.
+func ToAPIError(err error) (int, *APIError) {
 	var busy *BusyError
 	var in *InputError
 	switch {
@@ -136,7 +137,7 @@ func toAPIError(err error) (int, *APIError) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	code, e := toAPIError(err)
+	code, e := ToAPIError(err)
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}

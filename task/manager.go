@@ -43,6 +43,9 @@ type Options struct {
 	// OnResult, if set, is called after every run (e.g. to publish the last
 	// run on MQTT). It must not block.
 	OnResult func(Result)
+	// OnChange, if set, is called when a run of an instance starts and
+	// after it ended (Status tells the new state). It must not block.
+	OnChange func(ID)
 	Logger   *slog.Logger
 }
 
@@ -285,6 +288,9 @@ func (m *Manager) admit(ctx context.Context, ps *plugState, instance string) err
 }
 
 func (m *Manager) release(ps *plugState, instance string) {
+	if m.opts.OnChange != nil {
+		defer m.opts.OnChange(ID{Plug: ps.name, Instance: instance}) // after the unlock: Status says idle
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ps.inflight[instance]--
@@ -363,6 +369,9 @@ func (m *Manager) runOne(ctx context.Context, ps *plugState, t Target, run Run, 
 	if err == nil {
 		run.Env = map[string]string{"PLUGS_INPUT": inputPath, "PLUGS_RUN_ID": run.ID, "PLUGS_TRIGGER": string(trigger)}
 		var out Outcome
+		if m.opts.OnChange != nil {
+			m.opts.OnChange(t.Spec.ID)
+		}
 		out, err = m.opts.Runner.RunOnce(ctx, t.Spec, run)
 		if inputPath != "" {
 			os.Remove(inputPath)

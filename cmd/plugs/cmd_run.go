@@ -54,6 +54,8 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 				MetricsAddr:   v.GetString("metrics-addr"),
 				WebConfigFile: v.GetString("web-config-file"),
 				UIAddr:        v.GetString("ui-addr"),
+				APIAddr:       v.GetString("api-addr"),
+				APITokenFile:  v.GetString("api-token-file"),
 				BrokerAddr:    v.GetString("broker-addr"),
 				NoWatch:       !v.GetBool("watch"),
 				Sandbox:       v.GetBool("sandbox"),
@@ -72,6 +74,8 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f.String("metrics-addr", "127.0.0.1:9469", "Prometheus metrics listen address (port 0: any free port; off: none)")
 	f.String("web-config-file", "", "Prometheus web config file for TLS and basic auth of the metrics and the dashboard")
 	f.String("ui-addr", "127.0.0.1:9470", "dashboard listen address (port 0: any free port; empty: none); not loopback-only needs basic auth or client certificates in --web-config-file")
+	f.String("api-addr", "", "the remote task API's listen address (plugs exec over HTTP; empty: none); not loopback-only needs --api-token-file or basic auth in --web-config-file")
+	f.String("api-token-file", "", "a file of bearer tokens (one per line) the task API accepts")
 	f.String("broker-addr", "127.0.0.1:1883", "listen address of the embedded MQTT broker, used when plugs.hcl has no broker block")
 	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
 	f.Bool("sandbox", true, "confine every plugin: Landlock from its permissions, a cgroup with its limits, an unprivileged user when plugs is root")

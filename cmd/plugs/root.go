@@ -124,6 +124,7 @@ func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globals) {
 		newLogsCmd(g),
 		newRestartCmd(g),
 		newSetupCmd(g),
+		newExecCmd(g), newRunsCmd(g), // cmd_exec.go
 	)
 	return root, g
 }
