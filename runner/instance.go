@@ -49,6 +49,9 @@ type ctlMsg struct {
 	ctx     context.Context
 	restart bool
 	reply   chan error // restart: the result of the new start
+	// unhealthy, set by RestartUnhealthy (runner/health.go), stops the
+	// process as if it had crashed: the restart goes through the backoff.
+	unhealthy string
 }
 
 func newInstance(r *Runner, spec instance.Spec) *supervised {
@@ -247,7 +250,14 @@ func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) 
 			return in.wait(delay, reason)
 		case m := <-in.ctl:
 			cancelPost()
-			in.recordExit(in.stopProcess(m.ctx, p, m.restart, true))
+			exit := in.stopProcess(m.ctx, p, m.restart, true)
+			in.recordExit(exit)
+			if m.unhealthy != "" { // RestartUnhealthy (runner/health.go): a crash to the backoff
+				m.reply <- nil
+				delay, _ := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
+				log.Warn("instance unhealthy, restarting", "reason", m.unhealthy, "delay", delay)
+				return in.wait(delay, m.unhealthy)
+			}
 			return &m
 		case err := <-post:
 			post = nil
