@@ -233,6 +233,8 @@ type Publisher struct {
 	lastErr  string     // the last connect failure; "" once connected
 	lastErrT time.Time
 	logged   map[string]time.Time // connect failures by text → when last logged
+
+	watch dataWatch // datawatch.go: the data-topic subscription for health checks
 }
 
 // connectErrorLogEvery is how often the same connect failure is logged
@@ -333,7 +335,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetWriteTimeout(p.cfg.PublishTimeout).
 		SetKeepAlive(30*time.Second).
 		SetWill(StatusTopic(p.cfg.Host), StatusOffline, 1, true).
-		SetOnConnectHandler(func(paho.Client) { p.connectionChanged(true) }).
+		SetOnConnectHandler(func(c paho.Client) { p.connectionChanged(true); p.subscribeData(c) }).
 		SetConnectionLostHandler(p.connectionLost)
 	if p.cfg.TLSConfig != nil {
 		opts.SetTLSConfig(p.cfg.TLSConfig)
