@@ -64,6 +64,39 @@ type InstanceStatus struct {
 	Reason    string    `json:"reason,omitempty"`
 	// Sandbox is what the instance's process may do, in one line.
 	Sandbox string `json:"sandbox,omitempty"`
+
+	// Health (daemon/health.go); nil for an instance the daemon has no
+	// health for (not desired any more).
+	Health *InstanceHealth `json:"health,omitempty"`
+}
+
+// InstanceHealth is an instance's health, as plugs status shows it.
+type InstanceHealth struct {
+	// Status is "pending" (running, not every check passed yet),
+	// "healthy", "unhealthy", or "" (not running, or no checks).
+	Status string `json:"status,omitempty"`
+	// Ready: every check passed since the process started (at once without
+	// checks); ReadyAt, when. HealthySince: when it last became healthy.
+	Ready        bool      `json:"ready"`
+	ReadyAt      time.Time `json:"ready_at,omitzero"`
+	HealthySince time.Time `json:"healthy_since,omitzero"`
+	// LastFailure is "check: output" of the last failed check, short.
+	LastFailure  string    `json:"last_failure,omitempty"`
+	NotifyStatus string    `json:"notify_status,omitempty"`
+	LastData     time.Time `json:"last_data,omitzero"`
+	// Restarts counts the restarts check_restart made.
+	Restarts int           `json:"check_restarts,omitempty"`
+	Checks   []CheckStatus `json:"checks,omitempty"`
+}
+
+// CheckStatus is one check of an instance.
+type CheckStatus struct {
+	Name                string    `json:"name"`
+	Type                string    `json:"type"`
+	Passing             bool      `json:"passing"`
+	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
+	LastResult          time.Time `json:"last_result,omitzero"`
+	Output              string    `json:"output,omitempty"`
 }
 
 // Exit is how an instance's last process ended.

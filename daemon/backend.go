@@ -41,6 +41,7 @@ func (d *daemon) status() Status {
 		ds.BrokerError = d.redact(msg)
 	}
 	st := Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
+	d.health.decorate(st.Instances) // daemon/health.go
 	for i := range st.Instances {
 		st.Instances[i].Sandbox = d.runner.SandboxSummary(instance.ID{Plug: st.Instances[i].Plug, Instance: st.Instances[i].Instance})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/health"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/redact"
 	"github.com/plugs-dev/plugs/metrics"
@@ -140,6 +141,8 @@ type daemon struct {
 	manual    manual
 	manifests map[string]*spec.Manifest // of the deployment that runs; guarded by smu
 
+	health *daemonHealth // daemon/health.go
+
 	// mu serializes reconciles and plans (the loop, SIGHUP, the API).
 	mu sync.Mutex
 	// lastCommit is the config repo commit last attempted; guarded by mu.
@@ -213,6 +216,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	defer closeSandbox()
+	d.startHealth(reg, func(ctx context.Context, id instance.ID, reason string) error { // daemon/health.go
+		return d.runner.RestartUnhealthy(ctx, id, reason)
+	})
+	defer d.health.close()
+	d.health.watchData(d.broker.pub)
 	d.runner, err = runner.New(runner.Options{StateDir: opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb})
 	if err != nil {
 		return err
@@ -477,7 +485,13 @@ func (d *daemon) ready() error {
 
 // observe receives the runner's status changes and publishes them.
 func (d *daemon) observe(st instance.Status) {
-	d.broker.pub.PublishState(st.ID.Plug, st.ID.Instance, mqtt.StateMessage{
+	d.health.observe(st)
+	d.publishState(st)
+}
+
+// publishState publishes an instance's state message, with its health.
+func (d *daemon) publishState(st instance.Status) {
+	msg := mqtt.StateMessage{
 		State:    string(st.State),
 		PID:      st.PID,
 		Version:  st.Spec.Version,
@@ -485,7 +499,14 @@ func (d *daemon) observe(st instance.Status) {
 		Restarts: st.Restarts,
 		Since:    st.Since,
 		LastExit: lastExitWord(st.LastExit), // sandbox.go
-	})
+	}
+	if h, ok := d.health.status(st.ID); ok && st.State == instance.StateRunning {
+		msg.Health, msg.Ready = h.Health, h.Ready
+		if h.Health != health.Healthy {
+			msg.HealthOutput = h.LastFailure
+		}
+	}
+	d.broker.pub.PublishState(st.ID.Plug, st.ID.Instance, msg)
 	d.notifyUI()
 }
 
@@ -555,6 +576,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (*App
 	services, taskSpecs := splitTasks(ld.desired)
 	d.metrics.SetDesired(len(services))
 
+	d.health.configure(ld.health) // before any start: notify sockets are bound
 	plan := reconcile.NewPlan(services, d.runner.Observe())
 	planned := time.Now()
 	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})

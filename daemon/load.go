@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/health"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/metrics"
@@ -60,6 +61,8 @@ type loaded struct {
 	lockChanged bool
 	// contentHash identifies plugs.hcl and the lock's bytes.
 	contentHash string
+	// health is the health configuration of each desired instance (daemon/health.go).
+	health map[instance.ID]health.Config
 }
 
 // load reads file (and the lock beside it), brings the plugins in, and
@@ -91,7 +94,10 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 	for name, t := range trees {
 		infos = append(infos, metrics.PluginInfo{Plug: name, Version: t.Version, Revision: t.Revision, Source: t.Source})
 	}
+	broker := l.broker(dep)
+	healthCfgs := healthConfigs(l.stateDir, dep, w.Manifests, desired, broker.Password)
 	return &loaded{
+		health:      healthCfgs,
 		dep:         dep,
 		lock:        lock,
 		desired:     desired,

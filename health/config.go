@@ -47,6 +47,10 @@ type Config struct {
 	// plugin directory and the instance's environment ("K=V").
 	Dir string
 	Env []string
+
+	// Secrets are values (secret params, the broker password) that must
+	// never show: check outputs are redacted of them before being kept.
+	Secrets []string
 }
 
 // HasType says whether c has a check of type t.

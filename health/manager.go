@@ -81,11 +81,14 @@ func (m *Manager) observeDuration(t string, d time.Duration) {
 // environment: NOTIFY_SOCKET for a notify check (and WATCHDOG_USEC when it
 // has a watchdog), as systemd gives a Type=notify service. It is stable
 // for a given configuration.
-func (m *Manager) Env(id ID, cfg Config) map[string]string {
+func (m *Manager) Env(id ID, cfg Config) map[string]string { return InstanceEnv(m.stateDir, id, cfg) }
+
+// InstanceEnv is Manager.Env for a manager on stateDir.
+func InstanceEnv(stateDir string, id ID, cfg Config) map[string]string {
 	if !cfg.HasType(TypeNotify) {
 		return nil
 	}
-	env := map[string]string{"NOTIFY_SOCKET": NotifySocketPath(m.stateDir, id)}
+	env := map[string]string{"NOTIFY_SOCKET": NotifySocketPath(stateDir, id)}
 	if w := cfg.Watchdog(); w > 0 {
 		env["WATCHDOG_USEC"] = formatUsec(w)
 	}

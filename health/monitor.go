@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // FastInterval bounds the time between probes of an active check that has
@@ -300,6 +302,7 @@ func (mo *monitor) data(at time.Time) {
 
 // resultLocked records one result of cs and re-derives the instance's health.
 func (mo *monitor) resultLocked(cs *checkState, ok bool, output string, dur time.Duration, now time.Time) {
+	output = redact.Text(redact.Values(output, mo.cfg.Secrets...))
 	cs.lastResult, cs.lastDur, cs.output = now, dur, shorten(output)
 	if ok {
 		cs.passes++

@@ -350,3 +350,15 @@ type nopSocket struct{}
 func (nopSocket) close() {}
 
 func noSocket(string, func(int, map[string]string)) (socketCloser, error) { return nopSocket{}, nil }
+
+func TestOutputsAreRedacted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Secrets: []string{"hunter2"}, Checks: []Check{{Name: "api", Type: TypeHTTP, Interval: time.Second, Timeout: time.Second, Failures: 1}}})
+		h.probe.set("api", false, "HTTP 401: token hunter2 refused by https://user:pw@example.org/")
+		h.m.Observe(testID, true, 1, time.Now())
+		s := h.expect(Pending, false)
+		if strings.Contains(s.LastFailure, "hunter2") || strings.Contains(s.Checks[0].Output, "hunter2") || strings.Contains(s.LastFailure, "user:pw") {
+			t.Errorf("secret kept: %q / %q", s.LastFailure, s.Checks[0].Output)
+		}
+	})
+}

@@ -90,6 +90,13 @@ type StateMessage struct {
 	// LastExit is "oom-killed" when the last process was killed at its
 	// cgroup memory limit, else "" (and left out of the payload).
 	LastExit string
+
+	// Health of a running instance with checks: "pending", "healthy" or
+	// "unhealthy" ("" otherwise); Ready, whether it has been ready since
+	// its start; HealthOutput, the last failing check's output.
+	Health       string
+	Ready        bool
+	HealthOutput string
 }
 
 // MarshalJSON encodes m with lower-case keys and Since in RFC 3339, UTC, to
@@ -108,7 +115,10 @@ func (m StateMessage) MarshalJSON() ([]byte, error) {
 		Since    string `json:"since"`
 		Run      string `json:"run"`
 		LastExit string `json:"last_exit,omitempty"`
-	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since, m.Run, m.LastExit})
+		Health   string `json:"health,omitempty"`
+		Ready    bool   `json:"ready,omitempty"`
+		Output   string `json:"health_output,omitempty"`
+	}{m.State, m.PID, m.Version, m.Revision, m.Restarts, since, m.Run, m.LastExit, m.Health, m.Ready, m.HealthOutput})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
@@ -122,11 +132,15 @@ func (m *StateMessage) UnmarshalJSON(b []byte) error {
 		Since    string `json:"since"`
 		Run      string `json:"run"`
 		LastExit string `json:"last_exit"`
+		Health   string `json:"health"`
+		Ready    bool   `json:"ready"`
+		Output   string `json:"health_output"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts, Run: v.Run, LastExit: v.LastExit}
+	*m = StateMessage{State: v.State, PID: v.PID, Version: v.Version, Revision: v.Revision, Restarts: v.Restarts, Run: v.Run, LastExit: v.LastExit,
+		Health: v.Health, Ready: v.Ready, HealthOutput: v.Output}
 	if v.Since != "" {
 		t, err := time.Parse(time.RFC3339, v.Since)
 		if err != nil {

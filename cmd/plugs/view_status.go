@@ -57,7 +57,7 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLUG\tINSTANCE\tSTATE\tPID\tUPTIME\tRESTARTS\tVERSION\tREVISION\tLAST EXIT")
+	fmt.Fprintln(tw, "PLUG\tINSTANCE\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tVERSION\tREVISION\tLAST EXIT")
 	for _, i := range s.Instances {
 		pid, uptime := "-", "-"
 		if i.PID > 0 {
@@ -66,10 +66,44 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 		if !i.StartedAt.IsZero() {
 			uptime = since(now, i.StartedAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.Plug, i.Instance, i.State, pid, uptime,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.Plug, i.Instance, i.State, healthCell(i.Health), pid, uptime,
 			i.Restarts, orDash(i.Version), orDash(shortRev(i.Revision)), lastExit(i.LastExit, now))
 	}
 	tw.Flush()
+	writeHealthNotes(w, s.Instances)
+}
+
+// healthCell is the HEALTH column: pending, healthy, unhealthy, or "-"
+// for an instance that does not run or declares no checks.
+func healthCell(h *daemon.InstanceHealth) string {
+	if h == nil {
+		return "-"
+	}
+	return orDash(h.Status)
+}
+
+// writeHealthNotes prints, under the table, why each instance that is not
+// healthy is not: its last failing check's output, or what it told us.
+func writeHealthNotes(w io.Writer, insts []daemon.InstanceStatus) {
+	first := true
+	for _, i := range insts {
+		h := i.Health
+		if h == nil || h.Status == "" || h.Status == "healthy" {
+			continue
+		}
+		note := h.LastFailure
+		if note == "" {
+			note = "waiting for its first check results"
+		}
+		if h.NotifyStatus != "" {
+			note += " (STATUS=" + h.NotifyStatus + ")"
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		fmt.Fprintf(w, "%s/%s is %s: %s\n", i.Plug, i.Instance, h.Status, note)
+	}
 }
 
 func lastExit(e *daemon.Exit, now time.Time) string {

@@ -1,0 +1,255 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plugs-dev/plugs/health"
+	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/metrics"
+	"github.com/plugs-dev/plugs/mqtt"
+	"github.com/plugs-dev/plugs/render"
+	"github.com/plugs-dev/plugs/runner"
+	"github.com/plugs-dev/plugs/spec"
+)
+
+// The daemon's health side: the checks of every instance (package health),
+// fed by the runner's status changes and the broker's data topics, and
+// shown in status, MQTT state messages and metrics.
+
+var _ metrics.HealthSource = (*daemonHealth)(nil)
+
+// daemonHealth joins the health manager to the daemon.
+type daemonHealth struct {
+	mgr     *health.Manager
+	metrics *metrics.Health
+	// publish re-sends an instance's MQTT state with its new health.
+	publish func(instance.Status)
+
+	mu   sync.Mutex
+	last map[instance.ID]instance.Status // the latest status the runner reported
+	cfgs map[instance.ID]health.Config   // the configuration of every desired instance
+}
+
+// startHealth makes the health manager. restart is check_restart's effect
+// (the runner's RestartUnhealthy, set once the runner exists).
+func (d *daemon) startHealth(reg prometheus.Registerer, restart func(context.Context, instance.ID, string) error) {
+	h := &daemonHealth{last: map[instance.ID]instance.Status{}, cfgs: map[instance.ID]health.Config{}}
+	h.metrics = metrics.NewHealth(reg, h)
+	h.publish = d.publishState
+	h.mgr = health.New(health.Options{
+		StateDir: d.opts.StateDir,
+		Logger:   d.log,
+		Restart: func(id instance.ID, reason string) {
+			d.log.Warn("instance unhealthy, restarting", "plug", id.Plug, "instance", id.Instance, "reason", reason)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := restart(ctx, id, reason); err != nil {
+				d.log.Warn("restart unhealthy instance", "plug", id.Plug, "instance", id.Instance, "err", err)
+			}
+		},
+		OnChange: h.changed,
+		OnProbe:  h.metrics.ProbeDone,
+	})
+	d.health = h
+}
+
+// watchData feeds data messages to the checks and the data age.
+func (h *daemonHealth) watchData(pub *mqtt.Publisher) {
+	pub.WatchData(func(plug, inst string, at time.Time) {
+		h.mgr.Data(instance.ID{Plug: plug, Instance: inst}, at)
+	})
+}
+
+// observe takes a runner status change.
+func (h *daemonHealth) observe(st instance.Status) {
+	h.mu.Lock()
+	h.last[st.ID] = st
+	h.mu.Unlock()
+	h.mgr.Observe(st.ID, st.State == instance.StateRunning, st.PID, st.StartedAt)
+}
+
+// changed republishes the state of an instance whose health changed.
+func (h *daemonHealth) changed(id instance.ID) {
+	h.mu.Lock()
+	st, ok := h.last[id]
+	h.mu.Unlock()
+	if ok {
+		h.publish(st)
+	}
+}
+
+// configure sets the checks of the desired instances before they start, and
+// forgets instances no longer desired.
+func (h *daemonHealth) configure(cfgs map[instance.ID]health.Config) {
+	h.mu.Lock()
+	old := h.cfgs
+	h.cfgs = cfgs
+	h.mu.Unlock()
+	for id, cfg := range cfgs {
+		if err := h.mgr.Configure(id, cfg); err != nil {
+			// The instance runs anyway; its notify check will fail, and say so.
+			h.mgr.Notify(id, 0, map[string]string{"STATUS": "plugs: " + err.Error()})
+		}
+	}
+	for id := range old {
+		if _, ok := cfgs[id]; !ok {
+			h.mgr.Remove(id)
+			h.mu.Lock()
+			delete(h.last, id)
+			h.mu.Unlock()
+		}
+	}
+}
+
+// status is the health of id, and whether it is known.
+func (h *daemonHealth) status(id instance.ID) (health.Status, bool) { return h.mgr.Status(id) }
+
+// InstanceHealth makes the daemon's health the metrics' HealthSource.
+func (h *daemonHealth) InstanceHealth() []metrics.InstanceHealth {
+	sts := h.mgr.Statuses()
+	data := h.mgr.LastDataAll()
+	h.mu.Lock()
+	ids := slices.Collect(maps.Keys(h.last))
+	running := make(map[instance.ID]bool, len(h.last))
+	for id, st := range h.last {
+		running[id] = st.State == instance.StateRunning
+	}
+	h.mu.Unlock()
+	out := make([]metrics.InstanceHealth, 0, len(ids))
+	for _, id := range ids {
+		ih := metrics.InstanceHealth{ID: id, LastData: data[id], Healthy: running[id]}
+		if s, ok := sts[id]; ok {
+			ih.Healthy = s.Passing()
+			for _, c := range s.Checks {
+				ih.Checks = append(ih.Checks, metrics.CheckHealth{Name: c.Name, Type: c.Type, Passing: c.Passing, Passes: c.Passes, Fails: c.Fails})
+			}
+		}
+		out = append(out, ih)
+	}
+	return out
+}
+
+func (h *daemonHealth) close() { h.mgr.Close() }
+
+// decorate adds their health to instance rows.
+func (h *daemonHealth) decorate(rows []InstanceStatus) {
+	for i := range rows {
+		id := instance.ID{Plug: rows[i].Plug, Instance: rows[i].Instance}
+		s, ok := h.mgr.Status(id)
+		if !ok {
+			continue
+		}
+		ih := &InstanceHealth{
+			Status: s.Health, Ready: s.Ready, ReadyAt: s.ReadyAt, HealthySince: s.HealthySince,
+			LastFailure: s.LastFailure, NotifyStatus: s.NotifyStatus, LastData: h.mgr.LastData(id), Restarts: s.Restarts,
+		}
+		for _, c := range s.Checks {
+			ih.Checks = append(ih.Checks, CheckStatus{Name: c.Name, Type: c.Type, Passing: c.Passing,
+				ConsecutiveFailures: c.ConsecutiveFailures, LastResult: c.LastResult, Output: c.Output})
+		}
+		rows[i].Health = ih
+	}
+}
+
+// healthConfigs gives every desired instance its health configuration
+// (the manifest's checks, overridden or added to by the plug's) and, for a
+// notify check, its NOTIFY_SOCKET (and WATCHDOG_USEC) in its environment:
+// both are stable, so they change no plan.
+func healthConfigs(stateDir string, dep *spec.Deployment, manifests map[string]*spec.Manifest, desired []instance.Spec, brokerPassword string) map[instance.ID]health.Config {
+	out := make(map[instance.ID]health.Config, len(desired))
+	base := os.Environ()
+	for i := range desired {
+		s := &desired[i]
+		plug := dep.Plug(s.ID.Plug)
+		if plug == nil {
+			continue
+		}
+		m := manifests[plug.Name]
+		if m == nil {
+			m = plug.Plugin
+		}
+		cfg := healthConfig(spec.EffectiveHealth(m, plug))
+		for k, v := range health.InstanceEnv(stateDir, s.ID, cfg) {
+			if s.Env == nil {
+				s.Env = map[string]string{}
+			}
+			s.Env[k] = v
+		}
+		cfg.Dir = s.Dir
+		cfg.Env = checkEnv(base, stateDir, *s)
+		cfg.Secrets = append(secretValues(*s), brokerPassword)
+		out[s.ID] = cfg
+	}
+	return out
+}
+
+// healthConfig converts a plug's effective health.
+func healthConfig(h spec.Health) health.Config {
+	var c health.Config
+	for _, sc := range h.Checks {
+		c.Checks = append(c.Checks, health.Check{
+			Name: sc.Name, Type: sc.Type, Interval: sc.Interval, Timeout: sc.Timeout, Failures: max(sc.Failures, 1),
+			Command: sc.Command, URL: sc.URL, ExpectBody: sc.ExpectBody, Address: sc.Address,
+			Within: sc.Within, Watchdog: sc.Watchdog,
+		})
+	}
+	if h.CheckRestart != nil {
+		c.RestartLimit, c.RestartGrace = h.CheckRestart.Limit, h.CheckRestart.Grace
+	}
+	return c
+}
+
+// checkEnv is the environment exec checks run with: the instance's own, as
+// the runner composes it.
+func checkEnv(base []string, stateDir string, s instance.Spec) []string {
+	env := map[string]string{}
+	for _, kv := range base {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, s.Env)
+	env["PLUGS_CONFIG"] = filepath.Join(runner.InstanceDir(stateDir, s.ID), "config.json")
+	env["PLUGS_PLUG"] = s.ID.Plug
+	env["PLUGS_INSTANCE"] = s.ID.Instance
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// secretValues are the values of an instance's secret params: those its
+// redacted config shows as (sensitive).
+func secretValues(s instance.Spec) []string {
+	var full, red struct {
+		Params map[string]json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(s.Config, &full) != nil || json.Unmarshal(s.Redacted, &red) != nil {
+		return nil
+	}
+	var out []string
+	for name, v := range red.Params {
+		var str string
+		if json.Unmarshal(v, &str) != nil || str != render.Sensitive {
+			continue
+		}
+		raw := full.Params[name]
+		if json.Unmarshal(raw, &str) == nil {
+			out = append(out, str)
+		} else if len(raw) > 0 {
+			out = append(out, string(raw))
+		}
+	}
+	return out
+}
