@@ -61,6 +61,9 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	m.FetchDone("bridge", time.Second)
 	m.SetDesired(3)
 	m.SetBrokerConnected(true)
+	h := NewHealth(reg, fakeHealth{{ID: instance.ID{Plug: "heart-rate", Instance: "patient-17"}, Healthy: true, LastData: time.Now(),
+		Checks: []CheckHealth{{Name: "fresh", Type: "data", Passing: true, Passes: 3}}}})
+	h.RolloutDone(RolloutSuccess)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
