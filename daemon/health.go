@@ -3,11 +3,9 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +24,10 @@ import (
 // fed by the runner's status changes and the broker's data topics, and
 // shown in status, MQTT state messages and metrics.
 
-var _ metrics.HealthSource = (*daemonHealth)(nil)
+var (
+	_ metrics.HealthSource = (*daemonHealth)(nil)
+	_ health.CommandRunner = (*daemonHealth)(nil)
+)
 
 // daemonHealth joins the health manager to the daemon.
 type daemonHealth struct {
@@ -34,6 +35,9 @@ type daemonHealth struct {
 	metrics *metrics.Health
 	// publish re-sends an instance's MQTT state with its new health.
 	publish func(instance.Status)
+
+	// runOnce runs exec checks (the runner's RunOnce).
+	runOnce func(context.Context, runner.Once) (runner.Result, error)
 
 	mu   sync.Mutex
 	last map[instance.ID]instance.Status // the latest status the runner reported
@@ -44,6 +48,7 @@ type daemonHealth struct {
 // (the runner's RestartUnhealthy, set once the runner exists).
 func (d *daemon) startHealth(reg prometheus.Registerer, restart func(context.Context, instance.ID, string) error) {
 	h := &daemonHealth{last: map[instance.ID]instance.Status{}, cfgs: map[instance.ID]health.Config{}}
+	h.runOnce = func(ctx context.Context, o runner.Once) (runner.Result, error) { return d.runner.RunOnce(ctx, o) }
 	h.metrics = metrics.NewHealth(reg, h)
 	h.publish = d.publishState
 	h.mgr = health.New(health.Options{
@@ -57,6 +62,7 @@ func (d *daemon) startHealth(reg prometheus.Registerer, restart func(context.Con
 				d.log.Warn("restart unhealthy instance", "plug", id.Plug, "instance", id.Instance, "err", err)
 			}
 		},
+		Prober:   &health.Probes{Exec: h},
 		OnChange: h.changed,
 		OnProbe:  h.metrics.ProbeDone,
 	})
@@ -141,6 +147,24 @@ func (h *daemonHealth) InstanceHealth() []metrics.InstanceHealth {
 
 func (h *daemonHealth) close() { h.mgr.Close() }
 
+// Run runs an exec check with the runner's RunOnce: in the plugin
+// directory, with the instance's environment, user and limits, its
+// process group killed when the check's timeout ends ctx.
+func (h *daemonHealth) Run(ctx context.Context, id instance.ID, dir string, argv, env []string) (int, []byte, error) {
+	h.mu.Lock()
+	st, ok := h.last[id]
+	h.mu.Unlock()
+	if !ok {
+		return -1, nil, errors.New("instance not running")
+	}
+	res, err := h.runOnce(ctx, runner.Once{Spec: st.Spec, Command: argv, TailBytes: 2 << 10, KillAfter: time.Second})
+	if err != nil {
+		return -1, nil, err
+	}
+	out := append(res.Stdout, res.Stderr...)
+	return res.ExitCode, out, nil
+}
+
 // decorate adds their health to instance rows.
 func (h *daemonHealth) decorate(rows []InstanceStatus) {
 	for i := range rows {
@@ -167,7 +191,6 @@ func (h *daemonHealth) decorate(rows []InstanceStatus) {
 // both are stable, so they change no plan.
 func healthConfigs(stateDir string, dep *spec.Deployment, manifests map[string]*spec.Manifest, desired []instance.Spec, brokerPassword string) map[instance.ID]health.Config {
 	out := make(map[instance.ID]health.Config, len(desired))
-	base := os.Environ()
 	for i := range desired {
 		s := &desired[i]
 		plug := dep.Plug(s.ID.Plug)
@@ -185,8 +208,7 @@ func healthConfigs(stateDir string, dep *spec.Deployment, manifests map[string]*
 			}
 			s.Env[k] = v
 		}
-		cfg.Dir = s.Dir
-		cfg.Env = checkEnv(base, stateDir, *s)
+		cfg.Dir = s.Dir // exec checks run through RunOnce, with the instance's environment
 		cfg.Secrets = append(secretValues(*s), brokerPassword)
 		out[s.ID] = cfg
 	}
@@ -207,26 +229,6 @@ func healthConfig(h spec.Health) health.Config {
 		c.RestartLimit, c.RestartGrace = h.CheckRestart.Limit, h.CheckRestart.Grace
 	}
 	return c
-}
-
-// checkEnv is the environment exec checks run with: the instance's own, as
-// the runner composes it.
-func checkEnv(base []string, stateDir string, s instance.Spec) []string {
-	env := map[string]string{}
-	for _, kv := range base {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	maps.Copy(env, s.Env)
-	env["PLUGS_CONFIG"] = filepath.Join(runner.InstanceDir(stateDir, s.ID), "config.json")
-	env["PLUGS_PLUG"] = s.ID.Plug
-	env["PLUGS_INSTANCE"] = s.ID.Instance
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
 }
 
 // secretValues are the values of an instance's secret params: those its

@@ -185,7 +185,7 @@ func (mo *monitor) probe(gen uint64, cs *checkState) {
 
 	start := mo.m.clock.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	res := mo.m.prober.Probe(ctx, c, dir, env)
+	res := mo.m.prober.Probe(ctx, mo.id, c, dir, env)
 	cancel()
 	now := mo.m.clock.Now()
 	mo.m.observeDuration(c.Type, now.Sub(start))

@@ -33,7 +33,7 @@ func (s *scripted) count(name string) int {
 	return s.calls[name]
 }
 
-func (s *scripted) Probe(ctx context.Context, c Check, dir string, env []string) Result {
+func (s *scripted) Probe(ctx context.Context, _ ID, c Check, dir string, env []string) Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[c.Name]++

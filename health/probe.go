@@ -26,14 +26,14 @@ type Result struct {
 // Prober runs the active checks (exec, http, tcp). Probe must return by
 // the time ctx ends.
 type Prober interface {
-	Probe(ctx context.Context, c Check, dir string, env []string) Result
+	Probe(ctx context.Context, id ID, c Check, dir string, env []string) Result
 }
 
 // CommandRunner runs one short-lived command to completion: the exec check's
 // effect. Run returns its exit code (-1 when killed or not started) and
 // its combined output, at most a few KiB.
 type CommandRunner interface {
-	Run(ctx context.Context, dir string, argv, env []string) (code int, output []byte, err error)
+	Run(ctx context.Context, id ID, dir string, argv, env []string) (code int, output []byte, err error)
 }
 
 // Probes is the Prober of a Manager: exec through a CommandRunner, http
@@ -46,10 +46,10 @@ type Probes struct {
 var _ Prober = (*Probes)(nil)
 
 // Probe runs check c once.
-func (p *Probes) Probe(ctx context.Context, c Check, dir string, env []string) Result {
+func (p *Probes) Probe(ctx context.Context, id ID, c Check, dir string, env []string) Result {
 	switch c.Type {
 	case TypeExec:
-		return p.exec(ctx, c, dir, env)
+		return p.exec(ctx, id, c, dir, env)
 	case TypeHTTP:
 		return p.http(ctx, c)
 	case TypeTCP:
@@ -58,12 +58,12 @@ func (p *Probes) Probe(ctx context.Context, c Check, dir string, env []string) R
 	return Result{Output: "check type " + c.Type + " is not probed"}
 }
 
-func (p *Probes) exec(ctx context.Context, c Check, dir string, env []string) Result {
+func (p *Probes) exec(ctx context.Context, id ID, c Check, dir string, env []string) Result {
 	r := p.Exec
 	if r == nil {
 		r = ExecRunner{}
 	}
-	code, out, err := r.Run(ctx, dir, c.Command, env)
+	code, out, err := r.Run(ctx, id, dir, c.Command, env)
 	switch {
 	case ctx.Err() != nil:
 		return Result{Output: fmt.Sprintf("timed out after %s: %s", c.Timeout, out)}
@@ -135,14 +135,16 @@ func (p *Probes) tcp(ctx context.Context, c Check) Result {
 }
 
 // ExecRunner runs a command with os/exec in its own process group, killed
-// whole when ctx ends; it keeps the first 4 KiB of the output.
+// whole when ctx ends; it keeps the first 4 KiB of the output. The daemon
+// uses the runner's RunOnce instead (the instance's user, limits and
+// environment); ExecRunner serves callers without a runner, and tests.
 type ExecRunner struct{}
 
 var _ CommandRunner = ExecRunner{}
 
 // Run runs argv in dir. A relative argv[0] with a slash is taken relative
 // to dir, as instance commands are.
-func (ExecRunner) Run(ctx context.Context, dir string, argv, env []string) (int, []byte, error) {
+func (ExecRunner) Run(ctx context.Context, _ ID, dir string, argv, env []string) (int, []byte, error) {
 	if len(argv) == 0 {
 		return -1, nil, errors.New("empty command")
 	}

@@ -19,7 +19,7 @@ func probeOnce(t *testing.T, c Check, dir string, env []string) Result {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	return (&Probes{}).Probe(ctx, c, dir, env)
+	return (&Probes{}).Probe(ctx, testID, c, dir, env)
 }
 
 func TestHTTPProbe(t *testing.T) {
