@@ -33,7 +33,20 @@ func TestRestartUnhealthyGoesThroughBackoff(t *testing.T) {
 	if st.Reason != "check fresh failed 3 times in a row" {
 		t.Errorf("backoff reason %q", st.Reason)
 	}
-	clock.Advance(3 * time.Second)
+	// The backoff timer is armed after the state is announced: move the
+	// clock on until it has fired (bounded).
+	restarted := func() bool {
+		for _, o := range r.Observe() {
+			if o.ID == s.ID && running(o) && o.PID != second.PID {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i < 200 && !restarted(); i++ {
+		clock.Advance(100 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+	}
 	third := sts.await(t, s.ID, "restarted again", func(st instance.Status) bool { return running(st) && st.PID != second.PID })
 	if third.Restarts != 2 {
 		t.Errorf("restarts %d", third.Restarts)
