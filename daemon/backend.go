@@ -10,6 +10,7 @@ import (
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/names"
 	"github.com/plugs-dev/plugs/reconcile"
 )
 
@@ -146,7 +147,7 @@ func (d *daemon) logPath(plug, instance string) (string, error) {
 // ResolveLogPath finds the log of plug/instance in stateDir; an empty
 // instance means the plug's only instance, or "default".
 func ResolveLogPath(stateDir, plug, instance string) (string, error) {
-	if plug == "" || strings.ContainsAny(plug+instance, `/\`) || plug == ".." || instance == ".." {
+	if !names.PathElement(plug) || instance != "" && !names.PathElement(instance) {
 		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
 	}
 	if instance == "" {

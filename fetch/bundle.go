@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/names"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -353,6 +354,4 @@ func verifyBundle(ctx context.Context, dir string) (*bundleIndex, error) {
 }
 
 // validName reports whether s is safe as one path element.
-func validName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
-}
+func validName(s string) bool { return names.PathElement(s) }

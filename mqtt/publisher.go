@@ -18,6 +18,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/plugs-dev/plugs/internal/brokerurl"
 	"github.com/plugs-dev/plugs/internal/redact"
 )
 
@@ -673,27 +674,9 @@ func (p *Publisher) publish(ctx context.Context, m message) {
 	}
 }
 
-// parseBrokerURL checks a broker URL; its errors never contain a password.
-func parseBrokerURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Error quotes the input: report only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("broker url: %w", err)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("broker url %s: scheme must be tcp, ssl or ws (or mqtt, mqtts, tls, wss)", RedactURL(u))
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("broker url %s: no host", RedactURL(u))
-	}
-	return u, nil
-}
+// parseBrokerURL checks a broker URL (internal/brokerurl); its errors
+// never contain a password.
+func parseBrokerURL(raw string) (*url.URL, error) { return brokerurl.Parse(raw) }
 
 // RedactURL returns u without its user information, for logs and errors.
 // The rule is internal/redact's.

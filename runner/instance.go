@@ -10,13 +10,13 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/signame"
 	"github.com/plugs-dev/plugs/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -701,26 +701,10 @@ func applyLimits(pid int, l instance.Limits) error {
 	return nil
 }
 
-func parseSignal(name string) (syscall.Signal, error) {
-	if name == "" {
-		return syscall.SIGTERM, nil
-	}
-	n := strings.ToUpper(name)
-	if !strings.HasPrefix(n, "SIG") {
-		n = "SIG" + n
-	}
-	if s := unix.SignalNum(n); s != 0 {
-		return s, nil
-	}
-	return syscall.SIGTERM, fmt.Errorf("unknown signal %q", name)
-}
+// parseSignal and signalName are internal/signame's rules.
+func parseSignal(name string) (syscall.Signal, error) { return signame.Parse(name) }
 
-func signalName(s syscall.Signal) string {
-	if n := unix.SignalName(s); n != "" {
-		return n
-	}
-	return "signal " + strconv.Itoa(int(s))
-}
+func signalName(s syscall.Signal) string { return signame.Name(s) }
 
 // pumpOutput copies the pipe to the log until EOF, or until the read
 // deadline set after the process is reaped. It holds no buffer while the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/names"
 )
 
 var (
@@ -203,7 +204,7 @@ func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 
 func validID(id instance.ID) error {
 	for _, s := range []string{id.Plug, id.Instance} {
-		if s == "" || s == "." || s == ".." || filepath.Base(s) != s {
+		if !names.PathElement(s) {
 			return fmt.Errorf("invalid instance id %q", id.String())
 		}
 	}

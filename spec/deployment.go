@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/plugs-dev/plugs/internal/brokerurl"
+	"github.com/plugs-dev/plugs/internal/names"
 	"github.com/plugs-dev/plugs/internal/source"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -83,28 +83,14 @@ type nameMatcher struct{}
 func (nameMatcher) MatchString(s string) bool { return validNameChars(s) }
 
 // validNameChars is what plug and instance names may look like
-// (^[A-Za-z0-9][A-Za-z0-9_.-]*$): they become directory names, MQTT topic
-// levels and metric labels. A loop, not a regexp: it runs for every name.
-func validNameChars(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+// (internal/names: they become directory names, MQTT topic levels and
+// metric labels).
+func validNameChars(s string) bool { return names.ValidChars(s) }
 
 // MaxNameBytes is the longest plug or instance name: a name is a path
 // element of the state directory and of files named after both names (such
 // as "<plug>-<instance>-*.json"), which must stay within 255 bytes.
-const MaxNameBytes = 100
+const MaxNameBytes = names.MaxBytes
 
 // LoadDeployment reads and decodes a plugs.hcl. vars are the values given
 // with -var and PLUGS_VAR_, as strings; each is converted to its variable's
@@ -582,7 +568,7 @@ func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 		diags = append(diags, sdiags...)
 		if ok {
 			br.URL = s
-			if u, err := url.Parse(s); err != nil || u.Host == "" || !slices.Contains([]string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}, u.Scheme) {
+			if _, err := brokerurl.Parse(s); err != nil { // what mqtt connects to
 				diags = append(diags, errorf(attr.Expr.Range(), "Invalid broker URL",
 					"The broker url must look like tcp://host:1883, ssl://host:8883 or ws://host:80/mqtt."))
 			}
@@ -818,4 +804,4 @@ func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
 // ValidName reports whether s can name a plug, an instance or a plugin:
 // a letter or digit, then letters, digits, '_', '.' and '-', at most
 // MaxNameBytes long.
-func ValidName(s string) bool { return len(s) <= MaxNameBytes && validNameChars(s) }
+func ValidName(s string) bool { return names.Valid(s) }

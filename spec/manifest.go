@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/plugs-dev/plugs/internal/signame"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -45,8 +46,9 @@ var hooksBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "pre_start"}, {Name: "post_start"}, {Name: "pre_stop"}},
 }
 
-// stopSignals are the signals a plugin may ask to be stopped with.
-var stopSignals = []string{"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL"}
+// stopSignals are the signals a plugin may ask to be stopped with
+// (internal/signame's list).
+var stopSignals = signame.Stop
 
 // LoadManifest reads the manifest of the plugin rooted at dir: plugin.hcl,
 // else plugin.json in either legacy shape.
@@ -240,11 +242,5 @@ func convertParamDefault(v cty.Value, ty cty.Type) (cty.Value, error) {
 	return convert.Convert(v, ty)
 }
 
-// normalizeSignal turns "term" or "TERM" into "SIGTERM".
-func normalizeSignal(s string) string {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if !strings.HasPrefix(s, "SIG") {
-		s = "SIG" + s
-	}
-	return s
-}
+// normalizeSignal turns "term" or "TERM" into "SIGTERM" (internal/signame).
+func normalizeSignal(s string) string { return signame.Normalize(s) }
