@@ -9,6 +9,7 @@ plugin "heart-rate" {
   build        = ["go", "build", "-trimpath", "-o", "heart-rate", "."]
   command      = ["./heart-rate"]
   exports      = "omh:heart-rate:2.0"
+  permissions  = ["mqtt:publish"] # its broker only: no other network, no file outside its instance dir
 
   param "device_id" {
     type        = string

@@ -9,6 +9,7 @@ plugin "mqtt-shell" {
   instructions = "Install mosquitto-clients and python3 on the host."
   kind         = "script"
   command      = ["sh", "./run.sh"]
+  permissions  = ["mqtt:publish"]
   exports      = "omh:body-temperature:3.0"
 
   param "interval" {

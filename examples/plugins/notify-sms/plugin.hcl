@@ -11,6 +11,7 @@ plugin "notify-sms" {
   description = "Sends an SMS notification per call: a JSON request on stdin, a JSON answer on stdout"
   kind        = "script"
   command     = ["python3", "notify.py"]
+  permissions = ["network.https"] # a real gateway is an HTTPS API; the demo's outbox file needs filesystem.write:DIR in the plug's sandbox block
 
   param "sender" {
     type        = string
