@@ -3,8 +3,8 @@
 
 plug "heart-rate" {
   source   = "./examples/plugins/heart-rate"
-  revision = "724b35878a0659e061daa2f8cd650b39b13fcb7ae6da1096e7160fdbe312cae9"
-  hash     = "h2:cks1h4oGWeBh2qL4zWULObE/y3rm2hCW5xYP2+MSyuk="
+  revision = "4f8dee281b2d43cd31f112c2ee61985b1fe80f0c1cc9b0dce8847886a14d30f9"
+  hash     = "h2:T43uKBstQ80x8RLC7mGYWx/oDwwcybDc6IR4hqFNMPk="
 }
 
 plug "legacy-step-count" {

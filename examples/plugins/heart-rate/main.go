@@ -115,7 +115,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetOrderMatters(false).
-		SetOnConnectHandler(func(mqtt.Client) { logger.Info("connected to broker", "url", cfg.Broker.URL) }).
+		SetOnConnectHandler(func(mqtt.Client) {
+			logger.Info("connected to broker", "url", cfg.Broker.URL)
+			sdNotify("READY=1\nSTATUS=connected to broker") // readiness: the notify check of plugin.hcl
+		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { logger.Warn("connection lost", "err", err) })
 	client := mqtt.NewClient(opts)
 	client.Connect() // with ConnectRetry the token completes once connected; publishes queue meanwhile

@@ -33,4 +33,14 @@ plugin "heart-rate" {
   }
 
   stop_signal = "SIGTERM"
+
+  # Ready once connected to the broker (sd_notify READY=1 on $NOTIFY_SOCKET);
+  # healthy while it publishes at least once a minute.
+  check "ready" {
+    type = "notify"
+  }
+  check "fresh" {
+    type   = "data"
+    within = "1m"
+  }
 }
