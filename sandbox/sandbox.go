@@ -255,6 +255,8 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	}
 	st.Env = append(slices.Clone(req.Env), policyEnv+"="+string(raw))
 	if !slices.Contains(grants.Write, "/tmp") && p.Landlock {
+		// /tmp is not writable: temporary files go to the instance directory.
+		st.Env = slices.DeleteFunc(st.Env, func(kv string) bool { return strings.HasPrefix(kv, "TMPDIR=") })
 		st.Env = append(st.Env, "TMPDIR="+req.InstanceDir)
 	}
 	r, w, err := os.Pipe()
