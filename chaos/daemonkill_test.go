@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // flapScript is a shell plugin that starts a grandchild in its process
@@ -226,7 +226,7 @@ func flapAndKill(t *testing.T, kills, flapPlugs int) (unrecorded int) {
 	}
 	d := startDaemon(t, dir)
 	d.waitReady()
-	insts := d.waitInstances("every instance running calm", func(m map[string]daemon.InstanceStatus) bool {
+	insts := d.waitInstances("every instance running calm", func(m map[string]api.InstanceStatus) bool {
 		if !allRunning(want)(m) {
 			return false
 		}

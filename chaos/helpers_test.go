@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/runner"
 )
 
@@ -184,8 +184,8 @@ func (d *plugsd) exited() bool {
 
 // status asks the daemon for its status over its socket; nil when it does
 // not answer (yet).
-func (d *plugsd) status() *daemon.Status {
-	c, err := daemon.Dial(d.stateDir)
+func (d *plugsd) status() *api.Status {
+	c, err := api.Dial(d.stateDir)
 	if err != nil {
 		return nil
 	}
@@ -201,9 +201,9 @@ func (d *plugsd) status() *daemon.Status {
 
 // waitReady waits until the daemon answers and has reconciled once; it
 // returns that status.
-func (d *plugsd) waitReady() *daemon.Status {
+func (d *plugsd) waitReady() *api.Status {
 	d.t.Helper()
-	var st *daemon.Status
+	var st *api.Status
 	waitFor(d.t, "the daemon to answer", func() (bool, string) {
 		if d.exited() {
 			d.t.Fatalf("the daemon exited: %v; its log:\n%s", d.err, d.log())
@@ -215,9 +215,9 @@ func (d *plugsd) waitReady() *daemon.Status {
 }
 
 // waitInstances waits until cond holds for the instances of the status.
-func (d *plugsd) waitInstances(what string, cond func(map[string]daemon.InstanceStatus) bool) map[string]daemon.InstanceStatus {
+func (d *plugsd) waitInstances(what string, cond func(map[string]api.InstanceStatus) bool) map[string]api.InstanceStatus {
 	d.t.Helper()
-	var insts map[string]daemon.InstanceStatus
+	var insts map[string]api.InstanceStatus
 	waitFor(d.t, what, func() (bool, string) {
 		st := d.status()
 		if st == nil {
@@ -229,8 +229,8 @@ func (d *plugsd) waitInstances(what string, cond func(map[string]daemon.Instance
 	return insts
 }
 
-func byID(st *daemon.Status) map[string]daemon.InstanceStatus {
-	m := map[string]daemon.InstanceStatus{}
+func byID(st *api.Status) map[string]api.InstanceStatus {
+	m := map[string]api.InstanceStatus{}
 	for _, i := range st.Instances {
 		m[i.Plug+"/"+i.Instance] = i
 	}
@@ -238,7 +238,7 @@ func byID(st *daemon.Status) map[string]daemon.InstanceStatus {
 }
 
 // describe is a one-line summary of a status, for failure messages.
-func describe(st *daemon.Status) string {
+func describe(st *api.Status) string {
 	var b strings.Builder
 	if r := st.Daemon.LastReconcile; r != nil && r.Error != "" {
 		fmt.Fprintf(&b, "last reconcile failed: %s; ", r.Error)
@@ -250,8 +250,8 @@ func describe(st *daemon.Status) string {
 }
 
 // allRunning is a condition of waitInstances: exactly ids, each running.
-func allRunning(ids []string) func(map[string]daemon.InstanceStatus) bool {
-	return func(m map[string]daemon.InstanceStatus) bool {
+func allRunning(ids []string) func(map[string]api.InstanceStatus) bool {
+	return func(m map[string]api.InstanceStatus) bool {
 		if len(m) != len(ids) {
 			return false
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // sleeperFiles is a shell plugin that runs until stopped, with a param gen
@@ -112,7 +112,7 @@ func TestConfigSaveStorm(t *testing.T) {
 	}
 	took := time.Since(start)
 
-	insts := d.waitInstances("the state of the last save", func(m map[string]daemon.InstanceStatus) bool {
+	insts := d.waitInstances("the state of the last save", func(m map[string]api.InstanceStatus) bool {
 		if !allRunning(all)(m) {
 			return false
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // fdLimit is the RLIMIT_NOFILE (soft and hard) the daemon runs under.
@@ -56,8 +56,8 @@ plug "broken" {
 	if want := fmt.Sprintf("Max open files            %d                   %d", fdLimit, fdLimit); !strings.Contains(string(limits), want) {
 		t.Fatalf("the daemon's limits lack %q:\n%s", want, limits)
 	}
-	d.waitInstances("the good instances running, the broken one failed", func(m map[string]daemon.InstanceStatus) bool {
-		return allRunning(good)(map[string]daemon.InstanceStatus{
+	d.waitInstances("the good instances running, the broken one failed", func(m map[string]api.InstanceStatus) bool {
+		return allRunning(good)(map[string]api.InstanceStatus{
 			"good/i0": m["good/i0"], "good/i1": m["good/i1"], "good/i2": m["good/i2"],
 			"good/i3": m["good/i3"], "good/i4": m["good/i4"], "good/i5": m["good/i5"],
 		}) && m["broken/default"].State == "failed"
@@ -80,7 +80,7 @@ plug "broken" {
 	if err != nil {
 		t.Fatalf("plugs status -o json: %v", err)
 	}
-	var st daemon.Status
+	var st api.Status
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatalf("plugs status -o json: %v\n%s", err, out)
 	}

@@ -13,31 +13,33 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/plugs-dev/plugs/api"
 )
 
 type fakeBackend struct {
 	dir      string
-	restarts []RestartRequest
+	restarts []api.RestartRequest
 }
 
-func (f *fakeBackend) status() Status {
-	return Status{Daemon: DaemonStatus{PID: 42, ConfigRevision: "abc"}, Instances: []InstanceStatus{{Plug: "p", Instance: "default", State: "running", PID: 7}}}
+func (f *fakeBackend) status() api.Status {
+	return api.Status{Daemon: api.DaemonStatus{PID: 42, ConfigRevision: "abc"}, Instances: []api.InstanceStatus{{Plug: "p", Instance: "default", State: "running", PID: 7}}}
 }
 
-func (f *fakeBackend) plan(_ context.Context, req PlanRequest) (*PlanReport, error) {
+func (f *fakeBackend) plan(_ context.Context, req api.PlanRequest) (*api.PlanReport, error) {
 	if req.File == "bad.hcl" {
-		return nil, &Error{Kind: KindInput, Message: "bad.hcl:1,1-2: Unsupported block type"}
+		return nil, &api.Error{Kind: api.KindInput, Message: "bad.hcl:1,1-2: Unsupported block type"}
 	}
-	return &PlanReport{Changes: []Change{{Plug: "p", Instance: "a", Action: ActionCreate, Reason: "instance added"}}, Start: 1}, nil
+	return &api.PlanReport{Changes: []api.Change{{Plug: "p", Instance: "a", Action: api.ActionCreate, Reason: "instance added"}}, Start: 1}, nil
 }
 
-func (f *fakeBackend) apply(context.Context) (*ApplyReport, error) {
+func (f *fakeBackend) apply(context.Context) (*api.ApplyReport, error) {
 	return nil, errors.New("fetch failed")
 }
 
-func (f *fakeBackend) restart(_ context.Context, req RestartRequest) (*RestartReport, error) {
+func (f *fakeBackend) restart(_ context.Context, req api.RestartRequest) (*api.RestartReport, error) {
 	f.restarts = append(f.restarts, req)
-	return &RestartReport{Restarted: []string{req.Plug + "/" + req.Instance}}, nil
+	return &api.RestartReport{Restarted: []string{req.Plug + "/" + req.Instance}}, nil
 }
 
 func (f *fakeBackend) logPath(plug, instance string) (string, error) {
@@ -46,24 +48,24 @@ func (f *fakeBackend) logPath(plug, instance string) (string, error) {
 
 func TestAPIRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Dial(dir); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), SocketPath(dir)) {
-		t.Fatalf("Dial without daemon: %v, want ErrNotRunning naming the socket", err)
+	if _, err := api.Dial(dir); !errors.Is(err, api.ErrNotRunning) || !strings.Contains(err.Error(), api.SocketPath(dir)) {
+		t.Fatalf("api.Dial without daemon: %v, want api.ErrNotRunning naming the socket", err)
 	}
 	// A stale socket file from a killed daemon is replaced.
-	if err := os.WriteFile(SocketPath(dir), nil, 0o600); err != nil {
+	if err := os.WriteFile(api.SocketPath(dir), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fb := &fakeBackend{dir: dir}
-	srv, err := serveAPI(SocketPath(dir), fb, slog.New(slog.DiscardHandler))
+	srv, err := serveAPI(api.SocketPath(dir), fb, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.shutdown(context.Background())
-	fi, err := os.Stat(SocketPath(dir))
+	fi, err := os.Stat(api.SocketPath(dir))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
-	c, err := Dial(dir)
+	c, err := api.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,24 +79,24 @@ func TestAPIRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(fb.status(), *st); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	p, err := c.Plan(ctx, PlanRequest{})
+	p, err := c.Plan(ctx, api.PlanRequest{})
 	if err != nil || p.Start != 1 || p.Changes[0].Instance != "a" {
 		t.Errorf("plan = %+v, %v", p, err)
 	}
-	_, err = c.Plan(ctx, PlanRequest{File: "bad.hcl"})
-	var apiErr *Error
-	if !errors.As(err, &apiErr) || apiErr.Kind != KindInput || !strings.Contains(apiErr.Message, "Unsupported block type") {
+	_, err = c.Plan(ctx, api.PlanRequest{File: "bad.hcl"})
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Kind != api.KindInput || !strings.Contains(apiErr.Message, "Unsupported block type") {
 		t.Errorf("plan of a bad file: %v, want an input error", err)
 	}
 	_, err = c.Apply(ctx)
-	if !errors.As(err, &apiErr) || apiErr.Kind != KindEnv || apiErr.Message != "fetch failed" {
+	if !errors.As(err, &apiErr) || apiErr.Kind != api.KindEnv || apiErr.Message != "fetch failed" {
 		t.Errorf("apply: %v, want env error", err)
 	}
-	rr, err := c.Restart(ctx, RestartRequest{Plug: "p", Instance: "a"})
+	rr, err := c.Restart(ctx, api.RestartRequest{Plug: "p", Instance: "a"})
 	if err != nil || len(rr.Restarted) != 1 || len(fb.restarts) != 1 {
 		t.Errorf("restart = %+v, %v (calls %v)", rr, err, fb.restarts)
 	}
-	if _, err := c.Restart(ctx, RestartRequest{}); !errors.As(err, &apiErr) || apiErr.Kind != KindInput {
+	if _, err := c.Restart(ctx, api.RestartRequest{}); !errors.As(err, &apiErr) || apiErr.Kind != api.KindInput {
 		t.Errorf("restart without plug: %v", err)
 	}
 }
@@ -108,12 +110,12 @@ func TestAPILogsFollow(t *testing.T) {
 	if err := os.WriteFile(path, []byte("one\ntwo\nthree\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serveAPI(SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
+	srv, err := serveAPI(api.SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.shutdown(context.Background())
-	c, err := Dial(dir)
+	c, err := api.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

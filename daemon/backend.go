@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/internal/names"
@@ -17,9 +18,9 @@ import (
 var _ backend = (*daemon)(nil)
 
 // status is GET /v1/status.
-func (d *daemon) status() Status {
+func (d *daemon) status() api.Status {
 	d.smu.Lock()
-	ds := DaemonStatus{
+	ds := api.DaemonStatus{
 		PID:            os.Getpid(),
 		Started:        d.started,
 		ConfigFile:     d.file,
@@ -29,41 +30,45 @@ func (d *daemon) status() Status {
 		BrokerURL:      redactURL(d.broker.info.URL),
 		MetricsAddr:    d.metricsAddr,
 		UIAddr:         d.uiAddr,
-		Sandbox:        d.sandboxLines,
 	}
 	if d.last != nil {
 		l := *d.last
 		ds.LastReconcile = &l
 	}
+	if d.progress != nil {
+		p := *d.progress
+		ds.Reconciling = &p
+	}
+	ds.LastGood = d.lastGoodShown
 	d.smu.Unlock()
 	ds.BrokerConnected = d.broker.pub.Connected()
 	ds.Run = d.broker.pub.RunID()
 	if msg, _ := d.broker.pub.LastError(); msg != "" && !ds.BrokerConnected {
 		ds.BrokerError = d.redact(msg)
 	}
-	st := Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
-	d.health.decorate(st.Instances) // daemon/health.go
+	st := api.Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
 	for i := range st.Instances {
 		st.Instances[i].Sandbox = d.runner.SandboxSummary(instance.ID{Plug: st.Instances[i].Plug, Instance: st.Instances[i].Instance})
 	}
+	d.health.decorate(st.Instances)                            // daemon/health.go
 	st.Instances = append(st.Instances, d.tasks.statuses()...) // daemon/tasks.go
 	return st
 }
 
-func instanceStatuses(obs []instance.Status) []InstanceStatus {
-	out := make([]InstanceStatus, 0, len(obs))
+func instanceStatuses(obs []instance.Status) []api.InstanceStatus {
+	out := make([]api.InstanceStatus, 0, len(obs))
 	for _, o := range obs {
-		s := InstanceStatus{
+		s := api.InstanceStatus{
 			Plug: o.ID.Plug, Instance: o.ID.Instance, State: string(o.State), PID: o.PID,
 			StartedAt: o.StartedAt, Restarts: o.Restarts, Version: o.Spec.Version,
 			Revision: o.Spec.Revision, Reason: o.Reason,
 		}
 		if o.LastExit != nil {
-			s.LastExit = &Exit{Code: o.LastExit.Code, Signal: o.LastExit.Signal, At: o.LastExit.At, OOMKilled: o.LastExit.OOMKilled}
+			s.LastExit = &api.Exit{Code: o.LastExit.Code, Signal: o.LastExit.Signal, At: o.LastExit.At, OOMKilled: o.LastExit.OOMKilled}
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b InstanceStatus) int {
+	slices.SortFunc(out, func(a, b api.InstanceStatus) int {
 		if c := strings.Compare(a.Plug, b.Plug); c != 0 {
 			return c
 		}
@@ -74,13 +79,13 @@ func instanceStatuses(obs []instance.Status) []InstanceStatus {
 
 // plan is POST /v1/plan: the plan of the daemon's configuration (or of
 // another file) against what runs, without applying it.
-func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error) {
+func (d *daemon) plan(ctx context.Context, req api.PlanRequest) (*api.PlanReport, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	file, vars := d.file, d.opts.Vars
 	if req.File != "" {
 		if d.mode != ModeFile {
-			return nil, &Error{Kind: KindInput, Message: fmt.Sprintf("the daemon runs a %s; plan without -f", d.mode)}
+			return nil, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("the daemon runs a %s; plan without -f", d.mode)}
 		}
 		abs, err := filepath.Abs(req.File)
 		if err != nil {
@@ -90,12 +95,14 @@ func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error)
 	}
 	if d.mode == ModeGitOps {
 		if _, err := d.pollRepo(ctx); err != nil {
-			return nil, &Error{Kind: KindEnv, Message: err.Error()}
+			return nil, &api.Error{Kind: api.KindEnv, Message: err.Error()}
 		}
 	}
-	ld, err := d.loader.load(ctx, file, vars)
+	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
+	defer cancel()
+	ld, err := d.load(ctx, file, vars)
 	if err != nil {
-		return nil, err
+		return nil, d.redactError(err)
 	}
 	services, _ := splitTasks(ld.desired) // tasks are not planned: they run when called
 	p := planReport(reconcile.NewPlan(services, d.runner.Observe()))
@@ -105,8 +112,10 @@ func (d *daemon) plan(ctx context.Context, req PlanRequest) (*PlanReport, error)
 
 // apply is POST /v1/apply: poll (GitOps) and reconcile now.
 // Failures of single instances are in the report, not an error.
-func (d *daemon) apply(ctx context.Context) (*ApplyReport, error) {
-	rep, err := d.reconcile(ctx, "plugs apply", true)
+func (d *daemon) apply(ctx context.Context) (*api.ApplyReport, error) {
+	// Not canceled by a client that gives up waiting: the reconcile ends
+	// (bounded by its own deadline) and is recorded either way.
+	rep, err := d.reconcile(context.WithoutCancel(ctx), reasonApply, true)
 	if rep != nil {
 		return rep, nil
 	}
@@ -114,7 +123,7 @@ func (d *daemon) apply(ctx context.Context) (*ApplyReport, error) {
 }
 
 // restart is POST /v1/restart.
-func (d *daemon) restart(ctx context.Context, req RestartRequest) (*RestartReport, error) {
+func (d *daemon) restart(ctx context.Context, req api.RestartRequest) (*api.RestartReport, error) {
 	var ids []instance.ID
 	for _, o := range d.runner.Observe() {
 		if o.ID.Plug == req.Plug && (req.Instance == "" || o.ID.Instance == req.Instance) {
@@ -126,9 +135,9 @@ func (d *daemon) restart(ctx context.Context, req RestartRequest) (*RestartRepor
 		if req.Instance != "" {
 			name += "/" + req.Instance
 		}
-		return nil, &Error{Kind: KindInput, Message: fmt.Sprintf("no running instance %s", name)}
+		return nil, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no running instance %s", name)}
 	}
-	rep := &RestartReport{}
+	rep := &api.RestartReport{}
 	for _, id := range ids {
 		if err := d.runner.Restart(ctx, id); err != nil {
 			return rep, fmt.Errorf("restart %s: %w", id, err)
@@ -148,13 +157,13 @@ func (d *daemon) logPath(plug, instance string) (string, error) {
 // instance means the plug's only instance, or "default".
 func ResolveLogPath(stateDir, plug, instance string) (string, error) {
 	if !names.PathElement(plug) || instance != "" && !names.PathElement(instance) {
-		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
+		return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
 	}
 	if instance == "" {
 		dirs, _ := filepath.Glob(filepath.Join(layout.Instances(stateDir), plug, "*", layout.OutputLogName))
 		switch len(dirs) {
 		case 0:
-			return "", &Error{Kind: KindInput, Message: fmt.Sprintf("no log for plug %s in %s", plug, stateDir)}
+			return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no log for plug %s in %s", plug, stateDir)}
 		case 1:
 			return dirs[0], nil
 		}
@@ -162,19 +171,19 @@ func ResolveLogPath(stateDir, plug, instance string) (string, error) {
 		for _, p := range dirs {
 			names = append(names, filepath.Base(filepath.Dir(p)))
 		}
-		return "", &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has several instances (%s): name one as %s/INSTANCE", plug, strings.Join(names, ", "), plug)}
+		return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s has several instances (%s): name one as %s/INSTANCE", plug, strings.Join(names, ", "), plug)}
 	}
 	return LogPath(stateDir, plug, instance), nil
 }
 
 // planReport keeps the changes of p that do something.
-func planReport(p *reconcile.Plan) *PlanReport {
-	r := &PlanReport{Changes: []Change{}}
+func planReport(p *reconcile.Plan) *api.PlanReport {
+	r := &api.PlanReport{Changes: []api.Change{}}
 	for _, c := range p.Changes {
 		if c.Action == reconcile.NoOp {
 			continue
 		}
-		ch := Change{Plug: c.ID.Plug, Instance: c.ID.Instance, Action: c.Action.String()}
+		ch := api.Change{Plug: c.ID.Plug, Instance: c.ID.Instance, Action: c.Action.String()}
 		var reasons []string
 		for _, why := range c.Reasons {
 			reasons = append(reasons, why.String())
@@ -199,8 +208,8 @@ func planReport(p *reconcile.Plan) *PlanReport {
 }
 
 // applyReport joins a plan and what applying it did.
-func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *ApplyReport {
-	rep := &ApplyReport{Plan: *planReport(p)}
+func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *api.ApplyReport {
+	rep := &api.ApplyReport{Plan: *planReport(p)}
 	failed := map[string]string{}
 	for _, o := range res.Outcomes {
 		if o.Err != nil {

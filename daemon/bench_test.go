@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/render"
@@ -99,7 +100,7 @@ func (d *benchDeployment) write() {
 
 // runningPIDs returns the pid of every running instance, by instance name,
 // and the daemon's last reconcile.
-func runningPIDs(b *testing.B, c *Client) (map[string]int, *ReconcileStatus) {
+func runningPIDs(b *testing.B, c *api.Client) (map[string]int, *api.ReconcileStatus) {
 	st, err := c.Status(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -119,10 +120,10 @@ const pollEvery = 10 * time.Millisecond
 
 // startBenchDaemon starts a daemon on d (50ms debounce, parallelism 0 for
 // the default) and waits until every instance runs.
-func startBenchDaemon(b *testing.B, d *benchDeployment, parallelism int) *Client {
+func startBenchDaemon(b *testing.B, d *benchDeployment, parallelism int) *api.Client {
 	c := startDaemon(b, Options{File: d.file, StateDir: filepath.Join(filepath.Dir(d.file), ".plugs"),
 		Debounce: 50 * time.Millisecond, ApplyParallelism: parallelism, Logger: benchLogger(b)})
-	waitStatus(b, c, "every instance running", func(s *Status) bool {
+	waitStatus(b, c, "every instance running", func(s *api.Status) bool {
 		running := 0
 		for _, i := range s.Instances {
 			if i.State == "running" {
@@ -172,7 +173,7 @@ func benchConvergeTenPercent(b *testing.B, command string, parallelism int) {
 		d.write()
 		var after map[string]int
 		for {
-			var last *ReconcileStatus
+			var last *api.ReconcileStatus
 			after, last = runningPIDs(b, c)
 			done := len(after) == n
 			for name := range want {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/mqtt"
 )
 
@@ -32,7 +33,7 @@ func TestBrokerErrorInStatus(t *testing.T) {
 	writeFile(t, file, fmt.Sprintf("broker {\n  url = %q\n  username = \"plugs\"\n  password = %q\n}\n", b.URL(), secret)+
 		sleeperDeployment(map[string]string{"a": "1s"}))
 	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), NoWatch: true})
-	st := waitStatus(t, c, "a broker error", func(s *Status) bool { return s.Daemon.BrokerError != "" })
+	st := waitStatus(t, c, "a broker error", func(s *api.Status) bool { return s.Daemon.BrokerError != "" })
 	if st.Daemon.BrokerConnected || !strings.Contains(strings.ToLower(st.Daemon.BrokerError), "not authorized") &&
 		!strings.Contains(strings.ToLower(st.Daemon.BrokerError), "bad user name or password") {
 		t.Errorf("status: connected %v, broker error %q; want the refusal", st.Daemon.BrokerConnected, st.Daemon.BrokerError)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -38,7 +39,7 @@ func TestRunBundle(t *testing.T) {
 
 	stateDir := t.TempDir()
 	c := startDaemon(t, Options{StateDir: stateDir, Bundle: bundle})
-	st := waitStatus(t, c, "a/default running", func(s *Status) bool {
+	st := waitStatus(t, c, "a/default running", func(s *api.Status) bool {
 		a := statusOf(s, "a", "default")
 		return a != nil && a.PID > 0
 	})

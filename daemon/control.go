@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/instance"
 )
 
@@ -45,7 +46,7 @@ func (d *daemon) findInstance(id instance.ID) (instance.Status, bool) {
 }
 
 func noInstance(id instance.ID) error {
-	return &Error{Kind: KindInput, Message: fmt.Sprintf("no instance %s", id)}
+	return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no instance %s", id)}
 }
 
 // stopByHand stops an instance until the next apply.
@@ -80,7 +81,7 @@ func (d *daemon) startByHand(ctx context.Context, id instance.ID) error {
 	d.manual.mu.Unlock()
 	if !ok {
 		if _, runs := d.findInstance(id); runs {
-			return &Error{Kind: KindInput, Message: fmt.Sprintf("%s was not stopped by hand: it runs as the configuration says (restart it instead)", id)}
+			return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("%s was not stopped by hand: it runs as the configuration says (restart it instead)", id)}
 		}
 		return noInstance(id)
 	}
@@ -102,12 +103,12 @@ func (d *daemon) kill(id instance.ID) error {
 		return noInstance(id)
 	}
 	if st.PID <= 0 {
-		return &Error{Kind: KindInput, Message: fmt.Sprintf("%s has no process (it is %s)", id, st.State)}
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("%s has no process (it is %s)", id, st.State)}
 	}
 	// The runner starts each instance as the leader of its own group; a pid
 	// that leads no group is not (or no longer) ours to kill as a group.
 	if pgid, err := syscall.Getpgid(st.PID); err != nil || pgid != st.PID {
-		return &Error{Kind: KindEnv, Message: fmt.Sprintf("%s: pid %d does not lead its process group any more", id, st.PID)}
+		return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("%s: pid %d does not lead its process group any more", id, st.PID)}
 	}
 	if err := syscall.Kill(-st.PID, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill %s: %w", id, err)
@@ -182,9 +183,9 @@ func registerControl(mux *http.ServeMux, b backend) {
 	}
 	handle := func(path string, do func(ctx context.Context, id instance.ID) error) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
-			var req RestartRequest
+			var req api.RestartRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Plug == "" || req.Instance == "" {
-				writeError(w, &Error{Kind: KindInput, Message: "the request needs a plug and an instance"})
+				writeError(w, &api.Error{Kind: api.KindInput, Message: "the request needs a plug and an instance"})
 				return
 			}
 			id := instance.ID{Plug: req.Plug, Instance: req.Instance}

@@ -8,17 +8,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/plugs-dev/plugs/api"
 )
 
 // postControl calls POST /v1/stop, /v1/start or /v1/kill over the socket.
-func postControl(t *testing.T, c *Client, path, plug, inst string) (int, string) {
+func postControl(t *testing.T, c *api.Client, path, plug, inst string) (int, string) {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", c.Socket())
 	}}}
 	defer hc.CloseIdleConnections()
-	body, _ := json.Marshal(RestartRequest{Plug: plug, Instance: inst})
+	body, _ := json.Marshal(api.RestartRequest{Plug: plug, Instance: inst})
 	resp, err := hc.Post("http://plugs"+path, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +41,7 @@ func TestStopStartKillByHand(t *testing.T) {
 	}
 	writeFile(t, dir+"/plugs.hcl", sleeperDeployment(map[string]string{"a": "1s", "b": "2s"}))
 	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", NoWatch: true})
-	st := waitStatus(t, c, "two running", func(s *Status) bool {
+	st := waitStatus(t, c, "two running", func(s *api.Status) bool {
 		return len(s.Instances) == 2 && s.Instances[0].PID > 0 && s.Instances[1].PID > 0
 	})
 	bPID := statusOf(st, "b", "default").PID
@@ -48,7 +50,7 @@ func TestStopStartKillByHand(t *testing.T) {
 	if code, body := postControl(t, c, "/v1/stop", "a", "default"); code != 200 {
 		t.Fatalf("stop: %d %s", code, body)
 	}
-	st = waitStatus(t, c, "a stopped by hand", func(s *Status) bool {
+	st = waitStatus(t, c, "a stopped by hand", func(s *api.Status) bool {
 		a := statusOf(s, "a", "default")
 		return a != nil && a.State == "stopped" && a.PID == 0 && strings.Contains(a.Reason, "by hand")
 	})
@@ -61,19 +63,19 @@ func TestStopStartKillByHand(t *testing.T) {
 	if code, body := postControl(t, c, "/v1/start", "a", "default"); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	st = waitStatus(t, c, "a running again", func(s *Status) bool {
+	st = waitStatus(t, c, "a running again", func(s *api.Status) bool {
 		a := statusOf(s, "a", "default")
 		return a != nil && a.State == "running" && a.PID > 0
 	})
 
 	// Stopped by hand, then an apply: it runs again.
 	postControl(t, c, "/v1/stop", "a", "default")
-	waitStatus(t, c, "a stopped", func(s *Status) bool { return statusOf(s, "a", "default").State == "stopped" })
+	waitStatus(t, c, "a stopped", func(s *api.Status) bool { return statusOf(s, "a", "default").State == "stopped" })
 	rep, err := c.Apply(context.Background())
 	if err != nil || rep.Started != 1 {
 		t.Fatalf("apply: %+v %v", rep, err)
 	}
-	waitStatus(t, c, "a running after apply", func(s *Status) bool {
+	waitStatus(t, c, "a running after apply", func(s *api.Status) bool {
 		a := statusOf(s, "a", "default")
 		return a.State == "running" && a.PID > 0 && !strings.Contains(a.Reason, "by hand")
 	})
@@ -84,7 +86,7 @@ func TestStopStartKillByHand(t *testing.T) {
 	if code, body := postControl(t, c, "/v1/kill", "a", "default"); code != 200 {
 		t.Fatalf("kill: %d %s", code, body)
 	}
-	st = waitStatus(t, c, "a restarted after kill", func(s *Status) bool {
+	st = waitStatus(t, c, "a restarted after kill", func(s *api.Status) bool {
 		a := statusOf(s, "a", "default")
 		return a.PID > 0 && a.PID != old && a.LastExit != nil && a.LastExit.Signal == "SIGKILL"
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/gittest"
 )
 
@@ -36,7 +37,7 @@ func sleeperDeployment(plugs map[string]string) string {
 }
 
 // startDaemon runs a daemon until the test ends and returns its client.
-func startDaemon(t testing.TB, opts Options) *Client {
+func startDaemon(t testing.TB, opts Options) *api.Client {
 	t.Helper()
 	opts.MetricsAddr = "127.0.0.1:0"
 	opts.BrokerAddr = "127.0.0.1:0"
@@ -61,7 +62,7 @@ func startDaemon(t testing.TB, opts Options) *Client {
 		errc <- err
 		t.Fatalf("Run ended before ready: %v", err)
 	}
-	c, err := Dial(opts.StateDir)
+	c, err := api.Dial(opts.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +71,9 @@ func startDaemon(t testing.TB, opts Options) *Client {
 }
 
 // waitStatus polls the daemon's status until ok accepts it (bounded).
-func waitStatus(t testing.TB, c *Client, what string, ok func(*Status) bool) *Status {
+func waitStatus(t testing.TB, c *api.Client, what string, ok func(*api.Status) bool) *api.Status {
 	t.Helper()
-	var st *Status
+	var st *api.Status
 	for range 400 {
 		var err error
 		if st, err = c.Status(context.Background()); err == nil && ok(st) {
@@ -87,7 +88,7 @@ func waitStatus(t testing.TB, c *Client, what string, ok func(*Status) bool) *St
 	return nil
 }
 
-func statusOf(st *Status, plug, inst string) *InstanceStatus {
+func statusOf(st *api.Status, plug, inst string) *api.InstanceStatus {
 	for i := range st.Instances {
 		if st.Instances[i].Plug == plug && st.Instances[i].Instance == inst {
 			return &st.Instances[i]
@@ -117,7 +118,7 @@ func TestGitOps(t *testing.T) {
 
 	stateDir := t.TempDir()
 	c := startDaemon(t, Options{StateDir: stateDir, Repo: url, Ref: "main", Path: "deploy/plugs.hcl", Interval: 100 * time.Millisecond})
-	st := waitStatus(t, c, "a/default and b/default running", func(s *Status) bool {
+	st := waitStatus(t, c, "a/default and b/default running", func(s *api.Status) bool {
 		a, b := statusOf(s, "a", "default"), statusOf(s, "b", "default")
 		return a != nil && a.PID > 0 && b != nil && b.PID > 0
 	})
@@ -129,15 +130,16 @@ func TestGitOps(t *testing.T) {
 	// A broken commit: nothing changes, and status names the commit.
 	broken := repo.Commit(map[string]string{"deploy/plugs.hcl": "plug \"a\" {\n  source = \"./plugins/sleeper\"\n  bogus = 1\n}\n"})
 	_, err := c.Apply(context.Background())
-	var apiErr *Error
-	if !errors.As(err, &apiErr) || apiErr.Kind != KindInput || !strings.Contains(apiErr.Message, "Unsupported argument") {
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Kind != api.KindInput || !strings.Contains(apiErr.Message, "Unsupported argument") {
 		t.Fatalf("apply of a broken commit: %v, want the diagnostic", err)
 	}
 	st, err = c.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := st.Daemon.LastReconcile; r.Revision != broken || !strings.Contains(r.Error, "bogus") {
+	if r := st.Daemon.LastReconcile; r.Revision != broken || len(r.Diagnostics) == 0 || !strings.Contains(r.Diagnostics[0].Detail, "bogus") ||
+		r.Diagnostics[0].Snippet == nil || !strings.Contains(r.Diagnostics[0].Snippet.Code, "bogus = 1") {
 		t.Errorf("last reconcile = %+v, want the broken commit %s and its diagnostic", r, broken)
 	}
 	if st.Daemon.ConfigRevision != first {
@@ -149,7 +151,7 @@ func TestGitOps(t *testing.T) {
 
 	// A fix, found by the interval poll: only the changed plug is replaced.
 	fixed := repo.Commit(map[string]string{"deploy/plugs.hcl": sleeperDeployment(map[string]string{"a": "5s", "b": "10s"})})
-	st = waitStatus(t, c, "the fix", func(s *Status) bool {
+	st = waitStatus(t, c, "the fix", func(s *api.Status) bool {
 		b := statusOf(s, "b", "default")
 		return s.Daemon.ConfigRevision == fixed && b != nil && b.PID > 0 && b.PID != pidB
 	})
@@ -185,11 +187,13 @@ func TestRunStopsEverything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another plugs daemon") {
 		t.Errorf("second daemon: %v", err)
 	}
-	c, err := Dial(stateDir)
+	c, err := api.Dial(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, c, "two instances", func(s *Status) bool { return len(s.Instances) == 2 && s.Instances[0].PID > 0 && s.Instances[1].PID > 0 })
+	st := waitStatus(t, c, "two instances", func(s *api.Status) bool {
+		return len(s.Instances) == 2 && s.Instances[0].PID > 0 && s.Instances[1].PID > 0
+	})
 	c.Close()
 	cancel()
 	if err := <-errc; err != nil {
@@ -200,7 +204,7 @@ func TestRunStopsEverything(t *testing.T) {
 			t.Errorf("%s/%s (pid %d) outlived the daemon", i.Plug, i.Instance, i.PID)
 		}
 	}
-	if _, err := os.Stat(SocketPath(stateDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(api.SocketPath(stateDir)); !os.IsNotExist(err) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -113,6 +114,12 @@ func (c *configRepo) checkout(ctx context.Context, commit plumbing.Hash) error {
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return fmt.Errorf("fetch %s: %w", redactURL(c.url), err)
 	}
+	return c.checkoutLocal(commit)
+}
+
+// checkoutLocal checks out a commit the clone already has, without the
+// network.
+func (c *configRepo) checkoutLocal(commit plumbing.Hash) error {
 	wt, err := c.repo.Worktree()
 	if err != nil {
 		return fmt.Errorf("config repo worktree: %w", err)
@@ -122,6 +129,87 @@ func (c *configRepo) checkout(ctx context.Context, commit plumbing.Hash) error {
 	}
 	c.current = commit
 	return nil
+}
+
+// pollRepo checks the config repository's ref and checks out a new commit.
+// It returns the commit the checkout is at. Called with mu held.
+func (d *daemon) pollRepo(ctx context.Context) (plumbing.Hash, error) {
+	commit, err := d.repo.remoteCommit(ctx)
+	if err != nil {
+		return d.lastCommit, err
+	}
+	if d.repo.current != commit {
+		if err := d.repo.checkout(ctx, commit); err != nil {
+			return d.lastCommit, err
+		}
+		d.log.Info("config repo checked out", "commit", commit.String())
+	}
+	return commit, nil
+}
+
+// lastGoodPath keeps the last commit that reconciled, across restarts.
+func lastGoodPath(stateDir string) string { return filepath.Join(stateDir, "config-repo.last-good") }
+
+// readLastGood reads the last good commit a previous run recorded.
+func readLastGood(stateDir string) string {
+	b, err := os.ReadFile(lastGoodPath(stateDir))
+	if s := strings.TrimSpace(string(b)); err == nil && plumbing.IsHash(s) {
+		return s
+	}
+	return ""
+}
+
+// canFallBack reports whether a failed head should give way to the last
+// good commit: only while this run has applied nothing (at start), when
+// one is recorded and it is not the head itself. Called with mu held.
+func (d *daemon) canFallBack(head string) bool {
+	d.smu.Lock()
+	applied := d.applied
+	d.smu.Unlock()
+	return !applied && d.lastGood != "" && d.lastGood != head
+}
+
+// checkoutLastGood checks out the last good commit from the clone, offline.
+func (d *daemon) checkoutLastGood() error {
+	err := d.repo.checkoutLocal(plumbing.NewHash(d.lastGood))
+	if err == nil {
+		d.log.Info("config repo checked out the last good commit", "commit", d.lastGood)
+	}
+	return err
+}
+
+// saveLastGood records commit as the last that reconciled. Called with mu
+// held.
+func (d *daemon) saveLastGood(commit string) {
+	if commit == d.lastGood {
+		return
+	}
+	d.lastGood = commit
+	d.smu.Lock()
+	d.lastGoodShown = commit
+	d.smu.Unlock()
+	if err := writeFileAtomic(lastGoodPath(d.opts.StateDir), []byte(commit+"\n")); err != nil {
+		d.log.Warn("record the last good commit", "err", err)
+	}
+}
+
+// writeFileAtomic writes b to path by renaming a synced temp file over it.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err = tmp.Write(b); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // redactURL strips credentials from a URL for logs and status.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/health"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
@@ -166,19 +167,19 @@ func (h *daemonHealth) Run(ctx context.Context, id instance.ID, dir string, argv
 }
 
 // decorate adds their health to instance rows.
-func (h *daemonHealth) decorate(rows []InstanceStatus) {
+func (h *daemonHealth) decorate(rows []api.InstanceStatus) {
 	for i := range rows {
 		id := instance.ID{Plug: rows[i].Plug, Instance: rows[i].Instance}
 		s, ok := h.mgr.Status(id)
 		if !ok {
 			continue
 		}
-		ih := &InstanceHealth{
+		ih := &api.InstanceHealth{
 			Status: s.Health, Ready: s.Ready, ReadyAt: s.ReadyAt, HealthySince: s.HealthySince,
 			LastFailure: s.LastFailure, NotifyStatus: s.NotifyStatus, LastData: h.mgr.LastData(id), Restarts: s.Restarts,
 		}
 		for _, c := range s.Checks {
-			ih.Checks = append(ih.Checks, CheckStatus{Name: c.Name, Type: c.Type, Passing: c.Passing,
+			ih.Checks = append(ih.Checks, api.CheckStatus{Name: c.Name, Type: c.Type, Passing: c.Passing,
 				ConsecutiveFailures: c.ConsecutiveFailures, LastResult: c.LastResult, Output: c.Output})
 		}
 		rows[i].Health = ih

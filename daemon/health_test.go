@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/plugs-dev/plugs/api"
 )
 
 // notifyPlugin is a python program with a few lines of socket code (no
@@ -94,7 +96,7 @@ func TestHealthNotifyAndExec(t *testing.T) {
 }
 `)
 	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs"})
-	st := waitStatus(t, c, "notify ready, exec failing", func(s *Status) bool {
+	st := waitStatus(t, c, "notify ready, exec failing", func(s *api.Status) bool {
 		i := statusOf(s, "py", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "pending" && len(i.Health.Checks) == 2 && i.Health.Checks[0].Passing
 	})
@@ -103,7 +105,7 @@ func TestHealthNotifyAndExec(t *testing.T) {
 		t.Errorf("health %+v", h)
 	}
 	writeFile(t, flag, "")
-	st = waitStatus(t, c, "healthy", func(s *Status) bool {
+	st = waitStatus(t, c, "healthy", func(s *api.Status) bool {
 		i := statusOf(s, "py", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "healthy"
 	})
@@ -111,7 +113,7 @@ func TestHealthNotifyAndExec(t *testing.T) {
 		t.Errorf("health %+v", h)
 	}
 	os.Remove(flag)
-	st = waitStatus(t, c, "unhealthy", func(s *Status) bool {
+	st = waitStatus(t, c, "unhealthy", func(s *api.Status) bool {
 		i := statusOf(s, "py", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "unhealthy"
 	})
@@ -152,7 +154,7 @@ plug "quiet" {
 }
 `)
 	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs"})
-	st := waitStatus(t, c, "healthy by data", func(s *Status) bool {
+	st := waitStatus(t, c, "healthy by data", func(s *api.Status) bool {
 		i := statusOf(s, "pub", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "healthy"
 	})
@@ -176,7 +178,7 @@ plug "quiet" {
 	}
 
 	os.Remove(flag)
-	st = waitStatus(t, c, "restarted by check_restart", func(s *Status) bool {
+	st = waitStatus(t, c, "restarted by check_restart", func(s *api.Status) bool {
 		i := statusOf(s, "pub", "default")
 		return i != nil && i.PID > 0 && i.PID != first.PID && i.Restarts > first.Restarts
 	})
@@ -185,7 +187,7 @@ plug "quiet" {
 		t.Errorf("after restart: %+v %+v", i, i.Health)
 	}
 	writeFile(t, flag, "")
-	waitStatus(t, c, "healthy again", func(s *Status) bool {
+	waitStatus(t, c, "healthy again", func(s *api.Status) bool {
 		i := statusOf(s, "pub", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "healthy"
 	})

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,10 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/plugs-dev/plugs/api"
+	"github.com/plugs-dev/plugs/api/hcldiag"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/health"
 	"github.com/plugs-dev/plugs/instance"
@@ -66,8 +66,8 @@ type loaded struct {
 }
 
 // load reads file (and the lock beside it), brings the plugins in, and
-// renders the desired instances. Its errors are *Error: KindInput for what
-// a human must fix (with the rendered diagnostics), KindEnv otherwise.
+// renders the desired instances. Its errors are *api.Error: api.KindInput
+// for what a human must fix (with the diagnostics), api.KindEnv otherwise.
 func (l *loader) load(ctx context.Context, file string, vars map[string]string) (*loaded, error) {
 	w, diags := l.reader.Open(workspace.Options{File: file, StateDir: l.stateDir, Vars: vars})
 	if diags.HasErrors() {
@@ -131,34 +131,33 @@ func contentHash(files ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// diagError renders diagnostics as the CLI shows them, with their
-// snippets: this is where diagnostics stop being data, at the edge of the
-// local API. A file that could not be read is the environment's failure.
+// diagError keeps diagnostics as data (with their snippets, in the shape
+// of plugs validate -o json) for the CLI to render; its message is their
+// one-line form, for logs and MQTT. A file that could not be read is the
+// environment's failure.
 func diagError(w *workspace.Workspace, diags hcl.Diagnostics) error {
-	var buf bytes.Buffer
-	wr := hcl.NewDiagnosticTextWriter(&buf, w.Files(), 78, false)
-	_ = wr.WriteDiagnostics(spec.Sorted(diags))
-	kind := KindInput
+	d := hcldiag.Convert(w.Files(), spec.Sorted(diags))
+	kind := api.KindInput
 	if workspace.EnvFailure(diags) {
-		kind = KindEnv
+		kind = api.KindEnv
 	}
-	return &Error{Kind: kind, Message: strings.TrimRight(buf.String(), "\n")}
+	return &api.Error{Kind: kind, Message: api.OneLine(d), Diagnostics: d}
 }
 
 // fetchError classifies a fetch error: a wrong source or lock is the
 // user's to fix; a network or disk failure is the environment's. A bad
 // manifest's diagnostics are shown as diagnostics, with their snippet.
 func fetchError(w *workspace.Workspace, err error) error {
-	var e *Error
+	var e *api.Error
 	if errors.As(err, &e) {
 		return err
 	}
 	if md := workspace.ManifestDiagnostics(err); len(md) > 0 && !slices.ContainsFunc(md, func(d *hcl.Diagnostic) bool { return d.Subject == nil }) {
 		return diagError(w, md)
 	}
-	kind := KindEnv
+	kind := api.KindEnv
 	if fetch.IsInputError(err) {
-		kind = KindInput
+		kind = api.KindInput
 	}
-	return &Error{Kind: kind, Message: err.Error()}
+	return &api.Error{Kind: kind, Message: err.Error()}
 }

@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/layout"
@@ -25,6 +28,11 @@ type LocalOptions struct {
 	Vars     map[string]string
 	Logger   *slog.Logger
 	Progress io.Writer
+
+	// EmbeddedBrokerURL is the URL of the embedded broker the running
+	// daemon serves (its status's broker_url); "" means the default
+	// address. Used when plugs.hcl has no broker block. (Daemon helper.)
+	EmbeddedBrokerURL string
 }
 
 func (o LocalOptions) loader() *loader {
@@ -32,23 +40,34 @@ func (o LocalOptions) loader() *loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return newLoader(o.StateDir, fetch.Options{Logger: logger, Progress: o.Progress}, defaultBrokerInfo)
+	return newLoader(o.StateDir, fetch.Options{Logger: logger, Progress: o.Progress}, o.brokerInfo)
 }
 
-// defaultBrokerInfo is the broker a daemon would use: the deployment's
-// broker block, else the embedded broker at its default address.
-func defaultBrokerInfo(dep *spec.Deployment) render.BrokerInfo {
+// brokerInfo is the broker a daemon uses: the deployment's broker block,
+// else the embedded broker at the address the running daemon reports (or
+// the default one), with each instance's account when this user can read
+// the daemon's broker key.
+func (o LocalOptions) brokerInfo(dep *spec.Deployment) render.BrokerInfo {
 	if dep.Broker != nil {
 		return brokerInfoOf(dep.Broker)
 	}
-	host, port := splitHostPort(mqtt.DefaultEmbeddedAddr)
-	return render.BrokerInfo{URL: "tcp://" + mqtt.DefaultEmbeddedAddr, Host: host, Port: port}
+	url := cmp.Or(o.EmbeddedBrokerURL, "tcp://"+mqtt.DefaultEmbeddedAddr)
+	host, port := mqtt.DefaultEmbeddedAddr, 0
+	if u, err := neturl.Parse(url); err == nil {
+		host = u.Host
+	}
+	host, port = splitHostPort(host)
+	info := render.BrokerInfo{URL: url, Host: host, Port: port}
+	if a, err := mqtt.ReadAuth(BrokerDir(o.StateDir)); err == nil {
+		info.InstanceCredentials = instanceCredentials(a)
+	}
+	return info
 }
 
 // PlanLocal plans the deployment against nothing running: every instance is
 // a create. It is what plugs plan shows when no daemon answers. Plugins
 // missing from the state directory are fetched (the lock file is not written).
-func PlanLocal(ctx context.Context, o LocalOptions) (*PlanReport, error) {
+func PlanLocal(ctx context.Context, o LocalOptions) (*api.PlanReport, error) {
 	ld, err := o.loader().load(ctx, o.File, o.Vars)
 	if err != nil {
 		return nil, err
@@ -81,10 +100,10 @@ func Setup(ctx context.Context, o SetupOptions) error {
 	}
 	m := ld.manifests[o.Plug]
 	if ld.dep.Plug(o.Plug) == nil || m == nil {
-		return &Error{Kind: KindInput, Message: fmt.Sprintf("no enabled plug %q in %s", o.Plug, o.File)}
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no enabled plug %q in %s", o.Plug, o.File)}
 	}
 	if len(m.Setup) == 0 {
-		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", o.Plug)}
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", o.Plug)}
 	}
 	var inst *instance.Spec
 	for i := range ld.desired {
@@ -95,7 +114,7 @@ func Setup(ctx context.Context, o SetupOptions) error {
 		}
 	}
 	if inst == nil {
-		return &Error{Kind: KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
 	}
 	dir, err := filepath.Abs(layout.Setup(o.StateDir))
 	if err != nil {
@@ -132,15 +151,15 @@ func Setup(ctx context.Context, o SetupOptions) error {
 		return fmt.Errorf("setup of %s: %w", o.Plug, err)
 	}
 	if err := res.Err(); err != nil {
-		return &Error{Kind: KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
+		return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
 	}
 	if err := runner.MarkSetupDone(o.StateDir, inst.ID.Plug); err != nil {
 		return fmt.Errorf("setup of %s: %w", o.Plug, err)
 	}
 	// A running daemon holds the plug's instances in needs-setup: start them.
-	if c, err := Dial(o.StateDir); err == nil {
+	if c, err := api.Dial(o.StateDir); err == nil {
 		defer c.Close()
-		_, _ = c.Restart(ctx, RestartRequest{Plug: inst.ID.Plug})
+		_, _ = c.Restart(ctx, api.RestartRequest{Plug: inst.ID.Plug})
 	}
 	return nil
 }

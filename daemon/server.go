@@ -9,21 +9,21 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/plugs-dev/plugs/internal/layout"
-)
+	"golang.org/x/sys/unix"
 
-// SocketPath is where the daemon of stateDir listens.
-func SocketPath(stateDir string) string { return layout.Socket(stateDir) }
+	"github.com/plugs-dev/plugs/api"
+)
 
 // backend is what the API serves; the daemon implements it, tests fake it.
 type backend interface {
-	status() Status
-	plan(ctx context.Context, req PlanRequest) (*PlanReport, error)
-	apply(ctx context.Context) (*ApplyReport, error)
-	restart(ctx context.Context, req RestartRequest) (*RestartReport, error)
+	status() api.Status
+	plan(ctx context.Context, req api.PlanRequest) (*api.PlanReport, error)
+	apply(ctx context.Context) (*api.ApplyReport, error)
+	restart(ctx context.Context, req api.RestartRequest) (*api.RestartReport, error)
 	logPath(plug, instance string) (string, error)
 }
 
@@ -35,7 +35,8 @@ type apiServer struct {
 }
 
 // serveAPI listens on the socket at path (mode 0600), removing a stale
-// socket a killed daemon left, and serves b until shutdown.
+// socket a killed daemon left, and serves b until shutdown to root and the
+// daemon's own user only.
 func serveAPI(path string, b backend, logger *slog.Logger) (*apiServer, error) {
 	if _, err := os.Lstat(path); err == nil {
 		// The state-dir lock is held, so no live daemon owns it.
@@ -43,20 +44,17 @@ func serveAPI(path string, b backend, logger *slog.Logger) (*apiServer, error) {
 			return nil, fmt.Errorf("remove stale socket: %w", err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
+		return nil, err
 	}
 	s := &apiServer{
 		path: path,
 		srv: &http.Server{
-			Handler:           apiHandler(b, logger),
+			Handler:           peerCheck(os.Getuid(), apiHandler(b, logger), logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			ConnContext:       withPeer,
 		},
 		done: make(chan struct{}),
 	}
@@ -67,6 +65,69 @@ func serveAPI(path string, b backend, logger *slog.Logger) (*apiServer, error) {
 		}
 	}()
 	return s, nil
+}
+
+// listenPrivate listens on a unix socket at path that nobody but its owner
+// can connect to at any moment: it is bound inside a fresh 0700 folder
+// beside path, made 0600 there, and only then renamed to path. (Binding at
+// path and chmod-ing afterwards leaves a gap in which, under a lax umask,
+// another user connects; a process-wide umask would race other goroutines'
+// files.)
+func listenPrivate(path string) (net.Listener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".sock-") // MkdirTemp makes 0700 folders
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, filepath.Base(path))
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // shutdown removes path itself
+	if err := os.Chmod(tmp, 0o600); err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// peerKey is the context key of a request's peer credentials.
+type peerKey struct{}
+
+// withPeer records the uid of a connection's peer (SO_PEERCRED), -1 when
+// it cannot be read.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uid := -1
+	if uc, ok := c.(*net.UnixConn); ok {
+		if raw, err := uc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) {
+				if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+					uid = int(cred.Uid)
+				}
+			})
+		}
+	}
+	return context.WithValue(ctx, peerKey{}, uid)
+}
+
+// peerCheck serves only peers that are root or the daemon's own uid: the
+// socket's mode is the first fence, this is the second (a socket made
+// world-writable, an ACL).
+func peerCheck(own int, next http.Handler, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uid, _ := r.Context().Value(peerKey{}).(int)
+		if uid != 0 && uid != own {
+			logger.Warn("api request refused", "peer_uid", uid, "path", r.URL.Path)
+			writeJSON(w, http.StatusForbidden, &api.Error{Kind: api.KindEnv,
+				Message: fmt.Sprintf("permission denied: uid %d may not use this daemon (only root and uid %d)", uid, own)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // shutdown stops serving, ends streaming requests and removes the socket.
@@ -88,10 +149,10 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, b.status())
 	})
 	mux.HandleFunc("POST /v1/plan", func(w http.ResponseWriter, r *http.Request) {
-		var req PlanRequest
+		var req api.PlanRequest
 		if r.ContentLength != 0 {
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				writeError(w, &Error{Kind: KindInput, Message: "decode plan request: " + err.Error()})
+				writeError(w, &api.Error{Kind: api.KindInput, Message: "decode plan request: " + err.Error()})
 				return
 			}
 		}
@@ -111,9 +172,9 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, rep)
 	})
 	mux.HandleFunc("POST /v1/restart", func(w http.ResponseWriter, r *http.Request) {
-		var req RestartRequest
+		var req api.RestartRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Plug == "" {
-			writeError(w, &Error{Kind: KindInput, Message: "restart request needs a plug"})
+			writeError(w, &api.Error{Kind: api.KindInput, Message: "restart request needs a plug"})
 			return
 		}
 		rep, err := b.restart(r.Context(), req)
@@ -134,13 +195,13 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		n := -1
 		if s := q.Get("n"); s != "" {
 			if n, err = strconv.Atoi(s); err != nil {
-				writeError(w, &Error{Kind: KindInput, Message: "invalid n: " + s})
+				writeError(w, &api.Error{Kind: api.KindInput, Message: "invalid n: " + s})
 				return
 			}
 		}
 		follow, _ := strconv.ParseBool(q.Get("follow"))
 		if _, err := os.Stat(path); err != nil && !follow {
-			writeError(w, &Error{Kind: KindInput, Message: fmt.Sprintf("no log for %s/%s", q.Get("plug"), q.Get("instance"))})
+			writeError(w, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no log for %s/%s", q.Get("plug"), q.Get("instance"))})
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -170,12 +231,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	var e *Error
+	var e *api.Error
 	if !errors.As(err, &e) {
-		e = &Error{Kind: KindEnv, Message: err.Error()}
+		e = &api.Error{Kind: api.KindEnv, Message: err.Error()}
 	}
 	code := http.StatusInternalServerError
-	if e.Kind == KindInput {
+	if e.Kind == api.KindInput {
 		code = http.StatusBadRequest
 	}
 	writeJSON(w, code, e)

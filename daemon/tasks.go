@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
@@ -116,12 +117,12 @@ func (d *daemon) startTasks(ctx context.Context, reg prometheus.Registerer) (*ta
 	opts := task.ServerOptions{TokenFile: d.opts.APITokenFile, WebConfigFile: d.opts.WebConfigFile, Logger: d.log}
 	if err := task.CheckServe(d.opts.APIAddr, opts); err != nil {
 		t.mgr.Close()
-		return nil, &Error{Kind: KindInput, Message: err.Error()}
+		return nil, &api.Error{Kind: api.KindInput, Message: err.Error()}
 	}
 	ln, err := net.Listen("tcp", d.opts.APIAddr)
 	if err != nil {
 		t.mgr.Close()
-		return nil, &Error{Kind: KindEnv, Message: fmt.Sprintf("task api listen: %v (choose another with --api-addr)", err)}
+		return nil, &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("task api listen: %v (choose another with --api-addr)", err)}
 	}
 	t.apiAddr = ln.Addr().String()
 	actx, cancel := context.WithCancel(ctx)
@@ -265,20 +266,20 @@ func (t *tasks) mqttCall(ctx context.Context, req mqtt.ExecRequest) []byte {
 func (d *daemon) tasksHandler() http.Handler { return task.Handler(d.tasks.mgr) }
 
 // taskStatuses are the rows of plugs status for task instances.
-func (t *tasks) statuses() []InstanceStatus {
+func (t *tasks) statuses() []api.InstanceStatus {
 	t.mu.Lock()
 	specs := make(map[instance.ID]instance.Spec, len(t.specs))
 	for k, v := range t.specs {
 		specs[k] = v
 	}
 	t.mu.Unlock()
-	var out []InstanceStatus
+	var out []api.InstanceStatus
 	for _, st := range t.mgr.Status() {
 		s, ok := specs[st.ID]
 		if !ok {
 			continue
 		}
-		row := InstanceStatus{Plug: st.ID.Plug, Instance: st.ID.Instance, State: "idle",
+		row := api.InstanceStatus{Plug: st.ID.Plug, Instance: st.ID.Instance, State: "idle",
 			Version: s.Version, Revision: s.Revision}
 		if st.Running > 0 {
 			row.State = "running"
@@ -291,12 +292,12 @@ func (t *tasks) statuses() []InstanceStatus {
 		}
 		if r := st.LastRun; r != nil {
 			why = append(why, fmt.Sprintf("last run %s at %s (exit %d)", r.Result, r.StartedAt.UTC().Format(time.RFC3339), r.ExitCode))
-			row.LastExit = &Exit{Code: r.ExitCode, Signal: r.Signal, At: r.StartedAt.Add(time.Duration(r.Duration * float64(time.Second)))}
+			row.LastExit = &api.Exit{Code: r.ExitCode, Signal: r.Signal, At: r.StartedAt.Add(time.Duration(r.Duration * float64(time.Second)))}
 		}
 		row.Reason = strings.Join(why, "; ")
 		out = append(out, row)
 	}
-	slices.SortFunc(out, func(a, b InstanceStatus) int {
+	slices.SortFunc(out, func(a, b api.InstanceStatus) int {
 		return strings.Compare(a.Plug+"/"+a.Instance, b.Plug+"/"+b.Instance)
 	})
 	return out

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 	"github.com/plugs-dev/plugs/task"
 )
@@ -98,12 +99,12 @@ func TestTasksEndToEnd(t *testing.T) {
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	stateDir := filepath.Join(dir, ".plugs")
 	c := startDaemon(t, Options{File: file, StateDir: stateDir, NoWatch: true, APIAddr: apiAddr, APITokenFile: tokens, Logger: testLogger(t)})
-	tc := task.UnixClient(SocketPath(stateDir))
+	tc := task.UnixClient(api.SocketPath(stateDir))
 	defer tc.HTTP.CloseIdleConnections()
 	ctx := t.Context()
 
 	// Tasks are not kept running: status shows them idle, with no pid.
-	st := waitStatus(t, c, "the tasks", func(s *Status) bool { return statusOf(s, "notify-sms", "default") != nil })
+	st := waitStatus(t, c, "the tasks", func(s *api.Status) bool { return statusOf(s, "notify-sms", "default") != nil })
 	if row := statusOf(st, "notify-sms", "default"); row.State != "idle" || row.PID != 0 || !strings.Contains(row.Reason, "task") {
 		t.Fatalf("notify-sms row: %+v", row)
 	}
@@ -251,7 +252,7 @@ func TestTasksEndToEnd(t *testing.T) {
 	})
 
 	// Plans leave tasks out: nothing to start, replace or stop.
-	p, err := c.Plan(ctx, PlanRequest{})
+	p, err := c.Plan(ctx, api.PlanRequest{})
 	if err != nil || !p.Empty() {
 		t.Fatalf("plan: %+v %v", p, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/plugs-dev/plugs/ui"
@@ -25,11 +26,11 @@ func (d *daemon) serveUI(ctx context.Context) (func(), error) {
 	}
 	ln, err := ui.Listen(d.opts.UIAddr, d.opts.WebConfigFile)
 	if err != nil {
-		kind := KindEnv
+		kind := api.KindEnv
 		if errors.Is(err, ui.ErrNoAuth) {
-			kind = KindInput
+			kind = api.KindInput
 		}
-		return nil, &Error{Kind: kind, Message: fmt.Sprintf("%v (choose another with --ui-addr; an empty value turns the dashboard off)", err)}
+		return nil, &api.Error{Kind: kind, Message: fmt.Sprintf("%v (choose another with --ui-addr; an empty value turns the dashboard off)", err)}
 	}
 	srv, err := ui.New(ui.Options{Backend: uiBackend{d}, Logger: d.log.With("component", "ui")})
 	if err != nil {
@@ -90,7 +91,7 @@ func (b uiBackend) Status() ui.Status {
 func (b uiBackend) Observe() []instance.Status { return b.d.observeAll() }
 
 func (b uiBackend) Plan(ctx context.Context) (*ui.PlanReport, error) {
-	p, err := b.d.plan(ctx, PlanRequest{})
+	p, err := b.d.plan(ctx, api.PlanRequest{})
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func (b uiBackend) Plan(ctx context.Context) (*ui.PlanReport, error) {
 	return &r, nil
 }
 
-func uiPlan(p PlanReport) ui.PlanReport {
+func uiPlan(p api.PlanReport) ui.PlanReport {
 	r := ui.PlanReport{Revision: p.Revision, Start: p.Start, Replace: p.Replace, Stop: p.Stop, Update: p.Update}
 	for _, c := range p.Changes {
 		r.Changes = append(r.Changes, ui.Change{Plug: c.Plug, Instance: c.Instance, Action: c.Action, Reason: c.Reason, Diff: c.Diff, Error: c.Error})
@@ -116,7 +117,7 @@ func (b uiBackend) Apply(ctx context.Context) (*ui.ApplyReport, error) {
 }
 
 func (b uiBackend) Restart(ctx context.Context, id instance.ID) error {
-	_, err := b.d.restart(ctx, RestartRequest{Plug: id.Plug, Instance: id.Instance})
+	_, err := b.d.restart(ctx, api.RestartRequest{Plug: id.Plug, Instance: id.Instance})
 	return err
 }
 

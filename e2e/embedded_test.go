@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 )
 
@@ -47,7 +47,7 @@ plug "mqtt-shell" {
 
 	d := startDaemon(t, dir, file, nil)
 	const one, two, shell = "sleeper/one", "sleeper/two", "mqtt-shell/default"
-	st := d.waitStatus(t, "instances running", func(st *daemon.Status) error {
+	st := d.waitStatus(t, "instances running", func(st *api.Status) error {
 		if !st.Daemon.BrokerConnected {
 			return fmt.Errorf("broker not connected")
 		}
@@ -87,7 +87,7 @@ plug "mqtt-shell" {
 		if s.Restarts != b1.Restarts+1 {
 			t.Errorf("after a kill restarts = %d, want %d", s.Restarts, b1.Restarts+1)
 		}
-		after := d.waitStatus(t, "status shows the restart", func(st *daemon.Status) error {
+		after := d.waitStatus(t, "status shows the restart", func(st *api.Status) error {
 			if i := instanceOf(st, one); i == nil || i.PID != s.PID || i.State != "running" {
 				return fmt.Errorf("%s: %+v, want running with pid %d", one, i, s.PID)
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"io/fs"
@@ -27,7 +28,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/plugs-dev/plugs/daemon"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 )
 
@@ -211,13 +211,13 @@ func (d *plugsDaemon) stop(grace time.Duration) error {
 }
 
 // status asks the daemon for its status over the local API.
-func (d *plugsDaemon) status() (*daemon.Status, error) {
+func (d *plugsDaemon) status() (*api.Status, error) {
 	select {
 	case <-d.exited:
 		return nil, fmt.Errorf("the daemon exited: %v", d.err)
 	default:
 	}
-	c, err := daemon.Dial(d.stateDir)
+	c, err := api.Dial(d.stateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -228,9 +228,9 @@ func (d *plugsDaemon) status() (*daemon.Status, error) {
 }
 
 // waitStatus polls the status until cond accepts it, and returns it.
-func (d *plugsDaemon) waitStatus(t *testing.T, what string, cond func(*daemon.Status) error) *daemon.Status {
+func (d *plugsDaemon) waitStatus(t *testing.T, what string, cond func(*api.Status) error) *api.Status {
 	t.Helper()
-	var st *daemon.Status
+	var st *api.Status
 	deadline := time.Now().Add(waitBound)
 	for {
 		var err error
@@ -255,8 +255,8 @@ func (d *plugsDaemon) waitStatus(t *testing.T, what string, cond func(*daemon.St
 
 // running accepts a status whose last reconcile succeeded and in which
 // each of ids ("plug/instance") runs.
-func running(ids ...string) func(*daemon.Status) error {
-	return func(st *daemon.Status) error {
+func running(ids ...string) func(*api.Status) error {
+	return func(st *api.Status) error {
 		if r := st.Daemon.LastReconcile; r == nil || r.Error != "" {
 			return fmt.Errorf("last reconcile: %+v", r)
 		}
@@ -271,7 +271,7 @@ func running(ids ...string) func(*daemon.Status) error {
 }
 
 // instanceOf finds the instance id ("plug/instance") in a status.
-func instanceOf(st *daemon.Status, id string) *daemon.InstanceStatus {
+func instanceOf(st *api.Status, id string) *api.InstanceStatus {
 	for i := range st.Instances {
 		if st.Instances[i].Plug+"/"+st.Instances[i].Instance == id {
 			return &st.Instances[i]

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 	"github.com/plugs-dev/plugs/internal/promtest"
 )
@@ -133,7 +133,7 @@ plug "flapper" {
 		if s.Restarts <= before.Restarts {
 			t.Errorf("after a kill restarts = %d, want more than %d", s.Restarts, before.Restarts)
 		}
-		d.waitStatus(t, "status shows the restart", func(st *daemon.Status) error {
+		d.waitStatus(t, "status shows the restart", func(st *api.Status) error {
 			i := instanceOf(st, hr)
 			if i == nil || i.PID != s.PID || i.Restarts != s.Restarts || i.State != "running" {
 				return fmt.Errorf("%s: %+v, want pid %d restarts %d running", hr, i, s.PID, s.Restarts)
@@ -144,7 +144,7 @@ plug "flapper" {
 
 	ok = ok && t.Run("prometheus scrapes every dashboard query", func(t *testing.T) {
 		addr := st.Daemon.MetricsAddr
-		d.waitStatus(t, "flapper restarted", func(st *daemon.Status) error {
+		d.waitStatus(t, "flapper restarted", func(st *api.Status) error {
 			if i := instanceOf(st, flapper); i == nil || i.Restarts < 2 {
 				return fmt.Errorf("%s: %+v", flapper, i)
 			}
@@ -205,7 +205,7 @@ plug "flapper" {
 		}
 		js := mustPlugs(t, dir, env, "status", "-o", "json", "-f", file, "--state-dir", d.stateDir)
 		scanForSecrets(t, "plugs status -o json", js.stdout+js.stderr, secrets)
-		var st daemon.Status
+		var st api.Status
 		if err := json.Unmarshal([]byte(js.stdout), &st); err != nil || instanceOf(&st, hr) == nil {
 			t.Errorf("plugs status -o json: %v, no %s:\n%s", err, hr, js.stdout)
 		}
@@ -238,14 +238,14 @@ plug "flapper" {
 	ok = ok && t.Run("broker restart is survived and state republished", func(t *testing.T) {
 		before := d.waitStatus(t, "instances running", running(hr, shell))
 		broker.stop()
-		d.waitStatus(t, "broker disconnected in status", func(st *daemon.Status) error {
+		d.waitStatus(t, "broker disconnected in status", func(st *api.Status) error {
 			if st.Daemon.BrokerConnected {
 				return fmt.Errorf("still connected")
 			}
 			return nil
 		})
 		broker.restart()
-		after := d.waitStatus(t, "broker reconnected", func(st *daemon.Status) error {
+		after := d.waitStatus(t, "broker reconnected", func(st *api.Status) error {
 			if !st.Daemon.BrokerConnected {
 				return fmt.Errorf("not connected")
 			}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 	"github.com/plugs-dev/plugs/sandbox"
 )
@@ -199,7 +199,7 @@ plug "gc" {
 	// out of reach of the plugin's user and of its Landlock rules.
 	d := startDaemon(t, dir, file, []string{"PLUGS_SANDBOX=true", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"})
 	probe := plug + "/default"
-	st := d.waitStatus(t, "instances running", func(st *daemon.Status) error {
+	st := d.waitStatus(t, "instances running", func(st *api.Status) error {
 		if !st.Daemon.BrokerConnected {
 			return fmt.Errorf("broker not connected")
 		}
@@ -265,7 +265,7 @@ plug "gc" {
 		return s.LastExit == "oom-killed"
 	})
 	_ = ms
-	hog := d.waitStatus(t, "hog restarted after its oom kill", func(st *daemon.Status) error {
+	hog := d.waitStatus(t, "hog restarted after its oom kill", func(st *api.Status) error {
 		i := instanceOf(st, "hog/default")
 		if i == nil || i.Restarts < 1 || i.LastExit == nil || !i.LastExit.OOMKilled {
 			return fmt.Errorf("hog: %+v", i)

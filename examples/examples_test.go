@@ -626,6 +626,7 @@ func TestSystemdUnit(t *testing.T) {
 	for _, want := range []string{
 		"Type=notify", "KillMode=mixed", "TimeoutStopSec=", "Restart=on-failure",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/plugs", "PrivateTmp=yes",
+		"ExecReload=/bin/kill -HUP $MAINPID",
 		"plugs run \\\n    --bundle /var/lib/plugs/current.tar.gz \\\n    --state-dir /var/lib/plugs/state",
 	} {
 		if !strings.Contains(unit, want) {

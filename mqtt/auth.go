@@ -108,6 +108,20 @@ func LoadAuth(dir string) (*Auth, error) {
 	return a, nil
 }
 
+// ReadAuth reads the broker key of dir that LoadAuth made, without
+// creating anything: for commands that run beside a daemon (plugs setup).
+func ReadAuth(dir string) (*Auth, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, authKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("broker credentials: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("broker credentials %s: not a hex key", dir)
+	}
+	return NewAuth(key)
+}
+
 // ReaderPasswordPath is the file LoadAuth(dir) keeps the reader account's
 // password in.
 func ReaderPasswordPath(dir string) string { return filepath.Join(dir, readerPasswordFile) }

@@ -436,13 +436,13 @@ func (p *Publisher) connectFailed(err error) {
 	}
 	p.emu.Unlock()
 	if log {
-		p.log.Error("mqtt broker connect failed; retrying", "broker", p.broker, "error", msg, "retry_every", p.cfg.RetryInterval)
+		p.log.Error("mqtt broker connect failed; retrying", "broker", p.broker, "err", msg, "retry_every", p.cfg.RetryInterval)
 	}
 }
 
 // connectionLost wakes connectLoop to connect again.
 func (p *Publisher) connectionLost(_ paho.Client, err error) {
-	p.log.Warn("mqtt broker connection lost", "broker", p.broker, "error", err)
+	p.log.Warn("mqtt broker connection lost", "broker", p.broker, "err", err)
 	p.connectionChanged(false)
 	select {
 	case p.lost <- struct{}{}:

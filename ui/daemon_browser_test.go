@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
 	bt "github.com/plugs-dev/plugs/internal/browsertest"
 )
@@ -60,7 +61,7 @@ plug "beta" {
 // liveDaemon is a real plugs daemon serving the dashboard with basic auth.
 type liveDaemon struct {
 	dir    string
-	client *daemon.Client
+	client *api.Client
 	base   string // the dashboard's URL
 	auth   string // its Authorization header
 }
@@ -113,13 +114,13 @@ func startLiveDaemon(t *testing.T, noWatch bool) *liveDaemon {
 		errc <- err
 		t.Fatalf("daemon ended before ready: %v", err)
 	}
-	c, err := daemon.Dial(state)
+	c, err := api.Dial(state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	d := &liveDaemon{dir: dir, client: c, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("tech:ward-3"))}
-	st := d.waitStatus(t, "three running instances", func(s *daemon.Status) bool {
+	st := d.waitStatus(t, "three running instances", func(s *api.Status) bool {
 		n := 0
 		for _, i := range s.Instances {
 			if i.State == "running" && i.PID > 0 {
@@ -135,7 +136,7 @@ func startLiveDaemon(t *testing.T, noWatch bool) *liveDaemon {
 	return d
 }
 
-func (d *liveDaemon) waitStatus(t *testing.T, what string, ok func(*daemon.Status) bool) *daemon.Status {
+func (d *liveDaemon) waitStatus(t *testing.T, what string, ok func(*api.Status) bool) *api.Status {
 	t.Helper()
 	for range 600 {
 		st, err := d.client.Status(context.Background())
@@ -148,7 +149,7 @@ func (d *liveDaemon) waitStatus(t *testing.T, what string, ok func(*daemon.Statu
 	return nil
 }
 
-func pids(st *daemon.Status) map[string]int {
+func pids(st *api.Status) map[string]int {
 	m := map[string]int{}
 	for _, i := range st.Instances {
 		m[i.Plug+"/"+i.Instance] = i.PID
@@ -221,7 +222,7 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 		bt.Click(ctx, t, `a[data-action="restart"]`)
 		bt.Click(ctx, t, `form[method=post] button[type=submit]`)
 		bt.WaitFor(ctx, t, "the notice", `document.querySelector(".notice") !== null`)
-		after := d.waitStatus(t, "alpha/two restarted", func(s *daemon.Status) bool {
+		after := d.waitStatus(t, "alpha/two restarted", func(s *api.Status) bool {
 			p := pids(s)["alpha/two"]
 			return p != 0 && p != old["alpha/two"]
 		})
@@ -261,7 +262,7 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 		}
 		bt.Click(ctx, t, `form[action="/plan/apply"] button`)
 		bt.WaitFor(ctx, t, "applied", `document.querySelector('[data-testid=apply-summary]') !== null`)
-		d.waitStatus(t, "alpha/one running again", func(s *daemon.Status) bool { return pids(s)["alpha/one"] > 0 })
+		d.waitStatus(t, "alpha/one running again", func(s *api.Status) bool { return pids(s)["alpha/one"] > 0 })
 	})
 
 	t.Run("a bad plugs.hcl shows its diagnostic", func(t *testing.T) {
@@ -369,7 +370,7 @@ func TestScreenshots(t *testing.T) {
 	// A crash, for the last exits.
 	st, _ := d.client.Status(context.Background())
 	syscall.Kill(pids(st)["beta/default"], syscall.SIGKILL)
-	d.waitStatus(t, "beta restarted", func(s *daemon.Status) bool {
+	d.waitStatus(t, "beta restarted", func(s *api.Status) bool {
 		for _, i := range s.Instances {
 			if i.Plug == "beta" && i.LastExit != nil && i.PID > 0 {
 				return true

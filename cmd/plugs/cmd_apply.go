@@ -22,7 +22,9 @@ itself when plugs.hcl or its lock change.`,
 				return err
 			}
 			defer c.Close()
-			rep, err := c.Apply(cmd.Context())
+			ctx, cancel := g.apiContext(cmd.Context(), defaultApplyTimeout)
+			defer cancel()
+			rep, err := c.Apply(ctx)
 			if err != nil {
 				return daemonError(g, err)
 			}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/task"
 )
 
@@ -164,12 +164,12 @@ no daemon runs.`,
 // dialTasks is a task API client on the daemon's socket, or says how to
 // start one.
 func dialTasks(g *globals) (*task.Client, error) {
-	c, err := daemon.Dial(g.stateDir())
+	c, err := api.Dial(g.stateDir())
 	if err != nil {
-		return nil, envError(fmt.Errorf("no plugs daemon answers on %s; start it with: plugs run -f %s", daemon.SocketPath(g.stateDir()), g.file()))
+		return nil, envError(fmt.Errorf("no plugs daemon answers on %s; start it with: plugs run -f %s", api.SocketPath(g.stateDir()), g.file()))
 	}
 	c.Close()
-	return task.UnixClient(daemon.SocketPath(g.stateDir())), nil
+	return task.UnixClient(api.SocketPath(g.stateDir())), nil
 }
 
 // taskError maps a task API error to the exit codes: a wrong call or an

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
 )
 
@@ -31,7 +32,7 @@ name the deployment file with --file.`,
 			follow := g.v.GetBool("follow")
 			ctx, stop := interruptible(cmd.Context())
 			defer stop()
-			if c, err := daemon.Dial(g.stateDir()); err == nil {
+			if c, err := api.Dial(g.stateDir()); err == nil {
 				defer c.Close()
 				return daemonError(g, c.Logs(ctx, g.stdout, plug, instance, n, follow))
 			}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
 )
 
@@ -29,18 +30,24 @@ With -detailed-exitcode: 0 no changes, 2 changes, 1 error.`,
 			if err != nil {
 				return inputError(err)
 			}
-			var plan *daemon.PlanReport
-			if c, derr := daemon.Dial(g.stateDir()); derr == nil {
+			var plan *api.PlanReport
+			detailed := g.v.GetBool("detailed-exitcode")
+			c, derr := api.Dial(g.stateDir())
+			switch {
+			case derr == nil:
 				defer c.Close()
-				req := daemon.PlanRequest{}
+				req := api.PlanRequest{}
 				if cmd.Flags().Changed("file") {
-					req = daemon.PlanRequest{File: g.file(), Vars: vars}
+					req = api.PlanRequest{File: g.file(), Vars: vars}
 				}
-				plan, err = c.Plan(cmd.Context(), req)
-			} else {
+				ctx, cancel := g.apiContext(cmd.Context(), defaultApplyTimeout)
+				defer cancel()
+				plan, err = c.Plan(ctx, req)
+			case errors.Is(derr, api.ErrPermission):
+				return detailedExit(detailed, envError(derr))
+			default:
 				plan, err = daemon.PlanLocal(cmd.Context(), g.localOptions(vars))
 			}
-			detailed := g.v.GetBool("detailed-exitcode")
 			if err != nil {
 				return detailedExit(detailed, daemonError(g, err))
 			}

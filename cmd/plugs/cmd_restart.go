@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 func newRestartCmd(g *globals) *cobra.Command {
@@ -21,7 +21,9 @@ func newRestartCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			rep, err := c.Restart(cmd.Context(), daemon.RestartRequest{Plug: plug, Instance: instance})
+			ctx, cancel := g.apiContext(cmd.Context(), defaultApplyTimeout)
+			defer cancel()
+			rep, err := c.Restart(ctx, api.RestartRequest{Plug: plug, Instance: instance})
 			if err != nil {
 				return daemonError(g, err)
 			}

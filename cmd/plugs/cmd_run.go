@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
 )
 
@@ -43,24 +44,26 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 				progress = g.stderr
 			}
 			err = daemon.Run(ctx, daemon.Options{
-				File:          g.file(),
-				StateDir:      g.stateDir(),
-				Vars:          vars,
-				Bundle:        v.GetString("bundle"),
-				Repo:          v.GetString("repo"),
-				Ref:           v.GetString("ref"),
-				Path:          v.GetString("path"),
-				Interval:      v.GetDuration("interval"),
-				MetricsAddr:   v.GetString("metrics-addr"),
-				WebConfigFile: v.GetString("web-config-file"),
-				UIAddr:        v.GetString("ui-addr"),
-				APIAddr:       v.GetString("api-addr"),
-				APITokenFile:  v.GetString("api-token-file"),
-				BrokerAddr:    v.GetString("broker-addr"),
-				NoWatch:       !v.GetBool("watch"),
-				Sandbox:       v.GetBool("sandbox"),
-				Logger:        newLogger(g.stderr, v.GetString("log-level")),
-				Progress:      progress,
+				File:             g.file(),
+				StateDir:         g.stateDir(),
+				Vars:             vars,
+				Bundle:           v.GetString("bundle"),
+				Repo:             v.GetString("repo"),
+				Ref:              v.GetString("ref"),
+				Path:             v.GetString("path"),
+				Interval:         v.GetDuration("interval"),
+				MetricsAddr:      v.GetString("metrics-addr"),
+				WebConfigFile:    v.GetString("web-config-file"),
+				UIAddr:           v.GetString("ui-addr"),
+				APIAddr:          v.GetString("api-addr"),
+				APITokenFile:     v.GetString("api-token-file"),
+				BrokerAddr:       v.GetString("broker-addr"),
+				NoWatch:          !v.GetBool("watch"),
+				Sandbox:          v.GetBool("sandbox"),
+				AllowEmpty:       v.GetBool("allow-empty"),
+				ReconcileTimeout: v.GetDuration("reconcile-timeout"),
+				Logger:           newLogger(g.stderr, v.GetString("log-level")),
+				Progress:         progress,
 			})
 			return daemonError(g, err)
 		},
@@ -79,6 +82,8 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f.String("broker-addr", "127.0.0.1:1883", "listen address of the embedded MQTT broker, used when plugs.hcl has no broker block")
 	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
 	f.Bool("sandbox", true, "confine every plugin: Landlock from its permissions, a cgroup with its limits, an unprivileged user when plugs is root")
+	f.Bool("allow-empty", false, "apply a plugs.hcl that declares no instance even while instances run (without it only plugs apply does)")
+	f.Duration("reconcile-timeout", daemon.DefaultReconcileTimeout, "the deadline of every reconcile, fetches and builds included")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -91,31 +96,48 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// daemonError maps a daemon package error to the CLI's exit codes; rendered
-// diagnostics are printed as they are.
+// daemonError maps an error to the CLI's exit code by its kind (api.Kind:
+// input 1, environment 2). Diagnostics an error carries are rendered with
+// their source lines, as plugs validate renders its own.
 func daemonError(g *globals, err error) error {
 	if err == nil {
 		return nil
 	}
-	var de *daemon.Error
-	if errors.As(err, &de) && de.Kind == daemon.KindInput {
-		if strings.HasPrefix(de.Message, "Error: ") || strings.HasPrefix(de.Message, "Warning: ") {
-			fmt.Fprintln(g.stderr, de.Message)
-			return silent(exitInput)
-		}
-		return inputError(err)
+	var ae *api.Error
+	if errors.As(err, &ae) && len(ae.Diagnostics) > 0 {
+		_ = api.WriteDiagnostics(g.stderr, ae.Diagnostics, 78)
+		return silent(ae.Kind.ExitCode())
 	}
-	return envError(err)
+	return &exitError{code: api.KindOf(err).ExitCode(), err: err}
 }
 
-// dialDaemon connects to the daemon of the state directory, or says how to
-// start one.
-func dialDaemon(g *globals) (*daemon.Client, error) {
-	c, err := daemon.Dial(g.stateDir())
+// dialDaemon connects to the daemon of the state directory, or says why
+// not: the socket refuses this user, or no daemon answers (and how to start
+// one).
+func dialDaemon(g *globals) (*api.Client, error) {
+	c, err := api.Dial(g.stateDir())
+	if errors.Is(err, api.ErrPermission) {
+		return nil, envError(err)
+	}
 	if err != nil {
-		return nil, envError(fmt.Errorf("no plugs daemon answers on %s; start it with: plugs run -f %s", daemon.SocketPath(g.stateDir()), g.file()))
+		return nil, envError(fmt.Errorf("no plugs daemon answers on %s; start it with: plugs run -f %s", api.SocketPath(g.stateDir()), g.file()))
 	}
 	return c, nil
+}
+
+// Default waits for a daemon's answer (--timeout overrides both): a
+// stopped or wedged daemon accepts connections and never answers.
+const (
+	defaultTimeout      = 30 * time.Second
+	defaultApplyTimeout = 2 * time.Minute // plan and apply may fetch and build
+)
+
+// apiContext bounds one call to the daemon by --timeout, else def.
+func (g *globals) apiContext(ctx context.Context, def time.Duration) (context.Context, context.CancelFunc) {
+	if t := g.v.GetDuration("timeout"); t > 0 {
+		def = t
+	}
+	return context.WithTimeout(ctx, def)
 }
 
 // interruptible is ctx canceled by SIGINT or SIGTERM, for commands that stream.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
 )
 
@@ -23,8 +24,19 @@ rendered config of the plug's first instance (or --instance).`,
 			}
 			ctx, stop := interruptible(cmd.Context())
 			defer stop()
+			local := g.localOptions(vars)
+			// The broker the daemon actually runs (its --broker-addr may
+			// differ from the default), when one answers.
+			if c, derr := api.Dial(g.stateDir()); derr == nil {
+				sctx, cancel := g.apiContext(ctx, defaultTimeout)
+				if st, serr := c.Status(sctx); serr == nil {
+					local.EmbeddedBrokerURL = st.Daemon.BrokerURL
+				}
+				cancel()
+				c.Close()
+			}
 			err = daemon.Setup(ctx, daemon.SetupOptions{
-				LocalOptions: g.localOptions(vars),
+				LocalOptions: local,
 				Plug:         args[0],
 				Instance:     g.v.GetString("instance"),
 				Stdin:        os.Stdin,

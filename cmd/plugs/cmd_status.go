@@ -24,7 +24,9 @@ followed by what its sandbox lets it do.`,
 				return err
 			}
 			defer c.Close()
-			st, err := c.Status(cmd.Context())
+			ctx, cancel := g.apiContext(cmd.Context(), defaultTimeout)
+			defer cancel()
+			st, err := c.Status(ctx)
 			if err != nil {
 				return daemonError(g, err)
 			}

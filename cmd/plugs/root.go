@@ -106,6 +106,7 @@ func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globals) {
 	pf.String("state-dir", "", "state directory (default .plugs beside the deployment file)")
 	pf.StringArray("var", nil, "set a variable: -var name=value (repeatable)")
 	pf.BoolP("quiet", "q", false, "print no progress")
+	pf.Duration("timeout", 0, "how long to wait for the daemon's answer (default 30s; 2m for plan, apply and restart)")
 	pf.String("config", "", "an optional plugs config file (yaml, toml or json) with defaults for any flag")
 
 	root.AddCommand(

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // writeApplyText prints what an apply did: each change with its outcome,
 // then the totals.
-func writeApplyText(w io.Writer, r *daemon.ApplyReport) {
+func writeApplyText(w io.Writer, r *api.ApplyReport) {
 	if r.Plan.Empty() {
 		fmt.Fprintln(w, "No changes. The running instances match the configuration.")
 	}
@@ -32,13 +32,13 @@ func writeApplyText(w io.Writer, r *daemon.ApplyReport) {
 
 func pastTense(action string) string {
 	switch action {
-	case daemon.ActionCreate:
+	case api.ActionCreate:
 		return "started"
-	case daemon.ActionReplace:
+	case api.ActionReplace:
 		return "replaced"
-	case daemon.ActionUpdate:
+	case api.ActionUpdate:
 		return "updated"
-	case daemon.ActionDelete:
+	case api.ActionDelete:
 		return "stopped"
 	}
 	return action

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // renderPlan prints a plan as text or JSON (-o).
-func renderPlan(g *globals, p *daemon.PlanReport) error {
+func renderPlan(g *globals, p *api.PlanReport) error {
 	asJSON, err := outputJSON(g)
 	if err != nil {
 		return err
@@ -23,7 +23,7 @@ func renderPlan(g *globals, p *daemon.PlanReport) error {
 
 // writePlanText prints a plan the way Terraform does: one line per changed
 // instance, a replaced instance's changed config lines, then the totals.
-func writePlanText(w io.Writer, p *daemon.PlanReport) {
+func writePlanText(w io.Writer, p *api.PlanReport) {
 	if p.Empty() {
 		fmt.Fprintln(w, "No changes. The running instances match the configuration.")
 		return
@@ -35,7 +35,7 @@ func writePlanText(w io.Writer, p *daemon.PlanReport) {
 }
 
 // writeChange prints one change line, with outcome appended when not empty.
-func writeChange(w io.Writer, c daemon.Change, outcome string) {
+func writeChange(w io.Writer, c api.Change, outcome string) {
 	line := fmt.Sprintf("%3s %s/%s (%s)", actionSymbol(c.Action), c.Plug, c.Instance, c.Reason)
 	if outcome != "" {
 		line += ": " + outcome
@@ -48,13 +48,13 @@ func writeChange(w io.Writer, c daemon.Change, outcome string) {
 
 func actionSymbol(action string) string {
 	switch action {
-	case daemon.ActionCreate:
+	case api.ActionCreate:
 		return "+"
-	case daemon.ActionReplace:
+	case api.ActionReplace:
 		return "-/+"
-	case daemon.ActionUpdate:
+	case api.ActionUpdate:
 		return "~"
-	case daemon.ActionDelete:
+	case api.ActionDelete:
 		return "-"
 	}
 	return "?"

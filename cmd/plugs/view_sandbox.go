@@ -5,14 +5,14 @@ import (
 	"io"
 	"slices"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/sandbox"
 	"github.com/plugs-dev/plugs/spec"
 )
 
 // onlyPlug keeps the instances of plug in st.
-func onlyPlug(st *daemon.Status, plug string) error {
-	st.Instances = slices.DeleteFunc(st.Instances, func(i daemon.InstanceStatus) bool { return i.Plug != plug })
+func onlyPlug(st *api.Status, plug string) error {
+	st.Instances = slices.DeleteFunc(st.Instances, func(i api.InstanceStatus) bool { return i.Plug != plug })
 	if len(st.Instances) == 0 {
 		return fmt.Errorf("the daemon runs no plug %q", plug)
 	}
@@ -20,7 +20,7 @@ func onlyPlug(st *daemon.Status, plug string) error {
 }
 
 // writeSandboxLines prints what each instance's sandbox lets it do.
-func writeSandboxLines(w io.Writer, st *daemon.Status) {
+func writeSandboxLines(w io.Writer, st *api.Status) {
 	fmt.Fprintln(w)
 	for _, i := range st.Instances {
 		line := i.Sandbox

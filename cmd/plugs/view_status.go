@@ -7,11 +7,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/api"
 )
 
 // writeStatusText prints the daemon's lines, then one row per instance.
-func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
+func writeStatusText(w io.Writer, s *api.Status, now time.Time) {
 	d := s.Daemon
 	src := d.ConfigFile
 	if d.Repo != "" {
@@ -19,6 +19,12 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "Daemon:          pid %d, up %s, %s %s\n", d.PID, since(now, d.Started), d.Mode, src)
 	fmt.Fprintf(w, "Config revision: %s\n", orDash(d.ConfigRevision))
+	if p := d.Reconciling; p != nil {
+		fmt.Fprintf(w, "Reconciling:     %s, since %s ago (%s)\n", p.Step, since(now, p.Since), p.Reason)
+	}
+	if d.LastGood != "" {
+		fmt.Fprintf(w, "Last good:       %s\n", d.LastGood)
+	}
 	switch r := d.LastReconcile; {
 	case r == nil:
 		fmt.Fprintln(w, "Last reconcile:  none yet")
@@ -27,10 +33,25 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 	default:
 		rev := ""
 		if r.Revision != "" && r.Revision != d.ConfigRevision {
-			rev = " at revision " + r.Revision
+			rev = " at revision " + shortRev(r.Revision)
 		}
-		fmt.Fprintf(w, "Last reconcile:  FAILED%s, %s ago; the last good configuration keeps running:\n", rev, since(now, r.At))
-		for _, line := range strings.Split(r.Error, "\n") {
+		// Never claim that something runs when nothing does.
+		keeps := "nothing runs: no configuration has been applied since the daemon started"
+		if d.ConfigRevision != "" {
+			keeps = "the configuration at revision " + shortRev(d.ConfigRevision) + " keeps running"
+		}
+		retry := "retried at the next change, interval or plugs apply"
+		if r.Kind.Stalled() {
+			retry = "fix the input: retried at its next change or plugs apply"
+		}
+		fmt.Fprintf(w, "Last reconcile:  FAILED%s, %s ago; %s (%s):\n", rev, since(now, r.At), keeps, retry)
+		var b strings.Builder
+		if len(r.Diagnostics) > 0 {
+			_ = api.WriteDiagnostics(&b, r.Diagnostics, 76)
+		} else {
+			b.WriteString(r.Error)
+		}
+		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 			fmt.Fprintf(w, "  %s\n", line)
 		}
 	}
@@ -75,7 +96,7 @@ func writeStatusText(w io.Writer, s *daemon.Status, now time.Time) {
 
 // healthCell is the HEALTH column: pending, healthy, unhealthy, or "-"
 // for an instance that does not run or declares no checks.
-func healthCell(h *daemon.InstanceHealth) string {
+func healthCell(h *api.InstanceHealth) string {
 	if h == nil {
 		return "-"
 	}
@@ -84,7 +105,7 @@ func healthCell(h *daemon.InstanceHealth) string {
 
 // writeHealthNotes prints, under the table, why each instance that is not
 // healthy is not: its last failing check's output, or what it told us.
-func writeHealthNotes(w io.Writer, insts []daemon.InstanceStatus) {
+func writeHealthNotes(w io.Writer, insts []api.InstanceStatus) {
 	first := true
 	for _, i := range insts {
 		h := i.Health
@@ -106,7 +127,7 @@ func writeHealthNotes(w io.Writer, insts []daemon.InstanceStatus) {
 	}
 }
 
-func lastExit(e *daemon.Exit, now time.Time) string {
+func lastExit(e *api.Exit, now time.Time) string {
 	if e == nil {
 		return "-"
 	}

@@ -1,4 +1,4 @@
-package daemon
+package api
 
 import (
 	"bytes"
@@ -7,29 +7,48 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
-// ErrNotRunning is wrapped by Dial's error when no daemon answers.
-var ErrNotRunning = errors.New("daemon not running")
+// SocketPath is where the daemon of stateDir listens (mode 0600).
+func SocketPath(stateDir string) string { return layout.Socket(stateDir) }
 
-// Client talks to a running daemon over its unix socket.
+// ErrNotRunning is wrapped by Dial's error when no daemon answers;
+// ErrPermission when the socket, or the daemon, refuses this user.
+var (
+	ErrNotRunning = errors.New("daemon not running")
+	ErrPermission = errors.New("permission denied")
+)
+
+// Client talks to a running daemon over its unix socket. Every call is
+// bounded by its context: give it a deadline, since a daemon that is
+// stopped (SIGSTOP) or wedged accepts connections and never answers.
 type Client struct {
 	socket string
 	hc     *http.Client
 }
 
-// Dial connects to the daemon of stateDir. Its error wraps ErrNotRunning
-// and names the socket when nothing answers there.
+// dialTimeout bounds the connect of Dial (a unix socket connects at once
+// or not at all, unless the daemon's accept backlog is full).
+const dialTimeout = 2 * time.Second
+
+// Dial connects to the daemon of stateDir. Its error is an *Error of kind
+// env that wraps ErrNotRunning when nothing listens there, or
+// ErrPermission when this user may not use the socket; both name it.
 func Dial(stateDir string) (*Client, error) {
 	path := SocketPath(stateDir)
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	conn, err := net.DialTimeout("unix", path, dialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no answer on %s", ErrNotRunning, path)
+		return nil, dialError(path, err)
 	}
 	conn.Close()
 	tr := &http.Transport{
@@ -40,6 +59,23 @@ func Dial(stateDir string) (*Client, error) {
 		DisableCompression: true,
 	}
 	return &Client{socket: path, hc: &http.Client{Transport: tr}}, nil
+}
+
+// dialError says why the socket at path did not connect.
+func dialError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		owner := ""
+		if fi, serr := os.Stat(path); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				owner = fmt.Sprintf(" (mode %v, owner uid %d)", fi.Mode().Perm(), st.Uid)
+			}
+		} else if errors.Is(serr, fs.ErrPermission) {
+			owner = " (its folder is not readable by this user)"
+		}
+		return &Error{Kind: KindEnv, cause: ErrPermission,
+			Message: fmt.Sprintf("permission denied on %s%s: run as the daemon's user or root", path, owner)}
+	}
+	return &Error{Kind: KindEnv, cause: ErrNotRunning, Message: fmt.Sprintf("%v: no answer on %s", ErrNotRunning, path)}
 }
 
 // Socket is the path the client talks to.
@@ -118,13 +154,19 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("daemon at %s: %w", c.socket, err)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no answer within the timeout (is the daemon stopped or busy? plugs status shows a reconcile in progress): %w", ctx.Err())
+		}
+		return nil, &Error{Kind: KindEnv, Message: fmt.Sprintf("daemon at %s: %v", c.socket, err), cause: err}
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		e := &Error{Kind: KindEnv}
 		if err := json.NewDecoder(resp.Body).Decode(e); err != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		if resp.StatusCode == http.StatusForbidden {
+			e.cause = ErrPermission
 		}
 		return nil, e
 	}

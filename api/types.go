@@ -1,6 +1,7 @@
-package daemon
+package api
 
 import (
+	"errors"
 	"time"
 )
 
@@ -22,6 +23,12 @@ type DaemonStatus struct {
 	// ConfigRevision is what runs: the git commit of the config repository,
 	// or a content hash of plugs.hcl and its lock.
 	ConfigRevision string `json:"config_revision"`
+	// Reconciling is set while a reconcile runs: why, since when, and in
+	// which step, so that a wedged one shows.
+	Reconciling *Progress `json:"reconciling,omitempty"`
+	// LastGood is, in GitOps mode, the last commit that reconciled (it
+	// survives restarts, and runs when the head is broken at start).
+	LastGood string `json:"last_good,omitempty"`
 	// LastReconcile is nil until the first reconcile ends.
 	LastReconcile   *ReconcileStatus `json:"last_reconcile,omitempty"`
 	BrokerURL       string           `json:"broker_url,omitempty"`
@@ -39,6 +46,14 @@ type DaemonStatus struct {
 	Sandbox []string `json:"sandbox,omitempty"`
 }
 
+// Progress is a reconcile in progress.
+type Progress struct {
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// Step is "poll", "load", "wait for a stable file", "plan" or "apply".
+	Step string `json:"step"`
+}
+
 // ReconcileStatus is the outcome of the last reconcile.
 type ReconcileStatus struct {
 	At       time.Time     `json:"at"`
@@ -46,8 +61,13 @@ type ReconcileStatus struct {
 	// Revision is the config revision the reconcile read (for GitOps, the
 	// commit; a failed commit is named here while the last good one runs).
 	Revision string `json:"revision,omitempty"`
-	// Error is empty on success, else the rendered diagnostics or error text.
+	// Error is empty on success, else one line saying what failed.
 	Error string `json:"error,omitempty"`
+	// Kind is the failure's kind: "input" (stalled until the input
+	// changes) or "env" (retried).
+	Kind Kind `json:"kind,omitempty"`
+	// Diagnostics are the failure's diagnostics, when the input was wrong.
+	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`
 }
 
 // InstanceStatus is one row of plugs status.
@@ -174,17 +194,51 @@ type RestartReport struct {
 	Restarted []string `json:"restarted"`
 }
 
-// Error kinds of API errors, which the CLI maps to exit codes.
+// Kind says who must act on an error, and so how it is retried and which
+// exit code it gives: Flux's "stalled" (an input error: nothing changes
+// until a human fixes the input) vs "retrying" (the environment failed:
+// the same reconcile may succeed later).
+type Kind string
+
+// The kinds of Error.
 const (
-	KindInput = "input" // the configuration or the request is wrong
-	KindEnv   = "env"   // the environment failed
+	KindInput Kind = "input" // the configuration or the request is wrong: stalled until it changes
+	KindEnv   Kind = "env"   // the environment failed (network, disk, a daemon): retried
 )
 
-// Error is an API error: a kind and a message (for configuration errors,
-// the rendered diagnostics).
+// Stalled reports whether retrying cannot help until the input changes.
+func (k Kind) Stalled() bool { return k == KindInput }
+
+// ExitCode is the CLI's exit code for an error of kind k: 1 for input, 2
+// for the environment (DESIGN's exit codes).
+func (k Kind) ExitCode() int {
+	if k == KindInput {
+		return 1
+	}
+	return 2
+}
+
+// Error is an API error: a kind, a one-line message, and for a
+// configuration error the diagnostics (as plugs validate -o json shows
+// them), which the CLI renders with their source lines.
 type Error struct {
-	Kind    string `json:"kind"`
-	Message string `json:"error"`
+	Kind        Kind         `json:"kind"`
+	Message     string       `json:"error"`
+	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`
+
+	cause error // ErrNotRunning, ErrPermission, a transport error; not sent
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap is the error's cause, if it has one.
+func (e *Error) Unwrap() error { return e.cause }
+
+// KindOf is the kind of err: that of the *Error it wraps, else KindEnv.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) && e.Kind != "" {
+		return e.Kind
+	}
+	return KindEnv
+}
