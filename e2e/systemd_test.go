@@ -57,7 +57,7 @@ func TestSystemdBundleRollout(t *testing.T) {
 		return out
 	}
 	unit := string(raw)
-	start := append(subst(unitCommand(t, unit, "ExecStart"), 0), "--broker-addr", "127.0.0.1:0")
+	start := append(subst(unitCommand(t, unit, "ExecStart"), 0), "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0")
 	reloadCmd := unitCommand(t, unit, "ExecReload")
 
 	// Two bundles built as CI builds them: b's token differs.
