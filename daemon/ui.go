@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -83,7 +84,13 @@ func (b uiBackend) Status() ui.Status {
 		BrokerError: s.BrokerError, MetricsAddr: s.MetricsAddr,
 	}
 	if l := s.LastReconcile; l != nil {
-		ds.LastReconcile = &ui.ReconcileStatus{At: l.At, Duration: l.Duration, Revision: l.Revision, Error: l.Error}
+		msg := l.Error
+		if len(l.Diagnostics) > 0 { // the dashboard shows them as text, source lines included
+			var b strings.Builder
+			_ = api.WriteDiagnostics(&b, l.Diagnostics, 78)
+			msg = strings.TrimRight(b.String(), "\n")
+		}
+		ds.LastReconcile = &ui.ReconcileStatus{At: l.At, Duration: l.Duration, Revision: l.Revision, Error: msg}
 	}
 	return ui.Status{Daemon: ds}
 }

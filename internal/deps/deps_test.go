@@ -42,7 +42,7 @@ var rules = map[string][][]string{
 	"sandbox/perms":           {parser, effects, cli, {module}},
 	"fetch":                   {cli, {module + "reconcile", module + "render", module + "runner", module + "daemon"}},
 	"daemon":                  {cli},
-	"api":                     {parser, cli, {"os/exec", "github.com/go-git/", "github.com/prometheus/", "github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/", "github.com/fsnotify/", module}}, // the wire types and the client: stdlib, net/http and nothing of plugs
+	"api":                     {parser, cli, {"os/exec", "github.com/go-git/", "github.com/prometheus/", "github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/", "github.com/fsnotify/", module + "spec", module + "fetch", module + "runner", module + "daemon", module + "mqtt", module + "metrics", module + "reconcile", module + "render", module + "workspace"}}, // the wire types and the client: stdlib, net/http and nothing of plugs
 	"api/hcldiag":             {cli, {"os/exec", module + "spec", module + "fetch", module + "runner", module + "daemon", module + "mqtt", module + "metrics", module + "reconcile"}},
 	"ui":                      {parser, cli, {module + "reconcile", module + "runner", module + "fetch", module + "daemon", module + "mqtt"}},
 	"cmd/plugs":               {},
