@@ -29,6 +29,7 @@ func (d *daemon) status() api.Status {
 		ConfigRevision: d.revision,
 		BrokerURL:      redactURL(d.broker.info.URL),
 		MetricsAddr:    d.metricsAddr,
+		Sandbox:        d.sandboxLines,
 		UIAddr:         d.uiAddr,
 	}
 	if d.last != nil {

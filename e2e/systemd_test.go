@@ -57,7 +57,10 @@ func TestSystemdBundleRollout(t *testing.T) {
 		return out
 	}
 	unit := string(raw)
-	start := append(subst(unitCommand(t, unit, "ExecStart"), 0), "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0")
+	start := append(subst(unitCommand(t, unit, "ExecStart"), 0), "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0",
+		// The sandbox's plugin users cannot reach the test's 0700 folders
+		// (as in the other e2e tests).
+		"--sandbox=false")
 	reloadCmd := unitCommand(t, unit, "ExecReload")
 
 	// Two bundles built as CI builds them: b's token differs.
