@@ -201,6 +201,16 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 			return nil, err
 		}
 	}
+	env := req.Env
+	if p.SwitchUser {
+		path := userPath(envPath(env), p.UID, p.GID, p.Groups)
+		env = withPath(env, path)
+		if len(req.Argv) > 0 && !strings.Contains(req.Argv[0], "/") && !searchable(filepath.Dir(req.Path), p.UID, p.GID, p.Groups) {
+			if found, ok := lookUserPath(req.Argv[0], path, p.UID, p.GID, p.Groups); ok {
+				p.Path, req.Path = found, found
+			}
+		}
+	}
 
 	// Filesystem and network.
 	p.ReadOnly = append([]string{req.Dir, req.Path}, s.opts.ReadOnly...)
@@ -253,7 +263,7 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox policy: %w", err)
 	}
-	st.Env = append(slices.Clone(req.Env), policyEnv+"="+string(raw))
+	st.Env = append(slices.Clone(env), policyEnv+"="+string(raw))
 	if !slices.Contains(grants.Write, "/tmp") && p.Landlock {
 		// /tmp is not writable: temporary files go to the instance directory.
 		st.Env = slices.DeleteFunc(st.Env, func(kv string) bool { return strings.HasPrefix(kv, "TMPDIR=") })
