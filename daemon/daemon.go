@@ -264,7 +264,11 @@ func (d *daemon) start(ctx context.Context) error {
 	})
 	d.onClose(d.health.close)
 	d.health.watchData(d.broker.pub)
-	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb})
+	// Before every start (crash restarts included) the tree is checked
+	// against what was fetched: a modified tree is a failed start.
+	trees := fetch.Open(d.opts.StateDir, fetch.Options{Offline: true})
+	verify := func(s instance.Spec) error { return trees.VerifyDir(s.Dir) }
+	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb, Verify: verify})
 	if err != nil {
 		return err
 	}

@@ -193,3 +193,38 @@ func TestOnFetched(t *testing.T) {
 		t.Errorf("OnFetched calls = %v, want a and b once", got)
 	}
 }
+
+// TestVerifyDir: what the runner calls before every start passes a fetched
+// tree without hashing it again, refuses one modified since, and leaves a
+// folder outside the store alone.
+func TestVerifyDir(t *testing.T) {
+	d := deployment(t, plugOf("p", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	s := newStore(t)
+	s.treeCache.racy = -time.Hour
+	l := mustLock(t, s, d, nil)
+	mustFetch(t, s, d, l, true)
+	run, err := s.Runnable(d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := run["p"].Dir
+	if err := s.VerifyDir(dir); err != nil {
+		t.Fatalf("VerifyDir of a fetched tree: %v", err)
+	}
+	if err := s.VerifyDir(t.TempDir()); err != nil {
+		t.Errorf("VerifyDir of a folder outside the store: %v", err)
+	}
+	f := filepath.Join(dir, "run.sh")
+	_ = os.Chmod(dir, 0o755)
+	_ = os.Chmod(f, 0o755)
+	if err := os.WriteFile(f, []byte("#!/bin/sh\necho evil\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyDir(dir); err == nil || !strings.Contains(err.Error(), "was modified") {
+		t.Fatalf("VerifyDir of a modified tree: %v, want \"was modified\"", err)
+	}
+	if err := s.VerifyDir(filepath.Join(dir, "..", "nonesuch")); err == nil {
+		t.Error("VerifyDir of a store folder with no fetch record passed")
+	}
+}

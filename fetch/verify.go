@@ -3,11 +3,15 @@ package fetch
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // racyWindow is how recent a file's change may be for a tree's fingerprint
@@ -111,4 +115,41 @@ func fingerprint(dir string) (sum [sha256.Size]byte, newest time.Time, err error
 	})
 	copy(sum[:], h.Sum(nil))
 	return sum, newest, err
+}
+
+// VerifyDir checks, before a process starts in dir, that dir is as it was
+// fetched or built: the runner calls it before every start, restarts after
+// a crash included, so that a tree modified in the store (by hand, or by a
+// plugin that writes next to itself) is refused rather than run. It costs a
+// metadata walk of the tree (the content is hashed again only when the
+// walk differs from the last one). A dir outside the store's plugin trees
+// is not the store's to judge and passes.
+func (s *Store) VerifyDir(dir string) error {
+	plugs := layout.Plugins(s.dir)
+	rel, err := filepath.Rel(plugs, filepath.Clean(dir))
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return nil
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	if len(parts) < 2 {
+		return nil
+	}
+	plug, key := parts[0], parts[1]
+	m, err := s.readMarker(plug, key)
+	if err != nil {
+		return fmt.Errorf("tree %s is not a complete fetch: %w; run plugs fetch", dir, err)
+	}
+	want := m.Hash
+	if m.Built {
+		want = m.BuiltHash
+	}
+	root := s.treeDir(plug, key)
+	got, err := s.hashTree(root, want)
+	if err != nil {
+		return fmt.Errorf("verify tree %s: %w", root, err)
+	}
+	if got != want {
+		return inputErrorf("tree %s was modified: expected %s, actual %s; remove it and run plugs fetch", root, want, got)
+	}
+	return nil
 }
