@@ -134,6 +134,12 @@ type Status struct {
 	StartedAt time.Time // zero unless a process runs
 	Restarts  int
 	LastExit  *Exit
+	// GaveUp is set on a failed instance that exhausted its restart policy
+	// (max_restarts): the planner leaves it alone until its spec changes.
+	// A failed instance without it could not be started at all (a missing
+	// or non-executable command, a full disk, a refused tree) and is
+	// started again by the next apply.
+	GaveUp bool
 }
 
 // Executor runs instances. The runner implements it; tests may fake it.

@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -195,9 +197,27 @@ func TestApplyOneFailureDoesNotBlockOthers(t *testing.T) {
 	if diff := cmp.Diff(want, states); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
-	// The failed instance keeps its spec: planning again leaves it alone.
-	if p := reconcile.NewPlan(desired, ex.Observe()); !p.Empty() {
-		t.Errorf("plan after a failed start is not empty: %v", summarize(p))
+	// Planning again retries the instance that could not start, and only
+	// it, saying why (issue 11: it was never tried again); a crash loop
+	// that gave up is left alone.
+	p := reconcile.NewPlan(desired, ex.Observe())
+	var retried []string
+	for _, c := range p.Changes {
+		if c.Action != reconcile.NoOp {
+			retried = append(retried, fmt.Sprintf("%s %s %v", c.Action, c.ID, c.Reasons))
+		}
+	}
+	if want := []string{"create broken/default [failed: exec format error]"}; !slices.Equal(retried, want) {
+		t.Errorf("plan after a failed start = %q, want %q", retried, want)
+	}
+	obs := ex.Observe()
+	for i := range obs {
+		if obs[i].ID.Plug == "broken" {
+			obs[i].GaveUp = true
+		}
+	}
+	if p := reconcile.NewPlan(desired, obs); !p.Empty() {
+		t.Errorf("plan with a failed instance that gave up is not empty: %v", summarize(p))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/plugs-dev/plugs/instance"
 )
@@ -63,6 +64,7 @@ type Reason string
 const (
 	ReasonInstanceAdded    Reason = "instance added"          // create
 	ReasonNotRunning       Reason = "not running"             // create: observed stopped
+	ReasonStartFailed      Reason = "failed"                  // create: it could not be started; see startFailed
 	ReasonPlugRemoved      Reason = "plug removed"            // delete
 	ReasonInstanceRemoved  Reason = "instance removed"        // delete
 	ReasonConfigChanged    Reason = "config changed"          // replace
@@ -177,7 +179,13 @@ func NewPlan(desired []instance.Spec, observed []instance.Status) *Plan {
 			changes = append(changes, Change{ID: id, Action: Create, Reasons: []Reason{ReasonNotRunning}, Before: &before, After: after})
 		default:
 			before := st.Spec
-			changes = append(changes, compare(&before, after))
+			c := compare(&before, after)
+			if c.Action == NoOp && st.State == instance.StateFailed && st.PID == 0 && !st.GaveUp {
+				// It could not be started (not a crash loop that gave
+				// up): an apply tries again, and the plan says why.
+				c.Action, c.Reasons = Create, []Reason{startFailed(st.Reason)}
+			}
+			changes = append(changes, c)
 		}
 	}
 	for id, st := range have {
@@ -307,4 +315,17 @@ func levels(changes []Change) map[string]int {
 		remaining = rest
 	}
 	return level
+}
+
+// startFailed is the reason of a Create that retries an instance that could
+// not be started: "failed: <why>", the why cut to one short line.
+func startFailed(why string) Reason {
+	why, _, _ = strings.Cut(why, "\n")
+	if len(why) > 200 {
+		why = why[:200] + "…"
+	}
+	if why == "" {
+		return ReasonStartFailed
+	}
+	return ReasonStartFailed + Reason(": "+why)
 }

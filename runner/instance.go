@@ -318,6 +318,7 @@ func (in *supervised) setWaiting(delay time.Duration, reason string) {
 	}
 	in.setState(func(s *instance.Status) {
 		s.State, s.Reason, s.PID, s.StartedAt = state, reason, 0, time.Time{}
+		s.GaveUp = delay < 0
 	})
 }
 

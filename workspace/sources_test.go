@@ -282,7 +282,7 @@ func TestRunPathDiagnosticsHideSecretLines(t *testing.T) {
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("the run path's diagnostic shows the secret:\n%s", err)
 	}
-	if !strings.Contains(err.Error(), "plugs.hcl line 5") {
+	if !strings.Contains(err.Error(), "plugs.hcl:5,") {
 		t.Errorf("the diagnostic has no source position:\n%s", err)
 	}
 }
