@@ -2,12 +2,13 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/webserve"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -79,27 +80,5 @@ func ServeListener(ctx context.Context, l net.Listener, webConfigFile string, h 
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	flags := &web.FlagConfig{
-		WebListenAddresses: &[]string{l.Addr().String()},
-		WebSystemdSocket:   new(bool),
-		WebConfigFile:      &webConfigFile,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- web.Serve(l, srv, flags, logger.With("component", "metrics")) }()
-
-	select {
-	case err := <-errc:
-		l.Close()
-		return fmt.Errorf("metrics serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics serve: %w", err)
-	}
-	return nil
+	return webserve.Serve(ctx, l, srv, webConfigFile, logger, "metrics")
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/webserve"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v3"
@@ -149,27 +150,5 @@ func Serve(ctx context.Context, l net.Listener, opts ServerOptions, h http.Handl
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	webConfig := opts.WebConfigFile
-	flags := &web.FlagConfig{
-		WebListenAddresses: &[]string{l.Addr().String()},
-		WebSystemdSocket:   new(bool),
-		WebConfigFile:      &webConfig,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- web.Serve(l, srv, flags, logger.With("component", "task-api")) }()
-	select {
-	case err := <-errc:
-		l.Close()
-		return fmt.Errorf("task api serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("task api serve: %w", err)
-	}
-	return nil
+	return webserve.Serve(ctx, l, srv, opts.WebConfigFile, logger, "task api")
 }

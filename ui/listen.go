@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/webserve"
+
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 )
@@ -89,27 +91,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, webConfigFile string
 		// Streams end when the server does.
 		BaseContext: func(net.Listener) context.Context { return base },
 	}
-	flags := &web.FlagConfig{
-		WebListenAddresses: &[]string{l.Addr().String()},
-		WebSystemdSocket:   new(bool),
-		WebConfigFile:      &webConfigFile,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- web.Serve(l, srv, flags, s.log.With("component", "ui")) }()
-	select {
-	case err := <-errc:
-		l.Close()
-		return fmt.Errorf("ui serve: %w", err)
-	case <-ctx.Done():
-	}
-	cancelBase()
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("ui serve: %w", err)
-	}
-	return nil
+	// Live event streams end before Shutdown waits for requests in flight.
+	srv.RegisterOnShutdown(cancelBase)
+	return webserve.Serve(ctx, l, srv, webConfigFile, s.log, "ui")
 }

@@ -56,6 +56,7 @@ var rules = map[string][][]string{
 	"internal/source":         {parser, effects, cli},
 	"internal/layout":         {parser, effects, cli, {module}},
 	"internal/atomicfile":     {parser, effects, cli, {module}},
+	"internal/webserve":       {parser, cli, {module}}, // net/http and exporter-toolkit, nothing of plugs
 	"internal/signame":        {parser, effects, cli, {module}},
 	"internal/brokerurl":      {parser, effects, cli},
 	"internal/names":          {parser, effects, cli, {module}},
