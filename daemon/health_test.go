@@ -95,7 +95,7 @@ func TestHealthNotifyAndExec(t *testing.T) {
   }
 }
 `)
-	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs"})
+	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", UIAddr: "127.0.0.1:0"})
 	st := waitStatus(t, c, "notify ready, exec failing", func(s *api.Status) bool {
 		i := statusOf(s, "py", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "pending" && len(i.Health.Checks) == 2 && i.Health.Checks[0].Passing
@@ -109,6 +109,11 @@ func TestHealthNotifyAndExec(t *testing.T) {
 		i := statusOf(s, "py", "default")
 		return i != nil && i.Health != nil && i.Health.Status == "healthy"
 	})
+	// The dashboard shows the same health (its health column and the
+	// instance's checks panel).
+	if page := getPage(t, "http://"+st.Daemon.UIAddr+"/instances/py/default"); !strings.Contains(page, "healthy") || !strings.Contains(page, "file") {
+		t.Errorf("the dashboard's instance page shows no health:\n%.2000s", page)
+	}
 	if h := statusOf(st, "py", "default").Health; !h.Ready || h.ReadyAt.IsZero() || h.HealthySince.IsZero() {
 		t.Errorf("health %+v", h)
 	}
@@ -205,3 +210,19 @@ func scrape(t *testing.T, addr string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// getPage returns the body of a GET of url, failing the test on an error
+// or a status other than 200.
+func getPage(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/plugs-dev/plugs/health"
+
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -180,4 +182,27 @@ func (b uiBackend) Overrides() map[instance.ID]string               { return b.d
 
 func (b uiBackend) Setup(ctx context.Context, id instance.ID, out io.Writer) error {
 	return b.d.setupInstance(ctx, id, out)
+}
+
+var _ ui.HealthReader = uiBackend{}
+
+// Health gives the dashboard the health of every instance that has checks
+// (a health column and a checks panel). Check outputs stay out: a probe's
+// output is the plugin's and may hold anything.
+func (b uiBackend) Health() map[ui.InstanceID]ui.Health {
+	if b.d.health == nil || b.d.health.mgr == nil {
+		return nil
+	}
+	out := map[ui.InstanceID]ui.Health{}
+	for id, st := range b.d.health.mgr.Statuses() {
+		if st.Health == health.None && len(st.Checks) == 0 {
+			continue
+		}
+		h := ui.Health{State: st.Health}
+		for _, c := range st.Checks {
+			h.Checks = append(h.Checks, ui.Check{Name: c.Name, Type: c.Type, Passing: c.Passing, ConsecutiveFailures: c.ConsecutiveFailures, LastResult: c.LastResult})
+		}
+		out[id] = h
+	}
+	return out
 }
