@@ -98,7 +98,7 @@ func TestTasksEndToEnd(t *testing.T) {
 	writeFile(t, tokens, "# the main server\nmain-server-token\n")
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	stateDir := filepath.Join(dir, ".plugs")
-	c := startDaemon(t, Options{File: file, StateDir: stateDir, NoWatch: true, APIAddr: apiAddr, APITokenFile: tokens, Logger: testLogger(t)})
+	c := startDaemon(t, Options{File: file, StateDir: stateDir, NoWatch: true, APIAddr: apiAddr, APITokenFile: tokens, Logger: testLogger(t), UIAddr: "127.0.0.1:0"})
 	tc := task.UnixClient(api.SocketPath(stateDir))
 	defer tc.HTTP.CloseIdleConnections()
 	ctx := t.Context()
@@ -127,6 +127,17 @@ func TestTasksEndToEnd(t *testing.T) {
 		outbox, _ := os.ReadFile(filepath.Join(dir, "outbox"))
 		if !strings.Contains(string(outbox), `"from": "ward-3"`) || !strings.Contains(string(outbox), res.RunID) {
 			t.Fatalf("outbox %q", outbox)
+		}
+		// The dashboard lists the task and shows this run on its page.
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page := getPage(t, "http://"+st.Daemon.UIAddr+"/tasks"); !strings.Contains(page, "notify-sms") {
+			t.Errorf("the dashboard's tasks page does not list notify-sms:\n%.2000s", page)
+		}
+		if page := getPage(t, "http://"+st.Daemon.UIAddr+"/tasks/notify-sms/default"); !strings.Contains(page, res.RunID) {
+			t.Errorf("the dashboard's task page does not show run %s:\n%.2000s", res.RunID, page)
 		}
 		// A bad request: the plugin's own error, exit 2, and its stderr.
 		res, err = tc.Exec(ctx, "notify-sms", "default", []byte(`{"to": "nobody"}`), task.ExecOptions{})
