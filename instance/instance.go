@@ -27,6 +27,10 @@ type Spec struct {
 	Version  string
 	Revision string
 	Source   string
+	// Plugin is the manifest's own identity (the seed's instance file
+	// holds it): written to instance.json and config.json, never a reason
+	// to replace (config.json carries it, so a change shows there).
+	Plugin PluginIdentity
 
 	// The process.
 	Dir     string            // working directory: the plugin's runnable tree
@@ -164,4 +168,12 @@ type Executor interface {
 // does not implement it, reconcile.Apply skips Update changes.
 type Updater interface {
 	Update(ctx context.Context, spec Spec) error
+}
+
+// PluginIdentity is how a plugin's manifest names itself.
+type PluginIdentity struct {
+	UUID        string // "" when the manifest declares none
+	Name        string
+	Version     string
+	Description string
 }

@@ -135,6 +135,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Version:     version,
 		Revision:    plugin.Revision,
 		Description: m.Description,
+		Plugin:      configPlugin{UUID: m.UUID, Name: m.Name, Version: m.Version, Description: m.Description},
 		Broker: configBroker{
 			URL: broker.URL, Host: broker.Host, Port: broker.Port,
 			Username: broker.Username, Password: broker.Password,
@@ -179,6 +180,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 		Version:     version,
 		Revision:    plugin.Revision,
 		Source:      plugin.Source,
+		Plugin:      instance.PluginIdentity{UUID: m.UUID, Name: m.Name, Version: m.Version, Description: m.Description},
 		Dir:         plugin.Dir,
 		Command:     slices.Clone(m.Command),
 		Env:         maps.Clone(plug.Env),
@@ -249,9 +251,18 @@ type configDoc struct {
 	Version     string                     `json:"version"`
 	Revision    string                     `json:"revision"`
 	Description string                     `json:"description"`
+	Plugin      configPlugin               `json:"plugin"`
 	Broker      configBroker               `json:"broker"`
 	Topics      configTopics               `json:"topics"`
 	Params      map[string]json.RawMessage `json:"params"`
+}
+
+// configPlugin is the plugin's own identity from its manifest.
+type configPlugin struct {
+	UUID        string `json:"uuid,omitempty"`
+	Name        string `json:"name"`
+	Version     string `json:"version,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 type configBroker struct {

@@ -137,7 +137,8 @@ func TestDesiredGolden(t *testing.T) {
 	hr, bridge := specs[0], specs[2]
 	want := instance.Spec{
 		ID: hr.ID, UUID: hr.UUID, Version: "1.2.0", Revision: "abc123", Source: "./plugins/heart-rate",
-		Dir: "/state/plugins/heart-rate/abc", Command: []string{"python3", "main.py"},
+		Plugin: instance.PluginIdentity{UUID: "4b8e2f5c-1d3a-4c5e-9f7a-0b1c2d3e4f5a", Name: "heart-rate", Version: "1.2.0", Description: "Reads a BLE heart-rate strap"},
+		Dir:    "/state/plugins/heart-rate/abc", Command: []string{"python3", "main.py"},
 		Env: map[string]string{"LOG_LEVEL": "info"}, Config: hr.Config, ConfigHash: hr.ConfigHash, Redacted: hr.Redacted,
 		DependsOn: []string{"bridge"}, StopSignal: "SIGINT", StopTimeout: spec.DefaultStopTimeout,
 		Restart: instance.RestartPolicy{InitialDelay: 2 * time.Second, MaxDelay: time.Minute, ResetAfter: 5 * time.Minute, MaxRestarts: 4},

@@ -378,6 +378,8 @@ func instanceFile(s instance.Status, pidStart uint64) *InstanceFile {
 	f := &InstanceFile{
 		UUID: s.Spec.UUID, Plug: s.ID.Plug, Instance: s.ID.Instance,
 		Version: s.Spec.Version, Revision: s.Spec.Revision,
+		PluginUUID: s.Spec.Plugin.UUID, PluginName: s.Spec.Plugin.Name,
+		PluginVersion: s.Spec.Plugin.Version, Description: s.Spec.Plugin.Description,
 		PID: s.PID, PIDStartTime: pidStart,
 		State: string(s.State), Reason: s.Reason, Since: s.Since, StartedAt: s.StartedAt,
 		Restarts: s.Restarts, ConfigHash: s.Spec.ConfigHash,

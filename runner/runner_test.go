@@ -37,6 +37,7 @@ func TestBackoffWithFakeClock(t *testing.T) {
 	r, sts := newTestRunner(t, Options{Clock: clock, Rand: func() float64 { return 0.75 }, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	s := fakeSpec("crash", "default", "usr1")
 	s.Restart = instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: 4 * time.Second, ResetAfter: time.Minute, MaxRestarts: 4}
+	s.Plugin = instance.PluginIdentity{UUID: "4b8e2f5c-1d3a-4c5e-9f7a-0b1c2d3e4f5a", Name: "crasher", Version: "2.1.0", Description: "crashes on SIGUSR1"}
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +102,8 @@ func TestBackoffWithFakeClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := sts.await(t, s.ID, "failed", func(st instance.Status) bool { return st.State == instance.StateFailed })
-	if st.Reason != "exited with code 1; gave up after 4 restarts" || st.PID != 0 {
-		t.Errorf("failed status = %q pid %d", st.Reason, st.PID)
+	if st.Reason != "exited with code 1; gave up after 4 restarts" || st.PID != 0 || !st.GaveUp {
+		t.Errorf("failed status = %q pid %d gave up %v", st.Reason, st.PID, st.GaveUp)
 	}
 	f, err := ReadInstanceFile(filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "instance.json"))
 	if err != nil {
@@ -110,6 +111,10 @@ func TestBackoffWithFakeClock(t *testing.T) {
 	}
 	if f.State != "failed" || f.Restarts != 7 || f.LastExit == nil || f.LastExit.Code != 1 || f.PID != 0 {
 		t.Errorf("instance.json = %+v", f)
+	}
+	// The plugin's own identity, as the seed's instance file holds it.
+	if f.PluginUUID != s.Plugin.UUID || f.PluginName != "crasher" || f.PluginVersion != "2.1.0" || f.Description != "crashes on SIGUSR1" {
+		t.Errorf("instance.json plugin identity = %q %q %q %q", f.PluginUUID, f.PluginName, f.PluginVersion, f.Description)
 	}
 }
 

@@ -16,20 +16,25 @@ import (
 // backoff, stopping, stopped, failed); "starting", which lasts only until
 // the fork returns, is reported to observers alone.
 type InstanceFile struct {
-	UUID         string    `json:"uuid,omitempty"`
-	Plug         string    `json:"plug"`
-	Instance     string    `json:"instance"`
-	Version      string    `json:"version,omitempty"`
-	Revision     string    `json:"revision,omitempty"`
-	PID          int       `json:"pid,omitempty"`
-	PIDStartTime uint64    `json:"pid_start_time,omitempty"` // /proc/<pid>/stat field 22
-	State        string    `json:"state"`
-	Reason       string    `json:"reason,omitempty"`
-	Since        time.Time `json:"since"`
-	StartedAt    time.Time `json:"started_at,omitzero"`
-	Restarts     int       `json:"restarts"`
-	ConfigHash   string    `json:"config_hash,omitempty"`
-	LastExit     *ExitFile `json:"last_exit,omitempty"`
+	UUID     string `json:"uuid,omitempty"`
+	Plug     string `json:"plug"`
+	Instance string `json:"instance"`
+	Version  string `json:"version,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// The plugin's own identity, from its manifest.
+	PluginUUID    string    `json:"plugin_uuid,omitempty"`
+	PluginName    string    `json:"plugin_name,omitempty"`
+	PluginVersion string    `json:"plugin_version,omitempty"`
+	Description   string    `json:"description,omitempty"`
+	PID           int       `json:"pid,omitempty"`
+	PIDStartTime  uint64    `json:"pid_start_time,omitempty"` // /proc/<pid>/stat field 22
+	State         string    `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	Since         time.Time `json:"since"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	Restarts      int       `json:"restarts"`
+	ConfigHash    string    `json:"config_hash,omitempty"`
+	LastExit      *ExitFile `json:"last_exit,omitempty"`
 }
 
 // ExitFile is how the last process of an instance ended.
