@@ -9,6 +9,22 @@ import (
 type Status struct {
 	Daemon    DaemonStatus     `json:"daemon"`
 	Instances []InstanceStatus `json:"instances"`
+	// Plugins describes the plugin each running plug points at, from its
+	// manifest (plugs status PLUG shows it).
+	Plugins []PluginInfo `json:"plugins,omitempty"`
+}
+
+// PluginInfo is what a plugin's manifest says of itself.
+type PluginInfo struct {
+	Plug         string `json:"plug"`
+	Name         string `json:"name,omitempty"`
+	Version      string `json:"version,omitempty"`
+	UUID         string `json:"uuid,omitempty"`
+	Description  string `json:"description,omitempty"`
+	Instructions string `json:"instructions,omitempty"`
+	Author       string `json:"author,omitempty"`
+	License      string `json:"license,omitempty"`
+	Exports      string `json:"exports,omitempty"`
 }
 
 // DaemonStatus describes the daemon itself.

@@ -53,6 +53,7 @@ func (d *daemon) status() api.Status {
 	}
 	d.health.decorate(st.Instances)                            // daemon/health.go
 	st.Instances = append(st.Instances, d.tasks.statuses()...) // daemon/tasks.go
+	st.Plugins = d.pluginInfos()
 	return st
 }
 
@@ -237,4 +238,24 @@ func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *api.ApplyReport
 		c.Error = failed[c.Plug+"/"+c.Instance]
 	}
 	return rep
+}
+
+// pluginInfos is what each loaded plug's manifest says of itself, sorted by
+// plug.
+func (d *daemon) pluginInfos() []api.PluginInfo {
+	d.smu.Lock()
+	manifests := d.manifests
+	d.smu.Unlock()
+	out := make([]api.PluginInfo, 0, len(manifests))
+	for plug, m := range manifests {
+		if m == nil {
+			continue
+		}
+		out = append(out, api.PluginInfo{
+			Plug: plug, Name: m.Name, Version: m.Version, UUID: m.UUID, Description: m.Description,
+			Instructions: m.Instructions, Author: m.Author, License: m.License, Exports: m.Exports,
+		})
+	}
+	slices.SortFunc(out, func(a, b api.PluginInfo) int { return strings.Compare(a.Plug, b.Plug) })
+	return out
 }

@@ -40,6 +40,7 @@ followed by what its sandbox lets it do.`,
 			}
 			writeStatusText(g.stdout, st, time.Now())
 			if len(args) == 1 {
+				writePluginLines(g.stdout, st)
 				writeSandboxLines(g.stdout, st)
 			}
 			return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -13,6 +14,7 @@ import (
 // onlyPlug keeps the instances of plug in st.
 func onlyPlug(st *api.Status, plug string) error {
 	st.Instances = slices.DeleteFunc(st.Instances, func(i api.InstanceStatus) bool { return i.Plug != plug })
+	st.Plugins = slices.DeleteFunc(st.Plugins, func(p api.PluginInfo) bool { return p.Plug != plug })
 	if len(st.Instances) == 0 {
 		return fmt.Errorf("the daemon runs no plug %q", plug)
 	}
@@ -65,5 +67,23 @@ func writeValidateSandbox(w io.Writer, d *spec.Deployment, manifests map[string]
 			line += " (its manifest is not fetched yet: its permissions are not known)"
 		}
 		fmt.Fprintln(w, "  "+line)
+	}
+}
+
+// writePluginLines prints what the plug's plugin says of itself: name and
+// version, description, author, license, the data it exports, and the
+// instructions for the people who set it up (plugs status PLUG).
+func writePluginLines(w io.Writer, st *api.Status) {
+	for _, p := range st.Plugins {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Plugin:       %s %s\n", cmp.Or(p.Name, p.Plug), p.Version)
+		for _, l := range []struct{ k, v string }{
+			{"UUID:", p.UUID}, {"Description:", p.Description}, {"Author:", p.Author},
+			{"License:", p.License}, {"Exports:", p.Exports}, {"Instructions:", p.Instructions},
+		} {
+			if l.v != "" {
+				fmt.Fprintf(w, "%-13s %s\n", l.k, l.v)
+			}
+		}
 	}
 }
