@@ -52,6 +52,7 @@ var rules = map[string][][]string{
 	"internal/omh":            {cli},
 	"internal/promtest":       {cli},
 	"internal/syncbuf":        {parser, effects, cli},
+	"internal/tlstest":        {parser, cli, {module, "os/exec", "github.com/"}}, // the standard library only (crypto, net.ParseIP, files)
 	"internal/redact":         {parser, effects, cli, {module}},
 	"internal/source":         {parser, effects, cli},
 	"internal/layout":         {parser, effects, cli, {module}},
