@@ -10,41 +10,25 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 
 	"github.com/plugs-dev/plugs/internal/gittest"
 	"github.com/plugs-dev/plugs/spec"
 )
 
 // logStore is a store whose warnings and infos land in the returned buffer.
-func logStore(t *testing.T, stateDir string, opts Options) (*Store, *syncBuffer) {
+func logStore(t *testing.T, stateDir string, opts Options) (*Store, *syncbuf.Buffer) {
 	t.Helper()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if stateDir == "" {
 		stateDir = filepath.Join(t.TempDir(), ".plugs")
 	}
 	return Open(stateDir, opts), &buf
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestExecBitIdentifiesTree: chmod alone changes a tree's hash, so a

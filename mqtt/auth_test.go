@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/syncbuf"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/go-cmp/cmp"
 
@@ -272,7 +274,7 @@ func TestConnectFailureVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	secret := "wrong-" + fmt.Sprint(time.Now().UnixNano())
 	p := NewPublisher(Config{URL: e.URL(), Username: DaemonUsername, Password: secret, Host: "h", RetryInterval: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -209,24 +209,6 @@ func TestKilledPublisherLeavesOffline(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestBrokerRestartRepublishes stops and restarts Mosquitto (which keeps no
 // retained messages across restarts): the publisher reconnects and
 // republishes its status and every state. The broker password planted in
@@ -234,7 +216,7 @@ func (s *syncBuffer) String() string {
 func TestBrokerRestartRepublishes(t *testing.T) {
 	const secret = "planted-Secret-7f3a"
 	url, stop, restart := mqtttest.Mosquitto(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	changes := make(chan bool, 16)
 	cfg := fastConfig(strings.Replace(url, "tcp://", "tcp://plugs:"+secret+"@", 1), "edge-02")
 	cfg.Password = secret
