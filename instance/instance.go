@@ -79,6 +79,24 @@ type Spec struct {
 	// setup folder in the state directory (runner.SetupDir).
 	Hooks         Hooks
 	SetupRequired bool
+
+	// Rollout (reconcile/rollout.go; the daemon drives it): how a change
+	// of the plug's instances rolls out, from its update {} block. nil:
+	// every instance is replaced at once. The same for every instance of a
+	// plug, and never a reason to replace.
+	Update *Update
+}
+
+// Update is a plug's update {} block, with its defaults filled (Nomad's
+// update stanza): replace at most MaxParallel instances at once; start the
+// next batch once the previous one has been healthy for MinHealthyTime; a
+// batch not so by HealthyDeadline fails the rollout, and AutoRevert then
+// puts the plug back on its last healthy revision.
+type Update struct {
+	MaxParallel     int
+	MinHealthyTime  time.Duration
+	HealthyDeadline time.Duration
+	AutoRevert      bool
 }
 
 // RestartPolicy mirrors spec.RestartPolicy so that runner need not import spec.

@@ -10,6 +10,13 @@
 //     creates and replaces level by level with bounded parallelism, rolling
 //     a failed replace back to the old spec.
 //   - Loop debounces and serialises reconciles on triggers.
+//   - rollout.go is the health-gated rollout policy (a plug's update {}
+//     block): PlugHash names what a plug runs, DecidePlug splits a plug's
+//     change into what applies at once and the replaces left to batches
+//     (or holds a reverted or pinned revision), Batches cuts them by
+//     max_parallel, and BatchVerdict judges a batch from health
+//     observations and the time it is given. The daemon holds the state,
+//     the timers and the effects.
 //
 // It does not render specs or read plugs.hcl (it imports no spec, HCL or
 // cty), does not know how a process is spawned, and imports no process,

@@ -202,6 +202,7 @@ func renderInstance(host string, plug *spec.Plug, inst *spec.Instance, plugin Pl
 
 		Hooks:         Hooks(plug, m), // render/hooks.go
 		SetupRequired: m.SetupRequired,
+		Update:        Update(plug), // render/update.go
 	}, nil
 }
 
