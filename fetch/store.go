@@ -19,6 +19,7 @@ import (
 
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/spec"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options configure a Store.
@@ -203,31 +204,24 @@ func (s *Store) manifest(p *spec.Plug, dir string, m *marker) (*spec.Manifest, e
 
 func needsBuild(m *spec.Manifest) bool { return m != nil && len(m.Build) > 0 }
 
-// forEach runs fn for every plug, s.opts.Parallel at a time, and returns the
-// errors joined in plug order.
+// forEach runs fn for every plug, s.opts.Parallel at a time (errgroup's
+// limit), and returns the errors joined in plug order. Once ctx is done,
+// the plugs not yet begun fail with its error.
 func (s *Store) forEach(ctx context.Context, plugs []*spec.Plug, fn func(ctx context.Context, i int, p *spec.Plug) error) error {
 	errs := make([]error, len(plugs))
-	sem := make(chan struct{}, s.opts.Parallel)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(s.opts.Parallel)
 	for i, p := range plugs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			errs[i] = plugError(p.Name, ctx.Err())
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
-				errs[i] = err
-				return
+				errs[i] = plugError(p.Name, err)
+				return nil
 			}
 			errs[i] = plugError(p.Name, fn(ctx, i, p))
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every fn returns nil: errs holds the errors
 	return joinErrors(errs)
 }
 

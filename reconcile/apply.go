@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 
 	"github.com/plugs-dev/plugs/instance"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultParallelism is how many instances Apply starts or stops at once
@@ -112,25 +112,18 @@ type applier struct {
 	parallelism int
 }
 
-// each runs fn for every change with at most a.parallelism at once, and
-// waits for all of them. Once ctx is done, the changes not yet begun fail
-// with its error.
+// each runs fn for every change with at most a.parallelism at once
+// (errgroup's limit), and waits for all of them. Once ctx is done, the
+// changes not yet begun fail with its error.
 func (a *applier) each(ctx context.Context, changes []Change, record func(Outcome), fn func(context.Context, Change) Outcome) {
-	sem := make(chan struct{}, a.parallelism)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(a.parallelism)
 	for _, c := range changes {
-		if ctx.Err() == nil {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				record(Outcome{ID: c.ID, Action: c.Action, Err: err})
+				return nil
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			record(Outcome{ID: c.ID, Action: c.Action, Err: err})
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
 			o := fn(ctx, c)
 			if o.Err != nil {
 				a.logger.Error("apply failed", "instance", c.ID.String(), "action", c.Action.String(), "error", o.Err)
@@ -138,9 +131,10 @@ func (a *applier) each(ctx context.Context, changes []Change, record func(Outcom
 				a.logger.Info("applied", "instance", c.ID.String(), "action", c.Action.String())
 			}
 			record(o)
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every fn returns nil: failures are outcomes
 }
 
 func (a *applier) delete(ctx context.Context, c Change) Outcome {
@@ -186,14 +180,5 @@ func (a *applier) start(ctx context.Context, c Change) Outcome {
 // byLevel groups changes by the depends_on level of their plug, lowest
 // first, keeping plan order within a level.
 func byLevel(changes []Change) [][]Change {
-	level := levels(changes)
-	var out [][]Change
-	for _, c := range changes {
-		l := level[c.ID.Plug]
-		for len(out) <= l {
-			out = append(out, nil)
-		}
-		out[l] = append(out[l], c)
-	}
-	return slices.DeleteFunc(out, func(cs []Change) bool { return len(cs) == 0 })
+	return instance.ByLevel(changes, levels(changes), func(c Change) string { return c.ID.Plug })
 }

@@ -268,11 +268,9 @@ func compare(before, after *instance.Spec) Change {
 	return c
 }
 
-// levels gives every plug of changes its start level: 0 for plugs that
-// depend on no plug in changes, else one more than its deepest dependency.
-// Dependencies come from After (desired) and Before (observed) specs alike.
-// A cycle (which spec rejects) is broken deterministically: its plugs share
-// the level after the last one that could be ordered.
+// levels gives every plug of changes its depends_on level
+// (instance.Levels), with the dependencies of After (desired) and Before
+// (observed) specs alike.
 func levels(changes []Change) map[string]int {
 	deps := make(map[string][]string)
 	for _, c := range changes {
@@ -285,36 +283,7 @@ func levels(changes []Change) map[string]int {
 			}
 		}
 	}
-	level := make(map[string]int, len(deps))
-	remaining := slices.Sorted(maps.Keys(deps))
-	for n := 0; len(remaining) > 0; n++ {
-		var ready, rest []string
-		for _, p := range remaining {
-			ok := true
-			for _, d := range deps[p] {
-				if _, known := deps[d]; !known || d == p {
-					continue
-				}
-				if l, done := level[d]; !done || l >= n {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				ready = append(ready, p)
-			} else {
-				rest = append(rest, p)
-			}
-		}
-		if len(ready) == 0 { // a cycle
-			ready, rest = rest, nil
-		}
-		for _, p := range ready {
-			level[p] = n
-		}
-		remaining = rest
-	}
-	return level
+	return instance.Levels(deps)
 }
 
 // startFailed is the reason of a Create that retries an instance that could

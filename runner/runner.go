@@ -350,45 +350,16 @@ func (r *Runner) Close(ctx context.Context) error {
 	return r.devNull.Close()
 }
 
-// stopLevels orders instances for shutdown: level 0 holds the instances of
-// plugs no other running plug depends on; level n+1 the plugs that level n
-// depends on. Dependency cycles (rejected by spec) end in the last level.
+// stopLevels orders instances for shutdown: the depends_on levels of
+// instance.Levels, highest first, so that dependents stop before what
+// they depend on.
 func stopLevels(insts []*supervised) [][]*supervised {
-	dependents := map[string][]string{} // plug -> plugs that depend on it
-	plugs := map[string]bool{}
+	deps := map[string][]string{}
 	for _, in := range insts {
-		plugs[in.id.Plug] = true
-		for _, d := range in.status.Spec.DependsOn {
-			dependents[d] = append(dependents[d], in.id.Plug)
-		}
+		deps[in.id.Plug] = append(deps[in.id.Plug], in.status.Spec.DependsOn...)
 	}
-	level := map[string]int{}
-	var depth func(p string, seen map[string]bool) int
-	depth = func(p string, seen map[string]bool) int {
-		if l, ok := level[p]; ok {
-			return l
-		}
-		if seen[p] {
-			return 0
-		}
-		seen[p] = true
-		l := 0
-		for _, q := range dependents[p] {
-			if plugs[q] {
-				l = max(l, depth(q, seen)+1)
-			}
-		}
-		level[p] = l
-		return l
-	}
-	var levels [][]*supervised
-	for _, in := range insts {
-		l := depth(in.id.Plug, map[string]bool{})
-		for len(levels) <= l {
-			levels = append(levels, nil)
-		}
-		levels[l] = append(levels[l], in)
-	}
+	levels := instance.ByLevel(insts, instance.Levels(deps), func(in *supervised) string { return in.id.Plug })
+	slices.Reverse(levels)
 	return levels
 }
 
