@@ -67,10 +67,12 @@ type Options struct {
 	// Bundle, when set, is unpacked into StateDir and run; no network is used.
 	Bundle string
 
-	// Repo, when set, is the GitOps config repository: cloned into
-	// StateDir/config-repo, Ref (a branch, tag or "" for HEAD) is polled
-	// every Interval (default DefaultInterval), Path (default plugs.hcl) is
-	// the deployment inside it.
+	// Repo, when set, is the GitOps config repository, a git source as
+	// fetch takes it (fetch.ConfigRepo: mirrored in the store's cache, the
+	// polled commit checked out in StateDir/config-repo). Ref (anything a
+	// plug's version may be; "" for the default branch) is polled every
+	// Interval (default DefaultInterval), Path (default plugs.hcl) is the
+	// deployment inside it.
 	Repo, Ref, Path string
 	Interval        time.Duration
 
@@ -139,7 +141,7 @@ type daemon struct {
 	newLoader func() *loader // a loader with a parser and store of its own
 	runner    *runner.Runner
 	metrics   *metrics.Metrics
-	repo      *configRepo
+	repo      *fetch.ConfigRepo
 	broker    *brokerConn
 	tasks     *tasks        // task instances (daemon/tasks.go)
 	health    *daemonHealth // daemon/health.go
@@ -383,12 +385,13 @@ func (d *daemon) openSource(ctx context.Context) error {
 		d.file = file
 	case d.opts.Repo != "":
 		d.mode = ModeGitOps
-		repo, err := openConfigRepo(ctx, d.opts.Repo, d.opts.Ref, filepath.Join(d.opts.StateDir, "config-repo"))
+		store := fetch.Open(d.opts.StateDir, fetch.Options{Logger: d.log})
+		repo, err := store.OpenConfigRepo(d.opts.Repo, d.opts.Ref, filepath.Join(d.opts.StateDir, "config-repo"))
 		if err != nil {
-			return err
+			return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("--repo: %v", err)}
 		}
 		d.repo = repo
-		d.file = filepath.Join(repo.dir, filepath.FromSlash(d.opts.Path))
+		d.file = filepath.Join(repo.Dir(), filepath.FromSlash(d.opts.Path))
 		d.lastGood = readLastGood(d.opts.StateDir)
 		d.lastGoodShown = d.lastGood
 	default:

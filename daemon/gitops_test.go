@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +61,8 @@ func TestGitOpsLastGoodCommitAtStart(t *testing.T) {
 		files["deploy/"+k] = v
 	}
 	good := repo.Commit(files)
-	url := gittest.Daemon(t, repo.Root) + "/repo"
+	base, stopServer := gittest.StoppableDaemon(t, repo.Root)
+	url := base + "/repo"
 	stateDir := t.TempDir()
 	opts := Options{StateDir: stateDir, Repo: url, Ref: "main", Path: "deploy/plugs.hcl", Interval: time.Hour}
 
@@ -100,9 +99,7 @@ func TestGitOpsLastGoodCommitAtStart(t *testing.T) {
 	stop()
 
 	// The remote goes away: a restart still runs the last good commit.
-	if out, err := exec.Command("git", "-C", filepath.Join(stateDir, "config-repo"), "remote", "set-url", "origin", "git://127.0.0.1:1/repo").CombinedOutput(); err != nil {
-		t.Fatalf("git remote set-url: %v\n%s", err, out)
-	}
+	stopServer()
 	c, _ = runDaemon(t, opts)
 	st = waitStatus(t, c, "the last good commit running, offline", func(s *api.Status) bool { return len(pids(s)) == 1 })
 	if r := st.Daemon.LastReconcile; st.Daemon.ConfigRevision != good || r == nil ||

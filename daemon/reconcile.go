@@ -69,7 +69,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 				o.head = d.lastCommit.String()
 			}
 			headErr = fmt.Errorf("the config repository is unreachable: %w", perr)
-			if cerr := d.checkoutLastGood(); cerr != nil {
+			if cerr := d.checkoutLastGood(ctx); cerr != nil {
 				return nil, &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("%v; the last good commit %s: %v", headErr, d.lastGood, cerr)}
 			}
 			commit = plumbing.NewHash(d.lastGood)
@@ -99,7 +99,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	if lerr != nil && d.mode == ModeGitOps && headErr == nil && d.canFallBack(o.revision) {
 		// A broken head at start: run the last good commit instead.
 		headErr = fmt.Errorf("head %s failed: %w", shortCommit(o.revision), lerr)
-		if cerr := d.checkoutLastGood(); cerr != nil {
+		if cerr := d.checkoutLastGood(ctx); cerr != nil {
 			return nil, lerr
 		}
 		o.head, o.revision = o.revision, d.lastGood

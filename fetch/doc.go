@@ -1,6 +1,9 @@
 // Package fetch owns plugin sources: git repositories, local directories and
 // archives; version resolution over tags; the cache of git mirrors; the lock
-// file (writing it); content hashes; build hooks; and offline bundles.
+// file (writing it); content hashes; build hooks; and offline bundles. The
+// GitOps config repository is one more git source (ConfigRepo): the same
+// client, credentials, errors and ref resolver as a plug's, so that a ref
+// means one commit wherever it is written.
 //
 // What is verified when ("a tree whose content does not match its lock hash
 // is never run"):

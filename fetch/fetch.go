@@ -324,7 +324,7 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 		if err != nil {
 			return nil, err
 		}
-		res, err := refs.resolve(p.Version, redact(src.location))
+		res, err := s.resolveRef(ctx, src, refs, p.Version)
 		if err != nil {
 			return nil, err
 		}

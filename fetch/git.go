@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
@@ -87,6 +87,56 @@ func (s *Store) fetchMirror(ctx context.Context, repo *git.Repository, src *sour
 		return gitError("fetch", src, err)
 	}
 	return nil
+}
+
+// resolveRef resolves want (a plug's version, or the GitOps ref) over the
+// remote's refs, and a short commit id among the objects of the mirror,
+// fetched first: the one ref resolver of plugin sources and of the config
+// repository (ConfigRepo).
+func (s *Store) resolveRef(ctx context.Context, src *source, refs *remoteRefs, want string) (resolved, error) {
+	where := redact(src.location)
+	res, err := refs.resolve(want, where)
+	if err != nil || res.Prefix == "" {
+		return res, err
+	}
+	defer s.lockKey("git:" + src.location)()
+	repo, err := s.openMirror(src)
+	if err == nil {
+		err = s.fetchMirror(ctx, repo, src)
+	}
+	if err != nil {
+		return resolved{}, err
+	}
+	h, err := commitByPrefix(repo, res.Prefix, where)
+	if err != nil {
+		return resolved{}, err
+	}
+	return resolved{Version: refs.tagAt(h), Commit: h}, nil
+}
+
+// commitByPrefix finds the one commit of repo whose id starts with prefix.
+func commitByPrefix(repo *git.Repository, prefix, where string) (plumbing.Hash, error) {
+	iter, err := repo.CommitObjects()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	var found []string
+	err = iter.ForEach(func(c *object.Commit) error {
+		if id := c.Hash.String(); strings.HasPrefix(id, prefix) {
+			found = append(found, id)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return plumbing.ZeroHash, err
+	case len(found) == 0:
+		return plumbing.ZeroHash, inputErrorf("no tag, branch or commit %q in %s", prefix, where)
+	case len(found) > 1:
+		sort.Strings(found)
+		return plumbing.ZeroHash, inputErrorf("the short commit id %q is ambiguous in %s (%s): write more digits", prefix, where, list(found))
+	}
+	return plumbing.NewHash(found[0]), nil
 }
 
 func hasCommit(repo *git.Repository, h plumbing.Hash) bool {

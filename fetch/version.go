@@ -9,12 +9,20 @@ import (
 	version "github.com/hashicorp/go-version"
 )
 
-var fullHashRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var (
+	fullHashRE  = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	shortHashRE = regexp.MustCompile(`^[0-9a-f]{7,39}$`)
+)
 
-// resolved is what a plug's version resolved to in a repository.
+// resolved is what a plug's version (or the GitOps ref) resolved to in a
+// repository.
 type resolved struct {
 	Version string // the tag or branch; "" for a bare commit
 	Commit  plumbing.Hash
+	// Prefix is a short commit id that names no tag or branch: its commit
+	// is found among the repository's objects (see Store.resolveRef), which
+	// a ref listing does not show. Commit is zero until then.
+	Prefix string
 }
 
 // remoteRefs are the tags and branches a repository advertises.
@@ -59,11 +67,18 @@ func newRemoteRefs(refs []*plumbing.Reference) *remoteRefs {
 }
 
 // resolve picks the commit a version string names: a full commit id, an
-// exact tag, a branch, or a semver constraint over the tags with Terraform's
-// meaning (the highest tag that satisfies it; a pre-release only when a part
-// of the constraint names that exact pre-release, "= 3.0.0-rc1" or
-// "3.0.0-rc1"). "" means the default branch. A leading "@" is dropped, so
-// that Care's pip-style "@v1.0.0" and "@main" name the tag and the branch.
+// exact tag, a branch, a full ref name (refs/tags/X, refs/heads/X), a short
+// commit id (7 to 39 hex digits that name no tag, branch or tag version:
+// resolved.Prefix),
+// or a semver constraint over the tags with Terraform's meaning (the highest
+// tag that satisfies it; a pre-release only when a part of the constraint
+// names that exact pre-release, "= 3.0.0-rc1" or "3.0.0-rc1"). "" and "HEAD"
+// mean the default branch. A tag wins over a branch of the same name. A
+// leading "@" is dropped, so that Care's pip-style "@v1.0.0" and "@main"
+// name the tag and the branch.
+//
+// It is the one resolver of plug versions and of the GitOps config
+// repository's ref: both reach it through Store.resolveRef.
 func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 	if rest, ok := strings.CutPrefix(want, "@"); ok && rest != "" {
 		if _, isTag := r.tags[want]; !isTag {
@@ -73,7 +88,7 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		}
 	}
 	switch {
-	case want == "":
+	case want == "" || want == "HEAD":
 		if h, ok := r.branches[r.head]; ok {
 			return resolved{Version: r.head, Commit: h}, nil
 		}
@@ -82,14 +97,20 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		}
 		return resolved{}, inputErrorf("%s has no default branch; set version", where)
 	case fullHashRE.MatchString(want):
-		res := resolved{Commit: plumbing.NewHash(want)}
-		for _, t := range r.sortedTags() {
-			if r.tags[t] == res.Commit {
-				res.Version = t
-				break
-			}
+		h := plumbing.NewHash(want)
+		return resolved{Version: r.tagAt(h), Commit: h}, nil
+	case strings.HasPrefix(want, "refs/tags/"):
+		t := strings.TrimPrefix(want, "refs/tags/")
+		if h, ok := r.tags[t]; ok {
+			return resolved{Version: t, Commit: h}, nil
 		}
-		return res, nil
+		return resolved{}, inputErrorf("no tag %q in %s; tags: %s", t, where, list(r.sortedTags()))
+	case strings.HasPrefix(want, "refs/heads/"):
+		b := strings.TrimPrefix(want, "refs/heads/")
+		if h, ok := r.branches[b]; ok {
+			return resolved{Version: b, Commit: h}, nil
+		}
+		return resolved{}, inputErrorf("no branch %q in %s; branches: %s", b, where, list(r.sortedBranches()))
 	}
 	if h, ok := r.tags[want]; ok {
 		return resolved{Version: want, Commit: h}, nil
@@ -98,6 +119,9 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		return resolved{Version: want, Commit: h}, nil
 	}
 	c, err := version.NewConstraint(want)
+	if err != nil && shortHashRE.MatchString(want) {
+		return resolved{Prefix: want}, nil
+	}
 	if err != nil {
 		return resolved{}, inputErrorf("no tag or branch %q in %s; tags: %s", want, where, list(r.sortedTags()))
 	}
@@ -120,6 +144,9 @@ func (r *remoteRefs) resolve(want, where string) (resolved, error) {
 		if best == nil || v.GreaterThan(best) || (v.Equal(best) && t < bestTag) {
 			best, bestTag = v, t
 		}
+	}
+	if best == nil && shortHashRE.MatchString(want) {
+		return resolved{Prefix: want}, nil // digits only: no tag is that version
 	}
 	if best == nil {
 		if _, err := version.NewVersion(want); err == nil { // a plain version names one tag
@@ -177,6 +204,26 @@ func (r *remoteRefs) sortedTags() []string {
 		return tags[i] < tags[j]
 	})
 	return tags
+}
+
+// sortedBranches lists the branches by name.
+func (r *remoteRefs) sortedBranches() []string {
+	out := make([]string, 0, len(r.branches))
+	for b := range r.branches {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tagAt is the highest tag (sortedTags' order) at commit h, "" if none.
+func (r *remoteRefs) tagAt(h plumbing.Hash) string {
+	for _, t := range r.sortedTags() {
+		if r.tags[t] == h {
+			return t
+		}
+	}
+	return ""
 }
 
 func list(items []string) string {

@@ -1,9 +1,10 @@
 package fetch
 
 import (
-	"github.com/plugs-dev/plugs/internal/gittest"
 	"strings"
 	"testing"
+
+	"github.com/plugs-dev/plugs/internal/gittest"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )

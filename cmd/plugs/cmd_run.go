@@ -71,7 +71,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f := cmd.Flags()
 	f.String("bundle", "", "run this bundle (from plugs bundle) offline")
 	f.String("repo", "", "GitOps: the config repository URL to follow")
-	f.String("ref", "", "GitOps: the branch or tag to follow (default: the remote's HEAD)")
+	f.String("ref", "", "GitOps: the ref to follow, anything a plug's version takes: a branch, tag, refs/heads/x, commit, constraint (default: the remote's default branch)")
 	f.String("path", "plugs.hcl", "GitOps: the deployment file inside the repository")
 	f.Duration("interval", 0, "poll interval: of the config repository (default 1m with --repo), else a periodic reconcile")
 	f.String("metrics-addr", "127.0.0.1:9469", "Prometheus metrics listen address (port 0: any free port; off: none)")

@@ -6,7 +6,6 @@ package gittest
 import (
 	"bytes"
 	"fmt"
-	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 )
 
 // Repo is a non-bare git repository in a test's temporary folder.
@@ -122,6 +123,14 @@ func Daemon(t testing.TB, root string) string {
 	t.Helper()
 	_, url := startDaemon(t, root)
 	return url
+}
+
+// StoppableDaemon is Daemon with a stop that kills the server before the
+// test ends (a remote that goes away); the cleanup still reaps it.
+func StoppableDaemon(t testing.TB, root string) (url string, stop func()) {
+	t.Helper()
+	cmd, url := startDaemon(t, root)
+	return url, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
 
 // cleanupWait bounds how long a server's cleanup waits for it to be reaped
