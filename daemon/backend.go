@@ -116,8 +116,12 @@ func (d *daemon) plan(ctx context.Context, req api.PlanRequest) (*api.PlanReport
 // Failures of single instances are in the report, not an error.
 func (d *daemon) apply(ctx context.Context) (*api.ApplyReport, error) {
 	// Not canceled by a client that gives up waiting: the reconcile ends
-	// (bounded by its own deadline) and is recorded either way.
-	rep, err := d.reconcile(context.WithoutCancel(ctx), reasonApply, true)
+	// (bounded by its own deadline) and is recorded either way. A stop of
+	// the daemon cancels it, as it cancels the loop's.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(d.runCtx, cancel)()
+	rep, err := d.reconcile(ctx, reasonApply, true)
 	if rep != nil {
 		return rep, nil
 	}

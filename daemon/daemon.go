@@ -131,6 +131,7 @@ type Options struct {
 
 // daemon is one running plugs daemon; Run owns it.
 type daemon struct {
+	runCtx  context.Context // Run's: done once the daemon stops
 	opts    Options
 	log     *slog.Logger
 	started time.Time
@@ -220,7 +221,7 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if opts.StateDir, err = filepath.Abs(opts.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	d := &daemon{opts: opts, log: opts.Logger, started: time.Now(), mode: ModeFile}
+	d := &daemon{runCtx: ctx, opts: opts, log: opts.Logger, started: time.Now(), mode: ModeFile}
 	defer func() {
 		if err != nil {
 			d.close()

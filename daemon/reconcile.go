@@ -35,7 +35,9 @@ type outcome struct {
 	start     time.Time
 	revision  string // what was read and runs if applied: a commit, or a content hash
 	head      string // GitOps: the head that failed when the last good commit ran instead
-	skipped   bool   // a GitOps poll found nothing new: nothing to record
+	skipped   bool   // a GitOps poll found nothing new, a file event nothing unapplied: nothing to record
+	canceled  bool   // ended by the daemon's stop
+	notDone   int    // changes of the applied plan that failed or were not begun
 	loaded    *bool  // whether the configuration loaded; nil: no load was tried
 	report    *api.ApplyReport
 	applied   bool                      // a plan was applied: revision and plugins are what runs
@@ -57,7 +59,22 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
 	defer cancel()
 	o := &outcome{reason: reason, start: time.Now()}
-	defer func() { rep, err = o.report, d.finish(o, err) }()
+	defer func() {
+		// A stop of the daemon cancels the reconcile: said once, not as
+		// the failure of every change it did not get to.
+		o.canceled = err != nil && ctx.Err() != nil && d.runCtx.Err() != nil
+		rep, err = o.report, d.finish(o, err)
+		if o.canceled {
+			rep = nil // the apply's client is told that it was canceled
+		}
+	}()
+	if d.alreadyApplied(reason) {
+		// The event of the save plugs apply has just applied, or of the
+		// lock it wrote: a reload would plan the same again.
+		o.skipped = true
+		d.log.Debug("file changed: its content runs already", "revision", o.revision)
+		return nil, nil
+	}
 
 	var headErr error // GitOps: why the head does not run, when the last good commit does
 	if d.mode == ModeGitOps {
@@ -123,6 +140,10 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	if ld.lockChanged && d.mode == ModeFile {
 		if werr := fetch.WriteLock(ld.lock.Filename, ld.lock); werr != nil {
 			d.log.Warn("write lock", "err", werr)
+		} else if o.revision == ld.contentHash {
+			// The revision names the files as they are now, so that the
+			// file event of this write finds them applied.
+			o.revision = contentHash(d.file, filepath.Join(filepath.Dir(d.file), LockFileName))
 		}
 	}
 	services, taskSpecs := splitTasks(ld.desired)
@@ -158,9 +179,27 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		d.saveLastGood(o.revision)
 	}
 	if aerr := res.Err(); aerr != nil {
+		for _, oc := range res.Outcomes {
+			if oc.Err != nil {
+				o.notDone++
+			}
+		}
 		return nil, &api.Error{Kind: api.KindEnv, Message: aerr.Error()}
 	}
 	return nil, nil
+}
+
+// alreadyApplied reports whether a file event's reconcile has nothing to
+// do: plugs.hcl and its lock hold the bytes the last reconcile applied,
+// and it succeeded (a failed start is retried by any reconcile).
+func (d *daemon) alreadyApplied(reason string) bool {
+	if d.mode != ModeFile || reason != reasonFileChanged {
+		return false
+	}
+	h := contentHash(d.file, filepath.Join(filepath.Dir(d.file), LockFileName))
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	return d.applied && d.revision == h && d.last != nil && d.last.Error == ""
 }
 
 // loadStable loads the configuration. After a file event whose plan would
@@ -346,6 +385,13 @@ func (d *daemon) finish(o *outcome, err error) error {
 		d.metrics.ConfigReloaded(*o.loaded, now)
 	}
 	st := &api.ReconcileStatus{At: now, Duration: dur, Revision: cmp.Or(o.head, o.revision)}
+	if o.canceled {
+		msg := "canceled: the daemon is stopping"
+		if o.applied {
+			msg += fmt.Sprintf(" (%d changes not done)", o.notDone)
+		}
+		err = &api.Error{Kind: api.KindEnv, Message: msg}
+	}
 	var ae *api.Error
 	if err != nil {
 		ae = d.redactError(err)
@@ -370,6 +416,10 @@ func (d *daemon) finish(o *outcome, err error) error {
 	d.notifyUI()
 
 	switch {
+	case o.canceled:
+		d.log.Info("reconcile canceled: the daemon is stopping", "reason", o.reason, "revision", o.revision,
+			"not_done", o.notDone, "took", dur.Round(time.Millisecond))
+		return ae
 	case ae != nil:
 		level := d.log.Error
 		if repeated {

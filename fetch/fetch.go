@@ -59,7 +59,11 @@ func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt
 			return err
 		}
 		trees[i] = t
-		bar.step(fmt.Sprintf("%s %s", p.Name, describe(e)))
+		if fetched {
+			bar.step(fmt.Sprintf("%s %s", p.Name, describe(e)))
+		} else {
+			bar.skip() // in the store already: nothing to tell
+		}
 		return nil
 	})
 	bar.finish()

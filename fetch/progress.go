@@ -12,14 +12,16 @@ import (
 
 // progress shows how far an operation over n plugs is: a bar redrawn in
 // place on a terminal, one plain line per plug otherwise, nothing when the
-// store has no Progress writer.
+// store has no Progress writer. A plug with nothing to do (skip: a tree
+// already in the store) counts towards the total without a line of its own.
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	tty   bool
-	what  string
-	total int
-	done  int
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	what    string
+	total   int
+	done    int
+	printed bool
 }
 
 func (s *Store) progress(what string, total int) *progress {
@@ -37,6 +39,7 @@ func (p *progress) step(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done++
+	p.printed = true
 	if !p.tty {
 		fmt.Fprintf(p.w, "%s [%d/%d] %s\n", p.what, p.done, p.total, msg)
 		return
@@ -47,11 +50,20 @@ func (p *progress) step(msg string) {
 		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.done, p.total, msg)
 }
 
+// skip counts a plug that needed no work, silently.
+func (p *progress) skip() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+}
+
 func (p *progress) finish() {
-	if p.w == nil || !p.tty || p.done == 0 {
+	if p.w == nil || !p.tty {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.w)
+	if p.printed {
+		fmt.Fprintln(p.w)
+	}
 }
