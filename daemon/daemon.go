@@ -165,6 +165,7 @@ type daemon struct {
 	// in <state>/config-repo.last-good).
 	lastCommit plumbing.Hash
 	lastGood   string
+	pruned     bool // pruneInstanceDirs ran
 
 	// smu guards what status shows.
 	smu           sync.Mutex

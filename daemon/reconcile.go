@@ -171,6 +171,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		}
 	}
 	o.applied, o.plugins, o.manifests = true, ld.plugins, ld.manifests // shown with the outcome, by finish
+	d.pruneInstanceDirs(ctx, ld.desired)
 	if headErr != nil {
 		return nil, &api.Error{Kind: api.KindOf(headErr), Diagnostics: diagnosticsOf(headErr),
 			Message: fmt.Sprintf("running last good commit %s; %v", shortCommit(d.lastGood), oneLineOf(headErr))}
