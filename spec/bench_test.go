@@ -113,6 +113,29 @@ func BenchmarkDecodeVsParse(b *testing.B) {
 	b.ReportMetric(float64(load)/float64(parse), "x-parse")
 }
 
+// BenchmarkDecodeAfterParse is what BenchmarkLoadDeployment adds to the
+// parse: the same file parsed once, then decoded and checked each
+// iteration (no read, no nesting check), to profile plugs' own work
+// without the parser's (-cpuprofile, -memprofile).
+func BenchmarkDecodeAfterParse(b *testing.B) {
+	file, src := benchDeployment(b, 1000)
+	p := NewParser()
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d, diags := p.decodeDeployment(f, file, nil)
+		m, mdiags := p.LoadManifests(d, nil, "")
+		diags = append(diags, mdiags...)
+		diags = append(diags, CheckPlugs(d, m)...)
+		if len(diags) != 0 || len(d.Plugs) != 1000 {
+			b.Fatalf("%d plugs, %v", len(d.Plugs), diags)
+		}
+	}
+}
+
 // cpuTime is the CPU time the process has used so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage

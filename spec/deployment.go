@@ -116,6 +116,13 @@ func (p *Parser) parseDeployment(src []byte, filename string, vars map[string]st
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	d, ddiags := p.decodeDeployment(f, filename, vars)
+	return d, append(diags, ddiags...)
+}
+
+// decodeDeployment decodes the parsed plugs.hcl f, read from filename.
+func (p *Parser) decodeDeployment(f *hcl.File, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
 	abs, err := filepath.Abs(filename)
 	if err != nil {
 		abs = filename
@@ -186,8 +193,10 @@ type decoder struct {
 	// instanceLimits holds instance limits blocks until their plug's
 	// limits are known (spec/sandbox.go).
 	instanceLimits map[*Instance]*hcl.Block
-	// freeAttrs are attribute maps of decoded bodies, for reuse (content).
-	freeAttrs []hcl.Attributes
+	// freeContent are the contents of decoded bodies, for reuse, and
+	// alloc the chunks their attributes and blocks come from (content).
+	freeContent []*hcl.BodyContent
+	alloc       contentAlloc
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -294,6 +303,12 @@ func (dc *decoder) eval(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	if v, ok := literalString(expr); ok {
 		return v, nil
 	}
+	if name, ok := varRef(expr); ok && dc.ctx != nil && dc.ctx.Parent() == nil {
+		if v, ok := dc.vars[name]; ok && dc.ctx.Variables["var"].Type().HasAttribute(name) {
+			// What expr.Value(dc.ctx) gives: the attribute of the var object.
+			return v, nil
+		}
+	}
 	var diags hcl.Diagnostics
 	vars := dc.vars
 	for _, tr := range dc.variables(expr) {
@@ -342,6 +357,17 @@ func literalString(expr hcl.Expression) (cty.Value, bool) {
 	return lit.Val, true
 }
 
+// varRef is the name of the variable a bare var.NAME refers to, the
+// commonest expression with a variable (site = var.site).
+func varRef(expr hcl.Expression) (string, bool) {
+	st, ok := expr.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || len(st.Traversal) != 2 || st.Traversal.RootName() != "var" {
+		return "", false
+	}
+	step, ok := st.Traversal[1].(hcl.TraverseAttr)
+	return step.Name, ok
+}
+
 // variables returns the traversals in expr. Walking an expression for them
 // allocates, and most expressions name no variable: an expression whose
 // source does not spell "var" cannot refer to var.*, so it is not walked.
@@ -356,6 +382,9 @@ func (dc *decoder) variables(expr hcl.Expression) []hcl.Traversal {
 
 // varNames returns the names of the variables expr refers to.
 func (dc *decoder) varNames(expr hcl.Expression) []string {
+	if name, ok := varRef(expr); ok {
+		return []string{name}
+	}
 	var out []string
 	for _, tr := range dc.variables(expr) {
 		if tr.RootName() != "var" || len(tr) < 2 {
@@ -502,7 +531,8 @@ func (dc *decoder) evalDuration(attr *hcl.Attribute) (time.Duration, bool, hcl.D
 // decodeParams decodes a params = {...} argument, keeping the range of
 // each param when the expression is a literal object.
 func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[string]hcl.Range, hcl.Diagnostics) {
-	pairs, mdiags := hcl.ExprMap(attr.Expr)
+	var buf [8]hcl.KeyValuePair
+	pairs, mdiags := exprMap(attr.Expr, buf[:0])
 	params, ranges := make(map[string]cty.Value, len(pairs)), make(map[string]hcl.Range, len(pairs))
 	if mdiags.HasErrors() {
 		// Not a literal object: merge(...), a variable. Evaluate it whole.
@@ -560,6 +590,19 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 	return params, ranges, diags
 }
 
+// exprMap is hcl.ExprMap appending to pairs, without its allocation for
+// the common case, a literal object.
+func exprMap(expr hcl.Expression, pairs []hcl.KeyValuePair) ([]hcl.KeyValuePair, hcl.Diagnostics) {
+	oc, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return hcl.ExprMap(expr)
+	}
+	for _, item := range oc.Items {
+		pairs = append(pairs, hcl.KeyValuePair{Key: item.KeyExpr, Value: item.ValueExpr})
+	}
+	return pairs, nil
+}
+
 func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 	br := &Broker{DeclRange: b.DefRange}
 	content, diags := bodyContent(b.Body, brokerBlockSchema)
@@ -591,7 +634,6 @@ func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 	plug := &Plug{
 		Name: b.Labels[0], Enabled: true,
-		Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{},
 		DeclRange: b.DefRange, SourceRange: b.DefRange, VersionRange: b.DefRange,
 	}
 	var diags hcl.Diagnostics
@@ -670,8 +712,15 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		}
 	}
 
+	if plug.Params == nil {
+		plug.Params, plug.ParamRanges = map[string]cty.Value{}, map[string]hcl.Range{}
+	}
+
 	first := map[string]*hcl.Block{}
 	instances := map[string]*Instance{}
+	if n := countBlocks(content.Blocks, "instance"); n > 0 {
+		plug.Instances = make([]*Instance, 0, n)
+	}
 	for _, blk := range content.Blocks {
 		if blk.Type != "instance" && blk.Type != "check" && blk.Type != "task" && blk.Type != "schedule" {
 			if prev, dup := first[blk.Type]; dup {
@@ -718,6 +767,17 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		plug.Instances = []*Instance{{Name: DefaultInstanceName, Params: map[string]cty.Value{}, ParamRanges: map[string]hcl.Range{}, DeclRange: plug.DeclRange}}
 	}
 	return plug, diags
+}
+
+// countBlocks is the number of blocks of type typ.
+func countBlocks(blocks hcl.Blocks, typ string) int {
+	n := 0
+	for _, b := range blocks {
+		if b.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/plugs-dev/plugs/internal/signame"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -105,9 +106,13 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 	content, diags := dc.content(body, pluginBlockSchema)
 	defer dc.release(content)
 	attrs := content.Attributes
-	for attrName, dst := range map[string]*string{"version": &m.Version, "uuid": &m.UUID, "description": &m.Description,
-		"instructions": &m.Instructions, "kind": &m.Kind, "exports": &m.Exports, "stop_signal": &m.StopSignal,
-		"author": &m.Author, "license": &m.License} {
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"version", &m.Version}, {"uuid", &m.UUID}, {"description", &m.Description},
+		{"instructions", &m.Instructions}, {"kind", &m.Kind}, {"exports", &m.Exports}, {"stop_signal", &m.StopSignal},
+		{"author", &m.Author}, {"license", &m.License}} {
+		attrName, dst := f.name, f.dst
 		if attr, ok := attrs[attrName]; ok {
 			s, ok, sdiags := dc.evalString(attr)
 			diags = append(diags, sdiags...)
@@ -127,7 +132,11 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 				"The stop_signal must be one of %s.", strings.Join(stopSignals, ", ")))
 		}
 	}
-	for attrName, dst := range map[string]*[]string{"command": &m.Command, "build": &m.Build, "setup": &m.Setup, "permissions": &m.Permissions} {
+	for _, f := range [...]struct {
+		name string
+		dst  *[]string
+	}{{"command", &m.Command}, {"build", &m.Build}, {"setup", &m.Setup}, {"permissions", &m.Permissions}} {
+		attrName, dst := f.name, f.dst
 		if attr, ok := attrs[attrName]; ok {
 			list, _, ldiags := dc.evalStrings(attr)
 			diags = append(diags, ldiags...)
@@ -147,6 +156,9 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 	}
 	seen := map[string]*ParamSpec{}
 	var hooks *hcl.Block
+	if n := countBlocks(content.Blocks, "param"); n > 0 {
+		m.Params = make([]*ParamSpec, 0, n)
+	}
 	for _, b := range content.Blocks {
 		if b.Type == "task" || b.Type == "schedule" {
 			diags = append(diags, dc.decodeTaskBlock(b, &m.Task)...)
@@ -182,8 +194,12 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 func (dc *decoder) decodeHooks(b *hcl.Block, h *Hooks) hcl.Diagnostics {
 	content, diags := dc.content(b.Body, hooksBlockSchema)
 	defer dc.release(content)
-	for name, dst := range map[string]*[]string{"pre_start": &h.PreStart, "post_start": &h.PostStart, "pre_stop": &h.PreStop} {
-		if attr, ok := content.Attributes[name]; ok {
+	for _, f := range [...]struct {
+		name string
+		dst  *[]string
+	}{{"pre_start", &h.PreStart}, {"post_start", &h.PostStart}, {"pre_stop", &h.PreStop}} {
+		if attr, ok := content.Attributes[f.name]; ok {
+			dst := f.dst
 			list, _, ldiags := dc.evalStrings(attr)
 			*dst, diags = list, append(diags, ldiags...)
 		}
@@ -197,16 +213,19 @@ func (dc *decoder) decodeParamBlock(b *hcl.Block) (*ParamSpec, hcl.Diagnostics) 
 	defer dc.release(content)
 	attrs := content.Attributes
 	if attr, ok := attrs["type"]; ok {
-		ty, tdiags := typeexpr.TypeConstraint(attr.Expr)
+		ty, tdiags := typeConstraint(attr.Expr)
 		diags = append(diags, tdiags...)
 		if !tdiags.HasErrors() {
 			ps.Type = ty
 		}
 	}
-	for name, dst := range map[string]*bool{"required": &ps.Required, "secret": &ps.Secret} {
-		if attr, ok := attrs[name]; ok {
+	for _, f := range [...]struct {
+		name string
+		dst  *bool
+	}{{"required", &ps.Required}, {"secret", &ps.Secret}} {
+		if attr, ok := attrs[f.name]; ok {
 			v, _, bdiags := dc.evalBool(attr)
-			*dst, diags = v, append(diags, bdiags...)
+			*f.dst, diags = v, append(diags, bdiags...)
 		}
 	}
 	if attr, ok := attrs["description"]; ok {
@@ -231,6 +250,24 @@ func (dc *decoder) decodeParamBlock(b *hcl.Block) (*ParamSpec, hcl.Diagnostics) 
 		}
 	}
 	return ps, diags
+}
+
+// typeConstraint is typeexpr.TypeConstraint, without its walk for a bare
+// primitive type keyword (type = string), what nearly every param says.
+func typeConstraint(expr hcl.Expression) (cty.Type, hcl.Diagnostics) {
+	if st, ok := expr.(*hclsyntax.ScopeTraversalExpr); ok && len(st.Traversal) == 1 {
+		switch st.Traversal.RootName() {
+		case "string":
+			return cty.String, nil
+		case "number":
+			return cty.Number, nil
+		case "bool":
+			return cty.Bool, nil
+		case "any":
+			return cty.DynamicPseudoType, nil
+		}
+	}
+	return typeexpr.TypeConstraint(expr)
 }
 
 // convertParamDefault converts a default to the param's type; for "any"

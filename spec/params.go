@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"slices"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/zclconf/go-cty/cty"
@@ -17,7 +19,11 @@ func InstanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Val
 
 // instanceParams is InstanceParams before finish (see output.go).
 func instanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
-	out := map[string]cty.Value{}
+	return instanceParamsInto(map[string]cty.Value{}, plug, inst, m)
+}
+
+// instanceParamsInto is instanceParams filling out, which must be empty.
+func instanceParamsInto(out map[string]cty.Value, plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
 	for _, ps := range m.Params {
 		if ps.Default != cty.NilVal {
 			out[ps.Name] = ps.Default
@@ -44,7 +50,13 @@ func quote(s string) string { return `"` + s + `"` }
 // mergeParams converts params to their declared types and sets them in out.
 func mergeParams(out, params map[string]cty.Value, ranges map[string]hcl.Range, m *Manifest) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, name := range sortedKeys(params) {
+	var buf [16]string // in the sorted order of the names, for the order of the diagnostics
+	keys := buf[:0]
+	for name := range params {
+		keys = append(keys, name)
+	}
+	slices.Sort(keys)
+	for _, name := range keys {
 		v, rng := params[name], ranges[name]
 		ps := m.Param(name)
 		if ps == nil {
@@ -84,8 +96,7 @@ func checkPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, plug := range d.Plugs {
 		if m := manifests[plug.Name]; m != nil {
-			_, pdiags := d.plugParams(plug, m)
-			diags = append(diags, pdiags...)
+			diags = append(diags, d.checkPlugParams(plug, m)...)
 		}
 	}
 	return diags
@@ -103,12 +114,34 @@ func (d *Deployment) PlugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value
 
 // plugParams is PlugParams before finish.
 func (d *Deployment) plugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value, hcl.Diagnostics) {
+	out := make([]map[string]cty.Value, len(plug.Instances))
+	return out, d.eachInstanceParams(plug, m, func(i int, params map[string]cty.Value) { out[i] = params })
+}
+
+// checkPlugParams is plugParams for its diagnostics only: one map serves
+// every instance.
+func (d *Deployment) checkPlugParams(plug *Plug, m *Manifest) hcl.Diagnostics {
+	return d.eachInstanceParams(plug, m, nil)
+}
+
+// eachInstanceParams merges the params of each instance of plug and hands
+// them to keep, when not nil, if they are right (the map is keep's); with
+// keep nil the map is cleared and reused for the next instance.
+func (d *Deployment) eachInstanceParams(plug *Plug, m *Manifest, keep func(int, map[string]cty.Value)) hcl.Diagnostics {
 	d.markSecrets(plug, m)
 	var diags hcl.Diagnostics
-	out := make([]map[string]cty.Value, len(plug.Instances))
 	seen := map[string]bool{}
+	var scratch map[string]cty.Value
 	for i, inst := range plug.Instances {
-		params, idiags := instanceParams(plug, inst, m)
+		out := scratch
+		if keep != nil || out == nil {
+			out = map[string]cty.Value{}
+		}
+		params, idiags := instanceParamsInto(out, plug, inst, m)
+		if keep == nil {
+			clear(params)
+			scratch = params
+		}
 		for _, diag := range idiags {
 			key := diag.Summary + "\x00" + diag.Detail
 			if diag.Subject != nil {
@@ -119,11 +152,11 @@ func (d *Deployment) plugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value
 				diags = append(diags, diag)
 			}
 		}
-		if !idiags.HasErrors() {
-			out[i] = params
+		if keep != nil && !idiags.HasErrors() {
+			keep(i, params)
 		}
 	}
-	return out, diags
+	return diags
 }
 
 // SecretParams returns the names of m's secret params.
