@@ -108,6 +108,19 @@ func (c *Client) Restart(ctx context.Context, req RestartRequest) (*RestartRepor
 	return &r, c.do(ctx, http.MethodPost, "/v1/restart", req, &r)
 }
 
+// History lists a plug's revisions with their health verdicts.
+func (c *Client) History(ctx context.Context, plug string) (*History, error) {
+	var h History
+	return &h, c.do(ctx, http.MethodGet, "/v1/history?"+url.Values{"plug": {plug}}.Encode(), nil, &h)
+}
+
+// Rollback pins a plug's last healthy (or named) revision until plugs.hcl
+// changes the plug.
+func (c *Client) Rollback(ctx context.Context, req RollbackRequest) (*RollbackReport, error) {
+	var r RollbackReport
+	return &r, c.do(ctx, http.MethodPost, "/v1/rollback", req, &r)
+}
+
 // Logs copies an instance's log to w: the last n lines (all when n < 0),
 // then, with follow, what is appended until ctx ends.
 func (c *Client) Logs(ctx context.Context, w io.Writer, plug, instance string, n int, follow bool) error {

@@ -12,6 +12,101 @@ type Status struct {
 	// Plugins describes the plugin each running plug points at, from its
 	// manifest (plugs status PLUG shows it).
 	Plugins []PluginInfo `json:"plugins,omitempty"`
+	// Rollouts is the rollout state of every plug with an update {} block
+	// or a hold (issue 13, daemon/rollout.go), sorted by plug.
+	Rollouts []RolloutStatus `json:"rollouts,omitempty"`
+}
+
+// Rollout states (RolloutStatus.State, HistoryEntry.Verdict).
+const (
+	RolloutProgressing = "rolling-out" // batches are being replaced and judged
+	RolloutHealthy     = "healthy"     // the desired revision was judged healthy
+	RolloutFailed      = "failed"      // a batch missed its healthy deadline; held as it was, not retried
+	RolloutReverted    = "reverted"    // failed, and the plug runs its last healthy revision
+	RolloutPinned      = "pinned"      // plugs rollback pinned a revision
+	RolloutSuperseded  = "superseded"  // the desired state changed before a verdict
+)
+
+// RolloutStatus is one plug's rollout, as plugs status shows it.
+type RolloutStatus struct {
+	Plug  string `json:"plug"`
+	State string `json:"state"`
+	// Revision is the plug revision (a short id of what its instances
+	// run: plugin revision and rendered configs) plugs.hcl asks for;
+	// LastHealthy the last one judged healthy, what a failure reverts to.
+	Revision    string `json:"revision"`
+	LastHealthy string `json:"last_healthy,omitempty"`
+	// Batch (1-based) of Batches, while rolling out; Batch 0 judges the
+	// instances created at once.
+	Batch   int       `json:"batch,omitempty"`
+	Batches int       `json:"batches,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	// Reason says why it failed, was reverted or pinned, or that it
+	// started over after a daemon restart.
+	Reason string `json:"reason,omitempty"`
+	// Override names the revision that runs instead of plugs.hcl's while
+	// a hold applies (a revert, plugs rollback); "" none.
+	Override string `json:"override,omitempty"`
+	// OnTarget counts the instances on Revision, of Instances.
+	OnTarget  int `json:"on_target"`
+	Instances int `json:"instances"`
+}
+
+// History is GET /v1/history: a plug's revisions, newest first.
+type History struct {
+	Plug    string         `json:"plug"`
+	Entries []HistoryEntry `json:"revisions"`
+}
+
+// HistoryEntry is one revision of a plug and its health verdict.
+type HistoryEntry struct {
+	ID       string `json:"id"`                 // the plug revision (plugs rollback --to takes it)
+	Revision string `json:"revision,omitempty"` // the plugin revision (a commit, a content hash)
+	Version  string `json:"version,omitempty"`
+	// Verdict is rolling-out, healthy, failed or superseded.
+	Verdict  string    `json:"verdict"`
+	Reason   string    `json:"reason,omitempty"`
+	Deployed time.Time `json:"deployed"`
+	Judged   time.Time `json:"judged,omitzero"`
+	// Runs: the plug runs this revision now; LastHealthy: the one a
+	// failure reverts to; Restorable: plugs rollback can return to it.
+	Runs        bool `json:"runs,omitempty"`
+	LastHealthy bool `json:"last_healthy,omitempty"`
+	Restorable  bool `json:"restorable,omitempty"`
+}
+
+// RollbackRequest is the body of POST /v1/rollback: pin the plug's last
+// healthy revision, or To (a history id or plugin revision, a prefix).
+type RollbackRequest struct {
+	Plug string `json:"plug"`
+	To   string `json:"to,omitempty"`
+}
+
+// RollbackReport says what plugs rollback pinned.
+type RollbackReport struct {
+	Plug     string `json:"plug"`
+	To       string `json:"to"`
+	Revision string `json:"revision,omitempty"`
+	Replaced int    `json:"replaced"`
+	// Until says when the pin ends.
+	Until string `json:"until"`
+}
+
+// PlanRollout says how a plan's change of one plug rolls out.
+type PlanRollout struct {
+	Plug string `json:"plug"`
+	// Replaces is how many instances are replaced in batches of
+	// MaxParallel, each healthy for MinHealthyTime before the next, within
+	// HealthyDeadline.
+	Replaces        int           `json:"replaces"`
+	MaxParallel     int           `json:"max_parallel"`
+	MinHealthyTime  time.Duration `json:"min_healthy_time"`
+	HealthyDeadline time.Duration `json:"healthy_deadline"`
+	// RevertTo is the revision a failure reverts to (auto_revert); "" none.
+	RevertTo   string `json:"revert_to,omitempty"`
+	AutoRevert bool   `json:"auto_revert"`
+	// Held says a hold keeps the plug off plugs.hcl's revision, and why.
+	Held string `json:"held,omitempty"`
 }
 
 // PluginInfo is what a plugin's manifest says of itself.
@@ -162,6 +257,9 @@ type PlanReport struct {
 	Replace  int      `json:"replace"`
 	Stop     int      `json:"stop"`
 	Update   int      `json:"update"`
+	// Rollouts says which plugs' changes roll out in batches (and what a
+	// failure reverts to), and which are held (issue 13).
+	Rollouts []PlanRollout `json:"rollouts,omitempty"`
 }
 
 // Empty reports whether the plan changes nothing.

@@ -54,6 +54,7 @@ func (d *daemon) status() api.Status {
 	d.health.decorate(st.Instances)                            // daemon/health.go
 	st.Instances = append(st.Instances, d.tasks.statuses()...) // daemon/tasks.go
 	st.Plugins = d.pluginInfos()
+	st.Rollouts = d.rolloutStatuses(d.runner.Observe()) // daemon/rollout.go
 	return st
 }
 
@@ -107,7 +108,23 @@ func (d *daemon) plan(ctx context.Context, req api.PlanRequest) (*api.PlanReport
 		return nil, d.redactError(err)
 	}
 	services, _ := splitTasks(ld.desired) // tasks are not planned: they run when called
-	p := planReport(reconcile.NewPlan(services, d.runner.Observe()))
+	observed := d.runner.Observe()
+	// A held plug plans its held revision; a rollout's replaces show as
+	// replaces, and how they roll out beside them (daemon/rollout.go).
+	_, decisions := d.decideRollouts(services, observed)
+	var desired []instance.Spec
+	for _, s := range services {
+		if dec := decisions[s.ID.Plug]; dec.Held == "" {
+			desired = append(desired, s)
+		}
+	}
+	for _, dec := range decisions {
+		if dec.Held != "" {
+			desired = append(desired, dec.Desired...)
+		}
+	}
+	p := planReport(reconcile.NewPlan(desired, observed))
+	p.Rollouts = d.planRollouts(decisions)
 	p.Revision = ld.contentHash
 	return p, nil
 }

@@ -146,6 +146,7 @@ type daemon struct {
 	broker    *brokerConn
 	tasks     *tasks        // task instances (daemon/tasks.go)
 	health    *daemonHealth // daemon/health.go
+	ro        *rollouts     // health-gated rollouts (daemon/rollout.go)
 
 	metricsAddr  string
 	sandboxLines []string // what the sandbox enforces on this host (sandbox.go)
@@ -239,6 +240,9 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err := d.openSource(ctx); err != nil {
 		return nil, err
 	}
+	if d.ro, err = openRollouts(opts.StateDir); err != nil {
+		return nil, &api.Error{Kind: api.KindEnv, Message: err.Error()}
+	}
 	d.reg = metrics.NewRegistry()
 	d.metrics = metrics.New(d.reg, d) // scraped once served, in start
 	d.newLoader = func() *loader {
@@ -286,6 +290,7 @@ func (d *daemon) start(ctx context.Context) error {
 		}
 		d.log.Info("stopped")
 	})
+	d.onClose(d.ro.close) // before the runner's Close: no batch starts while it stops the instances
 	if d.tasks, err = d.startTasks(ctx, d.reg); err != nil {
 		return err
 	}

@@ -153,7 +153,10 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	d.setStep(o, "plan")
 	t := time.Now()
 	observed := d.runner.Observe()
-	plan := reconcile.NewPlan(services, observed)
+	// Plugs with an update {} block leave their replaces to a rollout, and
+	// a held plug runs its held revision (daemon/rollout.go).
+	effective, decisions := d.decideRollouts(services, observed)
+	plan := reconcile.NewPlan(effective, observed)
 	o.plan = time.Since(t)
 	if rerr := d.refuseEmpty(reason, len(ld.desired), observed); rerr != nil {
 		return nil, rerr
@@ -164,6 +167,8 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})
 	o.apply = time.Since(t)
 	o.report = applyReport(plan, res)
+	d.startRollouts(services, decisions)
+	o.report.Plan.Rollouts = d.planRollouts(decisions) // what goes on in the background
 	d.endOverrides()
 	for _, c := range plan.Changes {
 		if c.Action == reconcile.Delete {
@@ -399,7 +404,7 @@ func (d *daemon) finish(o *outcome, err error) error {
 		st.Error, st.Kind, st.Diagnostics = ae.Message, ae.Kind, ae.Diagnostics
 	}
 	d.metrics.ReconcileDone(dur, err)
-	msg := mqttReconcile(st)
+	msg := mqttReconcile(st, d.rolloutOutcomes())
 	d.broker.pub.PublishReconcile(msg)
 
 	d.smu.Lock()
@@ -479,8 +484,9 @@ func (d *daemon) lastOK() bool {
 }
 
 // mqttReconcile is the MQTT reconcile message of a reconcile's status.
-func mqttReconcile(st *api.ReconcileStatus) mqtt.ReconcileMessage {
-	m := mqtt.ReconcileMessage{Result: mqtt.ReconcileSuccess, Revision: st.Revision, At: st.At}
+// rollouts are the plugs whose rollout is under way, failed or held.
+func mqttReconcile(st *api.ReconcileStatus, rollouts []mqtt.RolloutOutcome) mqtt.ReconcileMessage {
+	m := mqtt.ReconcileMessage{Result: mqtt.ReconcileSuccess, Revision: st.Revision, At: st.At, Rollouts: rollouts}
 	if st.Error != "" {
 		m.Result, m.Error = mqtt.ReconcileError, st.Error
 	}

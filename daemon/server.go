@@ -185,6 +185,7 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, rep)
 	})
 	registerControl(mux, b)
+	registerRollouts(mux, b) // daemon/rollout.go
 	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		path, err := b.logPath(q.Get("plug"), q.Get("instance"))

@@ -166,14 +166,29 @@ type ReconcileMessage struct {
 	Revision string    // the configuration revision it reconciled to (a commit, or a content id)
 	At       time.Time // when it finished
 	Run      string    // the daemon's RunID (PublishReconcile sets it)
+	// Rollouts are the plugs whose health-gated rollout ended badly or is
+	// under way, with why (issue 13); none when all are healthy.
+	Rollouts []RolloutOutcome
+}
+
+// RolloutOutcome is one plug's rollout in a ReconcileMessage.
+type RolloutOutcome struct {
+	Plug     string `json:"plug"`
+	Result   string `json:"result"`   // rolling-out, failed, reverted or pinned
+	Revision string `json:"revision"` // the plug revision plugs.hcl asks for
+	// RevertedTo is the revision that runs instead, after a revert or a
+	// rollback; Reason why.
+	RevertedTo string `json:"reverted_to,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 type reconcileJSON struct {
-	Result   string `json:"result"`
-	Error    string `json:"error"`
-	Revision string `json:"revision"`
-	At       string `json:"at"`
-	Run      string `json:"run"`
+	Result   string           `json:"result"`
+	Error    string           `json:"error"`
+	Revision string           `json:"revision"`
+	At       string           `json:"at"`
+	Run      string           `json:"run"`
+	Rollouts []RolloutOutcome `json:"rollouts,omitempty"`
 }
 
 // MarshalJSON encodes m as {result, error, revision, at}, At in RFC 3339,
@@ -183,7 +198,7 @@ func (m ReconcileMessage) MarshalJSON() ([]byte, error) {
 	if !m.At.IsZero() {
 		at = m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	}
-	return json.Marshal(reconcileJSON{m.Result, m.Error, m.Revision, at, m.Run})
+	return json.Marshal(reconcileJSON{m.Result, m.Error, m.Revision, at, m.Run, m.Rollouts})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
@@ -192,7 +207,7 @@ func (m *ReconcileMessage) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*m = ReconcileMessage{Result: v.Result, Error: v.Error, Revision: v.Revision, Run: v.Run}
+	*m = ReconcileMessage{Result: v.Result, Error: v.Error, Revision: v.Revision, Run: v.Run, Rollouts: v.Rollouts}
 	if v.At != "" {
 		t, err := time.Parse(time.RFC3339, v.At)
 		if err != nil {

@@ -296,7 +296,7 @@ func (v Verdict) String() string {
 func BatchVerdict(now, start time.Time, u instance.Update, obs map[instance.ID]Observation) (v Verdict, wake time.Time, reason string) {
 	deadline := start.Add(u.HealthyDeadline)
 	wake = deadline
-	var failing, brief []string
+	var why []string // a clause per instance not (yet) healthy, in instance order
 	gaveUp := false
 	healthy := true
 	for _, id := range slices.SortedFunc(maps.Keys(obs), func(a, b instance.ID) int {
@@ -310,7 +310,11 @@ func BatchVerdict(now, start time.Time, u instance.Update, obs map[instance.ID]O
 			}
 			if at := from.Add(u.MinHealthyTime); at.After(now) {
 				healthy = false
-				brief = append(brief, fmt.Sprintf("%s: healthy for only %s of %s", id.Instance, now.Sub(from).Round(time.Millisecond), u.MinHealthyTime))
+				clause := fmt.Sprintf("healthy for only %s of %s", now.Sub(from).Round(time.Millisecond), u.MinHealthyTime)
+				if o.Restarts > 0 {
+					clause = fmt.Sprintf("crash loop (%d restarts), %s", o.Restarts, clause)
+				}
+				why = append(why, id.Instance+": "+clause)
 				if at.Before(wake) {
 					wake = at
 				}
@@ -321,16 +325,13 @@ func BatchVerdict(now, start time.Time, u instance.Update, obs map[instance.ID]O
 		if o.GaveUp {
 			gaveUp = true
 		}
-		failing = append(failing, id.Instance+": "+notHealthy(o))
+		why = append(why, id.Instance+": "+notHealthy(o))
 	}
 	switch {
 	case healthy:
 		return Healthy, time.Time{}, ""
 	case gaveUp || !now.Before(deadline):
-		if len(failing) == 0 {
-			failing = brief
-		}
-		return Failed, time.Time{}, strings.Join(failing, "; ")
+		return Failed, time.Time{}, strings.Join(why, "; ")
 	}
 	return Progressing, wake, ""
 }

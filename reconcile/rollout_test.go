@@ -226,6 +226,11 @@ func TestBatchVerdict(t *testing.T) {
 		}, v: reconcile.Failed, wake: -1, reason: "a: crash loop (3 restarts) (exit 1); b: unhealthy (web: connection refused)"},
 		{name: "gave up fails at once", now: 5 * time.Second, obs: map[instance.ID]reconcile.Observation{a: {OnTarget: true, GaveUp: true, Restarts: 4}}, v: reconcile.Failed, wake: -1, reason: "a: gave up after 4 restarts"},
 		{name: "old spec after a failed start", now: time.Minute, obs: map[instance.ID]reconcile.Observation{a: {Running: true, Passing: true, Ready: true, HealthySince: at(0)}}, v: reconcile.Failed, wake: -1, reason: "a: not running the new revision"},
+		{name: "crash loop, up again briefly at the deadline", now: time.Minute, obs: map[instance.ID]reconcile.Observation{a: func() reconcile.Observation {
+			o := healthyFrom(58 * time.Second)
+			o.Restarts = 2
+			return o
+		}(), b: healthyFrom(0)}, v: reconcile.Failed, wake: -1, reason: "a: crash loop (2 restarts), healthy for only 2s of 10s"},
 		{name: "healthy once, too briefly, at the deadline", now: time.Minute, obs: map[instance.ID]reconcile.Observation{a: healthyFrom(55 * time.Second)}, v: reconcile.Failed, wake: -1, reason: "a: healthy for only 5s of 10s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -325,9 +325,6 @@ func (dc *decoder) decodeUpdate(b *hcl.Block) (*Update, hcl.Diagnostics) {
 		diags = append(diags, bdiags...)
 		u.AutoRevert = v
 	}
-	// Until the daemon applies it (reconcile/rollout.go is the policy), say so.
-	diags = append(diags, warnf(b.DefRange, "Update block not applied yet",
-		"This version of plugs checks the update block but does not roll changes out in batches yet: a change still replaces every instance of the plug at once."))
 	if u.HealthyDeadline <= u.MinHealthyTime {
 		diags = append(diags, errorf(b.DefRange, "Invalid update block",
 			"The healthy_deadline (%s) must be longer than min_healthy_time (%s): a batch must be able to stay healthy that long before its deadline.", u.HealthyDeadline, u.MinHealthyTime))

@@ -124,6 +124,8 @@ func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globals) {
 		newStatusCmd(g),
 		newLogsCmd(g),
 		newRestartCmd(g),
+		newHistoryCmd(g),  // cmd_history.go
+		newRollbackCmd(g), // cmd_history.go
 		newSetupCmd(g),
 		newExecCmd(g), newRunsCmd(g), // cmd_exec.go
 	)

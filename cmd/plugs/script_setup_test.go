@@ -47,6 +47,7 @@ func scriptSetup(env *testscript.Env) error {
 //	plugstest pids-unchanged [ID...]   each (default: every saved one) keeps its saved pid
 //	plugstest pids-dead                no saved pid is alive
 //	plugstest signal-daemon SIG        send SIG (e.g. TERM, HUP) to the daemon
+//	plugstest wait-rollout PLUG STATE  the plug's rollout is in STATE (healthy, reverted, ...)
 const plugstestPy = `
 #!/usr/bin/env python3
 import json, os, subprocess, sys, time
@@ -119,6 +120,10 @@ elif cmd == "pids-dead":
     left = [k + ":" + str(p) for k, p in saved().items() if p and alive(p)]
     if left:
         sys.exit("plugstest: still alive: " + ", ".join(left))
+elif cmd == "wait-rollout":
+    def rollout(s):
+        return {r["plug"]: r for r in s.get("rollouts") or []}.get(ids[0], {}).get("state")
+    wait("rollout of %s %s" % (ids[0], ids[1]), lambda s: rollout(s) == ids[1])
 elif cmd == "signal-daemon":
     import signal
     st = status() or sys.exit("plugstest: no daemon")

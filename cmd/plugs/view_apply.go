@@ -23,6 +23,7 @@ func writeApplyText(w io.Writer, r *api.ApplyReport) {
 	if !r.Plan.Empty() {
 		fmt.Fprintln(w)
 	}
+	writePlanRollouts(w, r.Plan.Rollouts) // view_rollout.go: replaces left to a rollout, holds
 	if r.Failed > 0 {
 		fmt.Fprintf(w, "Apply failed for %d instance(s)! Resources: %d started, %d replaced, %d stopped.\n", r.Failed, r.Started, r.Replaced, r.Stopped)
 		return

@@ -26,12 +26,14 @@ func renderPlan(g *globals, p *api.PlanReport) error {
 func writePlanText(w io.Writer, p *api.PlanReport) {
 	if p.Empty() {
 		fmt.Fprintln(w, "No changes. The running instances match the configuration.")
+		writePlanRollouts(w, p.Rollouts) // view_rollout.go: the holds
 		return
 	}
 	for _, c := range p.Changes {
 		writeChange(w, c, "")
 	}
 	fmt.Fprintf(w, "\nPlan: %d to start, %d to replace, %d to stop.\n", p.Start, p.Replace, p.Stop)
+	writePlanRollouts(w, p.Rollouts)
 }
 
 // writeChange prints one change line, with outcome appended when not empty.

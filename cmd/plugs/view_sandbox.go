@@ -15,6 +15,7 @@ import (
 func onlyPlug(st *api.Status, plug string) error {
 	st.Instances = slices.DeleteFunc(st.Instances, func(i api.InstanceStatus) bool { return i.Plug != plug })
 	st.Plugins = slices.DeleteFunc(st.Plugins, func(p api.PluginInfo) bool { return p.Plug != plug })
+	st.Rollouts = slices.DeleteFunc(st.Rollouts, func(r api.RolloutStatus) bool { return r.Plug != plug })
 	if len(st.Instances) == 0 {
 		return fmt.Errorf("the daemon runs no plug %q", plug)
 	}

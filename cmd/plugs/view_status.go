@@ -92,6 +92,7 @@ func writeStatusText(w io.Writer, s *api.Status, now time.Time) {
 	}
 	tw.Flush()
 	writeHealthNotes(w, s.Instances)
+	writeRolloutNotes(w, s.Rollouts, now) // view_rollout.go
 }
 
 // healthCell is the HEALTH column: pending, healthy, unhealthy, or "-"

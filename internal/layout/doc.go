@@ -8,6 +8,7 @@
 //	  cache/git/<sha256 of url>/      git mirrors
 //	  instances/<plug>/<instance>/    instance.json, output.log, config.json
 //	  setup/                          configs of plugs setup, while it runs
+//	  rollouts/<plug>.json            revisions, health verdicts, last healthy specs, holds
 //
 // It is stdlib only and touches no file: it names paths, the packages that
 // own each part create them.

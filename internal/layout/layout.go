@@ -15,6 +15,7 @@ const (
 	cacheDir     = "cache"
 	instancesDir = "instances"
 	setupDir     = "setup"
+	rolloutsDir  = "rollouts"
 	socketName   = "plugs.sock"
 	outputLog    = "output.log"
 )
@@ -56,3 +57,11 @@ const OutputLogName = outputLog
 // Socket is the local API's socket; Setup the folder of plugs setup's configs.
 func Socket(stateDir string) string { return filepath.Join(stateDir, socketName) }
 func Setup(stateDir string) string  { return filepath.Join(stateDir, setupDir) }
+
+// Rollouts is the folder of the plugs' rollout records; RolloutFile one
+// plug's: its revisions with their health verdicts, the last healthy one's
+// specs, a hold, and the rollout under way (daemon/rollout.go).
+func Rollouts(stateDir string) string { return filepath.Join(stateDir, rolloutsDir) }
+func RolloutFile(stateDir, plug string) string {
+	return filepath.Join(stateDir, rolloutsDir, plug+".json")
+}

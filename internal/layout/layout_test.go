@@ -20,6 +20,7 @@ func TestLayout(t *testing.T) {
 		layout.OutputLog("/s", "hr", "patient-17"):    "/s/instances/hr/patient-17/output.log",
 		layout.Socket("/s"):                           "/s/plugs.sock",
 		layout.Setup("/s"):                            "/s/setup",
+		layout.RolloutFile("/s", "hr"):                "/s/rollouts/hr.json",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
