@@ -152,6 +152,13 @@ type DaemonStatus struct {
 	Run         string `json:"run,omitempty"`
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	UIAddr      string `json:"ui_addr,omitempty"` // the dashboard's; empty when it is off
+	// APIAddr is where the remote task API (--api-addr) listens; empty
+	// when it is off.
+	APIAddr string `json:"api_addr,omitempty"`
+	// TaskCallsMQTT says whether task calls over MQTT 5 are received now:
+	// "subscribed to plugs/<host>/+/+/exec", or "not subscribed to …: why".
+	// Empty while the deployment has no task.
+	TaskCallsMQTT string `json:"task_calls_mqtt,omitempty"`
 	// Sandbox says, one line per mechanism, what the sandbox enforces on
 	// this host and what it cannot.
 	Sandbox []string `json:"sandbox,omitempty"`

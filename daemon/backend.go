@@ -47,6 +47,8 @@ func (d *daemon) status() api.Status {
 	if msg, _ := d.broker.pub.LastError(); msg != "" && !ds.BrokerConnected {
 		ds.BrokerError = d.redact(msg)
 	}
+	ds.TaskCallsMQTT = d.tasks.execState() // daemon/tasks.go
+	ds.APIAddr = d.tasks.apiAddr
 	st := api.Status{Daemon: ds, Instances: instanceStatuses(d.observeAll())}
 	for i := range st.Instances {
 		st.Instances[i].Sandbox = d.runner.SandboxSummary(instance.ID{Plug: st.Instances[i].Plug, Instance: st.Instances[i].Instance})

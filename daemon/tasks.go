@@ -193,6 +193,12 @@ func (t *tasks) update(specs []instance.Spec) {
 	}
 }
 
+// execReadyWait bounds how long the reconcile that first has a task waits
+// for the MQTT exec subscription, so that once it returns (and the daemon
+// says it is ready) a call published at once is received, not lost: MQTT
+// drops a message no one has subscribed to yet.
+const execReadyWait = 5 * time.Second
+
 // publish sends the retained state of a task instance: idle or running,
 // and its last run.
 func (t *tasks) publish(id instance.ID) {
@@ -248,6 +254,31 @@ func (t *tasks) startExec() {
 	t.mu.Lock()
 	t.exec = s
 	t.mu.Unlock()
+	// A broker that is down is not waited for: supervision never waits on it.
+	if b.embedded != nil || b.pub.Connected() {
+		ctx, cancel := context.WithTimeout(context.Background(), execReadyWait)
+		defer cancel()
+		if err := s.Ready(ctx); err != nil {
+			_, filter, why := s.Subscribed()
+			t.d.log.Warn("mqtt exec: not subscribed yet", "filter", filter, "why", t.d.redact(why))
+		}
+	}
+}
+
+// execState is the daemon status's word on MQTT task calls: empty without
+// a task, else whether the exec topics are subscribed now.
+func (t *tasks) execState() string {
+	t.mu.Lock()
+	s := t.exec
+	t.mu.Unlock()
+	if s == nil {
+		return ""
+	}
+	ok, filter, why := s.Subscribed()
+	if ok {
+		return "subscribed to " + filter
+	}
+	return "not subscribed to " + filter + ": " + t.d.redact(why)
 }
 
 // mqttCall runs one MQTT call and encodes its answer like the HTTP API's.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -25,6 +26,12 @@ import (
 // (bytes) ask for a run's limits as the HTTP API's query does.
 func ExecTopic(host, plug, instance string) string {
 	return instanceTopic(host, plug, instance) + "/exec"
+}
+
+// ExecFilter is the subscription an ExecServer of host makes: every
+// instance's exec topic.
+func ExecFilter(host string) string {
+	return "plugs/" + EscapeTopicSegment(host) + "/+/+/exec"
 }
 
 // ExecReplyPrefix is where, on the embedded broker, callers have their
@@ -80,12 +87,18 @@ type ExecServer struct {
 	cancel     context.CancelFunc
 	connCancel context.CancelFunc // the connection
 
-	subscribed chan struct{}
+	filter     string
+	subscribed chan struct{} // closed at the first subscription
 	subOnce    sync.Once
-	slots      chan struct{}
-	mu         sync.Mutex // guards closed and wg.Add against Close
-	closed     bool
-	wg         sync.WaitGroup
+	// now is whether calls are received at this moment: subscribed on the
+	// current connection. subErr is the last failure to subscribe.
+	now    atomic.Bool
+	errMu  sync.Mutex
+	subErr string
+	slots  chan struct{}
+	mu     sync.Mutex // guards closed and wg.Add against Close
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // StartExecServer connects to the broker in the background (retrying
@@ -117,7 +130,8 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	connCtx, connCancel := context.WithCancel(context.Background())
 	s.connCancel = connCancel
-	filter := "plugs/" + EscapeTopicSegment(cfg.Host) + "/+/+/exec"
+	filter := ExecFilter(cfg.Host)
+	s.filter = filter
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{&clean},
 		TlsCfg:                        cfg.TLSConfig,
@@ -131,14 +145,29 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 			go func() {
 				ctx, cancel := context.WithTimeout(connCtx, 10*time.Second)
 				defer cancel()
-				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: cfg.QoS}}}); err != nil {
+				ack, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: cfg.QoS}}})
+				if ack != nil && len(ack.Reasons) > 0 && ack.Reasons[0] >= 0x80 {
+					// A broker that refuses (an ACL: Not authorized, 0x87)
+					// answers SUBACK with the reason; paho's error does not
+					// name it.
+					err = fmt.Errorf("refused by the broker (reason code 0x%02x)", ack.Reasons[0])
+				}
+				if err != nil {
 					cfg.Logger.Warn("mqtt exec: subscribe", "filter", filter, "err", err)
+					s.setErr(err.Error())
 					return
 				}
+				s.setErr("")
+				s.now.Store(true)
+				cfg.Logger.Debug("mqtt exec: subscribed", "filter", filter)
 				s.subOnce.Do(func() { close(s.subscribed) })
 			}()
 		},
-		OnConnectError: func(err error) { cfg.Logger.Debug("mqtt exec: connect", "broker", RedactURL(&clean), "err", err) },
+		OnConnectionDown: func() bool { s.now.Store(false); return true },
+		OnConnectError: func(err error) {
+			s.setErr(err.Error())
+			cfg.Logger.Debug("mqtt exec: connect", "broker", RedactURL(&clean), "err", err)
+		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: cfg.ClientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -166,6 +195,28 @@ func (s *ExecServer) Ready(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Subscribed reports whether calls are received now (subscribed on the
+// current connection), the filter, and why not.
+func (s *ExecServer) Subscribed() (ok bool, filter, why string) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	ok = s.now.Load()
+	if ok {
+		return true, s.filter, ""
+	}
+	why = s.subErr
+	if why == "" {
+		why = "not connected yet"
+	}
+	return false, s.filter, why
+}
+
+func (s *ExecServer) setErr(msg string) {
+	s.errMu.Lock()
+	s.subErr = msg
+	s.errMu.Unlock()
 }
 
 // Close stops taking calls, ends the calls in flight (their handlers'

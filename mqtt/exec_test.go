@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"log/slog"
+
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 )
@@ -180,3 +185,52 @@ func TestUnescapeTopicSegment(t *testing.T) {
 		}
 	}
 }
+
+// A broker that refuses the subscription (its ACL) answers SUBACK with a
+// failure code: the server must not claim calls are received. (Mosquitto
+// 2.0's acl_file grants every subscription and filters at delivery, so a
+// mochi broker that denies reads stands in.)
+func TestExecServerReportsARefusedSubscription(t *testing.T) {
+	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(&denyReads{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	s, err := StartExecServer(ExecConfig{URL: "tcp://" + addr, Host: "edge-1", Handler: echoHandler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	for range 200 {
+		if ok, _, why := s.Subscribed(); ok || strings.Contains(why, "refused") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok, filter, why := s.Subscribed()
+	if ok || filter != "plugs/edge-1/+/+/exec" || !strings.Contains(why, "refused by the broker (reason code 0x87)") {
+		t.Fatalf("Subscribed() = %v, %q, %q; want a refusal", ok, filter, why)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Ready(ctx); err == nil {
+		t.Fatal("Ready after a refused subscription")
+	}
+}
+
+// denyReads admits every client and lets none subscribe.
+type denyReads struct{ mochi.HookBase }
+
+func (denyReads) ID() string { return "deny-reads" }
+func (denyReads) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (denyReads) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (denyReads) OnACLCheck(_ *mochi.Client, _ string, write bool) bool    { return write }

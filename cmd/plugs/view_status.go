@@ -69,6 +69,12 @@ func writeStatusText(w io.Writer, s *api.Status, now time.Time) {
 	if d.UIAddr != "" {
 		fmt.Fprintf(w, "Dashboard:       http://%s/\n", d.UIAddr)
 	}
+	if d.APIAddr != "" {
+		fmt.Fprintf(w, "Task API:        %s\n", d.APIAddr)
+	}
+	if d.TaskCallsMQTT != "" {
+		fmt.Fprintf(w, "Task calls:      MQTT %s\n", d.TaskCallsMQTT)
+	}
 	for i, l := range d.Sandbox {
 		fmt.Fprintf(w, "%-17s%s\n", map[bool]string{true: "Sandbox:", false: ""}[i == 0], l)
 	}

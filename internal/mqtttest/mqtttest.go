@@ -34,6 +34,37 @@ const readyWait = 30 * time.Second
 // and starts it again on the same port. It is stopped when the test ends.
 func Mosquitto(t testing.TB) (url string, stop func(), restart func()) {
 	t.Helper()
+	return mosquitto(t, "allow_anonymous true\n")
+}
+
+// MosquittoWithACL starts a Mosquitto broker like Mosquitto, but one that
+// refuses anonymous clients: users maps each account to its password
+// (hashed with mosquitto_passwd), and acl is the text of its acl_file
+// ("user NAME" lines, each followed by "topic read|write|readwrite FILTER"
+// lines). It returns the broker's URL, without credentials.
+func MosquittoWithACL(t testing.TB, users map[string]string, acl string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pwFile, aclFile := filepath.Join(dir, "passwords"), filepath.Join(dir, "acl")
+	if err := os.WriteFile(pwFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for u, pw := range users {
+		if out, err := exec.Command("mosquitto_passwd", "-b", pwFile, u, pw).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd (run scripts/test-deps.sh): %v\n%s", err, out)
+		}
+	}
+	if err := os.WriteFile(aclFile, []byte(acl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Run as root, the broker would switch to the mosquitto user before
+	// reading the files this test owns.
+	u, _, _ := mosquitto(t, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\nuser root\n", pwFile, aclFile))
+	return u
+}
+
+func mosquitto(t testing.TB, extra string) (url string, stop func(), restart func()) {
+	t.Helper()
 	bin := MosquittoPath
 	if _, err := os.Stat(bin); err != nil {
 		if bin, err = exec.LookPath("mosquitto"); err != nil {
@@ -43,7 +74,7 @@ func Mosquitto(t testing.TB) (url string, stop func(), restart func()) {
 	port := FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	body := fmt.Sprintf("listener %d 127.0.0.1\n%spersistence false\nlog_dest stderr\n", port, extra)
 	logPath := filepath.Join(dir, "mosquitto.log")
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
