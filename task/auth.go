@@ -76,24 +76,33 @@ type ServerOptions struct {
 
 // CheckServe validates opts for serving on addr: a web config that parses,
 // a token file with tokens, and some authentication unless addr is loopback.
+//
+// Tokens and basic_auth_users together are refused: the web config's basic
+// auth is checked first, and a request carries one Authorization header,
+// so no bearer token could ever get through.
 func CheckServe(addr string, opts ServerOptions) error {
-	auth := false
+	tokens, users := false, false
 	if opts.TokenFile != "" {
 		if _, err := LoadTokens(opts.TokenFile); err != nil {
 			return err
 		}
-		auth = true
+		tokens = true
 	}
 	if opts.WebConfigFile != "" {
 		if err := web.Validate(opts.WebConfigFile); err != nil {
 			return fmt.Errorf("web config %s: %w", opts.WebConfigFile, err)
 		}
-		users, err := webConfigHasUsers(opts.WebConfigFile)
-		if err != nil {
+		var err error
+		if users, err = webConfigHasUsers(opts.WebConfigFile); err != nil {
 			return err
 		}
-		auth = auth || users
 	}
+	if tokens && users {
+		return fmt.Errorf("the task API cannot take both --api-token-file and the basic_auth_users of %s: "+
+			"a request carries one Authorization header, and basic auth is checked first, so no token would get through; "+
+			"use one of them", opts.WebConfigFile)
+	}
+	auth := tokens || users
 	if !auth && !isLoopback(addr) {
 		return fmt.Errorf("refusing to serve the task API on %s without authentication: "+
 			"give --api-token-file, or basic_auth_users in --web-config-file, or listen on a loopback address", addr)

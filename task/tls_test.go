@@ -191,6 +191,8 @@ func TestCheckServeRefusesOpenNonLoopback(t *testing.T) {
 		{"0.0.0.0:9470", ServerOptions{TokenFile: tokens}, true},
 		{"0.0.0.0:9470", ServerOptions{WebConfigFile: users}, true},
 		{"0.0.0.0:9470", ServerOptions{TokenFile: empty}, false},
+		{"127.0.0.1:9470", ServerOptions{TokenFile: tokens, WebConfigFile: users}, false}, // one Authorization header
+		{"127.0.0.1:9470", ServerOptions{TokenFile: tokens, WebConfigFile: noUsers}, true},
 		{"0.0.0.0:9470", ServerOptions{TokenFile: filepath.Join(dir, "missing")}, false},
 	} {
 		err := CheckServe(tc.addr, tc.opts)
