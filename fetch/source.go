@@ -82,13 +82,20 @@ func IsInputError(err error) bool {
 	return errors.As(err, &ie)
 }
 
+// PlugError is the failure of one plug. Its kind is its cause's
+// (IsInputError); a view may show it at the plug's block in plugs.hcl.
+type PlugError struct {
+	Plug string
+	Err  error
+}
+
+func (e *PlugError) Error() string { return fmt.Sprintf("plug %s: %v", e.Plug, e.Err) }
+func (e *PlugError) Unwrap() error { return e.Err }
+
 // plugError names the plug in an error, keeping its kind.
 func plugError(plug string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if IsInputError(err) {
-		return &inputError{fmt.Errorf("plug %s: %w", plug, err)}
-	}
-	return fmt.Errorf("plug %s: %w", plug, err)
+	return &PlugError{Plug: plug, Err: err}
 }

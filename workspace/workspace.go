@@ -177,6 +177,28 @@ func ManifestDiagnostics(err error) hcl.Diagnostics {
 	return out
 }
 
+// SplitFetchError splits a fetch error into the diagnostics of the
+// manifests it carries (ManifestDiagnostics) and the failures that carry
+// none (one per plug: a version not found, a network error, a hash
+// mismatch), each keeping its kind.
+func SplitFetchError(err error) (diags hcl.Diagnostics, rest []error) {
+	parts := []error{err}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			parts = j.Unwrap() // one failure per plug
+			break
+		}
+	}
+	for _, part := range parts {
+		if d := ManifestDiagnostics(part); len(d) > 0 {
+			diags = append(diags, d...)
+		} else if part != nil {
+			rest = append(rest, part)
+		}
+	}
+	return diags, rest
+}
+
 // Plugins converts runnable trees (fetch.Store.Runnable) into what the
 // render takes, and records their manifests in w.Manifests.
 func (w *Workspace) Plugins(trees map[string]*fetch.Tree) map[string]render.Plugin {

@@ -21,7 +21,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 			l := s.lockOrEmpty()
 			trees, err := s.store.Build(ctx, s.d, l)
 			if err != nil {
-				return fetchError(err)
+				return s.failure(err)
 			}
 			return s.finish("Built", trees, l)
 		},

@@ -28,7 +28,7 @@ func newBundleCmd(g *globals) *cobra.Command {
 			defer cancel()
 			l := s.lockOrEmpty()
 			if err := s.store.WriteBundle(ctx, out, s.d, l); err != nil {
-				return fetchError(err)
+				return s.failure(err)
 			}
 			if _, err := s.saveLock(l); err != nil {
 				return err

@@ -41,7 +41,7 @@ func newFetchCmd(g *globals) *cobra.Command {
 			l := s.lockOrEmpty()
 			trees, err := s.store.Fetch(ctx, s.d, l, fetch.FetchOptions{Frozen: frozen})
 			if err != nil {
-				return fetchError(err)
+				return s.failure(err)
 			}
 			return s.finish("Fetched", trees, l)
 		},

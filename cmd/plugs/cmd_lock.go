@@ -23,7 +23,7 @@ func newLockCmd(g *globals) *cobra.Command {
 			defer cancel()
 			l, err := s.store.Lock(ctx, s.d, s.lock, update)
 			if err != nil {
-				return fetchError(err)
+				return s.failure(err)
 			}
 			changed, err := s.saveLock(l)
 			if err != nil {
