@@ -114,6 +114,11 @@ func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]st
 func (p *Parser) parseDeployment(src []byte, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
 	f, diags := p.parseHCL(src, filename)
 	if diags.HasErrors() {
+		// No syntax tree, no manifest: any argument that may hold a
+		// secret is blank in snippets.
+		for _, rng := range syntaxSecretRanges(src, filename) {
+			p.secrets.add(rng)
+		}
 		return nil, diags
 	}
 	d, ddiags := p.decodeDeployment(f, filename, vars)
@@ -166,8 +171,12 @@ func (p *Parser) decodeDeployment(f *hcl.File, filename string, vars map[string]
 
 	seen := map[string]*Plug{}
 	for _, b := range blocks["plug"] {
+		dc.paramLines = nil
 		plug, pdiags := dc.decodePlug(b)
 		diags = append(diags, pdiags...)
+		// Which of its params are secret is known once its manifest is
+		// (markSecrets): until then every one may be.
+		d.secrets.pend(plug.DeclRange, dc.paramLines)
 		if prev, dup := seen[plug.Name]; dup {
 			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",
 				"A plug named %q was already declared at %s. Plug names must be unique: rename or remove one of them.", plug.Name, prev.DeclRange))
@@ -197,6 +206,10 @@ type decoder struct {
 	// alloc the chunks their attributes and blocks come from (content).
 	freeContent []*hcl.BodyContent
 	alloc       contentAlloc
+	// paramLines are the params arguments of the plug being decoded (its
+	// own and its instances') and the defaults of the variables they refer
+	// to: blank in snippets until the plug's manifest is known.
+	paramLines []hcl.Range
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -528,6 +541,20 @@ func (dc *decoder) evalDuration(attr *hcl.Attribute) (time.Duration, bool, hcl.D
 	return dur, true, diags
 }
 
+// pendParamLines records a params argument, and the defaults of the
+// variables it refers to, as lines that may hold a secret.
+func (dc *decoder) pendParamLines(attr *hcl.Attribute) {
+	if dc.dep == nil {
+		return
+	}
+	dc.paramLines = append(dc.paramLines, attr.Range)
+	for _, v := range dc.varNames(attr.Expr) {
+		if vr, ok := dc.dep.variableRanges[v]; ok {
+			dc.paramLines = append(dc.paramLines, vr)
+		}
+	}
+}
+
 // decodeParams decodes a params = {...} argument, keeping the range of
 // each param when the expression is a literal object.
 func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[string]hcl.Range, hcl.Diagnostics) {
@@ -675,6 +702,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		var pdiags hcl.Diagnostics
 		plug.Params, plug.ParamRanges, pdiags = dc.decodeParams(attr)
 		diags = append(diags, pdiags...)
+		dc.pendParamLines(attr)
 	}
 	if attr, ok := attrs["depends_on"]; ok {
 		var ddiags hcl.Diagnostics
@@ -797,6 +825,7 @@ func (dc *decoder) decodeInstance(b *hcl.Block) (*Instance, hcl.Diagnostics) {
 		var pdiags hcl.Diagnostics
 		inst.Params, inst.ParamRanges, pdiags = dc.decodeParams(attr)
 		diags = append(diags, pdiags...)
+		dc.pendParamLines(attr)
 	}
 	diags = append(diags, dc.keepInstanceLimits(inst, content.Blocks)...)
 	if inst.Params == nil {

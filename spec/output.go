@@ -9,6 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // What leaves the process: diagnostics are printed to terminals, written to
@@ -21,7 +24,13 @@ import (
 //   - at most MaxDiagnostics, then one "more diagnostics not shown";
 //   - a line of plugs.hcl that assigns a param its manifest marks secret,
 //     the broker password, or the default of a variable a secret param
-//     takes its value from is blank in Files.
+//     takes its value from is blank in Files;
+//   - so is every params argument of a plug whose manifest is not known yet
+//     (a git source before its first fetch: any param may be secret), and
+//     of a file that does not parse every params, password and default
+//     argument (there is no tree to tell a secret by);
+//   - the userinfo of a URL (git::https://user:password@host/…) is shown
+//     as '*'s (redact.MaskUserinfo).
 
 // MaxDiagnostics is how many diagnostics one call returns at most; the rest
 // are counted in a last diagnostic, "N more diagnostics not shown".
@@ -145,6 +154,7 @@ func displayBytes(src []byte, blank []hcl.Range) []byte {
 		}
 		i += n
 	}
+	redact.MaskUserinfo(out)
 	for _, rng := range blank {
 		start, end := rng.Start.Byte, rng.End.Byte
 		if start < 0 || end > len(out) || start > end {
@@ -166,10 +176,35 @@ func displayBytes(src []byte, blank []hcl.Range) []byte {
 }
 
 // secretRanges collects, per file, the ranges of plugs.hcl whose lines must
-// not be shown. It is safe for concurrent use.
+// not be shown, and those that must not be shown until the manifest of
+// their plug is known (pending, by the plug block's range). It is safe for
+// concurrent use.
 type secretRanges struct {
-	mu     sync.Mutex
-	ranges map[string][]hcl.Range
+	mu      sync.Mutex
+	ranges  map[string][]hcl.Range
+	pending map[hcl.Range][]hcl.Range
+}
+
+// pend records the param lines of the plug block decl, blank until
+// resolve(decl).
+func (s *secretRanges) pend(decl hcl.Range, lines []hcl.Range) {
+	if len(lines) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		s.pending = map[hcl.Range][]hcl.Range{}
+	}
+	s.pending[decl] = lines
+}
+
+// resolve ends the pending state of the plug block decl: its manifest is
+// known, and markSecrets has added the lines that stay blank.
+func (s *secretRanges) resolve(decl hcl.Range) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, decl)
 }
 
 func (s *secretRanges) add(rng hcl.Range) {
@@ -192,13 +227,63 @@ func (s *secretRanges) add(rng hcl.Range) {
 func (s *secretRanges) of(filename string) []hcl.Range {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]hcl.Range(nil), s.ranges[filename]...)
+	out := append([]hcl.Range(nil), s.ranges[filename]...)
+	for _, lines := range s.pending {
+		for _, r := range lines {
+			if r.Filename == filename {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// syntaxSecretRanges are the arguments of a file that does not parse that
+// may hold a secret: every params, password and default argument, from its
+// name to the end of its value (the newline after the brackets it opens
+// are closed, or the end of the file).
+func syntaxSecretRanges(src []byte, filename string) []hcl.Range {
+	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	var out []hcl.Range
+	for i := 0; i+1 < len(toks); i++ {
+		t := toks[i]
+		if t.Type != hclsyntax.TokenIdent || (toks[i+1].Type != hclsyntax.TokenEqual && toks[i+1].Type != hclsyntax.TokenColon) {
+			continue
+		}
+		if name := string(t.Bytes); name != "params" && name != "password" && name != "default" {
+			continue
+		}
+		depth, j := 0, i+2
+	value:
+		for ; j < len(toks)-1; j++ {
+			switch toks[j].Type {
+			case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen,
+				hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl, hclsyntax.TokenOHeredoc:
+				depth++
+			case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen,
+				hclsyntax.TokenTemplateSeqEnd, hclsyntax.TokenCHeredoc:
+				if depth--; depth < 0 {
+					break value
+				}
+			case hclsyntax.TokenNewline:
+				if depth == 0 {
+					break value
+				}
+			}
+		}
+		out = append(out, hcl.RangeBetween(t.Range, toks[j].Range))
+		i = j
+	}
+	return out
 }
 
 // markSecrets records the lines of d that assign a param m marks secret
 // (and the defaults of the variables such a param refers to), so that
 // Files never shows them.
 func (d *Deployment) markSecrets(plug *Plug, m *Manifest) {
+	if d != nil && d.secrets != nil && m != nil {
+		defer d.secrets.resolve(plug.DeclRange)
+	}
 	if d == nil || d.secrets == nil || m == nil || !slices.ContainsFunc(m.Params, func(p *ParamSpec) bool { return p.Secret }) {
 		return
 	}

@@ -85,6 +85,97 @@ func TestSecretLinesBlankInSnippets(t *testing.T) {
 	}
 }
 
+// TestParamLinesBlankUntilManifestKnown: before a plug's manifest is known
+// (a git source not fetched yet) any of its params may be secret, so a
+// diagnostic on a params line shows it blank; once the manifest is known,
+// only the secret ones stay blank. In a file that does not parse, every
+// params, password and default argument is blank. URL credentials are
+// masked everywhere.
+func TestParamLinesBlankUntilManifestKnown(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plugs.hcl")
+	const src = `variable "k" { default = "var-s3cret" }
+plug "g" {
+  source = "git::https://alice:url-s3cret@git.example.org/g.git"
+  params = { token = "lit-s3cret", n = upper(1, 2) }
+  instance "i" {
+    params = {
+      key = var.k
+    }
+  }
+}
+`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser()
+	_, diags := p.LoadDeployment(file, nil)
+	if !diags.HasErrors() {
+		t.Fatal("want the upper() error")
+	}
+	out := render(t, p, diags)
+	shown := string(p.Files()[file].Bytes)
+	for _, s := range []string{"lit-s3cret", "var-s3cret", "url-s3cret"} {
+		if strings.Contains(out, s) || strings.Contains(shown, s) {
+			t.Errorf("%q shown before the manifest is known:\n%s\n%s", s, out, shown)
+		}
+	}
+	if !strings.Contains(out, "Too many function arguments") || !strings.Contains(shown, `git.example.org/g.git"`) || !strings.Contains(shown, `instance "i" {`) {
+		t.Errorf("more than the param lines blanked:\n%s", shown)
+	}
+
+	// The manifest says only key is secret: the token line shows again.
+	fixed := strings.Replace(src, ", n = upper(1, 2)", "", 1)
+	if err := os.WriteFile(file, []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = NewParser()
+	d, diags := p.LoadDeployment(file, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if s := string(p.Files()[file].Bytes); strings.Contains(s, "lit-s3cret") || strings.Contains(s, "var-s3cret") {
+		t.Errorf("param lines shown before the manifest is known:\n%s", s)
+	}
+	m := &Manifest{Name: "g", Params: []*ParamSpec{{Name: "token", Type: cty.String}, {Name: "key", Type: cty.String, Secret: true}}}
+	CheckPlugs(d, map[string]*Manifest{"g": m})
+	shown = string(p.Files()[file].Bytes)
+	if !strings.Contains(shown, "lit-s3cret") || strings.Contains(shown, "var-s3cret") {
+		t.Errorf("with the manifest, want only the secret key blank:\n%s", shown)
+	}
+
+	// A file that does not parse: no tree to tell a secret by.
+	broken := `variable "k" { default = "var-s3cret" }
+broker {
+  password = "br0ker-s3cret"
+}
+plug "a" {
+  source = "./a"
+  params = { token = "lit-s3cret" n = 1 }
+  instance "i" { params = { t = "${var.k}-inst-s3cret" } }
+  params = {
+    multi = "multi-s3cret"
+  }
+}
+`
+	if err := os.WriteFile(file, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = NewParser()
+	if _, diags = p.LoadDeployment(file, nil); !diags.HasErrors() {
+		t.Fatal("want a syntax error")
+	}
+	out, shown = render(t, p, diags), string(p.Files()[file].Bytes)
+	for _, s := range []string{"lit-s3cret", "var-s3cret", "br0ker-s3cret", "inst-s3cret", "multi-s3cret"} {
+		if strings.Contains(out, s) || strings.Contains(shown, s) {
+			t.Errorf("%q shown in a file that does not parse:\n%s\n%s", s, out, shown)
+		}
+	}
+	if !strings.Contains(out, "Missing attribute separator") || !strings.Contains(shown, `source = "./a"`) || len(shown) != len(broken) {
+		t.Errorf("diagnostic lost, a line without a secret blanked, or the length changed:\n%s\n%s", out, shown)
+	}
+}
+
 // TestDiagnosticsHaveNoControlBytes: control bytes of the source reach
 // neither a snippet nor a message.
 func TestDiagnosticsHaveNoControlBytes(t *testing.T) {

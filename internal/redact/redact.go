@@ -18,6 +18,17 @@ var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@`)
 // as an error message or a log line.
 func Text(s string) string { return userinfoRE.ReplaceAllString(s, "$1") }
 
+// MaskUserinfo overwrites, in place, the userinfo (user:password) of every
+// URL in b with '*', keeping b's length so that byte offsets into it stay
+// right: for source snippets, whose highlights are offsets.
+func MaskUserinfo(b []byte) {
+	for _, m := range userinfoRE.FindAllSubmatchIndex(b, -1) {
+		for i := m[3]; i < m[1]-1; i++ {
+			b[i] = '*'
+		}
+	}
+}
+
 // URL returns u without its userinfo, for logs and errors.
 func URL(u *url.URL) string {
 	c := *u

@@ -25,6 +25,14 @@ func TestNoPlantedSecretSurvives(t *testing.T) {
 		{"URLString", redact.URLString},
 		{"Source", redact.Source},
 		{"Values", func(s string) string { return redact.Values(s, planted...) }},
+		{"MaskUserinfo", func(s string) string {
+			b := []byte(s)
+			redact.MaskUserinfo(b)
+			if len(b) != len(s) {
+				t.Errorf("MaskUserinfo(%q) changed the length", s)
+			}
+			return string(b)
+		}},
 	}
 	cases := []struct {
 		in   string
@@ -39,7 +47,7 @@ func TestNoPlantedSecretSurvives(t *testing.T) {
 		{in: "https://host/x.zip?token=s3cr3t-q", only: []string{"Source", "Values"}, keep: "host/x.zip"},
 		{in: "https://host/x.zip#tok3n", only: []string{"Source", "Values"}, keep: "host/x.zip"},
 		{in: `fetch plug a: clone "https://x:hunter2@h/a.git": auth failed; retry https://y:tok3n@h/b.git`,
-			only: []string{"Text", "Values"}, keep: "auth failed"},
+			only: []string{"Text", "Values", "MaskUserinfo"}, keep: "auth failed"},
 		{in: "connect to broker failed: password hunter2 rejected", only: []string{"Values"}, keep: "rejected"},
 	}
 	for _, c := range cases {
@@ -65,6 +73,10 @@ func TestNoPlantedSecretSurvives(t *testing.T) {
 				t.Errorf("%s(%q) = %q, want it unchanged", f.name, s, got)
 			}
 		}
+	}
+	b := []byte(`source = "git::https://alice:hunter2@h/a.git//sub"`)
+	if redact.MaskUserinfo(b); string(b) != `source = "git::https://*************@h/a.git//sub"` {
+		t.Errorf("MaskUserinfo = %s", b)
 	}
 	u, _ := url.Parse("mqtts://plugs:hunter2@broker:8883")
 	if got := redact.URL(u); strings.Contains(got, "hunter2") || got != "mqtts://broker:8883" {
