@@ -33,7 +33,7 @@ func (l *jsonLog) Write(p []byte) (int, error) {
 }
 
 // records parses every record logged so far.
-func (l *jsonLog) records(t *testing.T) []map[string]any {
+func (l *jsonLog) records(t testing.TB) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -415,7 +415,7 @@ func (d *daemon) runRollout(r *liveRollout) {
 			d.mu.Unlock()
 			if err := res.Err(); err != nil {
 				if r.ctx.Err() == nil {
-					d.rolloutFailed(r, fmt.Sprintf("batch %d of %d: %s", i+1, len(r.stages), strings.Join(strings.Fields(err.Error()), " ")))
+					d.rolloutFailed(r, time.Now(), fmt.Sprintf("batch %d of %d: %s", i+1, len(r.stages), strings.Join(strings.Fields(err.Error()), " ")))
 				}
 				return
 			}
@@ -438,7 +438,11 @@ func (d *daemon) runRollout(r *liveRollout) {
 				break
 			}
 			if v == reconcile.Failed {
-				d.rolloutFailed(r, fmt.Sprintf("batch %d of %d (healthy_deadline %s): %s", i+1, len(r.stages), r.policy.HealthyDeadline, why))
+				missed := start.Add(r.policy.HealthyDeadline)
+				if now := time.Now(); now.Before(missed) { // an instance that gave up fails it before
+					missed = now
+				}
+				d.rolloutFailed(r, missed, fmt.Sprintf("batch %d of %d (healthy_deadline %s): %s", i+1, len(r.stages), r.policy.HealthyDeadline, why))
 				return
 			}
 			timer := time.NewTimer(time.Until(wake))
@@ -517,8 +521,10 @@ func (d *daemon) rolloutDone(r *liveRollout) {
 
 // rolloutFailed records a failed rollout, and with auto_revert puts the
 // plug back on its last healthy revision at once. Either way the failed
-// revision is held off until the plug's desired state changes.
-func (d *daemon) rolloutFailed(r *liveRollout, why string) {
+// revision is held off until the plug's desired state changes. missed is
+// when the batch failed (its deadline): the log says how long after it
+// the old revision ran again.
+func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
@@ -562,7 +568,8 @@ func (d *daemon) rolloutFailed(r *liveRollout, why string) {
 	if back != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), d.opts.ReconcileTimeout)
 		defer cancel()
-		d.applyPlug(ctx, r.plug, back.Specs)
+		n := d.applyPlug(ctx, r.plug, back.Specs)
+		d.log.Info("reverted", "plug", r.plug, "to", back.ID, "replaced", n, "after_deadline", time.Since(missed).Round(time.Microsecond))
 	}
 	d.republishReconcile()
 	d.notifyUI()
