@@ -146,6 +146,20 @@ func (s *bareStarter) start(b *testing.B, n int) {
 	}
 }
 
+// stop sends SIGTERM to every process, then waits for each, as a bare
+// supervisor's stop does.
+func (s *bareStarter) stop() {
+	for _, c := range s.cmds {
+		c.Process.Signal(syscall.SIGTERM)
+	}
+	for i, c := range s.cmds {
+		c.Wait()
+		s.pipes[i].Close()
+	}
+	s.cmds, s.pipes = nil, nil
+	s.devNull.Close()
+}
+
 func (s *bareStarter) close() {
 	for i, c := range s.cmds {
 		c.Process.Kill()
@@ -356,4 +370,28 @@ func BenchmarkClose1000(b *testing.B) {
 		total += timed(func() { r.Close(context.Background()) })
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "close-ms")
+}
+
+// BenchmarkClose1000VsBare interleaves BenchmarkClose1000 with its
+// baseline, a bare stop of the same 1,000 children (SIGTERM to each, then
+// wait for each), and reports the runner's time as a multiple of the
+// bare one's ("x-bare"), so that the load of a shared machine cancels out.
+func BenchmarkClose1000VsBare(b *testing.B) {
+	var bare, runner time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		bs := newBareStarter(b)
+		bs.start(b, benchInstances)
+		time.Sleep(100 * time.Millisecond)
+		bare += timed(bs.stop)
+		r, specs, persisted := newBenchRunner(b, "")
+		startAll(b, r, specs, reconcile.DefaultParallelism)
+		persisted.Wait()
+		time.Sleep(500 * time.Millisecond) // output.log opened, as in a daemon that ran a while
+		runner += timed(func() { r.Close(context.Background()) })
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(bare.Milliseconds())/float64(b.N), "bare-ms")
+	b.ReportMetric(float64(runner.Milliseconds())/float64(b.N), "close-ms")
+	b.ReportMetric(float64(runner)/float64(bare), "x-bare")
 }

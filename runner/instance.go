@@ -585,9 +585,11 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 	case !requested:
 		reason = "post_start failed"
 	}
-	in.setState(func(s *instance.Status) { s.State, s.Reason = instance.StateStopping, reason })
+	stopping := in.update(func(s *instance.Status) { s.State, s.Reason = instance.StateStopping, reason })
 	spec := in.currentSpec()
-	if requested && len(spec.Hooks.PreStop) > 0 {
+	preStop := requested && len(spec.Hooks.PreStop) > 0
+	if preStop {
+		in.persist(stopping)
 		// Bounded by stop_timeout, and cut short with ctx; the stop
 		// signal follows whatever it did.
 		_ = in.runHook(ctx, "pre_stop", spec.Hooks.PreStop, spec.StopTimeout)
@@ -603,6 +605,9 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 	}
 	timeout := spec.StopTimeout // the render filled its default
 	p.signalGroup(sig)
+	if !preStop {
+		in.persist(stopping) // after the signal: the process exits meanwhile
+	}
 	_, _ = in.r.tracker.Signal(in.target(p.pid), sig)
 	expired := make(chan struct{})
 	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/plugs-dev/plugs/internal/atomicfile"
+	"golang.org/x/sys/unix"
 )
 
 // InstanceFile is the content of <state>/instances/<plug>/<instance>/instance.json.
 // It is rewritten on every state a process can be found in (running,
 // backoff, stopping, stopped, failed); "starting", which lasts only until
-// the fork returns, is reported to observers alone.
+// the fork returns, is reported to observers alone. Each write swaps in
+// a whole new file (writeSwapped), not synced to disk.
 type InstanceFile struct {
 	UUID     string `json:"uuid,omitempty"`
 	Plug     string `json:"plug"`
@@ -66,6 +69,54 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
 	return replaceFile(name, data, perm, true)
 }
 
+// twinSuffix names the file beside instance.json that writeSwapped writes
+// and swaps in: it holds the state before the last write.
+const twinSuffix = ".next"
+
+// writeSwapped replaces name with data for readers atomically, like a
+// rename of a temporary file, without creating a file per write: data
+// goes into the twin "."+base(name)+".next" (created on the first writes
+// only), which renameat2(RENAME_EXCHANGE) then swaps with name, leaving
+// the previous content in the twin for the next write to overwrite.
+// Creating and renaming over a file costs 10–20 times more on ext4 (the
+// inode, and the flush that auto_da_alloc starts on a rename over a
+// file): per state change of 1,000 instances, most of a stop. It is not
+// synced: instance.json is the state of live processes, which a crash of
+// the machine ends, and CleanupStale verifies every pid it names.
+func writeSwapped(name string, data []byte, perm os.FileMode) error {
+	twin := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+twinSuffix)
+	// Overwritten, then cut to length: a truncation to zero would make
+	// ext4 flush the file on close (auto_da_alloc again).
+	f, err := os.OpenFile(twin, os.O_WRONLY|os.O_CREATE, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if unix.Renameat2(unix.AT_FDCWD, twin, unix.AT_FDCWD, name, unix.RENAME_EXCHANGE) == nil {
+		return nil
+	}
+	// The first write (no name yet), or a file system without
+	// RENAME_EXCHANGE: a plain rename. The twin of the next write is
+	// created now, so that the writes of a stop create no file.
+	if err := os.Rename(twin, name); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if f, err := os.OpenFile(twin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm); err == nil {
+		f.Close()
+	}
+	return nil
+}
+
 // writeConfigFile writes an instance's config.json, unless it already holds
 // data with mode perm (a restart of an unchanged instance). The rename makes
 // it atomic for the process that reads it; it is not synced, because it is
@@ -110,5 +161,5 @@ func writeInstanceFile(name string, f *InstanceFile) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	return writeFileAtomic(name, append(b, '\n'), 0o600)
+	return writeSwapped(name, append(b, '\n'), 0o600)
 }
