@@ -57,6 +57,7 @@ func (d *daemon) startBroker(ctx context.Context) error {
 		b.info = render.BrokerInfo{URL: e.URL(), Host: host, Port: port, InstanceCredentials: instanceCredentials(auth)}
 		cfg.URL = e.URL()
 		cfg.Username, cfg.Password = auth.Daemon()
+		cfg.KeepAlive = -1 // a loopback connection to itself: nothing to detect, no pings
 	} else {
 		b.info = brokerInfoOf(block)
 		cfg.URL, cfg.Username, cfg.Password = block.URL, block.Username, block.Password

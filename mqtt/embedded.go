@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -55,7 +56,10 @@ func StartEmbedded(addr string, auth *Auth, logger *slog.Logger) (*Embedded, err
 	caps.MaximumMessageExpiryInterval = 0
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
-		Logger:       slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
+		// The $SYS topics are published once, at start, and not again: a
+		// resend would wake the daemon every interval (68 years here).
+		SysTopicResendInterval: math.MaxInt32,
+		Logger:                 slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
 	})
 	if err := srv.AddHook(&authHook{auth: auth}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -62,7 +63,8 @@ func TestAuthHookRefusesNonLoopback(t *testing.T) {
 
 // TestEmbeddedKeepsRetainedMessages plants a retained message two days old
 // (mochi's default would expire it after 24 h) and checks that it survives
-// the broker's expiry sweep, which runs every second.
+// the broker's expiry sweep, which runs here for an MQTT 5 message that
+// expires after a second.
 func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
 	e, err := StartEmbedded("127.0.0.1:0", testAuth(t), nil)
 	if err != nil {
@@ -82,7 +84,19 @@ func TestEmbeddedKeepsRetainedMessages(t *testing.T) {
 	})
 	a := e.auth
 	mqtttest.Publish(t, withUser(e.URL(), DaemonUsername, a.password(DaemonUsername)), "plugs/new/status", []byte(StatusOnline), true)
-	time.Sleep(1500 * time.Millisecond) // let at least one expiry sweep run
+	c, _ := v5(t, e, DaemonUsername, "plugs-test-v5", nil, nil)
+	if _, err := c.Publish(t.Context(), &paho.Publish{Topic: "plugs/short/status", QoS: 1, Retain: true, Payload: []byte("x"),
+		Properties: &paho.PublishProperties{MessageExpiry: u32(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) { // until the sweep ran
+		if _, ok := e.srv.Topics.Retained.Get("plugs/short/status"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no expiry sweep in 3 s")
+		}
+	}
 
 	got := retained(t, withUser(e.URL(), DaemonUsername, a.password(DaemonUsername)), "plugs/+/status", "plugs/sentinel/embedded")
 	for _, topic := range []string{"plugs/old/status", "plugs/new/status"} {

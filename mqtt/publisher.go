@@ -27,6 +27,7 @@ const (
 	DefaultQueueSize      = 1024
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultRetryInterval  = 2 * time.Second
+	DefaultKeepAlive      = 30 * time.Second
 )
 
 // daemonClientIDPrefix starts the daemon's default client id; the embedded
@@ -65,6 +66,12 @@ type Config struct {
 	// RetryInterval is the delay between connection attempts while the
 	// broker is unreachable.
 	RetryInterval time.Duration
+	// KeepAlive is the MQTT keepalive: how long the connection may be quiet
+	// before the broker and the publisher each take it for dead. Default
+	// DefaultKeepAlive; negative: none, for the embedded broker, whose
+	// loopback connection lives in the same process (no pings, so an idle
+	// daemon does not wake up every 5 s).
+	KeepAlive time.Duration
 	// RunID names this run of the daemon in every state message and on the
 	// run topic, so that a consumer can tell a state left by an earlier run
 	// (a crashed daemon) from a current one. Default: random.
@@ -292,6 +299,9 @@ func NewPublisher(cfg Config) *Publisher {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -363,7 +373,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetConnectRetry(false).
 		SetConnectTimeout(p.cfg.PublishTimeout).
 		SetWriteTimeout(p.cfg.PublishTimeout).
-		SetKeepAlive(30*time.Second).
+		SetKeepAlive(max(p.cfg.KeepAlive, 0)). // 0: no pings
 		SetWill(StatusTopic(p.cfg.Host), StatusOffline, 1, true).
 		SetOnConnectHandler(func(c paho.Client) { p.connectionChanged(true); p.subscribeData(c) }).
 		SetConnectionLostHandler(p.connectionLost)

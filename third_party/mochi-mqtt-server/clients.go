@@ -219,7 +219,8 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 		cl.Properties.Props.ReceiveMaximum = cl.ops.options.Capabilities.MaximumInflight
 	}
 
-	if pk.Connect.Keepalive <= minimumKeepalive {
+	// plugs patch: 0 turns keepalive off [MQTT-3.1.2-22]; it is not a low value.
+	if pk.Connect.Keepalive > 0 && pk.Connect.Keepalive <= minimumKeepalive {
 		cl.ops.log.Warn(
 			ErrMinimumKeepalive.Error(),
 			"client", cl.ID,

@@ -146,14 +146,55 @@ type Server struct {
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
 }
 
-// loop contains interval tickers for the system events loop.
+// loop contains the interval ticker and the expiry schedule of the system events loop.
+//
+// plugs patch: upstream ran four one-second tickers (expired clients, retained
+// messages, inflights, delayed wills), each walking all of its items every
+// second, even when nothing could ever expire. Here the same sweeps run only
+// when something is due: every item that can expire is scheduled when it is
+// made (schedule), and after each sweep the loop schedules the earliest
+// deadline left (nextExpiry). An idle broker does not wake up.
 type loop struct {
-	sysTopics      *time.Ticker     // interval ticker for sending updating $SYS topics
-	clientExpiry   *time.Ticker     // interval ticker for cleaning expired clients
-	inflightExpiry *time.Ticker     // interval ticker for cleaning up expired inflight messages
-	retainedExpiry *time.Ticker     // interval ticker for cleaning retained messages
-	willDelaySend  *time.Ticker     // interval ticker for sending Will Messages with a delay
-	willDelayed    *packets.Packets // activate LWT packets which will be sent after a delay
+	sysTopics   *time.Ticker     // interval ticker for sending updating $SYS topics
+	willDelayed *packets.Packets // activate LWT packets which will be sent after a delay
+	due         atomic.Int64     // plugs patch: the earliest unix second something may expire at; 0 none
+	wake        chan struct{}    // plugs patch: buffered 1; due moved earlier
+}
+
+// schedule makes the event loop sweep once the unix second at has passed
+// (plugs patch). An earlier schedule stands: its sweep finds the next deadline.
+func (l *loop) schedule(at int64) {
+	if at <= 0 {
+		return
+	}
+	for {
+		cur := l.due.Load()
+		if cur != 0 && cur <= at {
+			return
+		}
+		if l.due.CompareAndSwap(cur, at) {
+			break
+		}
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxSweepWait bounds the wait for a deadline far away (a session that
+// expires in 136 years) so that it fits a time.Duration (plugs patch).
+const maxSweepWait = 24 * time.Hour * 365
+
+// untilDue is how long to wait for the sweep of due; false: nothing is due
+// (plugs patch). The sweeps delete what is strictly older than their second,
+// so the sweep for deadline d runs at d+1.
+func untilDue(due int64) (time.Duration, bool) {
+	if due == 0 {
+		return 0, false
+	}
+	d := time.Until(time.Unix(due+1, 0))
+	return min(max(d, 0), maxSweepWait), true
 }
 
 // ops contains server values which can be propagated to other structs.
@@ -179,12 +220,9 @@ func New(opts *Options) *Server {
 		Topics:    NewTopicsIndex(),
 		Listeners: listeners.New(),
 		loop: &loop{
-			sysTopics:      time.NewTicker(time.Second * time.Duration(opts.SysTopicResendInterval)),
-			clientExpiry:   time.NewTicker(time.Second),
-			inflightExpiry: time.NewTicker(time.Second),
-			retainedExpiry: time.NewTicker(time.Second),
-			willDelaySend:  time.NewTicker(time.Second),
-			willDelayed:    packets.NewPackets(),
+			sysTopics:   time.NewTicker(time.Second * time.Duration(opts.SysTopicResendInterval)),
+			willDelayed: packets.NewPackets(),
+			wake:        make(chan struct{}, 1),
 		},
 		Options: opts,
 		Info: &system.Info{
@@ -376,6 +414,10 @@ func (s *Server) eventLoop() {
 	s.Log.Debug("system event loop started")
 	defer s.Log.Debug("system event loop halted")
 
+	// plugs patch: one sweep at once (a store may have brought expiring
+	// items), then one per deadline; see loop.
+	sweep := time.NewTimer(0)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-s.done:
@@ -383,16 +425,82 @@ func (s *Server) eventLoop() {
 			return
 		case <-s.loop.sysTopics.C:
 			s.publishSysTopics()
-		case <-s.loop.clientExpiry.C:
-			s.clearExpiredClients(time.Now().Unix())
-		case <-s.loop.retainedExpiry.C:
-			s.clearExpiredRetainedMessages(time.Now().Unix())
-		case <-s.loop.willDelaySend.C:
-			s.sendDelayedLWT(time.Now().Unix())
-		case <-s.loop.inflightExpiry.C:
-			s.clearExpiredInflights(time.Now().Unix())
+		case <-s.loop.wake:
+			if d, ok := untilDue(s.loop.due.Load()); ok {
+				sweep.Reset(d)
+			} else {
+				sweep.Stop()
+			}
+		case <-sweep.C:
+			s.loop.due.Swap(0) // a Swap: it observes every schedule before it
+			now := time.Now().Unix()
+			s.clearExpiredClients(now)
+			s.clearExpiredRetainedMessages(now)
+			s.sendDelayedLWT(now)
+			s.clearExpiredInflights(now)
+			s.loop.schedule(s.nextExpiry())
 		}
 	}
+}
+
+// nextExpiry is the earliest deadline among the items the sweeps of
+// eventLoop would delete or send; 0 if none (plugs patch). It mirrors their
+// conditions: an item with deadline d goes at the first sweep after second d.
+func (s *Server) nextExpiry() int64 {
+	var next int64
+	earliest := func(d int64) {
+		if d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	for _, pk := range s.loop.willDelayed.GetAll() {
+		earliest(pk.Expiry)
+	}
+	for _, cl := range s.Clients.GetAll() {
+		earliest(s.clientExpiry(cl))
+		for _, tk := range cl.State.Inflight.GetAll(false) {
+			earliest(s.messageExpiry(tk))
+		}
+	}
+	for _, pk := range s.Topics.Retained.GetAll() {
+		earliest(s.messageExpiry(pk))
+	}
+	return next
+}
+
+// clientExpiry is when clearExpiredClients deletes a disconnected client; 0
+// while it is connected (plugs patch).
+func (s *Server) clientExpiry(cl *Client) int64 {
+	disconnected := cl.StopTime()
+	if disconnected == 0 {
+		return 0
+	}
+	expire := s.Options.Capabilities.MaximumSessionExpiryInterval
+	if cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryIntervalFlag {
+		expire = cl.Properties.Props.SessionExpiryInterval
+	}
+	return disconnected + int64(expire)
+}
+
+// messageExpiry is when clearExpiredRetainedMessages or clearExpiredInflights
+// deletes pk; 0 never (plugs patch).
+func (s *Server) messageExpiry(pk packets.Packet) int64 {
+	var d int64
+	if pk.ProtocolVersion == 5 && pk.Expiry > 0 {
+		d = pk.Expiry
+	}
+	if max := s.Options.Capabilities.MaximumMessageExpiryInterval; max > 0 && (d == 0 || pk.Created+max < d) {
+		d = pk.Created + max
+	}
+	return d
+}
+
+// setInflight is cl.State.Inflight.Set, and schedules the packet's expiry
+// (plugs patch).
+func (s *Server) setInflight(cl *Client, pk packets.Packet) bool {
+	ok := cl.State.Inflight.Set(pk)
+	s.loop.schedule(s.messageExpiry(pk))
+	return ok
 }
 
 // EstablishConnection establishes a new client when a listener accepts a new connection.
@@ -489,6 +597,11 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		cl.ClearInflights()
 		s.UnsubscribeClient(cl)
 		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
+	}
+
+	if !expire { // plugs patch: the session stays until it expires
+		cl.Stop(err) // what the deferred Stop does, now: clientExpiry needs the stop time
+		s.loop.schedule(s.clientExpiry(cl))
 	}
 
 	return err
@@ -944,7 +1057,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		ack = s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.CodeSuccess) // [MQTT-3.3.4-1] [MQTT-4.3.3-8]
 	}
 
-	if ok := cl.State.Inflight.Set(ack); ok {
+	if ok := s.setInflight(cl, ack); ok {
 		atomic.AddInt64(&s.Info.Inflight, 1)
 		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
 	}
@@ -977,6 +1090,7 @@ func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
 
 	out := pk.Copy(false)
 	r := s.Topics.RetainMessage(out)
+	s.loop.schedule(s.messageExpiry(out)) // plugs patch
 	s.hooks.OnRetainMessage(cl, pk, r)
 	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
 }
@@ -1080,7 +1194,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		out.PacketID = uint16(i) // [MQTT-2.2.1-4]
 		sentQuota := atomic.LoadInt32(&cl.State.Inflight.sendQuota)
 
-		if ok := cl.State.Inflight.Set(out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
+		if ok := s.setInflight(cl, out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
 			atomic.AddInt64(&s.Info.Inflight, 1)
 			s.hooks.OnQosPublish(cl, out, out.Created, 0)
 			cl.State.Inflight.DecreaseSendQuota()
@@ -1088,7 +1202,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 
 		if sentQuota == 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 {
 			out.Expiry = -1
-			cl.State.Inflight.Set(out)
+			s.setInflight(cl, out)
 			return out, nil
 		}
 	}
@@ -1188,7 +1302,7 @@ func (s *Server) processPubrec(cl *Client, pk packets.Packet) error {
 
 	ack := s.buildAck(pk.PacketID, packets.Pubrel, 1, pk.Properties, packets.CodeSuccess) // [MQTT-4.3.3-4] ![MQTT-4.3.3-6]
 	cl.State.Inflight.DecreaseReceiveQuota()                                              // -1 RECV QUOTA
-	cl.State.Inflight.Set(ack)                                                            // [MQTT-4.3.3-5]
+	s.setInflight(cl, ack)                                                                // [MQTT-4.3.3-5]
 	return cl.WritePacket(ack)
 }
 
@@ -1207,7 +1321,7 @@ func (s *Server) processPubrel(cl *Client, pk packets.Packet) error {
 	}
 
 	ack := s.buildAck(pk.PacketID, packets.Pubcomp, 0, pk.Properties, packets.CodeSuccess) // [MQTT-4.3.3-11]
-	cl.State.Inflight.Set(ack)
+	s.setInflight(cl, ack)
 
 	err := cl.WritePacket(ack)
 	if err != nil {
@@ -1486,6 +1600,7 @@ func (s *Server) publishSysTopics() {
 		pk.TopicName = topic
 		pk.Payload = []byte(payload)
 		s.Topics.RetainMessage(pk.Copy(false))
+		s.loop.schedule(s.messageExpiry(pk)) // plugs patch
 		s.publishToSubscribers(pk)
 	}
 
@@ -1539,6 +1654,7 @@ func (s *Server) sendLWT(cl *Client) {
 		pk.Connect.WillProperties.WillDelayInterval = cl.Properties.Will.WillDelayInterval
 		pk.Expiry = time.Now().Unix() + int64(pk.Connect.WillProperties.WillDelayInterval)
 		s.loop.willDelayed.Add(cl.ID, pk)
+		s.loop.schedule(pk.Expiry) // plugs patch
 		return
 	}
 
@@ -1680,7 +1796,7 @@ func (s *Server) loadClients(v []storage.Client) {
 func (s *Server) loadInflight(v []storage.Message) {
 	for _, msg := range v {
 		if client, ok := s.Clients.Get(msg.Client); ok {
-			client.State.Inflight.Set(msg.ToPacket())
+			s.setInflight(client, msg.ToPacket())
 		}
 	}
 }
@@ -1688,7 +1804,9 @@ func (s *Server) loadInflight(v []storage.Message) {
 // loadRetained restores retained messages from the datastore.
 func (s *Server) loadRetained(v []storage.Message) {
 	for _, msg := range v {
-		s.Topics.RetainMessage(msg.ToPacket())
+		pk := msg.ToPacket()
+		s.Topics.RetainMessage(pk)
+		s.loop.schedule(s.messageExpiry(pk)) // plugs patch
 	}
 }
 
