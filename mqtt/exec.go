@@ -139,8 +139,15 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 		CleanStartOnInitialConnection: true,
 		ConnectUsername:               cfg.Username,
 		ConnectPassword:               []byte(cfg.Password),
-		ReconnectBackoff:              func(int) time.Duration { return 2 * time.Second },
-		ConnectTimeout:                10 * time.Second,
+		// autopaho waits ReconnectBackoff(0) before the first attempt too:
+		// 0, or calls published in the first 2 s after start were lost.
+		ReconnectBackoff: func(attempt int) time.Duration {
+			if attempt == 0 {
+				return 0
+			}
+			return 2 * time.Second
+		},
+		ConnectTimeout: 10 * time.Second,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go func() {
 				ctx, cancel := context.WithTimeout(connCtx, 10*time.Second)

@@ -16,10 +16,10 @@ import (
 var (
 	mhealthFields = []string{"uuid", "name", "version", "description", "instructions", "type",
 		"cli command", "cli args", "config requirement", "config cli command", "config cli args",
-		"mqtt data export type", "configParams", "checks"}
+		"mqtt data export type", "configParams", "checks", "task", "schedule"}
 	mobileOpsFields = []string{"name", "version", "description", "type", "entry_point",
 		"configuration", "hooks", "permissions", "author", "license", "dependencies",
-		"compatibility", "installed_at", "setup_required", "checks"}
+		"compatibility", "installed_at", "setup_required", "checks", "task", "schedule"}
 	// mobileOpsOnly are the fields that tell the MobileOps shape apart.
 	mobileOpsOnly = []string{"entry_point", "configuration", "hooks", "permissions", "compatibility", "installed_at", "setup_required", "dependencies"}
 	// mobileOpsHooks are the hooks of MobileOps "hooks".
@@ -97,6 +97,7 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 		}
 	}
 	m.Health.Checks = j.checks("checks") // spec/check.go
+	m.Task = j.task()                    // spec/task.go
 	if m.Name == "" {
 		j.diags = append(j.diags, errorf(m.DeclRange, "Missing plugin name", "The plugin.json has no \"name\": add the plugin's name."))
 	}

@@ -127,7 +127,7 @@ plug "a" {
 }
 
 func TestManifestTwins(t *testing.T) {
-	for _, dir := range []string{"testdata/manifests/mhealth", "testdata/manifests/mobileops"} {
+	for _, dir := range []string{"testdata/manifests/mhealth", "testdata/manifests/mobileops", "testdata/manifests/mhealth-task", "testdata/manifests/mobileops-task"} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			p := NewParser()
 			fromJSON, diags := p.ParseManifest(mustRead(t, filepath.Join(dir, "plugin.json")), filepath.Join(dir, "plugin.json"))
@@ -143,6 +143,9 @@ func TestManifestTwins(t *testing.T) {
 			}
 			if len(fromHCL.Params) == 0 {
 				t.Fatal("twin declares no params")
+			}
+			if strings.HasSuffix(dir, "-task") && (fromJSON.Task == nil || len(fromJSON.Task.Schedules) == 0) {
+				t.Fatal("the task twin's plugin.json declares no task with a schedule")
 			}
 			opts := append(slices.Clone(specCmp), cmpopts.IgnoreFields(Manifest{}, "Format", "Filename"))
 			if diff := cmp.Diff(fromHCL, fromJSON, opts...); diff != "" {

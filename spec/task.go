@@ -2,12 +2,14 @@ package spec
 
 import (
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/robfig/cron/v3"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Task is the task part of a manifest or a plug: its task {} block and its
@@ -69,6 +71,14 @@ func (dc *decoder) decodeTaskBlock(b *hcl.Block, t **Task) hcl.Diagnostics {
 	}
 	task.HasTaskBlock, task.DeclRange = true, b.DefRange
 	content, diags := b.Body.Content(taskBlockSchema)
+	return append(diags, dc.decodeTaskAttrs(task, content.Attributes)...)
+}
+
+// decodeTaskAttrs decodes the arguments of a task block (or of a
+// plugin.json "task" object) into task.
+func (dc *decoder) decodeTaskAttrs(task *Task, attrs hcl.Attributes) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	content := &hcl.BodyContent{Attributes: attrs}
 	for name, dst := range map[string]*int{"max_concurrent": &task.MaxConcurrent, "history": &task.History} {
 		if attr, ok := content.Attributes[name]; ok {
 			n, ok, ndiags := dc.evalCount(attr)
@@ -123,9 +133,16 @@ func (dc *decoder) decodeTaskBlock(b *hcl.Block, t **Task) hcl.Diagnostics {
 }
 
 func (dc *decoder) decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
-	s := &Schedule{DeclRange: b.DefRange}
 	content, diags := b.Body.Content(scheduleBlockSchema)
-	attrs := content.Attributes
+	s, sdiags := dc.decodeScheduleAttrs(b.DefRange, content.Attributes)
+	return s, append(diags, sdiags...)
+}
+
+// decodeScheduleAttrs decodes the arguments of a schedule block (or of one
+// plugin.json "schedule" object) declared at rng.
+func (dc *decoder) decodeScheduleAttrs(rng hcl.Range, attrs hcl.Attributes) (*Schedule, hcl.Diagnostics) {
+	s := &Schedule{DeclRange: rng}
+	var diags hcl.Diagnostics
 	cronAttr, hasCron := attrs["cron"]
 	everyAttr, hasEvery := attrs["every"]
 	switch {
@@ -133,7 +150,7 @@ func (dc *decoder) decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 		diags = append(diags, errorf(everyAttr.NameRange, "Conflicting schedule",
 			"A schedule block takes cron or every, not both. Write two schedule blocks to run on both."))
 	case !hasCron && !hasEvery:
-		diags = append(diags, errorf(b.DefRange, "Missing schedule",
+		diags = append(diags, errorf(rng, "Missing schedule",
 			"A schedule block needs cron = \"*/5 * * * *\" (minute hour day month weekday, or @hourly, @daily…) or every = \"5m\"."))
 	}
 	if hasCron {
@@ -267,4 +284,94 @@ func EffectiveTask(plug *Plug, m *Manifest) *Task {
 	t.HasTaskBlock = base.HasTaskBlock || over.HasTaskBlock
 	t.DeclRange = over.DeclRange
 	return &t
+}
+
+// The fields of plugin.json that declare a task, in both legacy shapes:
+// "task" is plugin.hcl's task {} block as an object (an empty one makes a
+// task with the defaults), "schedule" its schedule {} blocks as one object
+// or a list of them.
+var (
+	jsonTaskFields     = schemaAttrNames(taskBlockSchema)
+	jsonScheduleFields = schemaAttrNames(scheduleBlockSchema)
+)
+
+func schemaAttrNames(s *hcl.BodySchema) []string {
+	out := make([]string, len(s.Attributes))
+	for i, a := range s.Attributes {
+		out[i] = a.Name
+	}
+	return out
+}
+
+// task decodes plugin.json's "task" and "schedule" fields into the Task
+// that plugin.hcl's blocks would make; nil when it has neither.
+func (j *jsonManifest) task() *Task {
+	ta, hasTask := j.attrs["task"]
+	sa, hasSched := j.attrs["schedule"]
+	if !hasTask && !hasSched {
+		return nil
+	}
+	dc := &decoder{}
+	t := &Task{}
+	if hasTask {
+		t.DeclRange = ta.NameRange
+		if attrs, ok := j.jsonArgs(ta.Expr, "task", jsonTaskFields, false); ok {
+			t.HasTaskBlock = true
+			j.diags = append(j.diags, dc.decodeTaskAttrs(t, attrs)...)
+		} else {
+			j.wrongType(ta, `an object of task settings, like {"max_concurrent": 4, "timeout": "30s"} ({} for the defaults)`)
+		}
+	}
+	if hasSched {
+		if !hasTask {
+			t.DeclRange = sa.NameRange
+		}
+		elems := []hcl.Expression{sa.Expr}
+		if list, diags := hcl.ExprList(sa.Expr); !diags.HasErrors() {
+			elems = list
+		}
+		for _, e := range elems {
+			attrs, ok := j.jsonArgs(e, "schedule", jsonScheduleFields, true)
+			if !ok {
+				j.diags = append(j.diags, errorf(e.Range(), "Incorrect field type",
+					`The field "schedule" must be an object like {"cron": "*/5 * * * *"} or {"every": "5m"}, or a list of them.`))
+				continue
+			}
+			s, sdiags := dc.decodeScheduleAttrs(e.Range(), attrs)
+			j.diags = append(j.diags, sdiags...)
+			t.Schedules = append(t.Schedules, s)
+		}
+	}
+	return t
+}
+
+// jsonArgs turns a JSON object into the arguments of the block it stands
+// for; a member that is no argument of the block is an error, as in
+// plugin.hcl. With inputAsJSON, an "input" that is not a string (an object,
+// a list) is taken as the JSON text it is, as plugin.hcl's
+// input = jsonencode({...}) would write it.
+func (j *jsonManifest) jsonArgs(expr hcl.Expression, what string, fields []string, inputAsJSON bool) (hcl.Attributes, bool) {
+	pairs, ok := stringPairs(expr)
+	if !ok {
+		return nil, false
+	}
+	attrs := hcl.Attributes{}
+	for _, f := range pairs {
+		if !slices.Contains(fields, f.key) {
+			j.diags = append(j.diags, errorf(f.keyRange, "Unsupported argument",
+				"A %s has no argument %q.%s", what, f.key, didYouMean(f.key, fields)))
+			continue
+		}
+		value := f.value
+		if inputAsJSON && f.key == "input" {
+			if v, diags := f.value.Value(nil); !diags.HasErrors() && v.IsWhollyKnown() && !v.IsNull() && v.Type() != cty.String {
+				b, err := ctyjson.Marshal(v, v.Type())
+				if err == nil {
+					value = hcl.StaticExpr(cty.StringVal(string(b)), f.value.Range())
+				}
+			}
+		}
+		attrs[f.key] = &hcl.Attribute{Name: f.key, Expr: value, NameRange: f.keyRange, Range: hcl.RangeBetween(f.keyRange, f.value.Range())}
+	}
+	return attrs, true
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2"
 )
 
 func TestTaskDecodeAndOverride(t *testing.T) {
@@ -82,5 +83,64 @@ plug "svc" {
 	}
 	if got := EffectiveTask(d2.Plugs[0], nil); got == nil || got.HasTaskBlock || got.Schedules[0].Every != time.Hour {
 		t.Errorf("schedule-only task = %+v", got)
+	}
+}
+
+// TestTaskInPluginJSON: plugin.json declares a task in both legacy shapes
+// with "task" and "schedule" (TestManifestTwins shows they decode as
+// plugin.hcl's blocks do); what plugin.hcl refuses, plugin.json refuses.
+func TestTaskInPluginJSON(t *testing.T) {
+	for _, tc := range []struct {
+		src       string
+		schedules int
+		block     bool
+	}{
+		{`{"name": "x", "cli command": "./x", "task": {}}`, 0, true},
+		{`{"name": "x", "entry_point": "./x", "task": {"max_concurrent": 2}}`, 0, true},
+		{`{"name": "x", "entry_point": "./x", "schedule": {"every": "5m"}}`, 1, false},
+		{`{"name": "x", "cli command": "./x", "schedule": [{"every": "5m"}, {"cron": "@daily"}]}`, 2, false},
+	} {
+		m, diags := NewParser().ParseManifest([]byte(tc.src), "plugin.json")
+		if len(diags) != 0 {
+			t.Fatalf("%s: %v", tc.src, diags)
+		}
+		if m.Task == nil || len(m.Task.Schedules) != tc.schedules || m.Task.HasTaskBlock != tc.block {
+			t.Fatalf("%s: task %+v", tc.src, m.Task)
+		}
+		if got := EffectiveTask(&Plug{}, m); got == nil {
+			t.Fatalf("%s: not a task", tc.src)
+		}
+	}
+	if m, _ := NewParser().ParseManifest([]byte(`{"name": "x", "cli command": "./x"}`), "plugin.json"); m.Task != nil {
+		t.Fatalf("a service got a task: %+v", m.Task)
+	}
+
+	for _, tc := range []struct{ src, summary string }{
+		{`{"name": "x", "cli command": "./x", "task": {"max_concurent": 2}}`, "Unsupported argument"},
+		{`{"name": "x", "cli command": "./x", "task": true}`, "Incorrect field type"},
+		{`{"name": "x", "cli command": "./x", "task": {"max_concurrent": 0}}`, "Invalid number"},
+		{`{"name": "x", "cli command": "./x", "task": {"timeout": "10s", "max_timeout": "5s"}}`, "Invalid max_timeout"},
+		{`{"name": "x", "cli command": "./x", "task": {"output_limit": "lots"}}`, "Invalid size"},
+		{`{"name": "x", "entry_point": "./x", "schedule": {"cron": "every day"}}`, "Invalid cron expression"},
+		{`{"name": "x", "entry_point": "./x", "schedule": {"cron": "@daily", "every": "1h"}}`, "Conflicting schedule"},
+		{`{"name": "x", "entry_point": "./x", "schedule": {}}`, "Missing schedule"},
+		{`{"name": "x", "entry_point": "./x", "schedule": [{"every": "100ms"}]}`, "Interval too short"},
+		{`{"name": "x", "entry_point": "./x", "schedule": {"every": "1h", "time_zone": "Mars"}}`, "Invalid time zone"},
+		{`{"name": "x", "entry_point": "./x", "schedule": "hourly"}`, "Incorrect field type"},
+		{`{"name": "x", "entry_point": "./x", "schedule": {"every": "1h", "overlap": "yes"}}`, "Incorrect attribute value type"},
+	} {
+		_, diags := NewParser().ParseManifest([]byte(tc.src), "plugin.json")
+		found := false
+		for _, d := range diags {
+			if d.Summary == tc.summary && d.Severity == hcl.DiagError {
+				found = true
+				if d.Subject == nil {
+					t.Errorf("%s: %q has no subject", tc.src, d.Summary)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: diagnostics %v, want the error %q", tc.src, diags, tc.summary)
+		}
 	}
 }

@@ -81,7 +81,7 @@ type ServerOptions struct {
 // auth is checked first, and a request carries one Authorization header,
 // so no bearer token could ever get through.
 func CheckServe(addr string, opts ServerOptions) error {
-	tokens, users := false, false
+	tokens, users, clientCerts := false, false, false
 	if opts.TokenFile != "" {
 		if _, err := LoadTokens(opts.TokenFile); err != nil {
 			return err
@@ -93,7 +93,7 @@ func CheckServe(addr string, opts ServerOptions) error {
 			return fmt.Errorf("web config %s: %w", opts.WebConfigFile, err)
 		}
 		var err error
-		if users, err = webConfigHasUsers(opts.WebConfigFile); err != nil {
+		if users, clientCerts, err = webConfigAuth(opts.WebConfigFile); err != nil {
 			return err
 		}
 	}
@@ -102,26 +102,32 @@ func CheckServe(addr string, opts ServerOptions) error {
 			"a request carries one Authorization header, and basic auth is checked first, so no token would get through; "+
 			"use one of them", opts.WebConfigFile)
 	}
-	auth := tokens || users
+	auth := tokens || users || clientCerts
 	if !auth && !isLoopback(addr) {
 		return fmt.Errorf("refusing to serve the task API on %s without authentication: "+
-			"give --api-token-file, or basic_auth_users in --web-config-file, or listen on a loopback address", addr)
+			"give --api-token-file, or basic_auth_users or client_auth_type: RequireAndVerifyClientCert in --web-config-file, or listen on a loopback address", addr)
 	}
 	return nil
 }
 
-func webConfigHasUsers(path string) (bool, error) {
+// webConfigAuth reports whether a web config authenticates its clients:
+// basic_auth_users, or client certificates it requires and verifies (as
+// the dashboard accepts).
+func webConfigAuth(path string) (users, clientCerts bool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return false, fmt.Errorf("read web config: %w", err)
+		return false, false, fmt.Errorf("read web config: %w", err)
 	}
 	var c struct {
 		Users map[string]string `yaml:"basic_auth_users"`
+		TLS   struct {
+			ClientAuth string `yaml:"client_auth_type"`
+		} `yaml:"tls_server_config"`
 	}
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		return false, fmt.Errorf("web config %s: %w", path, err)
+		return false, false, fmt.Errorf("web config %s: %w", path, err)
 	}
-	return len(c.Users) > 0, nil
+	return len(c.Users) > 0, c.TLS.ClientAuth == "RequireAndVerifyClientCert", nil
 }
 
 // isLoopback reports whether addr (host:port) listens on loopback only. An

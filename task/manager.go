@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/plugs-dev/plugs/instance"
 	"log/slog"
 	"maps"
 	"math"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // Observer is told about runs as they end; metrics.Metrics implements it.

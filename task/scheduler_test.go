@@ -3,10 +3,11 @@ package task
 import (
 	"context"
 
-	"github.com/plugs-dev/plugs/instance"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/plugs-dev/plugs/instance"
 
 	"github.com/google/go-cmp/cmp"
 )

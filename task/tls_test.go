@@ -176,6 +176,13 @@ func TestCheckServeRefusesOpenNonLoopback(t *testing.T) {
 	os.WriteFile(users, []byte("basic_auth_users:\n  main: $2y$10$X0h1gDsPszWURQaxFN8ZOe.oCLCQW3N3lnr8DAzyhD0L9QbsGmWc.\n"), 0o600)
 	noUsers := filepath.Join(dir, "tls-only.yml")
 	os.WriteFile(noUsers, []byte("http_server_config:\n  http2: true\n"), 0o600)
+	certFile, keyFile, _ := tlstest.SelfSigned(t, dir)
+	mtls := filepath.Join(dir, "mtls.yml")
+	os.WriteFile(mtls, []byte("tls_server_config:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+
+		"\n  client_ca_file: "+certFile+"\n  client_auth_type: RequireAndVerifyClientCert\n"), 0o600)
+	optionalCerts := filepath.Join(dir, "optional.yml")
+	os.WriteFile(optionalCerts, []byte("tls_server_config:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+
+		"\n  client_ca_file: "+certFile+"\n  client_auth_type: VerifyClientCertIfGiven\n"), 0o600)
 
 	for _, tc := range []struct {
 		addr string
@@ -193,6 +200,9 @@ func TestCheckServeRefusesOpenNonLoopback(t *testing.T) {
 		{"0.0.0.0:9470", ServerOptions{TokenFile: empty}, false},
 		{"127.0.0.1:9470", ServerOptions{TokenFile: tokens, WebConfigFile: users}, false}, // one Authorization header
 		{"127.0.0.1:9470", ServerOptions{TokenFile: tokens, WebConfigFile: noUsers}, true},
+		{"0.0.0.0:9470", ServerOptions{WebConfigFile: mtls}, true},           // client certificates authenticate
+		{"0.0.0.0:9470", ServerOptions{WebConfigFile: optionalCerts}, false}, // a client without one gets in
+		{"0.0.0.0:9470", ServerOptions{WebConfigFile: mtls, TokenFile: tokens}, true},
 		{"0.0.0.0:9470", ServerOptions{TokenFile: filepath.Join(dir, "missing")}, false},
 	} {
 		err := CheckServe(tc.addr, tc.opts)

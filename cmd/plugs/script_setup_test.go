@@ -48,6 +48,8 @@ func scriptSetup(env *testscript.Env) error {
 //	plugstest pids-dead                no saved pid is alive
 //	plugstest signal-daemon SIG        send SIG (e.g. TERM, HUP) to the daemon
 //	plugstest wait-rollout PLUG STATE  the plug's rollout is in STATE (healthy, reverted, ...)
+//	plugstest pidfile-dead FILE        the pid written in FILE is not alive (gone or a zombie)
+//	plugstest exit-code N CMD...       CMD exits with code N (its output passes through)
 const plugstestPy = `
 #!/usr/bin/env python3
 import json, os, subprocess, sys, time
@@ -124,6 +126,14 @@ elif cmd == "wait-rollout":
     def rollout(s):
         return {r["plug"]: r for r in s.get("rollouts") or []}.get(ids[0], {}).get("state")
     wait("rollout of %s %s" % (ids[0], ids[1]), lambda s: rollout(s) == ids[1])
+elif cmd == "pidfile-dead":
+    pid = int(open(ids[0]).read().strip())
+    if alive(pid):
+        sys.exit("plugstest: pid %d of %s is alive" % (pid, ids[0]))
+elif cmd == "exit-code":
+    p = subprocess.run(ids[1:])
+    if p.returncode != int(ids[0]):
+        sys.exit("plugstest: %s exited %d, want %s" % (" ".join(ids[1:]), p.returncode, ids[0]))
 elif cmd == "signal-daemon":
     import signal
     st = status() or sys.exit("plugstest: no daemon")
