@@ -86,7 +86,7 @@ func listenPrivate(path string) (net.Listener, error) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false) // shutdown removes path itself
 	if err := os.Chmod(tmp, 0o600); err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, path) // a bound socket, not a file write: no internal/atomicfile
 	}
 	if err != nil {
 		ln.Close()

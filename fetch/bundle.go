@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/internal/names"
 	"github.com/plugs-dev/plugs/spec"
@@ -68,14 +69,22 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 	if err != nil {
 		return fmt.Errorf("read deployment: %w", err)
 	}
-	idx := &bundleIndex{Format: 1, Plugs: map[string]bundlePlug{}, Files: map[string]string{}}
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	// 0600: plugs.hcl may hold literal secrets.
+	f, err := atomicfile.Create(filepath.Dir(out), filepath.Base(out), 0o600, atomicfile.Durable)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	gz := gzip.NewWriter(f)
+	defer f.Abort() // no-op once committed
+	if err := s.writeBundle(ctx, f, trees, depl, l); err != nil {
+		return err
+	}
+	return f.Commit(out)
+}
+
+// writeBundle writes the gzipped tar of a bundle to w.
+func (s *Store) writeBundle(ctx context.Context, w io.Writer, trees []*Tree, depl []byte, l *spec.Lock) error {
+	idx := &bundleIndex{Format: 1, Plugs: map[string]bundlePlug{}, Files: map[string]string{}}
+	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	bw := &bundleWriter{tw: tw, idx: idx}
 	bw.bytes(bundleDeployment, depl)
@@ -115,23 +124,12 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 		bw.raw(bundleManifest, b)
 	}
 	if bw.err != nil {
-		f.Close()
 		return bw.err
 	}
-	for _, c := range []io.Closer{tw, gz} {
-		if err := c.Close(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tw.Close(); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, out)
+	return gz.Close()
 }
 
 // bundleWriter writes tar entries with fixed metadata (a bundle of the same

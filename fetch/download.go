@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 	"github.com/plugs-dev/plugs/internal/layout"
 )
 
@@ -63,20 +64,18 @@ func (s *Store) download(ctx context.Context, plug string, src *source, pin *pin
 		}
 		return "", "", err
 	}
-	f, err := os.CreateTemp(s.archiveCacheDir(), ".download-*")
+	// Its name is its sha256, known once it is all here: streamed into an
+	// atomicfile renamed at the end.
+	f, err := atomicfile.Create(s.archiveCacheDir(), "download", 0o600, atomicfile.Fast)
 	if err != nil {
 		return "", "", err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
+	defer f.Abort() // no-op once committed
 	lim := s.opts.Limits.withDefaults()
 	h := sha256.New()
 	bar := s.downloadProgress(plug, src.location, resp.ContentLength)
 	n, err := io.Copy(io.MultiWriter(f, h, bar), io.LimitReader(resp.Body, lim.MaxBytes+1))
 	bar.finish(err == nil)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return "", "", ctxErr
@@ -92,7 +91,7 @@ func (s *Store) download(ctx context.Context, plug string, src *source, pin *pin
 			src.location, sum, pin.sha256, plug)
 	}
 	final := filepath.Join(s.archiveCacheDir(), sum+ext)
-	if err := os.Rename(tmp, final); err != nil {
+	if err := f.Commit(final); err != nil {
 		return "", "", err
 	}
 	s.log.Info("downloaded", "plug", plug, "url", src.location, "bytes", n, "sha256", sum)

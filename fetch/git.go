@@ -48,6 +48,8 @@ func (s *Store) openMirror(src *source) (*git.Repository, error) {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("create mirror of %s: %w", src.location, err)
 	}
+	// A folder renamed into place (not a file write: internal/atomicfile
+	// is for files), so that a half-made mirror never takes the name.
 	if err := os.Rename(tmp, dir); err != nil {
 		_ = os.RemoveAll(tmp)
 		if _, statErr := os.Stat(dir); statErr != nil {

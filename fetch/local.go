@@ -129,7 +129,7 @@ func (s *Store) extractArchive(archive string, src *source, tmp string) error {
 	if err := checkTreeLinks(root); err != nil {
 		return inputErrorf("%s: %v", filepath.Base(archive), err)
 	}
-	return os.Rename(root, tmp)
+	return os.Rename(root, tmp) // a folder moved out of the extraction, not a file write
 }
 
 // checkTreeLinks applies to a plugin tree the rule Extract applies to a

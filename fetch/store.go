@@ -171,6 +171,8 @@ func (s *Store) install(plug, key, tmp string, m *marker) error {
 	if err := removeTree(dir); err != nil {
 		return err
 	}
+	// A whole tree renamed into place (a folder: internal/atomicfile is for
+	// files); the marker written after it is what makes it complete.
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}

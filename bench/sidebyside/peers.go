@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/atomicfile"
 )
 
 // child is one declared child: a unique name and the marker argument of its
@@ -89,11 +91,7 @@ func startDetached(dir string, env []string, logName, name string, args ...strin
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, mode, atomicfile.Fast)
 }
 
 func versionOf(name string, args ...string) string {
@@ -278,7 +276,7 @@ func writeServiceDirs(scan string, cs []child) error {
 		if err := os.WriteFile(filepath.Join(tmp, "run"), []byte(run), 0o755); err != nil {
 			return err
 		}
-		if err := os.Rename(tmp, dst); err != nil {
+		if err := os.Rename(tmp, dst); err != nil { // a service folder appears whole: a folder rename
 			return err
 		}
 	}
