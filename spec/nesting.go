@@ -28,6 +28,19 @@ func tooDeep(filename string, pos hcl.Pos) hcl.Diagnostics {
 // checkNestingHCL rejects native HCL source nested deeper than maxNesting
 // before it reaches the recursive parser.
 func checkNestingHCL(src []byte, filename string) hcl.Diagnostics {
+	diags, _ := checkNestingSplitHCL(src, filename, 0)
+	return diags
+}
+
+// checkNestingSplitHCL is checkNestingHCL that also returns where src may
+// be cut into pieces of at least every bytes for parsing one at a time
+// (see parseSplit): line starts outside any bracket, string, heredoc or
+// comment. every 0, a file smaller than twice every, or one the byte
+// scanner does not model exactly gets none.
+func checkNestingSplitHCL(src []byte, filename string, every int) (hcl.Diagnostics, []int) {
+	if every > 0 && len(src) < 2*every {
+		every = 0
+	}
 	// Every level of nesting starts at one of these bytes, so a file with
 	// fewer of them cannot be too deep.
 	openers := 0
@@ -37,18 +50,18 @@ func checkNestingHCL(src []byte, filename string) hcl.Diagnostics {
 			openers++
 		}
 	}
-	if openers <= maxNesting {
-		return nil
+	if openers <= maxNesting && every == 0 {
+		return nil, nil
 	}
-	off, ok := scanNestingHCL(src, maxNesting)
+	off, splits, ok := scanNestingHCL(src, maxNesting, every)
 	if !ok {
 		// Something the byte scanner does not model exactly: ask the lexer.
-		off = lexNestingHCL(src, maxNesting)
+		off, splits = lexNestingHCL(src, maxNesting), nil
 	}
 	if off >= 0 {
-		return tooDeep(filename, offsetPos(src, off))
+		return tooDeep(filename, offsetPos(src, off)), nil
 	}
-	return nil
+	return nil, splits
 }
 
 // nesting tracks open levels: frames holds, for each open bracket, brace,
@@ -127,7 +140,14 @@ func lexNestingHCL(src []byte, limit int) int {
 // number), never fewer levels. ok is false when it meets what it does not
 // model exactly: a carriage return, bytes that are not UTF-8, a non-ASCII
 // heredoc.
-func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
+//
+// With every > 0 it also returns splits, offsets where a line starts in
+// the file's body, outside any bracket, string, heredoc, template or
+// comment, each at least every bytes after the one before (and before the
+// end): places where the file's items can be parsed apart. An item may
+// span lines there (an operator ending a line is an error the parser
+// reports; parseSplit then parses the whole file).
+func scanNestingHCL(src []byte, limit, every int) (off int, splits []int, ok bool) {
 	const (
 		code = iota
 		quoted
@@ -140,6 +160,13 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 	}
 	modes := []mode{{kind: code}}
 	n := nesting{frames: []int{0}}
+	last := 0 // the last split
+	split := func(at int) {
+		if every > 0 && len(modes) == 1 && len(n.frames) == 1 && at-last >= every && at < len(src) {
+			splits = append(splits, at)
+			last = at
+		}
+	}
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		if c >= 0x80 {
@@ -147,13 +174,13 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 			// reads broken ones its own way.
 			_, size := utf8.DecodeRune(src[i:])
 			if size == 1 || modes[len(modes)-1].kind == heredoc {
-				return -1, false
+				return -1, nil, false
 			}
 			i += size - 1
 			continue
 		}
 		if c == '\r' {
-			return -1, false
+			return -1, nil, false
 		}
 		top := &modes[len(modes)-1]
 		switch top.kind {
@@ -164,6 +191,7 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 					i++
 				}
 				n.newline()
+				split(i + 1)
 			case c == '/' && i+1 < len(src) && src[i+1] == '*':
 				// An unterminated /* is not a comment to the lexer.
 				if end := bytes.Index(src[i+2:], []byte("*/")); end >= 0 {
@@ -171,6 +199,7 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 				}
 			case c == '\n':
 				n.newline()
+				split(i + 1)
 			case c == '"':
 				modes = append(modes, mode{kind: quoted})
 				n.open()
@@ -184,7 +213,7 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 					k++
 				}
 				if k < len(src) && src[k] >= 0x80 {
-					return -1, false
+					return -1, nil, false
 				}
 				if k > j && !isDigit(src[j]) && src[j] != '-' && k < len(src) && src[k] == '\n' {
 					modes = append(modes, mode{kind: heredoc, marker: src[j:k]})
@@ -237,10 +266,10 @@ func scanNestingHCL(src []byte, limit int) (off int, ok bool) {
 			}
 		}
 		if n.peak > limit {
-			return i, true
+			return i, nil, true
 		}
 	}
-	return -1, true
+	return -1, splits, true
 }
 
 // markerLine reports whether the line starting at start holds only marker

@@ -141,7 +141,7 @@ func checkScannerSound(t *testing.T, src []byte) {
 	t.Helper()
 	for limit := range 24 {
 		lexOff := lexNestingHCL(src, limit)
-		scanOff, ok := scanNestingHCL(src, limit)
+		scanOff, _, ok := scanNestingHCL(src, limit, 0)
 		if ok && lexOff >= 0 && scanOff < 0 {
 			t.Fatalf("limit %d: lexer finds depth past the limit at byte %d, scanner at %d, in %q", limit, lexOff, scanOff, src)
 		}

@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/plugs-dev/plugs/internal/source"
 )
@@ -152,10 +151,11 @@ func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnosti
 	if int64(len(src)) > MaxFileBytes {
 		return nil, hcl.Diagnostics{tooBigDiag(filename, "file", int64(len(src)))}
 	}
-	if diags := checkNestingHCL(src, filename); diags != nil {
+	diags, splits := checkNestingSplitHCL(src, filename, splitBytes)
+	if diags != nil {
 		return nil, diags
 	}
-	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	f, diags := parseSplit(src, filename, splits)
 	if f != nil {
 		p.files[filename] = f
 	}
