@@ -283,6 +283,10 @@ type Change struct {
 	Diff []string `json:"diff,omitempty"`
 	// Error is set in an apply report when this change failed.
 	Error string `json:"error,omitempty"`
+	// Warning is set in an apply report on a start that went ahead
+	// although a dependency was not ready ("dependency db not ready after
+	// 1m0s"): not a failure.
+	Warning string `json:"warning,omitempty"`
 }
 
 // ApplyReport is what an apply did.

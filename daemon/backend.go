@@ -235,8 +235,11 @@ func planReport(p *reconcile.Plan) *api.PlanReport {
 // applyReport joins a plan and what applying it did.
 func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *api.ApplyReport {
 	rep := &api.ApplyReport{Plan: *planReport(p)}
-	failed := map[string]string{}
+	failed, warned := map[string]string{}, map[string]string{}
 	for _, o := range res.Outcomes {
+		if o.NotReady != "" {
+			warned[o.ID.String()] = o.NotReady
+		}
 		if o.Err != nil {
 			failed[o.ID.String()] = o.Err.Error()
 			rep.Failed++
@@ -258,7 +261,7 @@ func applyReport(p *reconcile.Plan, res *reconcile.ApplyResult) *api.ApplyReport
 	}
 	for i := range rep.Plan.Changes {
 		c := &rep.Plan.Changes[i]
-		c.Error = failed[c.Plug+"/"+c.Instance]
+		c.Error, c.Warning = failed[c.Plug+"/"+c.Instance], warned[c.Plug+"/"+c.Instance]
 	}
 	return rep
 }

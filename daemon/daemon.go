@@ -276,7 +276,8 @@ func (d *daemon) start(ctx context.Context) error {
 	// against what was fetched: a modified tree is a failed start.
 	trees := fetch.Open(d.opts.StateDir, fetch.Options{Offline: true})
 	verify := func(s instance.Spec) error { return trees.VerifyDir(s.Dir) }
-	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb, Verify: verify})
+	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb, Verify: verify,
+		AwaitReady: d.health.awaitReadyProcess}) // post_start waits for readiness
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
+	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/runner"
 	"github.com/plugs-dev/plugs/spec"
@@ -28,6 +31,7 @@ import (
 var (
 	_ metrics.HealthSource = (*daemonHealth)(nil)
 	_ health.CommandRunner = (*daemonHealth)(nil)
+	_ instance.ReadyWaiter = (*daemonHealth)(nil)
 )
 
 // daemonHealth joins the health manager to the daemon.
@@ -39,17 +43,43 @@ type daemonHealth struct {
 
 	// runOnce runs exec checks (the runner's RunOnce).
 	runOnce func(context.Context, runner.Once) (runner.Result, error)
+	// live is the runner's current status of an instance (runner.Status):
+	// what readiness waits trust, since last, fed by the Observer, may lag.
+	live func(instance.ID) (instance.Status, bool)
 
 	mu   sync.Mutex
 	last map[instance.ID]instance.Status // the latest status the runner reported
 	cfgs map[instance.ID]health.Config   // the configuration of every desired instance
+	// deadlines bound the wait for readiness before post_start
+	// (reconcile.ReadyDeadline of each desired instance).
+	deadlines map[instance.ID]time.Duration
+	// wake is closed, and replaced, at every status or health change:
+	// what AwaitReady waits on.
+	wake chan struct{}
+	// unready says which processes were started although a dependency
+	// was not ready (reconcile.Outcome.NotReady), shown as their status
+	// reason while they run.
+	unready map[instance.ID]unreadyStart
+}
+
+// unreadyStart is a process started before its dependency was ready.
+type unreadyStart struct {
+	pid int
+	why string
 }
 
 // startHealth makes the health manager. restart is check_restart's effect
 // (the runner's RestartUnhealthy, set once the runner exists).
 func (d *daemon) startHealth(reg prometheus.Registerer, restart func(context.Context, instance.ID, string) error) {
-	h := &daemonHealth{last: map[instance.ID]instance.Status{}, cfgs: map[instance.ID]health.Config{}}
+	h := &daemonHealth{last: map[instance.ID]instance.Status{}, cfgs: map[instance.ID]health.Config{},
+		deadlines: map[instance.ID]time.Duration{}, wake: make(chan struct{}), unready: map[instance.ID]unreadyStart{}}
 	h.runOnce = func(ctx context.Context, o runner.Once) (runner.Result, error) { return d.runner.RunOnce(ctx, o) }
+	h.live = func(id instance.ID) (instance.Status, bool) {
+		if d.runner == nil {
+			return instance.Status{}, false
+		}
+		return d.runner.Status(id)
+	}
 	h.metrics = metrics.NewHealth(reg, h)
 	h.publish = d.publishState
 	h.mgr = health.New(health.Options{
@@ -77,30 +107,153 @@ func (h *daemonHealth) watchData(pub *mqtt.Publisher) {
 	})
 }
 
-// observe takes a runner status change.
+// observe takes a runner status change. The health manager learns of a
+// new process before last shows it, so that AwaitReady never takes the
+// readiness of the process before for that of a new pid.
 func (h *daemonHealth) observe(st instance.Status) {
+	h.mgr.Observe(st.ID, st.State == instance.StateRunning, st.PID, st.StartedAt)
 	h.mu.Lock()
 	h.last[st.ID] = st
+	h.wakeLocked()
 	h.mu.Unlock()
-	h.mgr.Observe(st.ID, st.State == instance.StateRunning, st.PID, st.StartedAt)
 }
 
 // changed republishes the state of an instance whose health changed.
 func (h *daemonHealth) changed(id instance.ID) {
 	h.mu.Lock()
 	st, ok := h.last[id]
+	h.wakeLocked()
 	h.mu.Unlock()
 	if ok {
 		h.publish(st)
 	}
 }
 
-// configure sets the checks of the desired instances before they start, and
-// forgets instances no longer desired.
-func (h *daemonHealth) configure(cfgs map[instance.ID]health.Config) {
+// wakeLocked wakes every AwaitReady.
+func (h *daemonHealth) wakeLocked() {
+	close(h.wake)
+	h.wake = make(chan struct{})
+}
+
+// AwaitReady makes the health checks the readiness of depends_on
+// (reconcile.Apply): id is ready once its process runs and every check has
+// passed since it started (health.Status.Ready: at once without checks).
+// A failed instance, or one waiting for plugs setup, cannot become ready
+// without a change: AwaitReady says so at once.
+func (h *daemonHealth) AwaitReady(ctx context.Context, id instance.ID) error {
+	return h.awaitReady(ctx, id, 0)
+}
+
+// awaitReadyProcess is the runner's Options.AwaitReady, which post_start
+// waits for: process pid of id is ready, within its deadline
+// (reconcile.ReadyDeadline).
+func (h *daemonHealth) awaitReadyProcess(ctx context.Context, id instance.ID, pid int) error {
+	h.mu.Lock()
+	d, ok := h.deadlines[id]
+	h.mu.Unlock()
+	if !ok {
+		d = reconcile.DefaultReadyTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := h.awaitReady(wctx, id, pid)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return fmt.Errorf("not ready after %s", d)
+	}
+	return err
+}
+
+// awaitReady waits until id runs (as process pid, unless 0: whichever
+// process runs) and is ready. It wakes on every status and health change.
+func (h *daemonHealth) awaitReady(ctx context.Context, id instance.ID, pid int) error {
+	for {
+		h.mu.Lock()
+		wake := h.wake
+		told, seen := h.last[id]
+		h.mu.Unlock()
+		why, final := h.notReady(id, pid, told, seen)
+		switch {
+		case why == "":
+			return nil
+		case final:
+			return errors.New(why)
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", why, ctx.Err())
+		}
+	}
+}
+
+// notReady says why id is not ready ("" when it is), and whether it cannot
+// become so without a change (final). The runner's current status says
+// which process runs; told is the status the health manager was last told
+// of (seen: any), so that the readiness read is that of this process.
+func (h *daemonHealth) notReady(id instance.ID, pid int, told instance.Status, seen bool) (why string, final bool) {
+	st, ok := h.live(id)
+	if pid == 0 {
+		pid = st.PID
+	}
+	switch {
+	case !ok:
+		return "not started", false
+	case st.State == instance.StateFailed:
+		return "failed: " + st.Reason, true
+	case st.State == instance.StateNeedsSetup:
+		return string(st.State) + ": " + st.Reason, true
+	case st.State != instance.StateRunning:
+		return strings.TrimSuffix(string(st.State)+": "+st.Reason, ": "), false
+	case st.PID != pid:
+		return fmt.Sprintf("process %d exited", pid), false
+	case !seen || told.State != instance.StateRunning || told.PID != pid:
+		return "starting", false
+	}
+	hs, ok := h.mgr.Status(id)
+	if !ok || (hs.Running && hs.Ready) {
+		return "", false // no health configuration: ready once it runs
+	}
+	var pending []string
+	for _, c := range hs.Checks {
+		if !c.Passing {
+			pending = append(pending, strings.TrimSuffix(c.Name+": "+c.Output, ": "))
+		}
+	}
+	return "waiting for its checks (" + strings.Join(pending, "; ") + ")", false
+}
+
+// startedUnready records the apply's outcomes whose dependency was not
+// ready (reconcile.Outcome.NotReady) against the process that runs now:
+// its status reason says so while that process runs.
+func (h *daemonHealth) startedUnready(res *reconcile.ApplyResult, observed []instance.Status) {
+	pids := make(map[instance.ID]int, len(observed))
+	for _, st := range observed {
+		pids[st.ID] = st.PID
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, o := range res.Outcomes {
+		switch {
+		case o.Action != reconcile.Create && o.Action != reconcile.Replace:
+		case o.NotReady != "" && pids[o.ID] != 0:
+			h.unready[o.ID] = unreadyStart{pid: pids[o.ID], why: o.NotReady}
+		default:
+			delete(h.unready, o.ID)
+		}
+	}
+}
+
+// configure sets the checks of the desired instances before they start
+// (and their readiness deadlines, from their specs), and forgets instances
+// no longer desired.
+func (h *daemonHealth) configure(cfgs map[instance.ID]health.Config, desired []instance.Spec) {
+	deadlines := make(map[instance.ID]time.Duration, len(desired))
+	for _, s := range desired {
+		deadlines[s.ID] = reconcile.ReadyDeadline(s)
+	}
 	h.mu.Lock()
 	old := h.cfgs
-	h.cfgs = cfgs
+	h.cfgs, h.deadlines = cfgs, deadlines
 	h.mu.Unlock()
 	for id, cfg := range cfgs {
 		if err := h.mgr.Configure(id, cfg); err != nil {
@@ -113,6 +266,7 @@ func (h *daemonHealth) configure(cfgs map[instance.ID]health.Config) {
 			h.mgr.Remove(id)
 			h.mu.Lock()
 			delete(h.last, id)
+			delete(h.unready, id)
 			h.mu.Unlock()
 		}
 	}
@@ -166,10 +320,17 @@ func (h *daemonHealth) Run(ctx context.Context, id instance.ID, dir string, argv
 	return res.ExitCode, out, nil
 }
 
-// decorate adds their health to instance rows.
+// decorate adds their health to instance rows, and to a process started
+// before its dependency was ready, that reason.
 func (h *daemonHealth) decorate(rows []api.InstanceStatus) {
 	for i := range rows {
 		id := instance.ID{Plug: rows[i].Plug, Instance: rows[i].Instance}
+		h.mu.Lock()
+		u, ok := h.unready[id]
+		h.mu.Unlock()
+		if ok && u.pid == rows[i].PID && rows[i].Reason == "" {
+			rows[i].Reason = u.why
+		}
 		s, ok := h.mgr.Status(id)
 		if !ok {
 			continue

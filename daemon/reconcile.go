@@ -149,7 +149,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	services, taskSpecs := splitTasks(ld.desired)
 	d.metrics.SetDesired(len(services))
 
-	d.health.configure(ld.health) // before any start: notify sockets are bound
+	d.health.configure(ld.health, services) // before any start: notify sockets are bound
 	d.setStep(o, "plan")
 	t := time.Now()
 	observed := d.runner.Observe()
@@ -164,8 +164,10 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	d.tasks.update(taskSpecs)
 	d.setStep(o, "apply")
 	t = time.Now()
-	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})
+	// depends_on waits for the health checks' readiness (daemon/health.go).
+	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism, Ready: d.health})
 	o.apply = time.Since(t)
+	d.health.startedUnready(res, d.runner.Observe())
 	o.report = applyReport(plan, res)
 	d.startRollouts(services, decisions)
 	o.report.Plan.Rollouts = d.planRollouts(decisions) // what goes on in the background

@@ -188,6 +188,21 @@ type Updater interface {
 	Update(ctx context.Context, spec Spec) error
 }
 
+// ReadyWaiter tells when a started instance is ready to serve what
+// depends on it. reconcile.Apply asks it before starting a plug's
+// dependents (depends_on), the runner before post_start. The daemon
+// implements it with the health checks: an instance is ready once every
+// check has passed since its process started (a notify check's READY=1,
+// the first pass of an exec, http, tcp or data check), like systemd's
+// Type=notify; an instance without checks is ready once its process runs,
+// like Type=simple.
+type ReadyWaiter interface {
+	// AwaitReady returns nil once id is ready, or an error saying why not
+	// when ctx ends first or when it cannot become ready without a change
+	// (it failed, or waits for plugs setup).
+	AwaitReady(ctx context.Context, id ID) error
+}
+
 // PluginIdentity is how a plugin's manifest names itself.
 type PluginIdentity struct {
 	UUID        string // "" when the manifest declares none

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/plugs-dev/plugs/instance"
 	"golang.org/x/sync/errgroup"
@@ -15,10 +16,22 @@ import (
 // when ApplyOptions.Parallelism is unset.
 const DefaultParallelism = 8
 
+// DefaultReadyTimeout is how long Apply waits for a dependency to be ready
+// when its plug has no update {} block (whose healthy_deadline it takes
+// then) and ApplyOptions.ReadyTimeout is unset.
+const DefaultReadyTimeout = time.Minute
+
 // ApplyOptions tune Apply.
 type ApplyOptions struct {
 	Parallelism int          // instances acted on at once per level; default DefaultParallelism
 	Logger      *slog.Logger // nil: discard
+	// Ready tells when a dependency is ready (see Apply); nil: the
+	// executor, when it implements instance.ReadyWaiter, else nothing is
+	// waited for.
+	Ready instance.ReadyWaiter
+	// ReadyTimeout bounds the wait for a dependency whose plug has no
+	// update {} block; default DefaultReadyTimeout.
+	ReadyTimeout time.Duration
 }
 
 // Outcome is what became of one change of a plan.
@@ -33,6 +46,10 @@ type Outcome struct {
 	RolledBack bool
 	// Skipped is set for an Update the executor cannot apply in place.
 	Skipped bool
+	// NotReady is set on a Create or Replace whose dependency was not
+	// ready when it was started: "dependency bridge not ready after 1m0s"
+	// ("; " between several). It is not an error.
+	NotReady string
 }
 
 // ApplyResult lists the outcome of every change Apply acted on, in plan order.
@@ -57,22 +74,36 @@ func (r *ApplyResult) Err() error {
 //     depend on).
 //  2. In-place updates, when ex implements instance.Updater.
 //  3. Creates and replaces, in depends_on order: level by level, each level
-//     with at most Parallelism instances in flight. A replace stops the old
+//     with at most Parallelism instances in flight. Before a level starts,
+//     every instance of the plugs its changes depend on (those the plan
+//     keeps: started, replaced, updated or left running) must be ready
+//     (opts.Ready), each dependency plug bounded by its update {} block's
+//     healthy_deadline, else ReadyTimeout. A replace stops the old
 //     process, then starts the new spec; if that fails it starts the old
 //     spec again (rollback) and reports both.
 //
-// A failed instance never stops the others: every change is attempted, and
-// instances whose dependency failed to start are still started, since
-// depends_on orders starts and does not require health (like systemd's
-// After= without Requires=); the runner's restart backoff copes with a
-// dependent that cannot work yet. Apply stops early only when ctx is done.
+// depends_on is systemd's After= without Requires=: a dependency's start
+// ends when it is ready (READY=1 for a notify service, the fork for a
+// simple one), and one that failed to start, cannot become ready, or is not
+// ready by its deadline does not keep its dependents from starting: they
+// are started anyway, the reason is logged once per dependency and set on
+// their Outcome (NotReady), and the runner's restart backoff copes with a
+// dependent that cannot work yet. A failed instance never stops the
+// others: every change is attempted. Apply stops early only when ctx is
+// done.
 func Apply(ctx context.Context, ex instance.Executor, p *Plan, opts ApplyOptions) *ApplyResult {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = DefaultParallelism
 	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Ready == nil {
+		opts.Ready, _ = ex.(instance.ReadyWaiter)
 	}
 	a := &applier{ex: ex, logger: logger, parallelism: opts.Parallelism}
 
@@ -100,8 +131,20 @@ func Apply(ctx context.Context, ex instance.Executor, p *Plan, opts ApplyOptions
 		a.each(ctx, lvl, record, a.delete)
 	}
 	a.each(ctx, updates, record, a.update)
+	deps := newDependencies(p, opts.Ready, opts.ReadyTimeout, logger, func(id instance.ID) (Outcome, bool) {
+		i, ok := index[id]
+		if !ok {
+			return Outcome{}, false
+		}
+		return res.Outcomes[i], true
+	})
 	for _, lvl := range byLevel(starts) {
-		a.each(ctx, lvl, record, a.start)
+		notReady := deps.await(ctx, lvl)
+		a.each(ctx, lvl, record, func(ctx context.Context, c Change) Outcome {
+			o := a.start(ctx, c)
+			o.NotReady = notReady(c)
+			return o
+		})
 	}
 	return res
 }

@@ -8,7 +8,9 @@
 //     user, limits) causes a Replace; unchanged inputs give an empty plan.
 //   - Apply reads only the plan: deletes in reverse depends_on order, then
 //     creates and replaces level by level with bounded parallelism, rolling
-//     a failed replace back to the old spec.
+//     a failed replace back to the old spec. A level starts once the plugs
+//     it depends on are ready (an instance.ReadyWaiter: the daemon's health
+//     checks), or their deadline passed (ready.go: ReadyDeadline).
 //   - Loop debounces and serialises reconciles on triggers.
 //   - rollout.go is the health-gated rollout policy (a plug's update {}
 //     block): PlugHash names what a plug runs, DecidePlug splits a plug's

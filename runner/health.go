@@ -32,3 +32,15 @@ func (r *Runner) RestartUnhealthy(ctx context.Context, id instance.ID, reason st
 		return fmt.Errorf("restart %s: instance stopped", id)
 	}
 }
+
+// Status is the current status of one instance, as Observe shows it; ok
+// is false for an instance the runner does not know. Unlike the Observer,
+// which may lag, it is never behind: the daemon's readiness waits read it.
+func (r *Runner) Status(id instance.ID) (st instance.Status, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in := r.insts[id]; in != nil {
+		return in.status, true
+	}
+	return instance.Status{}, false
+}

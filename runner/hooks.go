@@ -20,10 +20,14 @@ import (
 //   - pre_start runs before every start of the process, bounded by
 //     Hooks.Timeout; if it fails, the start fails ("pre_start exited 3")
 //     and is retried with the restart policy's backoff.
-//   - post_start runs once the process is up (Options.AwaitReady, the
-//     readiness hook point, returns), bounded by Hooks.Timeout, while the
-//     instance is supervised as usual; if it fails, the process is stopped
-//     and the start counts as failed, with backoff ("post_start exited 2").
+//   - post_start runs once the process is ready (Options.AwaitReady, the
+//     readiness hook point, returns: the daemon's health checks, like
+//     ExecStartPost after a Type=notify service's READY=1), bounded by
+//     Hooks.Timeout, while the instance is supervised as usual; if it
+//     fails, the process is stopped and the start counts as failed, with
+//     backoff ("post_start exited 2"). A process not ready by its deadline
+//     gets no post_start ("post_start not run: not ready after 1m0s" in
+//     its log).
 //   - pre_stop runs before the stop signal of a requested stop, restart or
 //     replace (not after a crash: there is nothing left to stop), bounded
 //     by stop_timeout; the stop signal follows whatever it did.
@@ -71,20 +75,28 @@ func (in *supervised) runHook(ctx context.Context, name string, argv []string, t
 	return out
 }
 
-// postStart runs the post_start hook once p is up, in its own goroutine;
-// the channel receives its outcome once (nil: it exited 0, or there is
-// none). cancel ends it early (the process exited or is being stopped).
+// postStart runs the post_start hook once p is ready, in its own
+// goroutine; the channel receives its outcome once (nil: it exited 0, or
+// there is none). cancel ends it early (the process exited or is being
+// stopped). A process that does not become ready (Options.AwaitReady
+// fails: its deadline passed) gets no post_start, as systemd runs no
+// ExecStartPost for a start that timed out; that is logged, and its
+// health checks say why it is not ready.
 func (in *supervised) postStart(p *process) (<-chan error, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	hooks := in.currentSpec().Hooks
-	if len(hooks.PostStart) == 0 && in.r.opts.AwaitReady == nil {
+	if len(hooks.PostStart) == 0 {
 		done <- nil
 		return done, cancel
 	}
 	go func() {
 		if ready := in.r.opts.AwaitReady; ready != nil {
 			if err := ready(ctx, in.id, p.pid); err != nil {
+				if ctx.Err() == nil {
+					in.r.log.Warn("post_start not run", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+					_, _ = fmt.Fprintf(in.out, "plugs: post_start not run: %s\n", err)
+				}
 				done <- nil // not ready: the health checks say so, not post_start
 				return
 			}

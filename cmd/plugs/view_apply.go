@@ -15,8 +15,11 @@ func writeApplyText(w io.Writer, r *api.ApplyReport) {
 	}
 	for _, c := range r.Plan.Changes {
 		outcome := pastTense(c.Action)
-		if c.Error != "" {
+		switch {
+		case c.Error != "":
 			outcome = "failed: " + c.Error
+		case c.Warning != "":
+			outcome += " (" + c.Warning + ")"
 		}
 		writeChange(w, c, outcome)
 	}
