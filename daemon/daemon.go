@@ -240,7 +240,7 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err := d.openSource(ctx); err != nil {
 		return nil, err
 	}
-	if d.ro, err = openRollouts(opts.StateDir); err != nil {
+	if d.ro, err = openRollouts(opts.StateDir, d.log); err != nil {
 		return nil, &api.Error{Kind: api.KindEnv, Message: err.Error()}
 	}
 	d.reg = metrics.NewRegistry()

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // Run to return (also called when the test ends).
 func runDaemon(t *testing.T, opts Options) (*api.Client, func()) {
 	t.Helper()
-	opts.MetricsAddr, opts.BrokerAddr, opts.NoWatch = "127.0.0.1:0", "127.0.0.1:0", true
+	opts.MetricsAddr, opts.BrokerAddr, opts.NoWatch = "127.0.0.1:0", cmp.Or(opts.BrokerAddr, "127.0.0.1:0"), true
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -125,8 +126,11 @@ type rolloutStage struct {
 	ids   []instance.ID
 }
 
-// openRollouts reads every plug's record.
-func openRollouts(stateDir string) (*rollouts, error) {
+// openRollouts reads every plug's record. A record that does not parse
+// (a disk that filled up under a write, a hand edit) is moved aside to
+// <plug>.json.damaged and said so: that plug starts afresh, with no last
+// healthy revision, as a first deploy; the others keep theirs.
+func openRollouts(stateDir string, log *slog.Logger) (*rollouts, error) {
 	ro := &rollouts{
 		dir: layout.Rollouts(stateDir), recs: map[string]*plugRollout{}, live: map[string]*liveRollout{},
 		desired: map[string][]instance.Spec{}, held: map[string]string{}, outcome: map[string]mqtt.RolloutOutcome{},
@@ -138,8 +142,16 @@ func openRollouts(stateDir string) (*rollouts, error) {
 			return nil, fmt.Errorf("read rollout record: %w", err)
 		}
 		var rec plugRollout
-		if err := json.Unmarshal(b, &rec); err != nil || rec.Plug == "" {
-			return nil, fmt.Errorf("rollout record %s is damaged (%v): move it away to start the plug afresh", f, err)
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Plug+".json" != filepath.Base(f) {
+			why := "it names another plug"
+			if err != nil {
+				why = err.Error()
+			}
+			if rerr := os.Rename(f, f+".damaged"); rerr != nil {
+				return nil, fmt.Errorf("rollout record %s is damaged (%s) and cannot be moved aside: %w", f, why, rerr)
+			}
+			log.Error("rollout record damaged: moved aside, the plug starts afresh", "file", f, "moved_to", f+".damaged", "err", why)
+			continue
 		}
 		ro.recs[rec.Plug] = &rec
 		if h := rec.Hold; h != nil {
@@ -169,7 +181,7 @@ func (rec *plugRollout) record() reconcile.PlugRecord {
 		out.LastHealthy = &reconcile.Revision{Hash: r.ID, Specs: r.Specs}
 	}
 	if h := rec.Hold; h != nil {
-		out.Hold = &reconcile.Hold{Hash: h.Desired, Reason: h.Reason}
+		out.Hold = &reconcile.Hold{Hash: h.Desired, Reason: h.Reason, Pinned: h.Kind == api.RolloutPinned}
 		if r := rec.find(h.Runs); r != nil {
 			out.Hold.Specs = r.Specs
 		}
@@ -200,11 +212,14 @@ func (rec *plugRollout) note(r *revision) *revision {
 	restorable := 0
 	for i := len(rec.History) - 1; i >= 0; i-- {
 		x := rec.History[i]
-		if x.Specs == nil || keep(x) {
-			continue
-		}
-		if restorable++; restorable > maxRestorable || x.Verdict != api.RolloutHealthy {
-			x.Specs = nil
+		switch {
+		case x.Specs == nil || keep(x):
+		case x.Verdict != api.RolloutHealthy:
+			x.Specs = nil // only a healthy revision is returned to
+		default:
+			if restorable++; restorable > maxRestorable {
+				x.Specs = nil
+			}
 		}
 	}
 	return r

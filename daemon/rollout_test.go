@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -292,5 +293,56 @@ func TestRolloutHealthyInBatches(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".plugs/rollouts/web.json")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRolloutFailedWithoutRevertHolds: without auto_revert a failed
+// rollout leaves the plug as it is, half on each revision, says so, and
+// does not try the failed revision again; a restarted daemon starts the
+// instances on the last healthy revision, not on the failed one.
+func TestRolloutFailedWithoutRevertHolds(t *testing.T) {
+	update := "    min_healthy_time = \"200ms\"\n    healthy_deadline = \"1s\"\n"
+	dir := rolloutDir(t, rolloutDeployment(update, "a", "b"), "good")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := ln.Addr().String() // one port for both daemons: the configs name it
+	ln.Close()
+	opts := Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", BrokerAddr: broker}
+	c, stop := runDaemon(t, opts)
+	st := waitRollout(t, c, api.RolloutHealthy)
+	good, goodRevs := rolloutOf(st, "web").Revision, revisionsOf(st)
+
+	newRevision(t, c, dir, "never-ready")
+	st = waitRollout(t, c, api.RolloutFailed)
+	r := rolloutOf(st, "web")
+	if r.OnTarget != 1 || r.Instances != 2 || r.Override != "" || !strings.Contains(r.Reason, "a: never ready") || !strings.Contains(r.Reason, "not tried again") {
+		t.Errorf("rollout %+v", r)
+	}
+	revs := revisionsOf(st)
+	if revs["a"] == goodRevs["a"] || revs["b"] != goodRevs["b"] {
+		t.Errorf("revisions %v, want a on the new one and b on the old %v", revs, goodRevs)
+	}
+	before := pids(st)
+	if _, err := c.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	st, _ = c.Status(context.Background())
+	if !maps.Equal(pids(st), before) {
+		t.Errorf("the failed revision was tried again: pids %v then %v", before, pids(st))
+	}
+	if m := scrape(t, st.Daemon.MetricsAddr); !strings.Contains(m, `plugs_rollouts_total{result="failed"} 1`) {
+		t.Errorf("metrics:\n%s", grepLines(m, "plugs_rollouts_total"))
+	}
+	stop()
+
+	c, _ = runDaemon(t, opts)
+	st = waitStatus(t, c, "both on the last healthy revision", func(s *api.Status) bool {
+		return maps.Equal(revisionsOf(s), goodRevs) && statusOf(s, "web", "a").State == "running"
+	})
+	if r := rolloutOf(st, "web"); r == nil || r.State != api.RolloutFailed || r.LastHealthy != good {
+		t.Errorf("after a restart: rollout %+v", r)
 	}
 }

@@ -92,6 +92,10 @@ type Hold struct {
 	Hash   string          // the desired state it holds against
 	Specs  []instance.Spec // what runs instead; nil: leave what runs
 	Reason string          // one line, for status and plan
+	// Pinned marks a hold made by hand (plugs rollback): it outlives the
+	// plug's update {} block. A failed rollout's hold does not: without
+	// the block, changes apply at once.
+	Pinned bool
 }
 
 // PlugDecision is what a reconcile does with one plug.
@@ -126,8 +130,9 @@ type PlugDecision struct {
 // plug's own (observed: what the executor reports of its instances).
 //
 //   - A hold against this desired state applies: its specs run, or (a
-//     failed rollout without auto_revert) what runs stays and only
-//     missing instances are created; nothing is judged again.
+//     failed rollout without auto_revert) what runs stays and what does
+//     not run starts on the last healthy revision; nothing is judged
+//     again. A failed rollout's hold ends with the update {} block.
 //   - Without an update policy, the desired specs apply at once.
 //   - With one, the replaces are left to a rollout, and the creates are
 //     watched; a desired state already judged healthy is simply applied.
@@ -137,19 +142,19 @@ type PlugDecision struct {
 func DecidePlug(desired []instance.Spec, observed []instance.Status, rec PlugRecord) PlugDecision {
 	target := PlugHash(desired)
 	dec := PlugDecision{Desired: desired, Target: target}
+	policy := policyOf(desired)
 	if h := rec.Hold; h != nil {
-		if h.Hash == target {
+		if h.Hash == target && (policy != nil || h.Pinned) {
 			dec.Held = h.Reason
 			if h.Specs != nil {
 				dec.Desired = slices.Clone(h.Specs)
 			} else {
-				dec.Desired = keepRunning(desired, observed)
+				dec.Desired = keepRunning(desired, observed, rec.LastHealthy)
 			}
 			return dec
 		}
 		dec.DropHold = true
 	}
-	policy := policyOf(desired)
 	if policy == nil || len(desired) == 0 {
 		return dec
 	}
@@ -199,12 +204,23 @@ func DecidePlug(desired []instance.Spec, observed []instance.Status, rec PlugRec
 }
 
 // keepRunning is desired with every instance that runs kept on its
-// running spec.
-func keepRunning(desired []instance.Spec, observed []instance.Status) []instance.Spec {
+// running spec, and every other one (after a restart: all) started on the
+// last healthy revision when it has the instance: the failed revision is
+// not tried again.
+func keepRunning(desired []instance.Spec, observed []instance.Status, healthy *Revision) []instance.Spec {
 	out := slices.Clone(desired)
+	runs := map[instance.ID]bool{}
 	for _, st := range observed {
 		if st.State != instance.StateStopped {
 			out = replaceSpec(out, st.Spec)
+			runs[st.ID] = true
+		}
+	}
+	if healthy != nil {
+		for _, s := range healthy.Specs {
+			if !runs[s.ID] {
+				out = replaceSpec(out, s)
+			}
 		}
 	}
 	return out

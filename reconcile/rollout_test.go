@@ -155,6 +155,21 @@ func TestDecidePlug(t *testing.T) {
 			desired2: []string{"a@rev-2", "b@rev-1", "c@rev-1"}, held: "failed",
 		},
 		{
+			name: "failed without revert, after a restart: the last healthy revision starts", desired: v2,
+			rec:      reconcile.PlugRecord{LastHealthy: healthy1, Hold: &reconcile.Hold{Hash: h2, Reason: "failed"}},
+			desired2: revisions(v1), held: "failed",
+		},
+		{
+			name: "a failed rollout's hold ends with the update block", desired: noPolicy, observed: half,
+			rec:      reconcile.PlugRecord{LastHealthy: healthy1, Hold: &reconcile.Hold{Hash: h2, Specs: v1, Reason: "reverted"}},
+			desired2: revisions(noPolicy), dropHold: true,
+		},
+		{
+			name: "a pin outlives the update block", desired: noPolicy, observed: runningAll(v1),
+			rec:      reconcile.PlugRecord{LastHealthy: healthy1, Hold: &reconcile.Hold{Hash: h2, Specs: v1, Reason: "pinned", Pinned: true}},
+			desired2: revisions(v1), held: "pinned",
+		},
+		{
 			name: "a hold ends when the desired state changes", desired: webSpecs("3", 3), observed: runningAll(v1),
 			rec:      reconcile.PlugRecord{LastHealthy: healthy1, Hold: &reconcile.Hold{Hash: h2, Specs: v1, Reason: "reverted"}},
 			desired2: revisions(v1), rollout: []string{"a:replace", "b:replace", "c:replace"}, judge: true, dropHold: true,
