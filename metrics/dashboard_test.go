@@ -11,6 +11,7 @@ import (
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/promtest"
+	"github.com/plugs-dev/plugs/task"
 )
 
 // liveSource is a Source over real processes, with one instance that keeps
@@ -18,9 +19,16 @@ import (
 type liveSource struct {
 	running  map[string]int // instance name of plug heart-rate → pid
 	crashing atomic.Int64
+	tasks    *Tasks // when set, every scrape records task runs, as a called task would
 }
 
 func (s *liveSource) Observe() []instance.Status {
+	if s.tasks != nil {
+		n := s.crashing.Load()
+		s.tasks.TaskRun("notify-sms", task.ResultSuccess, time.Duration(100+n%50)*time.Millisecond, time.Now())
+		s.tasks.TaskRun("notify-sms", task.ResultFailure, 2*time.Second, time.Now())
+		s.tasks.TaskSkipped("notify-sms", task.SkipBusy)
+	}
 	var out []instance.Status
 	for name, pid := range s.running {
 		out = append(out, instance.Status{
@@ -64,6 +72,8 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	h := NewHealth(reg, fakeHealth{{ID: instance.ID{Plug: "heart-rate", Instance: "patient-17"}, Healthy: true, LastData: time.Now(),
 		Checks: []CheckHealth{{Name: "fresh", Type: "data", Passing: true, Passes: 3}}}})
 	h.RolloutDone(RolloutSuccess)
+	src.tasks = NewTasks(reg)
+	src.tasks.TaskKnown("notify-sms", time.Time{})
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

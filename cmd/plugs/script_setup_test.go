@@ -48,6 +48,8 @@ func scriptSetup(env *testscript.Env) error {
 //	plugstest pids-dead                no saved pid is alive
 //	plugstest signal-daemon SIG        send SIG (e.g. TERM, HUP) to the daemon
 //	plugstest wait-rollout PLUG STATE  the plug's rollout is in STATE (healthy, reverted, ...)
+//	plugstest wait-reason ID REGEX     the instance's status reason matches REGEX
+//	plugstest wait-file FILE           FILE exists
 //	plugstest pidfile-dead FILE        the pid written in FILE is not alive (gone or a zombie)
 //	plugstest exit-code N CMD...       CMD exits with code N (its output passes through)
 const plugstestPy = `
@@ -126,6 +128,16 @@ elif cmd == "wait-rollout":
     def rollout(s):
         return {r["plug"]: r for r in s.get("rollouts") or []}.get(ids[0], {}).get("state")
     wait("rollout of %s %s" % (ids[0], ids[1]), lambda s: rollout(s) == ids[1])
+elif cmd == "wait-reason":
+    import re
+    wait("%s with a reason matching %s" % (ids[0], ids[1]),
+         lambda s: re.search(ids[1], (instances(s).get(ids[0]) or {}).get("reason") or "") is not None)
+elif cmd == "wait-file":
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(ids[0]):
+        if time.monotonic() > deadline:
+            sys.exit("plugstest: no file " + ids[0])
+        time.sleep(0.05)
 elif cmd == "pidfile-dead":
     pid = int(open(ids[0]).read().strip())
     if alive(pid):

@@ -97,8 +97,26 @@ func writeStatusText(w io.Writer, s *api.Status, now time.Time) {
 			i.Restarts, orDash(i.Version), orDash(shortRev(i.Revision)), lastExit(i.LastExit, now))
 	}
 	tw.Flush()
+	writeReasonNotes(w, s.Instances)
 	writeHealthNotes(w, s.Instances)
 	writeRolloutNotes(w, s.Rollouts, now) // view_rollout.go
+}
+
+// writeReasonNotes prints, under the table, why each instance that does not
+// run is in its state (backoff with its next restart and a hint, failed,
+// needs-setup), and each task's schedule and last run.
+func writeReasonNotes(w io.Writer, insts []api.InstanceStatus) {
+	first := true
+	for _, i := range insts {
+		if i.Reason == "" || i.State == "running" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		fmt.Fprintf(w, "%s/%s (%s): %s\n", i.Plug, i.Instance, i.State, i.Reason)
+	}
 }
 
 // healthCell is the HEALTH column: pending, healthy, unhealthy, or "-"

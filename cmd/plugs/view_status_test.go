@@ -38,3 +38,28 @@ func TestStatusNeverClaimsWhatDoesNotRun(t *testing.T) {
 		t.Errorf("after a good reconcile: %s", later.String())
 	}
 }
+
+// TestStatusShowsWhyAnInstanceDoesNotRun: the reason of an instance that
+// does not run (the runner's backoff with the task hint, a failed start)
+// and a task's schedule and last run are printed, not only in -o json.
+func TestStatusShowsWhyAnInstanceDoesNotRun(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var b bytes.Buffer
+	writeStatusText(&b, &api.Status{Daemon: api.DaemonStatus{Started: now, Mode: "file"}, Instances: []api.InstanceStatus{
+		{Plug: "svc", Instance: "default", State: "running", PID: 7, Reason: "started"},
+		{Plug: "oneshot", Instance: "default", State: "backoff", Reason: "exited with code 0; restart 2 in 1s (it keeps exiting 0 within seconds: if it is meant to run once, declare it as a task)"},
+		{Plug: "notify", Instance: "default", State: "idle", Reason: "task; schedule */5 * * * *; last run success at 2026-01-02T03:00:00Z (exit 0)"},
+	}}, now)
+	out := b.String()
+	for _, want := range []string{
+		"oneshot/default (backoff): exited with code 0; restart 2 in 1s (it keeps exiting 0 within seconds: if it is meant to run once, declare it as a task)\n",
+		"notify/default (idle): task; schedule */5 * * * *; last run success at 2026-01-02T03:00:00Z (exit 0)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "svc/default (running)") {
+		t.Errorf("a running instance's reason is printed:\n%s", out)
+	}
+}
