@@ -245,6 +245,7 @@ func (t *tasks) startExec() {
 			return
 		}
 		cfg.Username, cfg.Password = auth.Daemon()
+		cfg.KeepAlive = -1 // as the publisher's: a loopback connection to itself
 	}
 	s, err := mqtt.StartExecServer(cfg)
 	if err != nil {

@@ -72,8 +72,11 @@ type ExecConfig struct {
 	// QoS of the subscription and the answers (default 0). The embedded
 	// broker needs 0: mochi-mqtt v2.7.9 shares packet ids between the two
 	// directions of a connection (see README, known limitations).
-	QoS    byte
-	Logger *slog.Logger
+	QoS byte
+	// KeepAlive as for Config: default DefaultKeepAlive; negative: no pings
+	// (the embedded broker, in the same process: an idle daemon stays idle).
+	KeepAlive time.Duration
+	Logger    *slog.Logger
 }
 
 // ExecServer answers task calls over MQTT 5 request/response: it
@@ -135,7 +138,7 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{&clean},
 		TlsCfg:                        cfg.TLSConfig,
-		KeepAlive:                     30,
+		KeepAlive:                     keepAliveSeconds(cfg.KeepAlive),
 		CleanStartOnInitialConnection: true,
 		ConnectUsername:               cfg.Username,
 		ConnectPassword:               []byte(cfg.Password),
@@ -192,6 +195,17 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 	}
 	s.cm = cm
 	return s, nil
+}
+
+// keepAliveSeconds is an MQTT keepalive: 0 for none.
+func keepAliveSeconds(d time.Duration) uint16 {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		d = DefaultKeepAlive
+	}
+	return uint16(min(max(d/time.Second, 1), 65535))
 }
 
 // Ready returns once the server has subscribed, or ctx ends.

@@ -234,3 +234,14 @@ func (denyReads) Provides(b byte) bool {
 }
 func (denyReads) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
 func (denyReads) OnACLCheck(_ *mochi.Client, _ string, write bool) bool    { return write }
+
+func TestExecKeepAlive(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		want uint16
+	}{{0, 30}, {-1, 0}, {10 * time.Second, 10}, {time.Millisecond, 1}, {100 * time.Hour, 65535}} {
+		if got := keepAliveSeconds(tc.in); got != tc.want {
+			t.Errorf("keepAliveSeconds(%v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
