@@ -176,6 +176,26 @@ plug "app" {
 	if got := seen(t, dir+"/app2"); got != "before" {
 		t.Errorf("app2: %s", got)
 	}
+	st = waitStatus(t, c, "app replaced", func(s *api.Status) bool {
+		app := statusOf(s, "app", "default")
+		return app != nil && app.State == "running" && app.PID != statusOf(st, "app", "default").PID
+	})
+	first := statusOf(st, "app", "default")
+	if first.Reason != "dependency db not ready after 2s" {
+		t.Errorf("replaced app's reason %q", first.Reason)
+	}
+	// The reason belongs to that process: a restart (not waiting for db)
+	// clears it.
+	if _, err := c.Restart(t.Context(), api.RestartRequest{Plug: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, c, "app restarted", func(s *api.Status) bool {
+		app := statusOf(s, "app", "default")
+		return app != nil && app.State == "running" && app.PID != first.PID
+	})
+	if app := statusOf(st, "app", "default"); app.Reason != "" {
+		t.Errorf("restarted app's reason %q, want none", app.Reason)
+	}
 }
 
 // TestDependsOnNeedsSetup: a dependency waiting for plugs setup cannot
