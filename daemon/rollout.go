@@ -3,6 +3,8 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 	"github.com/plugs-dev/plugs/metrics"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
+	"github.com/plugs-dev/plugs/render"
 )
 
 // The daemon's side of health-gated rollouts (issue 13; the policy is
@@ -36,9 +39,10 @@ import (
 // desired state changes again.
 //
 // What must survive a restart is kept in <state>/rollouts/<plug>.json
-// (mode 0600: the specs hold the rendered configs, secrets included, as
-// config.json does): the plug's revisions with their verdicts, the specs of
-// the last healthy ones (their plugin trees stay in the store, which never
+// (mode 0600; the specs are kept with their redacted configs only, and
+// made whole with the secrets of the current configs when they run again,
+// so that no file but an instance's config.json holds a secret): the
+// plug's revisions with their verdicts, the specs of the last healthy ones (their plugin trees stay in the store, which never
 // removes one), the hold (a revert, a failed rollout, plugs rollback) and
 // the target of the rollout under way. A daemon killed in the middle of a
 // rollout starts the plug on its last healthy revision and rolls out
@@ -171,19 +175,20 @@ func (rec *plugRollout) find(id string) *revision {
 	return nil
 }
 
-// record converts rec for the policy.
-func (rec *plugRollout) record() reconcile.PlugRecord {
+// record converts rec for the policy, the kept specs made whole with the
+// secrets of current (the plug's desired specs now).
+func (rec *plugRollout) record(current []instance.Spec) reconcile.PlugRecord {
 	var out reconcile.PlugRecord
 	if rec == nil {
 		return out
 	}
 	if r := rec.find(rec.LastHealthy); r != nil && r.Specs != nil {
-		out.LastHealthy = &reconcile.Revision{Hash: r.ID, Specs: r.Specs}
+		out.LastHealthy = &reconcile.Revision{Hash: r.ID, Specs: restoreSecrets(r.Specs, current)}
 	}
 	if h := rec.Hold; h != nil {
 		out.Hold = &reconcile.Hold{Hash: h.Desired, Reason: h.Reason, Pinned: h.Kind == api.RolloutPinned}
-		if r := rec.find(h.Runs); r != nil {
-			out.Hold.Specs = r.Specs
+		if r := rec.find(h.Runs); r != nil && r.Specs != nil {
+			out.Hold.Specs = restoreSecrets(r.Specs, current)
 		}
 	}
 	if rec.Active != nil {
@@ -307,7 +312,7 @@ func (d *daemon) decideRollouts(services []instance.Spec, observed []instance.St
 	d.ro.mu.Lock()
 	defer d.ro.mu.Unlock()
 	for _, plug := range order {
-		dec := reconcile.DecidePlug(desired[plug], obs[plug], d.ro.recs[plug].record())
+		dec := reconcile.DecidePlug(desired[plug], obs[plug], d.ro.recs[plug].record(desired[plug]))
 		decs[plug] = dec
 		out = append(out, dec.Desired...)
 	}
@@ -520,7 +525,7 @@ func (d *daemon) rolloutDone(r *liveRollout) {
 	rec := d.ro.recordOf(r.plug)
 	rec.LastHealthy, rec.Active = r.target, nil
 	e := rec.note(&revision{ID: r.target, Revision: r.specs[0].Revision, Version: r.specs[0].Version, Verdict: api.RolloutHealthy,
-		Deployed: r.started, Judged: now, Specs: r.specs})
+		Deployed: r.started, Judged: now, Specs: withoutSecrets(r.specs)})
 	if f := rec.find(r.target); f != nil {
 		e.Deployed = cmp.Or(f.Deployed, r.started)
 	}
@@ -555,9 +560,14 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	rec.Active = nil
 	why = d.redact(why)
 	var back *revision
+	var backSpecs []instance.Spec
 	if r.policy.AutoRevert {
 		if b := rec.find(rec.LastHealthy); b != nil && b.Specs != nil {
-			back = b
+			current := ro.desired[r.plug]
+			if current == nil {
+				current = r.specs
+			}
+			back, backSpecs = b, restoreSecrets(b.Specs, current)
 		}
 	}
 	result := metrics.RolloutFailed
@@ -583,7 +593,7 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	if back != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), d.opts.ReconcileTimeout)
 		defer cancel()
-		n := d.applyPlug(ctx, r.plug, back.Specs)
+		n := d.applyPlug(ctx, r.plug, backSpecs)
 		d.log.Info("reverted", "plug", r.plug, "to", back.ID, "replaced", n, "after_deadline", time.Since(missed).Round(time.Microsecond))
 	}
 	d.republishReconcile()
@@ -777,7 +787,7 @@ func (d *daemon) rollback(ctx context.Context, req api.RollbackRequest) (*api.Ro
 	ro.held[req.Plug] = reason
 	ro.outcome[req.Plug] = mqtt.RolloutOutcome{Plug: req.Plug, Result: api.RolloutPinned, Revision: target, RevertedTo: to.ID, Reason: reason}
 	d.saveRecord(rec)
-	specs := to.Specs
+	specs := restoreSecrets(to.Specs, desired)
 	ro.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.ReconcileTimeout)
@@ -862,4 +872,40 @@ func registerRollouts(mux *http.ServeMux, b backend) {
 		}
 		writeJSON(w, http.StatusOK, rep)
 	})
+}
+
+// withoutSecrets is specs as a record keeps them: without Config, which
+// holds secrets (secret params, the broker password); Redacted stays.
+// restoreSecrets makes them whole again.
+func withoutSecrets(specs []instance.Spec) []instance.Spec {
+	out := slices.Clone(specs)
+	for i := range out {
+		out[i].Config, out[i].ConfigHash = nil, ""
+	}
+	return out
+}
+
+// restoreSecrets gives kept specs their configs back: each one's redacted
+// config with the secrets of the same instance's current config (as
+// render.RestoreSecrets does). A spec kept whole (a record of an older
+// daemon) is returned as it is; an instance whose secrets current lacks
+// (it is no longer desired) is left out: it could not connect.
+func restoreSecrets(kept, current []instance.Spec) []instance.Spec {
+	cur := make(map[instance.ID][]byte, len(current))
+	for _, s := range current {
+		cur[s.ID] = s.Config
+	}
+	out := make([]instance.Spec, 0, len(kept))
+	for _, s := range kept {
+		if s.Config == nil {
+			config, ok, err := render.RestoreSecrets(s.Redacted, cur[s.ID])
+			if err != nil || !ok {
+				continue
+			}
+			sum := sha256.Sum256(config)
+			s.Config, s.ConfigHash = config, hex.EncodeToString(sum[:])
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -120,6 +121,11 @@ func TestRolloutNeverReadyReverted(t *testing.T) {
 	topic := mqtt.ReconcileTopic(host)
 	sub := mqtttest.Subscribe(t, mqtttest.Reader(t, st.Daemon.BrokerURL, filepath.Join(dir, ".plugs")), topic)
 
+	configA := filepath.Join(dir, ".plugs/instances/web/a/config.json")
+	goodConfig, err := os.ReadFile(configA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	newRevision(t, c, dir, "never-ready")
 	st = waitRollout(t, c, api.RolloutProgressing)
 	if r := rolloutOf(st, "web"); r.Batches != 3 || r.LastHealthy != good {
@@ -151,6 +157,18 @@ func TestRolloutNeverReadyReverted(t *testing.T) {
 	})
 	if o := msg.Rollouts[0]; o.Plug != "web" || o.RevertedTo != good || !strings.Contains(o.Reason, "a: never ready") || o.Revision == good {
 		t.Errorf("MQTT rollout %+v", o)
+	}
+	// The revert ran a's healthy config again, made whole from a record
+	// that holds no secret (the broker password of a's own account).
+	if got, _ := os.ReadFile(configA); !bytes.Equal(got, goodConfig) {
+		t.Errorf("a's config after the revert:\n%s\nbefore the rollout:\n%s", got, goodConfig)
+	}
+	var cfg struct {
+		Broker struct{ Password string } `json:"broker"`
+	}
+	record, _ := os.ReadFile(filepath.Join(dir, ".plugs/rollouts/web.json"))
+	if json.Unmarshal(goodConfig, &cfg); cfg.Broker.Password == "" || bytes.Contains(record, []byte(cfg.Broker.Password)) {
+		t.Errorf("the rollout record holds the broker password %q (or the config has none)", cfg.Broker.Password)
 	}
 	if n := count(log.records(t), "rollout failed"); n != 1 {
 		t.Errorf("rollout failed logged %d times", n)

@@ -104,7 +104,8 @@ type PlugDecision struct {
 	// the desired specs, except that instances to be replaced keep their
 	// running spec (the rollout replaces them), or a held revision.
 	Desired []instance.Spec
-	// Target is the PlugHash of the plug's desired state.
+	// Target is the PlugHash of the plug's desired state ("" for a plug
+	// with neither an update policy nor a hold: nothing to judge).
 	Target string
 	// Rollout lists the replaces (and, after a restart, the creates from
 	// the last healthy revision) left to roll out in batches, in plan
@@ -140,9 +141,12 @@ type PlugDecision struct {
 //     target, no instance runs), the plug starts on its last healthy
 //     revision, and the whole rollout starts over from there.
 func DecidePlug(desired []instance.Spec, observed []instance.Status, rec PlugRecord) PlugDecision {
+	policy := policyOf(desired)
+	if rec.Hold == nil && policy == nil {
+		return PlugDecision{Desired: desired} // the common case, hashed for nothing
+	}
 	target := PlugHash(desired)
 	dec := PlugDecision{Desired: desired, Target: target}
-	policy := policyOf(desired)
 	if h := rec.Hold; h != nil {
 		if h.Hash == target && (policy != nil || h.Pinned) {
 			dec.Held = h.Reason
