@@ -395,10 +395,28 @@ func (dc *decoder) variables(expr hcl.Expression) []hcl.Traversal {
 
 // varNames returns the names of the variables expr refers to.
 func (dc *decoder) varNames(expr hcl.Expression) []string {
-	if name, ok := varRef(expr); ok {
-		return []string{name}
+	return dc.appendVarNames(nil, expr)
+}
+
+// appendVarNames appends the names of the variables expr refers to, in
+// the order of expr.Variables(), walking a literal object item by item so
+// that literal strings and bare var.NAME values cost no walk.
+func (dc *decoder) appendVarNames(out []string, expr hcl.Expression) []string {
+	if _, ok := literalString(expr); ok {
+		return out
 	}
-	var out []string
+	if name, ok := varRef(expr); ok {
+		return append(out, name)
+	}
+	if oc, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
+		for _, item := range oc.Items {
+			if k, ok := item.KeyExpr.(*hclsyntax.ObjectConsKeyExpr); !ok || k.ForceNonLiteral || keyword(k) == "" {
+				out = dc.appendVarNames(out, item.KeyExpr)
+			}
+			out = dc.appendVarNames(out, item.ValueExpr)
+		}
+		return out
+	}
 	for _, tr := range dc.variables(expr) {
 		if tr.RootName() != "var" || len(tr) < 2 {
 			continue
