@@ -11,7 +11,10 @@ import (
 
 // BenchmarkInstancesPage1000 measures the instances page with 1,000
 // instances over a real HTTP connection: time to first byte, time to the
-// last byte, and the page's weight as sent (gzip) and as parsed.
+// last byte, and the page's weight as sent (gzip) and as parsed. Each
+// iteration also fetches the same page from a dashboard of 10 instances,
+// the baseline measured in the same run: "x-10" is the 1,000-instance
+// page's time to the last byte over the 10-instance page's.
 func BenchmarkInstancesPage1000(b *testing.B) {
 	for _, page := range []struct{ name, path string }{
 		{"instances", "/instances"},
@@ -20,48 +23,69 @@ func BenchmarkInstancesPage1000(b *testing.B) {
 		{"host", "/"},
 	} {
 		b.Run(page.name, func(b *testing.B) {
-			f := newFake(1000)
-			s, err := New(Options{Backend: f, ProcRoot: "-", Hostname: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			srv := httptest.NewServer(s.Handler())
-			defer srv.Close()
-			tr := &http.Transport{DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
-			var ttfb, total time.Duration
+			big, small := newPageServer(b, 1000), newPageServer(b, 10)
+			var ttfb, total, baseline time.Duration
 			var wire, raw int64
 			b.ResetTimer()
 			for b.Loop() {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL+page.path, nil)
-				req.Header.Set("Accept-Encoding", "gzip")
-				start := time.Now()
-				resp, err := c.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				first := time.Since(start) // headers and the first bytes are in
-				n, err := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					b.Fatal(resp.StatusCode, err)
-				}
+				first, all, n := big.get(b, page.path)
 				ttfb += first
-				total += time.Since(start)
+				total += all
 				wire = n
+				_, all, _ = small.get(b, page.path)
+				baseline += all
 				if raw == 0 {
-					raw = rawSize(b, c, srv.URL+page.path)
+					raw = rawSize(b, big.c, big.url+page.path)
 				}
 			}
 			n := float64(b.N)
 			b.ReportMetric(float64(ttfb.Microseconds())/n/1000, "ms-ttfb")
 			b.ReportMetric(float64(total.Microseconds())/n/1000, "ms-total")
+			b.ReportMetric(float64(baseline.Microseconds())/n/1000, "ms-total-at-10")
+			b.ReportMetric(float64(total)/float64(baseline), "x-10")
 			b.ReportMetric(float64(wire)/1024, "KiB-gzip")
 			b.ReportMetric(float64(raw)/1024, "KiB-html")
 		})
 	}
+}
+
+// pageServer is a dashboard of a fake backend with n instances, served over
+// a real HTTP connection.
+type pageServer struct {
+	c   *http.Client
+	url string
+}
+
+func newPageServer(b *testing.B, n int) *pageServer {
+	s, err := New(Options{Backend: newFake(n), ProcRoot: "-", Hostname: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	srv := httptest.NewServer(s.Handler())
+	b.Cleanup(srv.Close)
+	tr := &http.Transport{DisableCompression: true}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &pageServer{c: &http.Client{Transport: tr}, url: srv.URL}
+}
+
+// get fetches path (gzip accepted) and returns the time to the first byte,
+// to the last, and the bytes sent.
+func (p *pageServer) get(b *testing.B, path string) (first, total time.Duration, wire int64) {
+	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	start := time.Now()
+	resp, err := p.c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	first = time.Since(start) // headers and the first bytes are in
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		b.Fatal(resp.StatusCode, err)
+	}
+	return first, time.Since(start), n
 }
 
 func rawSize(b *testing.B, c *http.Client, url string) int64 {
