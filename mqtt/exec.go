@@ -173,7 +173,11 @@ func StartExecServer(cfg ExecConfig) (*ExecServer, error) {
 				s.subOnce.Do(func() { close(s.subscribed) })
 			}()
 		},
-		OnConnectionDown: func() bool { s.now.Store(false); return true },
+		OnConnectionDown: func() bool {
+			s.now.Store(false)
+			s.setErr("the connection to the broker was lost; reconnecting")
+			return true
+		},
 		OnConnectError: func(err error) {
 			s.setErr(err.Error())
 			cfg.Logger.Debug("mqtt exec: connect", "broker", RedactURL(&clean), "err", err)

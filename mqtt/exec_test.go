@@ -245,3 +245,36 @@ func TestExecKeepAlive(t *testing.T) {
 		}
 	}
 }
+
+// After the broker restarts (its subscriptions lost), the server
+// reconnects and subscribes again, and says so in between.
+func TestExecServerResubscribesAfterABrokerRestart(t *testing.T) {
+	brokerURL, stop, restart := mqtttest.Mosquitto(t)
+	s := startExec(t, brokerURL, "", "", echoHandler)
+	topic := ExecTopic("edge-1", "pull", "default")
+	if out := mosquittoRR(t, brokerURL, "", "", topic, "replies/a", "before"); !strings.Contains(out, `"input":"before"`) {
+		t.Fatalf("answer %q", out)
+	}
+	stop()
+	waitSubscribed(t, s, false)
+	if ok, _, why := s.Subscribed(); ok || why == "" || strings.Contains(why, "not connected yet") {
+		t.Fatalf("Subscribed() = %v, %q while the broker is down", ok, why)
+	}
+	restart()
+	waitSubscribed(t, s, true)
+	if out := mosquittoRR(t, brokerURL, "", "", topic, "replies/b", "after"); !strings.Contains(out, `"input":"after"`) {
+		t.Fatalf("answer after the restart %q", out)
+	}
+}
+
+func waitSubscribed(t *testing.T, s *ExecServer, want bool) {
+	t.Helper()
+	for range 400 {
+		if ok, _, _ := s.Subscribed(); ok == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok, filter, why := s.Subscribed()
+	t.Fatalf("Subscribed() = %v, %s, %q; want %v", ok, filter, why, want)
+}
