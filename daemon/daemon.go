@@ -179,6 +179,8 @@ type daemon struct {
 	blockedLoads  int           // loads left behind at their deadline, still running
 	blockedSince  time.Time     // since when the first of them is
 	plugins       []metrics.PluginInfo
+
+	releaseState // the timer of releaseSoon (daemon/memory.go)
 }
 
 // Run runs the daemon until ctx ends: it converges, supervises, watches for

@@ -70,6 +70,8 @@ type loaded struct {
 // for what a human must fix (with the diagnostics), api.KindEnv otherwise.
 func (l *loader) load(ctx context.Context, file string, vars map[string]string) (*loaded, error) {
 	w, diags := l.reader.Open(workspace.Options{File: file, StateDir: l.stateDir, Vars: vars})
+	// What load returns is data: the syntax trees need not outlive it.
+	defer l.reader.Release()
 	if diags.HasErrors() {
 		return nil, diagError(w, diags)
 	}

@@ -54,11 +54,16 @@ type outcome struct {
 // Every step obeys ctx and the reconcile's deadline; the outcome is
 // recorded once, by finish, on every channel.
 func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep *api.ApplyReport, err error) {
+	o := &outcome{reason: reason, start: time.Now()}
+	defer func() {
+		if o.loaded != nil {
+			d.releaseSoon() // daemon/memory.go
+		}
+	}()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
 	defer cancel()
-	o := &outcome{reason: reason, start: time.Now()}
 	defer func() {
 		// A stop of the daemon cancels the reconcile: said once, not as
 		// the failure of every change it did not get to.

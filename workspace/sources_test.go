@@ -286,3 +286,27 @@ func TestRunPathDiagnosticsHideSecretLines(t *testing.T) {
 		t.Errorf("the diagnostic has no source position:\n%s", err)
 	}
 }
+
+// TestReaderRelease: Release drops what the last Open read (its syntax
+// trees stay reachable only through the Workspace it returned), and the
+// Reader reads manifests and deployments afterwards as before.
+func TestReaderRelease(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plugs.hcl")
+	if err := os.WriteFile(file, []byte("plug \"p\" {\n  source = \"./p\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := workspace.NewReader()
+	w, diags := r.Open(workspace.Options{File: file})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	r.Release()
+	if _, ok := w.Files()[file]; !ok {
+		t.Errorf("after Release the workspace lost its own files: %v", w.Files())
+	}
+	w2, diags := r.Open(workspace.Options{File: file})
+	if diags.HasErrors() || w2.Deployment == nil || w2.Deployment.Plug("p") == nil {
+		t.Fatalf("Open after Release: %v", diags)
+	}
+}

@@ -1,0 +1,121 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugs-dev/plugs/api"
+	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/render"
+	"github.com/plugs-dev/plugs/spec"
+)
+
+func readUint(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// liveHeap is the heap live after a full GC.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	return readUint("/gc/heap/live:bytes")
+}
+
+// writeSleepers writes a plugs.hcl of one plug with n instances of sleep.
+func writeSleepers(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "plugins/sleeper/plugin.hcl"), `plugin "sleeper" {
+  version = "1.0.0"
+  kind    = "script"
+  command = ["sleep", "3600"]
+  param "n" {
+    type    = string
+    default = "0"
+  }
+}
+`)
+	var sb strings.Builder
+	sb.WriteString("plug \"p\" {\n  source = \"./plugins/sleeper\"\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "  instance \"i%05d\" { params = { n = \"%d\" } }\n", i, i)
+	}
+	sb.WriteString("}\n")
+	file := filepath.Join(dir, "plugs.hcl")
+	writeFile(t, file, sb.String())
+	return file
+}
+
+// TestLoadKeepsNoSyntaxTrees: what a load returns is data; the syntax trees
+// of plugs.hcl and the lock (which the reader's parser kept until the next
+// load: ~5 MB at 1,000 plugs) are garbage once it returns. With the load's
+// result dropped, the loader holds next to nothing.
+func TestLoadKeepsNoSyntaxTrees(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "empty/.keep"), "")
+	var sb strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&sb, "plug \"s%d\" {\n  source = \"./empty\"\n  plugin {\n    kind    = \"script\"\n    command = [\"sleep\", \"1000%d\"]\n  }\n}\n\n", i, i)
+	}
+	file := filepath.Join(dir, "plugs.hcl")
+	writeFile(t, file, sb.String())
+	l := newLoader(filepath.Join(dir, ".plugs"), fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
+	ld, err := l.load(context.Background(), file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fetch.WriteLock(ld.lock.Filename, ld.lock); err != nil { // a lock to parse too, as a daemon has
+		t.Fatal(err)
+	}
+	base := liveHeap()
+	ld, err = l.load(context.Background(), file, nil)
+	if err != nil || len(ld.desired) != 300 {
+		t.Fatalf("load: %v", err)
+	}
+	ld = nil
+	kept := int64(liveHeap()) - int64(base)
+	t.Logf("a load of 300 plugs, its result dropped, keeps %d KiB live", kept>>10)
+	if kept > 256<<10 {
+		t.Errorf("a load whose result is dropped keeps %d KiB live: its syntax trees?", kept>>10)
+	}
+	runtime.KeepAlive(l)
+}
+
+// TestReleaseAfterReconcile: a reconcile's load is followed, releaseAfter
+// later, by one forced GC that returns its garbage to the OS; an idle
+// daemon forces none after that.
+func TestReleaseAfterReconcile(t *testing.T) {
+	file := writeSleepers(t, 3)
+	forced := func() uint64 { return readUint("/gc/cycles/forced:gc-cycles") }
+	before := forced()
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(filepath.Dir(file), ".plugs")})
+	waitStatus(t, c, "three instances running", func(s *api.Status) bool {
+		n := 0
+		for _, i := range s.Instances {
+			if i.State == "running" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	deadline := time.Now().Add(releaseAfter + 5*time.Second)
+	for forced() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no forced GC within %v of the start's reconcile", releaseAfter+5*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	settled := forced()
+	time.Sleep(releaseAfter + time.Second)
+	if n := forced() - settled; n != 0 {
+		t.Errorf("%d forced GCs in an idle daemon after the release; want none", n)
+	}
+}
