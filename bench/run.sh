@@ -3,16 +3,20 @@
 # minimal fork/exec baseline, for N = 100 and 1,000 children, several runs
 # each. Installs the peers when missing (Debian packages supervisor, s6,
 # runit; pm2 from npm into bench/.peers), then writes BENCHMARKS.md.
-# Defaults: 3 runs at N=100 and 2 at N=1,000; idle window 20 s and 60 s.
+# Defaults: 2 runs per count (1 of supervisord and pm2, which take minutes
+# per run at N = 1,000), idle window 10 s and 20 s, a converge capped at
+# 30 s: about 15 minutes on 2 cores.
 #
-#   bench/run.sh                     # the full run (under 20 minutes)
-#   BENCH_N=100 BENCH_RUNS=1 BENCH_IDLE=5s bench/run.sh   # a quick look
+#   bench/run.sh                     # the full run
+#   BENCH_N=1000 BENCH_RUNS=1 BENCH_IDLE=2s BENCH_PEERS=baseline,plugs bench/run.sh   # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${BENCH_N:-100,1000}
-RUNS=${BENCH_RUNS:-3,2}
-IDLE=${BENCH_IDLE:-20s,60s}
+RUNS=${BENCH_RUNS:-2,2}
+SLOW_RUNS=${BENCH_SLOW_RUNS:-1,1}
+IDLE=${BENCH_IDLE:-10s,20s}
+LIMIT=${BENCH_CONVERGE_LIMIT:-30s}
 PEERS=${BENCH_PEERS:-baseline,plugs,supervisord,s6,runit,pm2}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 
@@ -43,5 +47,5 @@ go build -o bin/plugs ./cmd/plugs
 go build -o bin/baseline ./bench/baseline
 # Raise the open-file limit so 1,000 children with pipes fit every peer.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-go run ./bench/sidebyside -n "$N" -runs "$RUNS" -idle "$IDLE" -peers "$PEERS" \
+go run ./bench/sidebyside -n "$N" -runs "$RUNS" -runs-slow "$SLOW_RUNS" -idle "$IDLE" -converge-limit "$LIMIT" -peers "$PEERS" \
 	-plugs bin/plugs -baseline bin/baseline -pm2 bench/.peers/node_modules/.bin/pm2 -o "$OUT"

@@ -22,6 +22,8 @@ import (
 
 type sample struct {
 	cold, converge, stop time.Duration
+	coldPresent          time.Duration // a second start, on what the first left (plugs: its state dir)
+	exited               time.Duration // stop: until the supervisor itself has exited
 	restarts             []time.Duration
 	unneeded             int
 	idleCPU              float64 // percent of one core
@@ -41,6 +43,7 @@ type result struct {
 func main() {
 	ns := flag.String("n", "100,1000", "comma-separated child counts")
 	runsFlag := flag.String("runs", "3", "runs per peer, one value or one per count")
+	slowFlag := flag.String("runs-slow", "", "runs of the slow peers (supervisord, pm2: minutes per run at N = 1,000), one value or one per count; default -runs")
 	idleFlag := flag.String("idle", "60s", "idle window for CPU and memory, one value or one per count")
 	only := flag.String("peers", "baseline,plugs,supervisord,s6,runit,pm2", "peers to measure")
 	plugsBin := flag.String("plugs", "bin/plugs", "plugs binary")
@@ -48,7 +51,9 @@ func main() {
 	pm2Bin := flag.String("pm2", "bench/.peers/node_modules/.bin/pm2", "pm2 binary")
 	out := flag.String("o", "BENCHMARKS.md", "report file")
 	work := flag.String("work", "", "work directory (default a temp dir)")
+	flag.DurationVar(&convergeLimit, "converge-limit", convergeLimit, "longest wait for a peer's converge (its apply command included); a capped figure is reported with \">\"")
 	flag.Parse()
+	load0 := loadAvg()
 
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	all := map[string]peer{
@@ -83,6 +88,10 @@ func main() {
 	var results []*result
 	counts := strings.Split(*ns, ",")
 	runsList, idleList := perCount(*runsFlag, len(counts)), perCount(*idleFlag, len(counts))
+	slowList := runsList
+	if *slowFlag != "" {
+		slowList = perCount(*slowFlag, len(counts))
+	}
 	var runsDesc, idleDesc []string
 	for i, nstr := range counts {
 		n, err := strconv.Atoi(strings.TrimSpace(nstr))
@@ -97,31 +106,49 @@ func main() {
 		if err != nil {
 			fatal(fmt.Errorf("bad -idle %q", idleList[i]))
 		}
+		slowRuns, err := strconv.Atoi(slowList[i])
+		if err != nil || slowRuns < 1 {
+			fatal(fmt.Errorf("bad -runs-slow %q", slowList[i]))
+		}
 		idle := &idleD
-		runsDesc = append(runsDesc, fmt.Sprintf("%d runs at N=%d", runs, n))
+		desc := fmt.Sprintf("%d runs at N=%d", runs, n)
+		if slowRuns != runs {
+			desc += fmt.Sprintf(" (%d of supervisord and pm2)", slowRuns)
+		}
+		runsDesc = append(runsDesc, desc)
 		idleDesc = append(idleDesc, fmt.Sprintf("%v at N=%d", idleD, n))
 		for _, p := range peers {
 			res := &result{peer: p, n: n}
-			for r := 0; r < runs; r++ {
+			peerRuns := runs
+			if slowPeers[p.name()] {
+				peerRuns = slowRuns
+			}
+			for r := 0; r < peerRuns; r++ {
 				dir := filepath.Join(root, fmt.Sprintf("%s-%d-%d", p.name(), n, r))
 				s := measure(p, dir, n, r == 0, *idle)
 				if s.err != nil {
 					fmt.Fprintf(os.Stderr, "%s n=%d run %d: %v\n", p.name(), n, r, s.err)
 				}
 				res.samples = append(res.samples, s)
-				fmt.Fprintf(os.Stderr, "%-11s n=%-5d run %d: cold %v restart %v converge %v (unneeded %d) stop %v idle %.2f%% rss %d KiB orphans %d\n",
-					p.name(), n, r, s.cold.Round(time.Millisecond), median(s.restarts).Round(time.Microsecond*10),
-					s.converge.Round(time.Millisecond), s.unneeded, s.stop.Round(time.Millisecond), s.idleCPU, s.rssKiB, s.orphans)
+				fmt.Fprintf(os.Stderr, "%-11s n=%-5d run %d: cold %v (present %v) restart %v (worst %v) converge %v (unneeded %d) stop %v (exited %v) idle %.2f%% rss %d KiB orphans %d\n",
+					p.name(), n, r, s.cold.Round(time.Millisecond), s.coldPresent.Round(time.Millisecond),
+					median(s.restarts).Round(time.Microsecond*10), worst(s.restarts).Round(time.Microsecond*10),
+					s.converge.Round(time.Millisecond), s.unneeded, s.stop.Round(time.Millisecond), s.exited.Round(time.Millisecond),
+					s.idleCPU, s.rssKiB, s.orphans)
 			}
 			results = append(results, res)
 		}
 	}
-	report := render(results, strings.Join(runsDesc, ", "), strings.Join(idleDesc, ", "), time.Since(started), os.Args[1:])
+	report := render(results, strings.Join(runsDesc, ", "), strings.Join(idleDesc, ", "), time.Since(started), os.Args[1:], load0, loadAvg())
 	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
 		fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s in %v\n", *out, time.Since(started).Round(time.Second))
 }
+
+// slowPeers take minutes per run at N = 1,000 (supervisorctl update and
+// pm2 startOrRestart of 1,000 children, pm2 kill): -runs-slow bounds them.
+var slowPeers = map[string]bool{"supervisord": true, "pm2": true}
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "sidebyside:", err)
@@ -145,30 +172,49 @@ func markers(cs []child) map[string]bool {
 	return m
 }
 
+// pollEvery is the period of waitSet's polls: a poll costs little (see
+// watcher), so the figures are within a few milliseconds.
+const pollEvery = 5 * time.Millisecond
+
 // waitSet waits until the live children with prefix are exactly want.
+// The set it returns is verified by a full read of each child (a process
+// classified once could have exec'd since).
 func waitSet(prefix string, want map[string]bool, limit time.Duration) (map[string]int, error) {
+	w := newWatcher(prefix)
+	defer w.close()
 	deadline := time.Now().Add(limit)
 	for {
-		got := scanMarkers(prefix)
-		if len(got) == len(want) {
-			ok := true
-			for m := range got {
-				if !want[m] {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return got, nil
-			}
+		got := w.poll(want)
+		if sameSet(got, want) && verified(got, prefix) {
+			return got, nil
 		}
 		if time.Now().After(deadline) {
 			return got, fmt.Errorf("after %v: %d children running, want %d%s", limit, len(got), len(want), setDiff(got, want))
 		}
-		// A scan reads every process's cmdline; polling gently keeps the
-		// driver from taking the CPU the supervisor under test needs.
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(pollEvery)
 	}
+}
+
+func sameSet(got map[string]int, want map[string]bool) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for m := range got {
+		if !want[m] {
+			return false
+		}
+	}
+	return true
+}
+
+// verified reads every child of got again: still its marker, not a zombie.
+func verified(got map[string]int, prefix string) bool {
+	for m, pid := range got {
+		if markerOf(pid, prefix) != m {
+			return false
+		}
+	}
+	return true
 }
 
 // waitRestart waits for marker to run under a pid other than old. before is
@@ -196,6 +242,7 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		s.err = err
 		return s
 	}
+	time.Sleep(2 * time.Second) // what the previous measurement left settles
 	prefix := fmt.Sprintf("99999.%04d", rand.IntN(10000))
 	gen0 := generation(prefix, n, 0, 0)
 	var rootPid int
@@ -225,6 +272,24 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 	helpers = tree(rootPid, prefix)
 	time.Sleep(time.Second)
 
+	if first {
+		// The idle window comes before the kills, so that the first
+		// restart is one after a quiet while, as a real crash is.
+		time.Sleep(2 * time.Second)
+		procs := tree(rootPid, prefix)
+		before := ticks(procs)
+		time.Sleep(idle)
+		after := ticks(procs)
+		s.idleCPU = float64(after-before) / clkTck / idle.Seconds() * 100
+		for _, pid := range procs {
+			if pi, ok := readProc(pid); ok {
+				s.rssKiB += pi.rssKiB
+				s.pssKiB += pi.pssKiB
+			}
+		}
+		s.haveIdle = true
+	}
+
 	// Restart latency: SIGKILL 20 distinct children, one at a time.
 	for _, i := range rand.Perm(n)[:min(20, n)] {
 		m := gen0[i].marker
@@ -244,22 +309,6 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		}
 		s.restarts = append(s.restarts, d)
 		time.Sleep(50 * time.Millisecond)
-	}
-
-	if first {
-		time.Sleep(2 * time.Second)
-		procs := tree(rootPid, prefix)
-		before := ticks(procs)
-		time.Sleep(idle)
-		after := ticks(procs)
-		s.idleCPU = float64(after-before) / clkTck / idle.Seconds() * 100
-		for _, pid := range procs {
-			if pi, ok := readProc(pid); ok {
-				s.rssKiB += pi.rssKiB
-				s.pssKiB += pi.pssKiB
-			}
-		}
-		s.haveIdle = true
 	}
 
 	// Convergence: 10% removed, 10% added, 10% changed.
@@ -306,6 +355,30 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 	}
 	s.stop = time.Since(t0)
 	waitGone(rootPid, 30*time.Second)
+	if !alive(rootPid) {
+		s.exited = time.Since(t0)
+	}
+
+	// A second start on what the first run left: for plugs its state
+	// directory (instance folders, config.json, output.log, instance.json),
+	// as after a reboot or an upgrade of the daemon. Stopped untimed.
+	helpers = append(helpers, tree(rootPid, prefix)...)
+	cleanup(prefix, rootPid, helpers)
+	helpers = nil
+	t0 = time.Now()
+	if rootPid, err = p.start(dir); err != nil {
+		s.err = fmt.Errorf("second start: %w", err)
+		return s
+	}
+	_ = os.WriteFile(filepath.Join(dir, "root.pid"), []byte(strconv.Itoa(rootPid)), 0o644)
+	if _, err := waitSet(prefix, markers(next), 5*time.Minute); err != nil {
+		s.err = fmt.Errorf("second start: %w", err)
+		return s
+	}
+	s.coldPresent = time.Since(t0)
+	helpers = tree(rootPid, prefix)
+	cleanup(prefix, rootPid, helpers)
+	rootPid, helpers = 0, nil
 
 	if first {
 		s.orphans, s.err = killTest(p, dir+"-kill", n)
@@ -351,7 +424,7 @@ const clkTck = 100 // USER_HZ on Linux
 
 // convergeLimit bounds the wait for a peer to converge, so that one slow
 // peer cannot take the whole run's time; a capped figure is reported as ">".
-var convergeLimit = 60 * time.Second
+var convergeLimit = 30 * time.Second
 
 func ticks(pids []int) uint64 {
 	var t uint64
@@ -383,11 +456,37 @@ func cleanup(prefix string, root int, helpers []int) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// Until each is reaped, not just dead: orphans SIGKILLed here are
+	// reaped by init, and the next measurement should not share the
+	// machine with that work (a plugs cold start right after the
+	// baseline's kill test took twice as long).
+	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
-		if pid > 1 {
-			waitGone(pid, 5*time.Second)
+		for pid > 1 && time.Now().Before(deadline) {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+func worst(ds []time.Duration) time.Duration {
+	var w time.Duration
+	for _, d := range ds {
+		w = max(w, d)
+	}
+	return w
+}
+
+// loadAvg is the 1-minute load average, for the report: the machine may be
+// shared.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func median(ds []time.Duration) time.Duration {

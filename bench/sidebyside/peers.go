@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,8 @@ func runWithin(limit time.Duration, dir string, env []string, name string, args 
 }
 
 func startDetached(dir string, env []string, logName, name string, args ...string) (int, error) {
-	logf, err := os.Create(filepath.Join(dir, logName))
+	// Appended to: a second start of the same run keeps the first's log.
+	logf, err := os.OpenFile(filepath.Join(dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err
 	}
@@ -174,17 +176,43 @@ func (p plugsPeer) prepare(dir string) error {
 }
 
 func (p plugsPeer) start(dir string) (int, error) {
+	// The embedded broker's address is in every instance's config.json: a
+	// fixed port, as a host has, lets a second start find the files as
+	// they should be (port 0 would change them all).
+	port, err := brokerPort(dir)
+	if err != nil {
+		return 0, err
+	}
 	// --sandbox=false: the peers confine nothing either; the sandbox's own
 	// cost is runner's BenchmarkStart1000Sandboxed.
 	return startDetached(dir, nil, "plugs.log", p.bin, "run", "-f", "plugs.hcl",
-		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--sandbox=false")
+		"--metrics-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:"+port, "--ui-addr", "127.0.0.1:0", "--sandbox=false")
 }
-func (p plugsPeer) apply(string, []child, []child) error {
-	return nil // configure rewrote plugs.hcl atomically; the daemon watches it
+
+// brokerPort is the port of the run in dir: a free one, picked once.
+func brokerPort(dir string) (string, error) {
+	name := filepath.Join(dir, "broker.port")
+	if b, err := os.ReadFile(name); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port, os.WriteFile(name, []byte(port+"\n"), 0o644)
+}
+
+// apply runs plugs apply, as a user (or CI) does after replacing
+// plugs.hcl; it returns once the daemon has converged. The daemon also
+// watches the file: that reconcile of the same save finds it applied.
+func (p plugsPeer) apply(dir string, _, _ []child) error {
+	return runWithin(convergeLimit, dir, nil, p.bin, "apply", "-f", "plugs.hcl")
 }
 func (p plugsPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (p plugsPeer) commands() string {
-	return "`plugs fetch` before the timed start; rewrite plugs.hcl (the daemon watches it and fetches the new plugs); stop: `kill -TERM`"
+	return "`plugs fetch` before the first timed start; rewrite plugs.hcl, `plugs apply` (it fetches the new plugs); stop: `kill -TERM`"
 }
 
 // --- supervisord ------------------------------------------------------------
