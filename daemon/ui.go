@@ -79,7 +79,7 @@ var (
 )
 
 func (b uiBackend) Status() ui.Status {
-	s := b.d.status().Daemon
+	s := b.d.daemonStatus() // not the instances': the dashboard reads them through Observe
 	ds := ui.DaemonStatus{
 		PID: s.PID, Started: s.Started, ConfigFile: s.ConfigFile, Mode: s.Mode, Repo: s.Repo,
 		ConfigRevision: s.ConfigRevision, BrokerURL: s.BrokerURL, BrokerConnected: s.BrokerConnected,
