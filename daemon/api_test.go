@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/plugs-dev/plugs/api"
+	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/runner"
 )
 
 type fakeBackend struct {
@@ -43,7 +45,7 @@ func (f *fakeBackend) restart(_ context.Context, req api.RestartRequest) (*api.R
 }
 
 func (f *fakeBackend) logPath(plug, instance string) (string, error) {
-	return LogPath(f.dir, plug, instance), nil
+	return layout.OutputLog(f.dir, plug, instance), nil
 }
 
 func TestAPIRoundTrip(t *testing.T) {
@@ -103,7 +105,7 @@ func TestAPIRoundTrip(t *testing.T) {
 
 func TestAPILogsFollow(t *testing.T) {
 	dir := t.TempDir()
-	path := LogPath(dir, "p", "default")
+	path := layout.OutputLog(dir, "p", "default")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -220,14 +222,14 @@ func TestTailOffset(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := TailLog(context.Background(), &buf, path, tc.n, false); err != nil {
+		if err := runner.TailLog(context.Background(), &buf, path, tc.n, false); err != nil {
 			t.Fatal(err)
 		}
 		if buf.String() != tc.want {
 			t.Errorf("tail -n %d of %.20q = %.20q, want %.20q", tc.n, tc.content, buf.String(), tc.want)
 		}
 	}
-	if err := TailLog(context.Background(), io.Discard, filepath.Join(dir, "missing"), 1, false); err == nil {
+	if err := runner.TailLog(context.Background(), io.Discard, filepath.Join(dir, "missing"), 1, false); err == nil {
 		t.Error("tail of a missing log: no error")
 	}
 }

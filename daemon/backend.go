@@ -205,7 +205,7 @@ func ResolveLogPath(stateDir, plug, instance string) (string, error) {
 		}
 		return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s has several instances (%s): name one as %s/INSTANCE", plug, strings.Join(names, ", "), plug)}
 	}
-	return LogPath(stateDir, plug, instance), nil
+	return layout.OutputLog(stateDir, plug, instance), nil
 }
 
 // planReport keeps the changes of p that do something.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plugs-dev/plugs/api"
+	"github.com/plugs-dev/plugs/runner"
 )
 
 // backend is what the API serves; the daemon implements it, tests fake it.
@@ -208,7 +209,7 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		fw := flushWriter{w: w, rc: http.NewResponseController(w)}
-		if err := TailLog(r.Context(), fw, path, n, follow); err != nil {
+		if err := runner.TailLog(r.Context(), fw, path, n, follow); err != nil {
 			logger.Debug("stream log", "err", err)
 		}
 	})

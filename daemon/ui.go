@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/plugs-dev/plugs/health"
+	"github.com/plugs-dev/plugs/runner"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -138,7 +139,7 @@ func (b uiBackend) Logs(ctx context.Context, w io.Writer, id instance.ID, n int,
 	if _, err := os.Stat(path); err != nil && !follow {
 		return err
 	}
-	return TailLog(ctx, w, path, n, follow)
+	return runner.TailLog(ctx, w, path, n, follow)
 }
 
 func (b uiBackend) Plugins() []ui.Plugin {

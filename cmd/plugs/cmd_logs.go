@@ -7,6 +7,7 @@ import (
 
 	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/daemon"
+	"github.com/plugs-dev/plugs/runner"
 )
 
 func newLogsCmd(g *globals) *cobra.Command {
@@ -40,7 +41,7 @@ name the deployment file with --file.`,
 			if err != nil {
 				return daemonError(g, err)
 			}
-			if err := daemon.TailLog(ctx, g.stdout, path, n, follow); err != nil {
+			if err := runner.TailLog(ctx, g.stdout, path, n, follow); err != nil {
 				return inputError(err)
 			}
 			return nil
