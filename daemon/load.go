@@ -138,7 +138,7 @@ func contentHash(files ...string) string {
 // one-line form, for logs and MQTT. A file that could not be read is the
 // environment's failure.
 func diagError(w *workspace.Workspace, diags hcl.Diagnostics) error {
-	d := hcldiag.Convert(w.Files(), spec.Sorted(diags))
+	d := hcldiag.Convert(w.Files(), workspace.ForView(diags))
 	kind := api.KindInput
 	if workspace.EnvFailure(diags) {
 		kind = api.KindEnv

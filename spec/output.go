@@ -21,7 +21,9 @@ import (
 //
 //   - no raw control bytes: a control character of a message is written as
 //     \xNN, one of a file's snippet as '?' (so byte offsets stay valid);
-//   - at most MaxDiagnostics, then one "more diagnostics not shown";
+//   - a view shows at most MaxDiagnostics, then one "more diagnostics not
+//     shown" (Capped: applied once, by the workspace, over everything a
+//     view collects, not per call);
 //   - a line of plugs.hcl that assigns a param its manifest marks secret,
 //     the broker password, or the default of a variable a secret param
 //     takes its value from is blank in Files;
@@ -32,25 +34,28 @@ import (
 //   - the userinfo of a URL (git::https://user:password@host/…) is shown
 //     as '*'s (redact.MaskUserinfo).
 
-// MaxDiagnostics is how many diagnostics one call returns at most; the rest
-// are counted in a last diagnostic, "N more diagnostics not shown".
+// MaxDiagnostics is how many diagnostics a view shows at most (Capped); the
+// rest are counted in a last diagnostic, "N more diagnostics not shown".
 const MaxDiagnostics = 100
 
 const moreSummary = "More diagnostics not shown"
 
-// finish sanitizes and caps diagnostics on their way out of the package.
+// finish sanitizes diagnostics on their way out of the package. It does
+// not cap them: a view collects those of several calls (plugs.hcl, the
+// lock, every manifest) and caps them once (Capped).
 func finish(diags hcl.Diagnostics) hcl.Diagnostics {
 	for _, d := range diags {
 		d.Summary = sanitizeText(d.Summary, false)
 		d.Detail = sanitizeText(d.Detail, true)
 	}
-	return capDiagnostics(diags)
+	return diags
 }
 
-// capDiagnostics keeps the first MaxDiagnostics diagnostics and replaces the
-// rest (with the counts of earlier caps) by one summary diagnostic, an error
-// when any of those left out is one.
-func capDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+// Capped keeps the first MaxDiagnostics diagnostics and replaces the rest
+// (with the counts of earlier caps) by one summary diagnostic, an error
+// when any of those left out is one: the one cap of what a view shows,
+// applied by the workspace (workspace.ForView) after sorting.
+func Capped(diags hcl.Diagnostics) hcl.Diagnostics {
 	var kept hcl.Diagnostics
 	hidden, hiddenErr := 0, false
 	for _, d := range diags {
@@ -77,7 +82,7 @@ func capDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 		Detail: fmt.Sprintf("%d more diagnostics were found and are not shown. Fix the ones above and run plugs validate again.", hidden)})
 }
 
-// moreCount tells the summary diagnostic of capDiagnostics and its count.
+// moreCount tells the summary diagnostic of Capped and its count.
 func moreCount(d *hcl.Diagnostic) (int, bool) {
 	if d.Summary != moreSummary || d.Subject != nil {
 		return 0, false

@@ -194,8 +194,9 @@ func TestDiagnosticsHaveNoControlBytes(t *testing.T) {
 	}
 }
 
-// TestDiagnosticsCapped: a file with thousands of mistakes gives
-// MaxDiagnostics of them and one that counts the rest.
+// TestDiagnosticsCapped: a call returns every mistake (a view caps what it
+// collects once, see workspace.ForView); Capped keeps MaxDiagnostics of
+// them and one that counts the rest.
 func TestDiagnosticsCapped(t *testing.T) {
 	var sb strings.Builder
 	sb.WriteString("plug \"a\" {\n  source = \"./a\"\n")
@@ -205,9 +206,13 @@ func TestDiagnosticsCapped(t *testing.T) {
 	sb.WriteString("}\n")
 	p := NewParser()
 	p.Hostname = func() (string, error) { return "h", nil }
-	_, diags := p.ParseDeployment([]byte(sb.String()), "plugs.hcl", nil)
+	_, all := p.ParseDeployment([]byte(sb.String()), "plugs.hcl", nil)
+	if len(all) < 3*MaxDiagnostics {
+		t.Fatalf("got %d diagnostics, want every one of at least %d", len(all), 3*MaxDiagnostics)
+	}
+	diags := Capped(all)
 	if len(diags) != MaxDiagnostics+1 {
-		t.Fatalf("got %d diagnostics", len(diags))
+		t.Fatalf("capped: %d diagnostics", len(diags))
 	}
 	last := Sorted(diags)[len(diags)-1]
 	hidden, ok := moreCount(last)
@@ -215,7 +220,7 @@ func TestDiagnosticsCapped(t *testing.T) {
 		t.Fatalf("last diagnostic: %v", last)
 	}
 	// Capping again (Validate joins several calls) keeps one counter.
-	again := finish(append(diags, diags...))
+	again := Capped(append(diags, diags...))
 	if n, _ := moreCount(again[len(again)-1]); len(again) != MaxDiagnostics+1 || n != 2*hidden+MaxDiagnostics {
 		t.Fatalf("recapped: %d diagnostics, last %v", len(again), again[len(again)-1])
 	}

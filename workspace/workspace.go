@@ -226,6 +226,13 @@ func (w *Workspace) Desired(trees map[string]*fetch.Tree, broker render.BrokerIn
 	return render.Desired(w.Deployment, w.Plugins(trees), broker)
 }
 
+// ForView is diags as a view shows them (plugs validate, lock, fetch, the
+// daemon's errors and status): sorted (spec.Sorted), then capped once over
+// everything collected from plugs.hcl, the lock and every manifest, at
+// spec.MaxDiagnostics and one last "N more diagnostics not shown"
+// (spec.Capped). Ask EnvFailure of the diagnostics before the cap.
+func ForView(diags hcl.Diagnostics) hcl.Diagnostics { return spec.Capped(spec.Sorted(diags)) }
+
 // EnvFailure reports whether diags hold a file that could not be read for
 // a reason other than a mistake in the input (permissions, I/O errors):
 // the environment failed (exit 2), not the input (exit 1).

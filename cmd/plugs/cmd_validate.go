@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/plugs-dev/plugs/spec"
 	"github.com/plugs-dev/plugs/workspace"
 	"github.com/spf13/cobra"
 )
@@ -35,8 +34,10 @@ valid, 1 with diagnostics when not, 2 when a file could not be read.`,
 				return envError(fmt.Errorf("read %s: %w", file, err))
 			}
 			w, diags := workspace.Open(workspace.Options{File: file, StateDir: g.stateDir(), Vars: vars, PlugsVersion: version})
-			diags = spec.Sorted(append(diags, w.CheckOffline()...))
-			if workspace.EnvFailure(diags) {
+			diags = append(diags, w.CheckOffline()...)
+			envFailure := workspace.EnvFailure(diags)
+			diags = workspace.ForView(diags)
+			if envFailure {
 				writeDiags(g.stderr, w.Files(), diags)
 				return silent(exitEnv)
 			}

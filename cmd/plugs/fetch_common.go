@@ -35,7 +35,7 @@ func openFetchSession(g *globals) (*fetchSession, error) {
 		return nil, inputError(err)
 	}
 	w, diags := workspace.Open(workspace.Options{File: g.file(), StateDir: g.stateDir(), Vars: vars})
-	writeDiags(g.stderr, w.Files(), diags)
+	writeDiags(g.stderr, w.Files(), workspace.ForView(diags))
 	if workspace.EnvFailure(diags) {
 		return nil, silent(exitEnv)
 	}
@@ -89,7 +89,7 @@ func (s *fetchSession) failure(err error) error {
 	if len(diags) == 0 {
 		return fetchError(err)
 	}
-	writeDiags(s.g.stderr, s.w.Files(), spec.Sorted(diags))
+	writeDiags(s.g.stderr, s.w.Files(), workspace.ForView(diags))
 	switch {
 	case workspace.EnvFailure(diags):
 		return silent(exitEnv)
