@@ -211,6 +211,42 @@ func TestRolloutNeverReadyReverted(t *testing.T) {
 	if m := scrape(t, st.Daemon.MetricsAddr); !strings.Contains(m, `plugs_rollouts_total{result="success"} 2`) {
 		t.Errorf("metrics:\n%s", grepLines(m, "plugs_rollouts_total"))
 	}
+	fixed := rolloutOf(st, "web").Revision
+
+	// plugs rollback --to the first revision (by a prefix of its id): at
+	// once, pinned until plugs.hcl changes the plug.
+	rep, err := c.Rollback(context.Background(), api.RollbackRequest{Plug: "web", To: good[:6]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.To != good || rep.Replaced != 3 {
+		t.Errorf("rollback %+v", rep)
+	}
+	st, _ = c.Status(context.Background())
+	if r := rolloutOf(st, "web"); r.State != api.RolloutPinned || r.Override != good || r.Revision != fixed || !maps.Equal(revisionsOf(st), goodRevs) {
+		t.Errorf("after the rollback: rollout %+v, revisions %v", r, revisionsOf(st))
+	}
+	if _, err := c.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Plan(context.Background(), api.PlanRequest{}); err != nil || !p.Empty() || len(p.Rollouts) != 1 || !strings.Contains(p.Rollouts[0].Held, "rolled back to "+good) {
+		t.Errorf("plan while pinned: %+v %v", p, err)
+	}
+	st, _ = c.Status(context.Background())
+	if !maps.Equal(revisionsOf(st), goodRevs) {
+		t.Errorf("an apply undid the pin: %v", revisionsOf(st))
+	}
+	// plugs.hcl changes the plug (a param): the pin ends, and the change
+	// rolls out from the pinned revision.
+	writeFile(t, dir+"/plugs.hcl", strings.Replace(rolloutDeployment(fastUpdate, "a", "b", "c"), `source = "./plugins/web"`, `source = "./plugins/web"
+  env    = { NEXT = "1" }`, 1))
+	if _, err := c.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, c, "the next revision healthy", func(s *api.Status) bool {
+		r := rolloutOf(s, "web")
+		return r != nil && r.State == api.RolloutHealthy && r.Revision != good && r.Revision != fixed && r.Override == ""
+	})
 }
 
 // TestRolloutCrashAfterStartReverted: a revision that becomes ready, then
