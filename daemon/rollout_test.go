@@ -102,7 +102,7 @@ func revisionsOf(st *api.Status) map[string]string {
 	return out
 }
 
-const fastUpdate = "    max_parallel     = 1\n    min_healthy_time = \"200ms\"\n    healthy_deadline = \"2s\"\n    auto_revert      = true\n"
+const fastUpdate = "    max_parallel     = 1\n    min_healthy_time = \"200ms\"\n    healthy_deadline = \"4s\"\n    auto_revert      = true\n"
 
 // TestRolloutNeverReadyReverted: a revision that never becomes ready fails
 // its first batch at the deadline; the plug goes back to the revision that
@@ -253,7 +253,7 @@ func TestRolloutNeverReadyReverted(t *testing.T) {
 // crashes (sooner than min_healthy_time), fails as a crash loop and is
 // reverted.
 func TestRolloutCrashAfterStartReverted(t *testing.T) {
-	update := "    min_healthy_time = \"1s\"\n    healthy_deadline = \"3s\"\n    auto_revert      = true\n"
+	update := "    min_healthy_time = \"1s\"\n    healthy_deadline = \"5s\"\n    auto_revert      = true\n"
 	dir := rolloutDir(t, rolloutDeployment(update, "a", "b"), "good")
 	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", NoWatch: true})
 	st := waitRollout(t, c, api.RolloutHealthy)
@@ -274,7 +274,7 @@ func TestRolloutCrashAfterStartReverted(t *testing.T) {
 // have not yet been healthy for min_healthy_time, the instances of later
 // batches untouched (same pid) until their turn, the other plug never.
 func TestRolloutHealthyInBatches(t *testing.T) {
-	update := "    max_parallel     = 2\n    min_healthy_time = \"300ms\"\n    healthy_deadline = \"3s\"\n"
+	update := "    max_parallel     = 2\n    min_healthy_time = \"300ms\"\n    healthy_deadline = \"20s\"\n"
 	dir := rolloutDir(t, rolloutDeployment(update, "a", "b", "c", "d", "e"), "good")
 	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", NoWatch: true})
 	st := waitRollout(t, c, api.RolloutHealthy)
@@ -297,7 +297,7 @@ func TestRolloutHealthyInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	firstNew := map[string]time.Time{} // when each instance was first seen on the new revision
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		st, err = c.Status(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -355,7 +355,7 @@ func TestRolloutHealthyInBatches(t *testing.T) {
 // does not try the failed revision again; a restarted daemon starts the
 // instances on the last healthy revision, not on the failed one.
 func TestRolloutFailedWithoutRevertHolds(t *testing.T) {
-	update := "    min_healthy_time = \"200ms\"\n    healthy_deadline = \"1s\"\n"
+	update := "    min_healthy_time = \"200ms\"\n    healthy_deadline = \"3s\"\n"
 	dir := rolloutDir(t, rolloutDeployment(update, "a", "b"), "good")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
