@@ -3,94 +3,13 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock/clocktest"
 	"github.com/plugs-dev/plugs/runner"
 )
-
-// steppedClock is a runner.Clock with two timelines: the wall clock Now
-// reports, which a test may step back, and the monotonic one timers run
-// on, which only Advance moves.
-type steppedClock struct {
-	mu        sync.Mutex
-	wall      time.Time
-	mono      time.Duration
-	timers    []*steppedTimer
-	fired     int
-	requested chan time.Duration
-}
-
-type steppedTimer struct {
-	c       *steppedClock
-	at      time.Duration // on the monotonic timeline
-	f       func()
-	stopped bool
-}
-
-func newSteppedClock() *steppedClock {
-	return &steppedClock{wall: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC), requested: make(chan time.Duration, 100)}
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.wall
-}
-
-func (c *steppedClock) AfterFunc(d time.Duration, f func()) runner.Timer {
-	c.mu.Lock()
-	t := &steppedTimer{c: c, at: c.mono + d, f: f}
-	c.timers = append(c.timers, t)
-	c.mu.Unlock()
-	c.requested <- d
-	return t
-}
-
-func (t *steppedTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-// StepWall steps the wall clock alone, as an NTP correction or an operator
-// would.
-func (c *steppedClock) StepWall(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wall = c.wall.Add(d)
-}
-
-// Advance lets d pass on both timelines and fires the timers due; it
-// returns how many fired.
-func (c *steppedClock) Advance(d time.Duration) int {
-	c.mu.Lock()
-	c.mono += d
-	c.wall = c.wall.Add(d)
-	var due []func()
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case t.at <= c.mono:
-			t.stopped = true
-			due = append(due, t.f)
-		default:
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.fired += len(due)
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-	return len(due)
-}
 
 // TestClockStepBackDuringBackoff crash-loops a real process under a runner
 // whose wall clock is stepped back an hour during every backoff: the first
@@ -98,7 +17,7 @@ func (c *steppedClock) Advance(d time.Duration) int {
 // doubling, no jitter), and each restart happens exactly when that delay
 // has passed on the monotonic timeline.
 func TestClockStepBackDuringBackoff(t *testing.T) {
-	clock := newSteppedClock()
+	clock := clocktest.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 	r, err := runner.New(runner.Options{StateDir: t.TempDir(), Clock: clock, Rand: func() float64 { return 0.5 }})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +55,7 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 	for step := range size.ClockSteps {
 		var d time.Duration
 		select {
-		case d = <-clock.requested:
+		case d = <-clock.Requested():
 		case <-time.After(waitBound):
 			t.Fatalf("step %d: no backoff timer within %s; status %+v", step, waitBound, status())
 		}
@@ -162,7 +81,7 @@ func TestClockStepBackDuringBackoff(t *testing.T) {
 	}
 	// The last restart happened: it crashed into the next backoff.
 	select {
-	case <-clock.requested:
+	case <-clock.Requested():
 	case <-time.After(waitBound):
 		t.Fatalf("no restart after the last step; status %+v", status())
 	}

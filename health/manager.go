@@ -8,13 +8,15 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/clock"
 )
 
 // Options configure a Manager.
 type Options struct {
 	// StateDir holds the notify sockets (see NotifySocketPath).
 	StateDir string
-	Clock    Clock        // nil: RealClock
+	Clock    clock.Clock  // nil: clock.New()
 	Logger   *slog.Logger // nil: discard
 	Prober   Prober       // nil: &Probes{}
 	// Restart is called, in a goroutine of its own, when check_restart
@@ -32,7 +34,7 @@ type Options struct {
 // Manager keeps one health monitor per configured instance.
 type Manager struct {
 	stateDir string
-	clock    Clock
+	clock    clock.Clock
 	log      *slog.Logger
 	prober   Prober
 	restart  func(ID, string)
@@ -60,7 +62,7 @@ func New(opts Options) *Manager {
 		},
 	}
 	if m.clock == nil {
-		m.clock = RealClock{}
+		m.clock = clock.New()
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

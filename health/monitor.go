@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugs-dev/plugs/internal/clock"
 	"github.com/plugs-dev/plugs/internal/redact"
 )
 
@@ -49,7 +50,7 @@ type monitor struct {
 
 type checkState struct {
 	c          Check
-	timer      Timer
+	timer      clock.Timer
 	passing    bool
 	everPassed bool
 	failures   int // consecutive

@@ -7,27 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/clock"
 )
-
-// Clock is the time source of a Loop. RealClock is the default; tests use
-// testing/synctest, or a fake.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a channel that receives once after d, and a stop func.
-	NewTimer(d time.Duration) (<-chan time.Time, func() bool)
-}
-
-// RealClock is the system clock.
-type RealClock struct{}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// NewTimer wraps time.NewTimer.
-func (RealClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
-}
 
 // Default loop timings.
 const (
@@ -49,7 +31,7 @@ type LoopOptions struct {
 	// even without a trigger (reason "interval"): the retry of a failed
 	// reconcile and the poll of sources that cannot be watched.
 	Interval time.Duration
-	Clock    Clock        // nil: RealClock
+	Clock    clock.Clock  // nil: clock.New(); tests use testing/synctest
 	Logger   *slog.Logger // nil: discard
 }
 
@@ -69,7 +51,7 @@ type LastResult struct {
 // fsnotify, SIGHUP, git polling and its API into Trigger.
 type Loop struct {
 	opts  LoopOptions
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	wake  chan struct{} // capacity 1: a pending trigger
 
@@ -85,7 +67,7 @@ func NewLoop(opts LoopOptions) *Loop {
 	}
 	l := &Loop{opts: opts, clock: opts.Clock, log: opts.Logger, wake: make(chan struct{}, 1)}
 	if l.clock == nil {
-		l.clock = RealClock{}
+		l.clock = clock.New()
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -126,7 +108,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		var interval <-chan time.Time
 		stopInterval := func() bool { return false }
 		if l.opts.Interval > 0 {
-			interval, stopInterval = l.clock.NewTimer(l.opts.Interval)
+			t := l.clock.NewTimer(l.opts.Interval)
+			interval, stopInterval = t.C(), t.Stop
 		}
 		select {
 		case <-ctx.Done():
@@ -156,14 +139,15 @@ func (l *Loop) rewake() {
 // debounce waits until no trigger came for Debounce, or for at most
 // maxWaitDebounces debounces since the first one.
 func (l *Loop) debounce(ctx context.Context) error {
-	deadline, stopDeadline := l.clock.NewTimer(maxWaitDebounces * l.opts.Debounce)
-	defer stopDeadline()
+	deadline := l.clock.NewTimer(maxWaitDebounces * l.opts.Debounce)
+	defer deadline.Stop()
 	for {
 		select {
 		case <-l.wake:
 		default:
 		}
-		quiet, stopQuiet := l.clock.NewTimer(l.opts.Debounce)
+		quiet := l.clock.NewTimer(l.opts.Debounce)
+		stopQuiet := quiet.Stop
 		select {
 		case <-ctx.Done():
 			stopQuiet()
@@ -171,9 +155,9 @@ func (l *Loop) debounce(ctx context.Context) error {
 		case <-l.wake:
 			stopQuiet()
 			l.rewake() // drained at the top of the loop: restart the quiet period
-		case <-quiet:
+		case <-quiet.C():
 			return nil
-		case <-deadline:
+		case <-deadline.C():
 			stopQuiet()
 			return nil
 		}

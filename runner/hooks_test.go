@@ -100,7 +100,7 @@ func TestPreStartFailureIsAFailedStart(t *testing.T) {
 		t.Fatalf("Start = %v, want pre_start exited 3", err)
 	}
 	// The first failure retries at once, the second backs off.
-	if d := <-clock.requested; d < 900*time.Millisecond || d > 1100*time.Millisecond {
+	if d := <-clock.Requested(); d < 900*time.Millisecond || d > 1100*time.Millisecond {
 		t.Fatalf("backoff %v", d)
 	}
 	st := sts.await(t, s.ID, "in backoff", func(st instance.Status) bool { return st.State == instance.StateBackoff })

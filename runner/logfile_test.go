@@ -94,9 +94,7 @@ func TestFullDiskWarnsOnce(t *testing.T) {
 	}
 	sts.await(t, s.ID, "running", running)
 	eventually(t, "a warning", func() bool { return strings.Contains(log.String(), "instance output dropped") })
-	clock.mu.Lock()
-	clock.now = clock.now.Add(dropWarnInterval) // without firing timers
-	clock.mu.Unlock()
+	clock.StepWall(dropWarnInterval) // without firing timers
 	eventually(t, "a second warning a minute later", func() bool { return strings.Count(log.String(), "instance output dropped") >= 2 })
 	if err := r.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)

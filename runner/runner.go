@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock"
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/internal/names"
 )
@@ -32,7 +33,7 @@ type Options struct {
 	// Sandbox confines every instance (sandbox.go); nil: none.
 	Sandbox Sandboxer
 	// Clock drives backoff and stop timeouts; nil is the wall clock.
-	Clock Clock
+	Clock clock.Clock
 	// Observer receives every status change, from a goroutine of its own:
 	// it may be slow, and then sees only the latest status of an instance.
 	Observer func(instance.Status)
@@ -65,7 +66,7 @@ type Options struct {
 type Runner struct {
 	opts     Options
 	log      *slog.Logger
-	clock    Clock
+	clock    clock.Clock
 	devNull  *os.File
 	spawner  *spawner
 	notifier *notifier
@@ -100,7 +101,7 @@ func New(opts Options) (*Runner, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Clock == nil {
-		opts.Clock = RealClock{}
+		opts.Clock = clock.New()
 	}
 	if opts.LogMaxSize <= 0 {
 		opts.LogMaxSize = DefaultLogMaxSize

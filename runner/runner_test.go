@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugs-dev/plugs/instance"
-	"github.com/plugs-dev/plugs/internal/syncbuf"
-
 	"go.uber.org/goleak"
 
+	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock"
+	"github.com/plugs-dev/plugs/internal/clock/clocktest"
+	"github.com/plugs-dev/plugs/internal/syncbuf"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
@@ -30,6 +31,10 @@ func TestConformance(t *testing.T) {
 }
 
 func running(st instance.Status) bool { return st.State == instance.StateRunning }
+
+// newFakeClock is a manual clock: nothing fires until Advance, and every
+// delay the runner asks for is announced on Requested.
+func newFakeClock() *clocktest.Fake { return clocktest.New(time.Time{}) }
 
 func TestBackoffWithFakeClock(t *testing.T) {
 	clock := newFakeClock()
@@ -52,7 +57,7 @@ func TestBackoffWithFakeClock(t *testing.T) {
 		}
 		old := pid
 		if wantDelay > 0 {
-			if d := <-clock.requested; d != wantDelay {
+			if d := <-clock.Requested(); d != wantDelay {
 				t.Fatalf("backoff delay = %v, want %v", d, wantDelay)
 			}
 			st := sts.await(t, s.ID, "in backoff", func(st instance.Status) bool { return st.State == instance.StateBackoff })
@@ -72,7 +77,7 @@ func TestBackoffWithFakeClock(t *testing.T) {
 		// for the observer; its reason is in the log.
 		if wantDelay == 0 {
 			select {
-			case d := <-clock.requested:
+			case d := <-clock.Requested():
 				t.Fatalf("an immediate restart asked for a %v timer", d)
 			default:
 			}
@@ -336,8 +341,7 @@ func TestClosedStdoutAndLateOutput(t *testing.T) {
 }
 
 func TestCloseStopsInReverseDependencyOrder(t *testing.T) {
-	clock := RealClock{}
-	r, err := New(Options{StateDir: t.TempDir(), Clock: clock})
+	r, err := New(Options{StateDir: t.TempDir(), Clock: clock.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock"
 )
 
 // fakeRunner answers runs without processes: it echoes the input, or runs
 // fn when set, and records the peak of concurrent runs.
 type fakeRunner struct {
-	clock Clock
+	clock clock.Clock
 	fn    func(ctx context.Context, spec instance.Spec, run Run) (Outcome, error)
 
 	active, peak atomic.Int64
@@ -62,25 +63,6 @@ func (f *fakeRunner) recorded() []fakeRun {
 	defer f.mu.Unlock()
 	return append([]fakeRun(nil), f.runs...)
 }
-
-// stepClock is the real clock (fake inside a synctest bubble) with a wall
-// clock that a test can step.
-type stepClock struct {
-	start  time.Time
-	offset atomic.Int64
-}
-
-func newStepClock() *stepClock { return &stepClock{start: time.Now()} }
-
-func (c *stepClock) Now() time.Time {
-	return time.Now().Add(time.Duration(c.offset.Load())).Round(0)
-}
-func (c *stepClock) Mono() time.Duration { return time.Since(c.start) }
-func (c *stepClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
-}
-func (c *stepClock) Step(d time.Duration) { c.offset.Add(int64(d)) }
 
 func target(plug, inst string, cfg Config) instance.Spec {
 	return instance.Spec{ID: ID{Plug: plug, Instance: inst}, Task: &cfg}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock"
 )
 
 // Observer is told about runs as they end; metrics.Metrics implements it.
@@ -38,7 +39,7 @@ type Options struct {
 	// StateDir holds tasks/<plug>/runs.json, schedule.json and the input
 	// files of running calls; "" keeps everything in memory (tests).
 	StateDir string
-	Clock    Clock          // default NewRealClock()
+	Clock    clock.Clock    // default clock.New()
 	Location *time.Location // the host's time zone for cron; default time.Local
 	Observer Observer       // optional
 	// OnResult, if set, is called after every run (e.g. to publish the last
@@ -84,7 +85,7 @@ type plugState struct {
 // scheduler runs until Close.
 func NewManager(opts Options) *Manager {
 	if opts.Clock == nil {
-		opts.Clock = NewRealClock()
+		opts.Clock = clock.New()
 	}
 	if opts.Location == nil {
 		opts.Location = time.Local
@@ -364,7 +365,7 @@ func (m *Manager) fireScheduled(id ID, s Schedule, trigger Trigger) bool {
 
 // runOne runs t once through the Runner and records the result.
 func (m *Manager) runOne(ctx context.Context, ps *plugState, t Target, run Run, trigger Trigger) Result {
-	run.ID = newRunID(m.opts.Clock.Now())
+	run.ID = newRunID(m.opts.Clock.Now().Round(0))
 	r := Result{RunID: run.ID, Plug: t.Spec.ID.Plug, Instance: t.Spec.ID.Instance, Trigger: trigger}
 	inputPath, err := m.writeInput(t.Spec.ID, run.ID, run.Input)
 	if err == nil {
@@ -394,7 +395,7 @@ func (m *Manager) runOne(ctx context.Context, ps *plugState, t Target, run Run, 
 	}
 	if err != nil {
 		r.Result, r.ExitCode, r.Error = ResultError, -1, err.Error()
-		r.StartedAt = m.opts.Clock.Now()
+		r.StartedAt = m.opts.Clock.Now().Round(0)
 		r.setOutput(nil, false)
 	}
 	last, herr := ps.hist.add(r)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/clock"
 )
 
 // maxSleep bounds how long the scheduler sleeps between looks at the wall
@@ -37,7 +39,7 @@ type fireFunc func(id ID, s Schedule, trigger Trigger) bool
 // of them: it sleeps until the earliest due time (at most maxSleep), fires
 // what is due and computes the next times.
 type scheduler struct {
-	clock    Clock
+	clock    clock.Clock
 	local    *time.Location
 	stateDir string // "" keeps last-run times in memory only
 	fire     fireFunc
@@ -66,9 +68,9 @@ type entry struct {
 	now, missed bool
 }
 
-func newScheduler(clock Clock, local *time.Location, stateDir string, fire fireFunc, logger *slog.Logger) *scheduler {
+func newScheduler(clk clock.Clock, local *time.Location, stateDir string, fire fireFunc, logger *slog.Logger) *scheduler {
 	return &scheduler{
-		clock: clock, local: local, stateDir: stateDir, fire: fire, logger: logger,
+		clock: clk, local: local, stateDir: stateDir, fire: fire, logger: logger,
 		entries: map[entryKey]*entry{},
 		last:    map[string]map[string]map[string]time.Time{},
 		wake:    make(chan struct{}, 1),
@@ -125,7 +127,7 @@ func (s *scheduler) removePlugExcept(plug string, keep map[string]bool) {
 
 // arm computes the first due time of a schedule from its last run.
 func (s *scheduler) arm(id ID, p *plan) *entry {
-	now, mono := s.clock.Now(), s.clock.Mono()
+	now, mono := s.clock.Now().Round(0), s.clock.Mono() // cron and persisted times are wall times
 	last := s.lastRun(id, p.Key())
 	e := &entry{id: id, plan: p}
 	if p.cron != nil {
@@ -171,14 +173,14 @@ func (s *scheduler) poke() {
 func (s *scheduler) run(ctx context.Context) {
 	for {
 		wait := s.step()
-		c, stop := s.clock.NewTimer(wait)
+		t := s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			stop()
+			t.Stop()
 			return
 		case <-s.wake:
-			stop()
-		case <-c:
+			t.Stop()
+		case <-t.C():
 		}
 	}
 }
@@ -191,7 +193,7 @@ type firing struct {
 // step fires what is due and returns how long to sleep.
 func (s *scheduler) step() time.Duration {
 	s.mu.Lock()
-	now, mono := s.clock.Now(), s.clock.Mono()
+	now, mono := s.clock.Now().Round(0), s.clock.Mono() // cron and persisted times are wall times
 	wait := maxSleep
 	var due []firing
 	for _, e := range s.entries {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/clock/clocktest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -29,7 +30,7 @@ func runTimes(r *fakeRunner) []string {
 func TestCronScheduleAcrossClockStepsAndRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		clock := newStepClock() // starts at 2000-01-01 00:00 UTC
+		clock := clocktest.InBubble() // starts at 2000-01-01 00:00 UTC
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Cron: "*/10 * * * *", UTC: true, Persistent: true, Jitter: zero()}}}
 		start := func() *Manager {
@@ -42,10 +43,10 @@ func TestCronScheduleAcrossClockStepsAndRestart(t *testing.T) {
 		m := start()
 		time.Sleep(25 * time.Minute) // 00:10, 00:20
 		synctest.Wait()
-		clock.Step(time.Hour)        // 00:25 → 01:25: 00:30…01:20 passed unseen; one run for them
+		clock.StepWall(time.Hour)    // 00:25 → 01:25: 00:30…01:20 passed unseen; one run for them
 		time.Sleep(10 * time.Minute) // one catch-up run within a minute, then 01:30
 		synctest.Wait()
-		clock.Step(-time.Hour) // 01:35 → 00:35: nothing runs again until 01:40
+		clock.StepWall(-time.Hour) // 01:35 → 00:35: nothing runs again until 01:40
 		time.Sleep(70 * time.Minute)
 		synctest.Wait() // wall 01:45
 		m.Close()
@@ -71,7 +72,7 @@ func TestCronScheduleAcrossClockStepsAndRestart(t *testing.T) {
 func TestCronWithoutPersistentSkipsMissedRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		clock := newStepClock()
+		clock := clocktest.InBubble()
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Cron: "@hourly", UTC: true, Jitter: zero()}}}
 		m := NewManager(Options{Runner: r, StateDir: dir, Clock: clock})
@@ -94,15 +95,15 @@ func TestCronWithoutPersistentSkipsMissedRuns(t *testing.T) {
 // every measures elapsed time: wall-clock steps neither add nor drop runs.
 func TestEveryIgnoresWallClockSteps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newStepClock()
+		clock := clocktest.InBubble()
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Every: 5 * time.Minute, Jitter: zero()}}}
 		m := NewManager(Options{Runner: r, Clock: clock})
 		m.Update([]instance.Spec{target("p", "default", cfg)})
 		time.Sleep(12 * time.Minute) // 5, 10
-		clock.Step(3 * time.Hour)
+		clock.StepWall(3 * time.Hour)
 		time.Sleep(10 * time.Minute) // 15, 20
-		clock.Step(-5 * time.Hour)
+		clock.StepWall(-5 * time.Hour)
 		time.Sleep(10 * time.Minute) // 25, 30
 		synctest.Wait()
 		m.Close()
@@ -115,7 +116,7 @@ func TestEveryIgnoresWallClockSteps(t *testing.T) {
 func TestEveryPersistentRunsAtStartWhenDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		clock := newStepClock()
+		clock := clocktest.InBubble()
 		r := &fakeRunner{clock: clock}
 		cfg := Config{Schedules: []Schedule{{Every: time.Hour, Persistent: true, Jitter: zero()}}}
 		start := func() *Manager {
@@ -146,7 +147,7 @@ func TestEveryPersistentRunsAtStartWhenDue(t *testing.T) {
 func TestScheduleSkipsOverlappingRuns(t *testing.T) {
 	for _, overlap := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			clock := newStepClock()
+			clock := clocktest.InBubble()
 			obs := newFakeObserver()
 			r := &fakeRunner{clock: clock}
 			r.fn = func(ctx context.Context, _ instance.Spec, run Run) (Outcome, error) {
@@ -194,7 +195,7 @@ func TestJitterIsSmallStableAndSpread(t *testing.T) {
 
 func TestCronInLocalTimeZone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newStepClock()
+		clock := clocktest.InBubble()
 		r := &fakeRunner{clock: clock}
 		berlin := time.FixedZone("CET", 3600)
 		cfg := Config{Schedules: []Schedule{{Cron: "0 2 * * *", Jitter: zero()}}} // 02:00 local = 01:00 UTC

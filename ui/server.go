@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/clock"
 )
 
 //go:embed templates/*.html
@@ -31,8 +33,8 @@ var staticFS embed.FS
 type Options struct {
 	Backend Backend
 	Logger  *slog.Logger
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Clock is the time source; nil: clock.New().
+	Clock clock.Clock
 	// ProcRoot is where /proc is mounted, for CPU, memory and process
 	// trees; default "/proc". "-" disables reading it.
 	ProcRoot string
@@ -87,7 +89,6 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		b:             opts.Backend,
 		log:           opts.Logger,
-		now:           opts.Now,
 		key:           opts.Key,
 		coalesce:      opts.Coalesce,
 		actionTimeout: opts.ActionTimeout,
@@ -100,9 +101,10 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.New()
 	}
+	s.now = opts.Clock.Now
 	if len(s.key) == 0 {
 		s.key = []byte(rand.Text())
 	}
