@@ -4,25 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/plugs-dev/plugs/api"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 )
 
-// dialChildEnv makes the test binary a client that asks the daemon of the
-// state directory it names for its status, prints the outcome and exits
+// TestMain adds a mode to the fake plugin: dial STATEDIR, a client that
+// asks the daemon of STATEDIR for its status, prints the outcome and exits
 // (see TestSocketRefusesOtherUsers, which runs it as another user).
-const dialChildEnv = "PLUGS_DAEMON_TEST_DIAL"
-
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(dialChildEnv); dir != "" {
-		os.Exit(dialChild(dir))
-	}
-	goleak.VerifyTestMain(m)
+	testplugin.Main(m, map[string]testplugin.Mode{"dial": func(args []string) int { return dialChild(args[0]) }})
 }
 
 func dialChild(stateDir string) int {

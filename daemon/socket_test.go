@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/plugs-dev/plugs/internal/testplugin"
 )
 
 // peerUID is the other local user the socket tests connect as (nobody).
@@ -19,28 +20,11 @@ const peerUID = 65534
 // of stateDir, and returns what it printed.
 func runAsOther(t *testing.T, stateDir string) string {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The go test build folder is private: a copy the other user can run.
-	bin := filepath.Join(t.TempDir(), "client")
-	in, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
+	bin := testplugin.CopySelf(t, t.TempDir(), "client")
 	openUp(t, filepath.Dir(bin))
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), dialChildEnv+"="+stateDir)
+	cmd := exec.Command(bin, stateDir)
+	cmd.Env = append(os.Environ(), testplugin.Env+"=dial")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: peerUID, Gid: peerUID}}
 	b, err := cmd.CombinedOutput()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/testplugin"
 )
 
 // waitFor waits for OnChange calls until cond holds for id's status; the
@@ -67,8 +69,8 @@ func TestNotifyGoSystemd(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket %s: %v", path, err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = []string{childEnv + "=READY=1\nSTATUS=serving 3 straps"}
+	cmd := exec.Command(testplugin.Self(), "READY=1\nSTATUS=serving 3 straps")
+	cmd.Env = []string{testplugin.Env + "=notify"}
 	startChild(t, m, testID, cfg, cmd)
 	s := waitFor(t, m, changed, testID, func(s Status) bool { return s.Ready })
 	if s.Health != Healthy || s.NotifyStatus != "serving 3 straps" {
@@ -134,8 +136,8 @@ func TestNotifyOtherProcessIgnored(t *testing.T) {
 	sleeper := exec.Command("sleep", "60")
 	startChild(t, m, testID, cfg, sleeper)
 	// Another process group sends READY=1 to the instance's socket.
-	sender := exec.Command(os.Args[0], "-test.run=^$")
-	sender.Env = []string{childEnv + "=READY=1", "NOTIFY_SOCKET=" + NotifySocketPath(m.stateDir, testID)}
+	sender := exec.Command(testplugin.Self(), "READY=1")
+	sender.Env = []string{testplugin.Env + "=notify", "NOTIFY_SOCKET=" + NotifySocketPath(m.stateDir, testID)}
 	sender.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := sender.Start(); err != nil {
 		t.Fatal(err)
@@ -164,8 +166,8 @@ func TestNotifySocketPathLong(t *testing.T) {
 	if err := m.Configure(testID, cfg); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = []string{childEnv + "=READY=1"}
+	cmd := exec.Command(testplugin.Self(), "READY=1")
+	cmd.Env = []string{testplugin.Env + "=notify"}
 	startChild(t, m, testID, cfg, cmd)
 	waitFor(t, m, changed, testID, func(s Status) bool { return s.Ready })
 }

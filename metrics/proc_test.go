@@ -3,7 +3,6 @@ package metrics
 import (
 	"bufio"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -19,8 +19,7 @@ import (
 // in process group pgid (0: its own), and waits until the memory is resident.
 func startChild(t *testing.T, mib string, pgid int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=hold:"+mib)
+	cmd := testplugin.Command("hold", mib)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

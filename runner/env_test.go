@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 )
 
 // TestEnvironmentIsClean: an instance gets the basics of the daemon's
@@ -47,7 +48,7 @@ func TestEnvironmentIsClean(t *testing.T) {
 	got = slices.DeleteFunc(got, func(kv string) bool { return kv == "" })
 	slices.Sort(got)
 	want := []string{
-		fakeEnv + "=printenv", "GORACE=atexit_sleep_ms=0",
+		testplugin.Env + "=printenv", "GORACE=atexit_sleep_ms=0",
 		"HOME=/home/d", "LANG=C.UTF-8", "LANGUAGE=en", "LC_ALL=C", "LC_TIME=de_DE.UTF-8",
 		"LOGNAME=d", "LOG_LEVEL=info",
 		"NODE_PATH=/opt/node:" + filepath.Join(tree, "node_modules"),

@@ -4,192 +4,59 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 	"github.com/plugs-dev/plugs/sandbox"
-	"go.uber.org/goleak"
 )
-
-// fakeEnv selects the fake plugin mode: the test binary re-executes itself
-// as the child process (Nomad's testtask).
-const fakeEnv = "RUNNER_TEST_FAKE"
 
 func TestMain(m *testing.M) {
 	sandbox.MaybeExec() // the sandbox shim (sandbox_test.go)
-	if mode := os.Getenv(sandboxFakeEnv); mode != "" {
-		os.Exit(sandboxFake(mode, os.Args[1:]))
-	}
-	if mode := os.Getenv(fakeEnv); mode != "" {
-		os.Exit(fake(mode, os.Args[1:]))
-	}
-	goleak.VerifyTestMain(m)
+	// The fake plugin (testplugin's modes), and two of the runner's own:
+	//
+	//	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
+	//	churn DIR N           run a Runner with N instances crashing and restarting forever
+	testplugin.Main(m, map[string]testplugin.Mode{
+		"supervisor": func(args []string) int { return supervise("supervisor", args) },
+		"churn":      func(args []string) int { return supervise("churn", args) },
+	})
 }
 
-// fake is the fake plugin. Modes:
-//
-//	sleep                 sleep until killed
-//	exit CODE             exit at once
-//	usr1                  print "ready", exit 1 on SIGUSR1
-//	ignoreterm            ignore SIGTERM, sleep
-//	grandchild PIDFILE    start a grandchild in the group (ignoring SIGTERM), write its pid, ignore SIGTERM
-//	flood                 write to stdout as fast as possible
-//	closeout              close stdout and stderr, then sleep
-//	late                  print "ready" late, then sleep
-//	env                   print PLUGS_* and the config, then sleep
-//	printenv              print the whole environment, one variable a line, then "ready", then sleep
-//	trap FILE             record every signal received in FILE, sleep
-//	termlog FILE NAME     print "ready"; on SIGTERM append NAME to FILE and exit
-//	orphaner PIDFILE MODE start a grandchild in the group in MODE, write its pid, exit
-//	daemonize PIDFILE [exit]  start a child in a new session that starts a grandchild in another new
-//	                      session (ignoring SIGTERM) and exits; write the grandchild's pid; print
-//	                      "ready" and sleep (or exit 0 with "exit")
-//	setsidchild PIDFILE   (daemonize's child) start the grandchild with setsid, write its pid, exit
-//	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
-//	churn DIR N           run a Runner with N instances crashing and restarting forever
-func fake(mode string, args []string) int {
-	switch mode {
-	case "sleep":
-		time.Sleep(time.Hour)
-	case "exit":
-		code, _ := strconv.Atoi(args[0])
-		return code
-	case "usr1":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGUSR1)
-		fmt.Println("ready")
-		<-c
-		return 1
-	case "ignoreterm":
-		signal.Ignore(syscall.SIGTERM)
-		fmt.Println("ready")
-		time.Sleep(time.Hour)
-	case "grandchild":
-		signal.Ignore(syscall.SIGTERM)
-		gc := exec.Command(os.Args[0])
-		gc.Env = append(os.Environ(), fakeEnv+"=ignoreterm")
-		if err := gc.Start(); err != nil {
-			return 3
+// supervise is the supervisor and churn modes.
+func supervise(mode string, args []string) int {
+	n, _ := strconv.Atoi(args[1])
+	r, err := New(Options{StateDir: args[0]})
+	if err != nil {
+		fmt.Println(err)
+		return 3
+	}
+	specs := make([]instance.Spec, n)
+	for i := range specs {
+		id := fmt.Sprintf("i%d", i)
+		if mode == "supervisor" {
+			specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "sleep")
+		} else {
+			specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "exit", "1")
+			specs[i].Restart = instance.RestartPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}
 		}
-		if err := os.WriteFile(args[0], []byte(strconv.Itoa(gc.Process.Pid)), 0o600); err != nil {
-			return 3
-		}
-		time.Sleep(time.Hour)
-	case "orphaner":
-		gc := exec.Command(os.Args[0])
-		gc.Env = append(os.Environ(), fakeEnv+"="+args[1])
-		if err := gc.Start(); err != nil {
-			return 3
-		}
-		if err := os.WriteFile(args[0], []byte(strconv.Itoa(gc.Process.Pid)), 0o600); err != nil {
-			return 3
-		}
-	case "daemonize":
-		c := exec.Command(os.Args[0], args[0])
-		c.Env = append(os.Environ(), fakeEnv+"=setsidchild")
-		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := c.Run(); err != nil {
-			return 3
-		}
-		fmt.Println("ready")
-		if len(args) > 1 && args[1] == "exit" {
-			return 0
-		}
-		time.Sleep(time.Hour)
-	case "setsidchild":
-		gc := exec.Command(os.Args[0])
-		gc.Env = append(os.Environ(), fakeEnv+"=ignoreterm")
-		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := gc.Start(); err != nil {
-			return 3
-		}
-		if err := os.WriteFile(args[0], []byte(strconv.Itoa(gc.Process.Pid)), 0o600); err != nil {
-			return 3
-		}
-	case "flood":
-		line := []byte(strings.Repeat("x", 1023) + "\n")
-		for {
-			if _, err := os.Stdout.Write(line); err != nil {
-				return 2
-			}
-		}
-	case "closeout":
-		os.Stdout.Close()
-		os.Stderr.Close()
-		time.Sleep(time.Hour)
-	case "late":
-		time.Sleep(100 * time.Millisecond)
-		fmt.Println("ready")
-		time.Sleep(time.Hour)
-	case "env":
-		cfg, err := os.ReadFile(os.Getenv("PLUGS_CONFIG"))
-		fmt.Printf("plug=%s instance=%s extra=%s err=%v config=%s\n",
-			os.Getenv("PLUGS_PLUG"), os.Getenv("PLUGS_INSTANCE"), os.Getenv("EXTRA"), err, cfg)
-		fmt.Fprintln(os.Stderr, "to stderr")
-		time.Sleep(time.Hour)
-	case "printenv":
-		for _, kv := range os.Environ() {
-			fmt.Println(kv)
-		}
-		fmt.Println("ready")
-		time.Sleep(time.Hour)
-	case "trap":
-		c := make(chan os.Signal, 16)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT)
-		if err := os.WriteFile(args[0], nil, 0o600); err != nil {
-			return 3
-		}
-		for s := range c {
-			f, _ := os.OpenFile(args[0], os.O_APPEND|os.O_WRONLY, 0)
-			fmt.Fprintln(f, s)
-			f.Close()
-		}
-	case "termlog":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
-		fmt.Println("ready")
-		<-c
-		f, _ := os.OpenFile(args[0], os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
-		fmt.Fprintln(f, args[1])
-		f.Close()
-		return 0
-	case "supervisor", "churn":
-		n, _ := strconv.Atoi(args[1])
-		r, err := New(Options{StateDir: args[0]})
-		if err != nil {
+	}
+	if mode == "supervisor" {
+		specs = append(specs, fakeSpec("gc", "default", "grandchild", args[2]))
+	}
+	for _, s := range specs {
+		if err := r.Start(context.Background(), s); err != nil {
 			fmt.Println(err)
 			return 3
 		}
-		specs := make([]instance.Spec, n)
-		for i := range specs {
-			id := fmt.Sprintf("i%d", i)
-			if mode == "supervisor" {
-				specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "sleep")
-			} else {
-				specs[i] = fakeSpec(fmt.Sprintf("p%d", i%3), id, "exit", "1")
-				specs[i].Restart = instance.RestartPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}
-			}
-		}
-		if mode == "supervisor" {
-			specs = append(specs, fakeSpec("gc", "default", "grandchild", args[2]))
-		}
-		for _, s := range specs {
-			if err := r.Start(context.Background(), s); err != nil {
-				fmt.Println(err)
-				return 3
-			}
-		}
-		fmt.Println("ready")
-		time.Sleep(time.Hour)
 	}
+	fmt.Println("ready")
+	time.Sleep(time.Hour)
 	return 0
 }
 
@@ -208,7 +75,7 @@ func fakeSpec(plug, inst, mode string, args ...string) instance.Spec {
 		Dir:      filepath.Dir(exe),
 		Command:  append([]string{exe}, args...),
 		// The race detector's one-second sleep at exit would slow every stop.
-		Env:         map[string]string{fakeEnv: mode, "GORACE": "atexit_sleep_ms=0"},
+		Env:         map[string]string{testplugin.Env: mode, "GORACE": "atexit_sleep_ms=0"},
 		Config:      config,
 		ConfigHash:  "hash-" + inst,
 		StopTimeout: 5 * time.Second,

@@ -20,6 +20,7 @@ import (
 	"github.com/plugs-dev/plugs/internal/clock"
 	"github.com/plugs-dev/plugs/internal/clock/clocktest"
 	"github.com/plugs-dev/plugs/internal/syncbuf"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 	"github.com/plugs-dev/plugs/reconcile/reconciletest"
 )
 
@@ -417,7 +418,7 @@ func TestStartStopCyclesLeaveNoResidue(t *testing.T) {
 func startSupervisor(t *testing.T, mode, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{dir}, args...)...)
-	cmd.Env = append(os.Environ(), fakeEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), testplugin.Env+"="+mode, "GORACE=atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -494,7 +495,7 @@ func TestCleanupStaleNeverSignalsARecycledPID(t *testing.T) {
 	trapFile := filepath.Join(t.TempDir(), "signals")
 	// A live process, leader of its group, that records every signal.
 	other := exec.Command(os.Args[0], trapFile)
-	other.Env = append(os.Environ(), fakeEnv+"=trap")
+	other.Env = append(os.Environ(), testplugin.Env+"=trap")
 	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
@@ -649,7 +650,7 @@ func TestCleanupStaleFindsUnrecordedSpawns(t *testing.T) {
 		t.Helper()
 		pidFile := filepath.Join(pids, plug)
 		cmd := exec.Command(os.Args[0], pidFile, mode)
-		cmd.Env = append(os.Environ(), fakeEnv+"=orphaner", "GORACE=atexit_sleep_ms=0", "PLUGS_CONFIG="+config(stateDir, plug))
+		cmd.Env = append(os.Environ(), testplugin.Env+"=orphaner", "GORACE=atexit_sleep_ms=0", "PLUGS_CONFIG="+config(stateDir, plug))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("orphaner %s: %v %s", plug, err, out)
@@ -675,7 +676,7 @@ func TestCleanupStaleFindsUnrecordedSpawns(t *testing.T) {
 
 	trapFile := filepath.Join(t.TempDir(), "signals")
 	own := exec.Command(os.Args[0], trapFile)
-	own.Env = append(os.Environ(), fakeEnv+"=trap", "PLUGS_CONFIG="+config(dir, "own"))
+	own.Env = append(os.Environ(), testplugin.Env+"=trap", "PLUGS_CONFIG="+config(dir, "own"))
 	if err := own.Start(); err != nil {
 		t.Fatal(err)
 	}

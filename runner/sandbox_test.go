@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,79 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/internal/testplugin"
 	"github.com/plugs-dev/plugs/sandbox"
 )
-
-// sandboxFakeEnv selects the fake plugin modes of the sandbox tests.
-const sandboxFakeEnv = "RUNNER_TEST_SANDBOX"
-
-// sandboxFake is the fake plugin of the sandbox tests:
-//
-//	hog                  allocate memory until killed
-//	setsid PIDFILE       a setsid'd, double-forked grandchild; its pid in PIDFILE; sleep
-//	forkbomb             fork sleeping children until refused, print how many, sleep
-//	id                   print "uid gid", sleep
-//	probe PATH ADDR      print the result of writing PATH and connecting to ADDR, sleep
-func sandboxFake(mode string, args []string) int {
-	switch mode {
-	case "hog":
-		var keep [][]byte
-		for range 1 << 14 {
-			b := make([]byte, 4<<20)
-			for j := range b {
-				b[j] = 1
-			}
-			keep = append(keep, b)
-		}
-		fmt.Println("not killed", len(keep))
-	case "setsid":
-		sh := fmt.Sprintf("sleep 300 >/dev/null 2>&1 & echo $! > %s", args[0])
-		if err := exec.Command("setsid", "sh", "-c", sh).Run(); err != nil {
-			fmt.Println("setsid:", err)
-			return 3
-		}
-		fmt.Println("ready")
-	case "forkbomb":
-		n := 0
-		for range 10000 {
-			if err := exec.Command("sleep", "300").Start(); err != nil {
-				break
-			}
-			n++
-		}
-		fmt.Println("forked", n)
-	case "id":
-		fmt.Println("id", os.Getuid(), os.Getgid())
-	case "probe":
-		err := os.WriteFile(args[0], []byte("x"), 0o600)
-		fmt.Println("write", errno(err))
-		c, err := net.DialTimeout("tcp", args[1], 2*time.Second)
-		if err == nil {
-			c.Close()
-		}
-		fmt.Println("connect", errno(err))
-	default:
-		return 2
-	}
-	time.Sleep(time.Hour)
-	return 0
-}
-
-func errno(err error) string {
-	var e syscall.Errno
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.As(err, &e) && e == syscall.EACCES:
-		return "EACCES"
-	}
-	return err.Error()
-}
 
 // sandboxRunner is a Runner with a real sandbox on a state directory that
 // unprivileged users may traverse, and a copy of the test binary they may
@@ -97,20 +30,13 @@ func sandboxRunner(t *testing.T) (*Runner, *statuses, *sandbox.Sandbox, string) 
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
 	plugin := filepath.Join(state, "plugin")
-	exe, _ := os.Executable()
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.Chmod(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(plugin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(plugin, "fake"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fake := testplugin.CopySelf(t, plugin, "fake")
 	sb, err := sandbox.New(sandbox.Options{StateDir: state, Users: &sandbox.Users{Prefix: "plugsrt-"}})
 	if err != nil {
 		t.Fatal(err)
@@ -124,13 +50,13 @@ func sandboxRunner(t *testing.T) (*Runner, *statuses, *sandbox.Sandbox, string) 
 		t.Log(l)
 	}
 	r, sts := newTestRunner(t, Options{StateDir: filepath.Join(state, "state"), Sandbox: sb})
-	return r, sts, sb, filepath.Join(plugin, "fake")
+	return r, sts, sb, fake
 }
 
 func sandboxSpec(fake, plug, mode string, args ...string) instance.Spec {
 	s := fakeSpec(plug, "default", "", args...)
 	s.Dir, s.Command[0] = filepath.Dir(fake), fake
-	s.Env = map[string]string{sandboxFakeEnv: mode, "GORACE": "atexit_sleep_ms=0"}
+	s.Env = map[string]string{testplugin.Env: mode, "GORACE": "atexit_sleep_ms=0"}
 	s.User = "root"
 	s.StopTimeout = 2 * time.Second
 	return s
@@ -202,7 +128,7 @@ func TestSandboxStopKillsSetsidGrandchild(t *testing.T) {
 func TestSandboxForkBombContained(t *testing.T) {
 	r, sts, sb, fake := sandboxRunner(t)
 	needController(t, sb, "pids")
-	other := sandboxSpec(fake, "calm", "id")
+	other := sandboxSpec(fake, "calm", "id", "sleep")
 	bomb := sandboxSpec(fake, "bomb", "forkbomb")
 	bomb.Limits.PIDs = 16
 	for _, s := range []instance.Spec{other, bomb} {
@@ -247,7 +173,7 @@ func TestSandboxDefaultUserAndPermissions(t *testing.T) {
 	other, _ := os.MkdirTemp("", "runner-sandbox-other-")
 	defer os.RemoveAll(other)
 	os.Chmod(other, 0o777)
-	s := sandboxSpec(fake, "who", "id")
+	s := sandboxSpec(fake, "who", "id", "sleep")
 	s.User = "" // a root daemon: the plug's own user
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
@@ -282,7 +208,7 @@ func TestSandboxDefaultUserAndPermissions(t *testing.T) {
 
 func TestSandboxShimFailureIsReported(t *testing.T) {
 	r, sts, _, fake := sandboxRunner(t)
-	s := sandboxSpec(fake, "bad", "id")
+	s := sandboxSpec(fake, "bad", "id", "sleep")
 	s.Groups = []string{"no-such-group-plugs"}
 	err := r.Start(t.Context(), s)
 	if err == nil || !strings.Contains(err.Error(), "no-such-group-plugs") {

@@ -56,6 +56,7 @@ var rules = map[string][][]string{
 	"internal/redact":          {parser, effects, cli, {module}},
 	"internal/source":          {parser, effects, cli},
 	"internal/layout":          {parser, effects, cli, {module}},
+	"internal/testplugin":      {parser, cli, {module}}, // the fake plugin of the tests: stdlib, go-systemd and goleak, nothing of plugs
 	"internal/clock":           {parser, effects, cli, {module}},
 	"internal/clock/clocktest": {parser, effects, cli, {module + "runner", module + "health", module + "task", module + "reconcile"}},
 	"internal/atomicfile":      {parser, effects, cli, {module}},
