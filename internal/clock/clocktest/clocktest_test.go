@@ -1,6 +1,7 @@
 package clocktest_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -67,18 +68,18 @@ func TestInBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := clocktest.InBubble()
 		t0 := c.Now()
-		fired := false
-		c.AfterFunc(time.Minute, func() { fired = true })
+		var fired atomic.Bool // set by the timer's goroutine
+		c.AfterFunc(time.Minute, func() { fired.Store(true) })
 		c.StepWall(3 * time.Hour)
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
-		if fired {
+		if fired.Load() {
 			t.Error("a wall step fired a timer")
 		}
 		c.Advance(time.Second)
 		synctest.Wait()
-		if !fired || c.Mono() != time.Minute {
-			t.Errorf("after a minute: fired %v, Mono %s", fired, c.Mono())
+		if !fired.Load() || c.Mono() != time.Minute {
+			t.Errorf("after a minute: fired %v, Mono %s", fired.Load(), c.Mono())
 		}
 		if d := c.Now().Sub(t0); d != 3*time.Hour+time.Minute {
 			t.Errorf("wall moved %s, want 3h1m", d)
