@@ -471,11 +471,15 @@ func scanStateDir(t *testing.T, stateDir string, secrets []string) map[string][]
 	if err != nil {
 		t.Fatalf("walk %s: %v", stateDir, err)
 	}
-	// The scan covered each instance's state file, or it proves nothing.
+	// The scan covered each instance's state file, or it proves nothing: a
+	// service's instance.json beside its config, a task's run history.
 	for rel := range configs {
 		state := filepath.Join(stateDir, filepath.Dir(rel), "instance.json")
-		if _, err := os.Stat(state); err != nil {
-			t.Errorf("%s has no instance.json beside it: %v", rel, err)
+		plug := filepath.Base(filepath.Dir(filepath.Dir(rel)))
+		runs := filepath.Join(stateDir, "tasks", plug, "runs.json")
+		_, err := os.Stat(state)
+		if _, rerr := os.Stat(runs); err != nil && rerr != nil {
+			t.Errorf("%s has no instance.json beside it (%v) nor a task history (%v)", rel, err, rerr)
 		}
 	}
 	return configs

@@ -70,8 +70,18 @@ plug "flapper" {
     max_delay     = "1s"
   }
 }
+
+# A scheduled task, so that the dashboard's task panels have data.
+plug "notify-sms" {
+  source = %q
+  schedule {
+    every  = "2s"
+    jitter = "100ms"
+    input  = jsonencode({ to = "+4912345678", text = "e2e" })
+  }
+}
 `, host, broker.url, examplePlugin(t, "heart-rate"), hrToken, examplePlugin(t, "mqtt-shell"),
-			testPlugin(t, "flapper"), flapToken)
+			testPlugin(t, "flapper"), flapToken, examplePlugin(t, "notify-sms"))
 	}
 	writeFile(t, file, deployment(token))
 	writeFile(t, filepath.Join(dir, "next.hcl"), deployment(newToken))
