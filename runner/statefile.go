@@ -3,8 +3,10 @@ package runner
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -51,15 +53,52 @@ type ExitFile struct {
 
 // ReadInstanceFile reads and parses an instance.json.
 func ReadInstanceFile(name string) (*InstanceFile, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
+	// writeSwapped overwrites the file a reader may still hold open (the
+	// twin of the last swap): a read that raced a write shows as a file
+	// that no longer is the one at name, or as JSON that does not parse.
+	// Such a read is read again; a few writes in a row are the most a
+	// live daemon makes of one instance's state.
+	var err error
+	for range maxTornReads {
+		var f *InstanceFile
+		var moved bool
+		f, moved, err = readInstanceFileOnce(name)
+		if err == nil && !moved {
+			return f, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
+	if err == nil {
+		err = fmt.Errorf("read %s: rewritten during every read", name)
+	}
+	return nil, err
+}
+
+// maxTornReads bounds ReadInstanceFile's retries.
+const maxTornReads = 8
+
+// readInstanceFileOnce reads and parses name once; moved reports that name
+// was swapped while it was read.
+func readInstanceFileOnce(name string) (*InstanceFile, bool, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, false, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(fh)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", name, err)
+	}
+	held, herr := fh.Stat()
+	now, nerr := os.Stat(name)
+	moved := herr != nil || nerr != nil || !os.SameFile(held, now)
 	var f InstanceFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", name, err)
+		return nil, moved, fmt.Errorf("parse %s: %w", name, err)
 	}
-	return &f, nil
+	return &f, moved, nil
 }
 
 // writeFileAtomic writes data to name through a temporary file in the same
