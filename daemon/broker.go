@@ -92,6 +92,9 @@ func (d *daemon) closeBroker() {
 		d.log.Warn("mqtt close", "err", err)
 	}
 	if d.broker.embedded != nil {
+		if err := d.broker.embedded.Drain(ctx, d.broker.pub.ClientID()); err != nil {
+			d.log.Warn("mqtt close", "err", err)
+		}
 		_ = d.broker.embedded.Close()
 	}
 }

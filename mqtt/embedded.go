@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -85,6 +86,32 @@ func (e *Embedded) URL() string { return "tcp://" + e.Addr() }
 // retained messages never expire.
 func (e *Embedded) MessageExpiry() int64 {
 	return e.srv.Options.Capabilities.MaximumMessageExpiryInterval
+}
+
+// Drain waits, until ctx ends, for the client clientID to be gone (its
+// DISCONNECT is read after its last publish was handed to every subscriber:
+// the broker acknowledges a publish before it fans it out) and then for
+// every client's outbound queue to be written, so that subscribers get the
+// daemon's last messages ("offline") before Close cuts them off.
+func (e *Embedded) Drain(ctx context.Context, clientID string) error {
+	const tick = 2 * time.Millisecond
+	for {
+		busy := false
+		for _, cl := range e.srv.Clients.GetAll() {
+			if (cl.ID == clientID && !cl.Closed()) || (!cl.Closed() && cl.OutboundPending() > 0) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("embedded broker: drain: %w", ctx.Err())
+		case <-time.After(tick):
+		}
+	}
 }
 
 // Close disconnects every client and stops the broker. Retained messages

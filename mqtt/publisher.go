@@ -344,6 +344,9 @@ func (p *Publisher) LastError() (string, time.Time) {
 // Host is the host name used in topics.
 func (p *Publisher) Host() string { return p.cfg.Host }
 
+// ClientID is the client id the publisher connects with.
+func (p *Publisher) ClientID() string { return p.cfg.ClientID }
+
 // Start begins connecting to the broker and returns at once: a broker that
 // is down is retried forever in the background. It fails only on a bad
 // configuration. ctx bounds the publishing goroutine; Close ends it cleanly.

@@ -208,6 +208,12 @@ func (cl *Client) WriteLoop() {
 	}
 }
 
+// OutboundPending is how many packets wait in the client's outbound queue
+// or are being written to its connection. plugs patch: the embedded broker
+// drains these before it closes, so that a subscriber gets the daemon's
+// last messages ("offline").
+func (cl *Client) OutboundPending() int { return int(atomic.LoadInt32(&cl.State.outboundQty)) }
+
 // ParseConnect parses the connect parameters and properties for a client.
 func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.Net.Listener = lid
