@@ -94,24 +94,24 @@ func (e *Embedded) MessageExpiry() int64 {
 // every client's outbound queue to be written, so that subscribers get the
 // daemon's last messages ("offline") before Close cuts them off.
 func (e *Embedded) Drain(ctx context.Context, clientID string) error {
-	const tick = 2 * time.Millisecond
-	for {
-		busy := false
+	busy := func() bool {
 		for _, cl := range e.srv.Clients.GetAll() {
-			if (cl.ID == clientID && !cl.Closed()) || (!cl.Closed() && cl.OutboundPending() > 0) {
-				busy = true
-				break
+			if !cl.Closed() && (cl.ID == clientID || cl.OutboundPending() > 0) {
+				return true
 			}
 		}
-		if !busy {
-			return nil
-		}
+		return false
+	}
+	tick := time.NewTicker(2 * time.Millisecond) // at shutdown only, bounded by ctx
+	defer tick.Stop()
+	for busy() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("embedded broker: drain: %w", ctx.Err())
-		case <-time.After(tick):
+		case <-tick.C:
 		}
 	}
+	return nil
 }
 
 // Close disconnects every client and stops the broker. Retained messages
