@@ -730,13 +730,25 @@ func (d *daemon) planRollouts(decs map[string]reconcile.PlugDecision) []api.Plan
 	return out
 }
 
+// noRollout is why plug has no rollout record: it runs no instance here
+// (a name plugs.hcl does not declare, or a task), or, as format says, it
+// has no update {} block.
+func (d *daemon) noRollout(plug, format string) error {
+	for _, o := range d.runner.Observe() {
+		if o.ID.Plug == plug {
+			return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf(format, plug)}
+		}
+	}
+	return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s runs no instance here: plugs.hcl declares no such service plug", plug)}
+}
+
 // history is GET /v1/history.
 func (d *daemon) history(plug string) (*api.History, error) {
 	d.ro.mu.Lock()
 	defer d.ro.mu.Unlock()
 	rec := d.ro.recs[plug]
 	if rec == nil {
-		return nil, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no history for plug %s: only plugs with an update {} block have their revisions judged", plug)}
+		return nil, d.noRollout(plug, "no history for plug %s: only plugs with an update {} block have their revisions judged")
 	}
 	runs := ""
 	if desired := d.ro.desired[plug]; desired != nil {
@@ -771,7 +783,7 @@ func (d *daemon) rollback(ctx context.Context, req api.RollbackRequest) (*api.Ro
 	desired := ro.desired[req.Plug]
 	if rec == nil || desired == nil {
 		ro.mu.Unlock()
-		return nil, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no revision of plug %s to roll back to: it is not running, or has no update {} block", req.Plug)}
+		return nil, d.noRollout(req.Plug, "no revision of plug %s to roll back to: it has no update {} block")
 	}
 	target := reconcile.PlugHash(desired)
 	to, err := rec.pick(req.To, target)

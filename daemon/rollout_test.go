@@ -184,6 +184,17 @@ func TestRolloutNeverReadyReverted(t *testing.T) {
 		h.Entries[1].ID != good || h.Entries[1].Verdict != api.RolloutHealthy || !h.Entries[1].Runs || !h.Entries[1].LastHealthy {
 		t.Errorf("history %+v", h.Entries)
 	}
+	// A plug without an update block, and a name plugs.hcl does not declare,
+	// are told apart.
+	for plug, want := range map[string]string{"other": "only plugs with an update {} block", "nosuch": "runs no instance here"} {
+		if _, err := c.History(context.Background(), plug); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("history of %s: %v, want an error saying %q", plug, err, want)
+		}
+		if _, err := c.Rollback(context.Background(), api.RollbackRequest{Plug: plug}); err == nil ||
+			(plug == "nosuch") != strings.Contains(err.Error(), "runs no instance here") {
+			t.Errorf("rollback of %s: %v", plug, err)
+		}
+	}
 
 	// No flapping: applying the same desired state again changes nothing.
 	if _, err := c.Apply(context.Background()); err != nil {
