@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -285,7 +287,12 @@ func BenchmarkRestartLatency(b *testing.B) {
 
 // BenchmarkIdle1000 runs 1,000 `sleep` instances for RUNNER_IDLE (a Go
 // duration, default 2s; 60s for the README figure) and reports the
-// supervisor's resident memory per instance and its CPU while idle.
+// supervisor's resident memory per instance and its CPU while idle, and,
+// at the end of the idle window after a GC, what the runner holds per
+// instance: goroutines ("goroutines/instance", the runner's own, the
+// process's goroutines before New subtracted), goroutine stack bytes and
+// live heap bytes (runtime/metrics, the same before New subtracted).
+// RUNNER_PROFILE=DIR writes heap.pprof and goroutine.pprof there.
 func BenchmarkIdle1000(b *testing.B) {
 	idle := 2 * time.Second
 	if v := os.Getenv("RUNNER_IDLE"); v != "" {
@@ -298,6 +305,7 @@ func BenchmarkIdle1000(b *testing.B) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		rss0 := rssKiB(b)
+		m0 := memFigures()
 		r, err := New(Options{StateDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
@@ -315,10 +323,62 @@ func BenchmarkIdle1000(b *testing.B) {
 		time.Sleep(idle)
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 		rss1 := rssKiB(b)
+		runtime.GC()
+		runtime.GC() // a second cycle shrinks the stacks the first found oversized
+		m1 := memFigures()
+		if dir := os.Getenv("RUNNER_PROFILE"); dir != "" {
+			writeProfiles(b, dir)
+		}
 		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 		b.ReportMetric(float64(rss1-rss0)/benchInstances, "KiB/instance")
 		b.ReportMetric(float64(cpu.Microseconds())/idle.Seconds(), "idle-cpu-µs/s")
+		b.ReportMetric(float64(m1.goroutines-m0.goroutines)/benchInstances, "goroutines/instance")
+		b.ReportMetric(float64(m1.stacks-m0.stacks)/benchInstances, "stack-B/instance")
+		b.ReportMetric(float64(m1.heap-m0.heap)/benchInstances, "heap-B/instance")
 		r.Close(context.Background())
+	}
+}
+
+// memFigure is the process's goroutines, goroutine stack bytes and live
+// heap bytes (as of the last GC).
+type memFigure struct{ goroutines, stacks, heap uint64 }
+
+func memFigures() memFigure {
+	s := []metrics.Sample{
+		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	metrics.Read(s)
+	return memFigure{s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()}
+}
+
+func writeProfiles(b *testing.B, dir string) {
+	for _, name := range []string{"heap", "goroutine"} {
+		f, err := os.Create(filepath.Join(dir, name+".pprof"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// BenchmarkObserve1000 is one Observe of 1,000 running `sleep` instances
+// (metrics scrapes, status and the dashboard call it); run it with
+// -benchmem.
+func BenchmarkObserve1000(b *testing.B) {
+	r, specs, persisted := newBenchRunner(b, "")
+	defer r.Close(context.Background())
+	startAll(b, r, specs, reconcile.DefaultParallelism)
+	persisted.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := len(r.Observe()); got != benchInstances {
+			b.Fatalf("observed %d instances", got)
+		}
 	}
 }
 
