@@ -323,9 +323,15 @@ func BenchmarkIdle1000(b *testing.B) {
 		time.Sleep(idle)
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 		rss1 := rssKiB(b)
-		runtime.GC()
-		runtime.GC() // a second cycle shrinks the stacks the first found oversized
+		for range idleGCs() {
+			runtime.GC()
+		}
 		m1 := memFigures()
+		if os.Getenv("RUNNER_DEBUG") != "" {
+			ss := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}, {Name: "/gc/scan/stack:bytes"}}
+			metrics.Read(ss)
+			b.Logf("starting %d scanned %d", ss[0].Value.Uint64(), ss[1].Value.Uint64())
+		}
 		if dir := os.Getenv("RUNNER_PROFILE"); dir != "" {
 			writeProfiles(b, dir)
 		}
@@ -337,6 +343,14 @@ func BenchmarkIdle1000(b *testing.B) {
 		b.ReportMetric(float64(m1.heap-m0.heap)/benchInstances, "heap-B/instance")
 		r.Close(context.Background())
 	}
+}
+
+func idleGCs() int {
+	n, err := strconv.Atoi(os.Getenv("RUNNER_GCS"))
+	if err != nil {
+		return 2
+	}
+	return n
 }
 
 // memFigure is the process's goroutines, goroutine stack bytes and live

@@ -2,6 +2,13 @@
 // groups, backoff, output capture and instance state files. It implements
 // instance.Executor.
 //
+// Each instance is one goroutine (run), the only writer of its status and
+// files. The exits of the instances' processes (pidfds) and their output
+// pipes are watched by one poller goroutine for the whole process
+// (poller.go), which wakes the instance's goroutine for an exit and copies
+// output into output.log from a short-lived goroutine; an idle instance
+// costs its goroutine's small stack and no other.
+//
 // It does not read plugs.hcl: everything it knows of an instance comes in a
 // instance.Spec.
 package runner

@@ -37,7 +37,7 @@ type supervised struct {
 	done chan struct{}
 
 	out   *rotatingFile
-	pumps sync.WaitGroup
+	pumps sync.WaitGroup // the output pipes not closed yet
 
 	// guarded by r.mu
 	status   instance.Status
@@ -82,6 +82,13 @@ func (in *supervised) currentSpec() instance.Spec {
 	return in.status.Spec
 }
 
+// restartPolicy is the current spec's restart policy.
+func (in *supervised) restartPolicy() instance.RestartPolicy {
+	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
+	return in.status.Spec.Restart
+}
+
 func (in *supervised) state() instance.State {
 	in.r.mu.Lock()
 	defer in.r.mu.Unlock()
@@ -107,10 +114,16 @@ func (in *supervised) control(ctx context.Context, restart bool) error {
 
 // run supervises the instance until it is stopped. first receives the
 // result of the first start.
+//
+// An idle instance is this goroutine alone, parked in run, supervise and
+// wait: their frames stay small (a few hundred bytes each), so that its
+// stack shrinks to the minimum at the next GC. Whatever copies a Status
+// or a Spec (persisting, logging, the backoff) is done in functions
+// called from them, not inlined in them (the go:noinline marks).
 func (in *supervised) run(first chan<- error) {
 	defer close(in.done)
 	log := in.r.log.With("plug", in.id.Plug, "instance", in.id.Instance)
-	backoff := NewBackoff(in.currentSpec().Restart)
+	backoff := NewBackoff(in.restartPolicy())
 	reply := first
 	prepared := false
 	for {
@@ -123,17 +136,10 @@ func (in *supervised) run(first chan<- error) {
 		switch {
 		case msg != nil:
 		case fail != nil:
-			log.Warn("instance failed", "err", fail)
-			in.setState(func(s *instance.Status) {
-				s.State, s.Reason, s.PID, s.StartedAt = instance.StateFailed, fail.Error(), 0, time.Time{}
-			})
+			in.failed(log, fail)
 			prepared = false
 		case retry != nil:
-			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
-			now := in.r.clock.Now()
-			delay, reason = backoff.NextFailedStart(now, now, retry.Error(), in.r.opts.Rand)
-			log.Warn("instance start failed", "reason", reason)
-			in.setWaiting(delay, reason)
+			delay, reason = in.startFailed(log, backoff, retry)
 		}
 		if reply != nil {
 			reply <- cmpErr(fail, retry)
@@ -159,9 +165,36 @@ func (in *supervised) run(first chan<- error) {
 			reply = msg.reply
 		}
 		if !parked {
-			in.update(func(s *instance.Status) { s.Restarts++ })
+			in.countRestart()
 		}
 	}
+}
+
+//go:noinline
+func (in *supervised) failed(log *slog.Logger, fail error) {
+	log.Warn("instance failed", "err", fail)
+	in.setState(func(s *instance.Status) {
+		s.State, s.Reason, s.PID, s.StartedAt = instance.StateFailed, fail.Error(), 0, time.Time{}
+	})
+}
+
+// startFailed puts an instance whose pre_start failed in backoff.
+//
+//go:noinline
+func (in *supervised) startFailed(log *slog.Logger, backoff *Backoff, retry error) (time.Duration, string) {
+	backoff.Policy = NewBackoff(in.restartPolicy()).Policy
+	now := in.r.clock.Now()
+	delay, reason := backoff.NextFailedStart(now, now, retry.Error(), in.r.opts.Rand)
+	log.Warn("instance start failed", "reason", reason)
+	in.setWaiting(delay, reason)
+	return delay, reason
+}
+
+//go:noinline
+func (in *supervised) countRestart() {
+	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
+	in.status.Restarts++
 }
 
 func cmpErr(errs ...error) error {
@@ -225,13 +258,7 @@ func (in *supervised) start(prepared *bool, msg **ctlMsg) (p *process, fail, ret
 // comes, or post_start fails, and returns the control message (nil when
 // it is time to start again).
 func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) *ctlMsg {
-	start := p.startTime()
-	in.persist(in.update(func(s *instance.Status) {
-		if s.PID == p.pid {
-			in.pidStart = start
-		}
-	}))
-	log.Info("instance started", "pid", p.pid)
+	in.started(p, log)
 	post, cancelPost := in.postStart(p)
 	defer func() {
 		cancelPost()
@@ -241,36 +268,83 @@ func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) 
 	}()
 	for {
 		select {
-		case exit := <-p.exited:
+		case <-p.zombie:
 			cancelPost()
-			in.recordExit(exit)
-			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
-			delay, reason := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
-			log.Warn("instance exited", "reason", reason)
+			delay, reason := in.exited(p, backoff, log)
 			return in.wait(delay, reason)
 		case m := <-in.ctl:
 			cancelPost()
-			exit := in.stopProcess(m.ctx, p, m.restart, true)
-			in.recordExit(exit)
-			if m.unhealthy != "" { // RestartUnhealthy (runner/health.go): a crash to the backoff
-				m.reply <- nil
-				delay, _ := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
-				log.Warn("instance unhealthy, restarting", "reason", m.unhealthy, "delay", delay)
-				return in.wait(delay, m.unhealthy)
+			delay, reason, stop := in.stopped(p, backoff, log, m)
+			if stop {
+				return &m
 			}
-			return &m
+			return in.wait(delay, reason)
 		case err := <-post:
 			post = nil
 			if err == nil {
 				continue
 			}
-			in.recordExit(in.stopProcess(context.Background(), p, false, false))
-			backoff.Policy = NewBackoff(in.currentSpec().Restart).Policy
-			delay, reason := backoff.NextFailedStart(in.r.clock.Now(), p.startedAt, err.Error(), in.r.opts.Rand)
-			log.Warn("instance start failed", "reason", reason)
+			delay, reason := in.postStartFailed(p, backoff, log, err)
 			return in.wait(delay, reason)
 		}
 	}
+}
+
+// started persists a started process (its start time) and opens its log.
+//
+//go:noinline
+func (in *supervised) started(p *process, log *slog.Logger) {
+	start := p.startTime()
+	in.persist(in.update(func(s *instance.Status) {
+		if s.PID == p.pid {
+			in.pidStart = start
+		}
+	}))
+	log.Info("instance started", "pid", p.pid)
+	if err := in.out.Open(); err != nil {
+		// The process runs on; its output is lost until a write succeeds
+		// in opening the file.
+		in.r.log.Error("output log", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+	}
+}
+
+// exited reaps a process that exited and returns the backoff's delay.
+//
+//go:noinline
+func (in *supervised) exited(p *process, backoff *Backoff, log *slog.Logger) (time.Duration, string) {
+	exit := in.reap(p)
+	in.recordExit(exit)
+	backoff.Policy = NewBackoff(in.restartPolicy()).Policy
+	delay, reason := backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
+	log.Warn("instance exited", "reason", reason)
+	return delay, reason
+}
+
+// stopped stops the process for control message m: stop reports a stop
+// or restart (m is the caller's to answer), else m was RestartUnhealthy's
+// (runner/health.go), answered here, and the restart goes through the
+// backoff as a crash would.
+//
+//go:noinline
+func (in *supervised) stopped(p *process, backoff *Backoff, log *slog.Logger, m ctlMsg) (delay time.Duration, reason string, stop bool) {
+	exit := in.stopProcess(m.ctx, p, m.restart, true)
+	in.recordExit(exit)
+	if m.unhealthy == "" {
+		return 0, "", true
+	}
+	m.reply <- nil
+	delay, _ = backoff.Next(in.r.clock.Now(), p.startedAt, exit, in.r.opts.Rand)
+	log.Warn("instance unhealthy, restarting", "reason", m.unhealthy, "delay", delay)
+	return delay, m.unhealthy, false
+}
+
+//go:noinline
+func (in *supervised) postStartFailed(p *process, backoff *Backoff, log *slog.Logger, err error) (time.Duration, string) {
+	in.recordExit(in.stopProcess(context.Background(), p, false, false))
+	backoff.Policy = NewBackoff(in.restartPolicy()).Policy
+	delay, reason := backoff.NextFailedStart(in.r.clock.Now(), p.startedAt, err.Error(), in.r.opts.Rand)
+	log.Warn("instance start failed", "reason", reason)
+	return delay, reason
 }
 
 // wait holds an exited instance in backoff for delay (forever when
@@ -333,7 +407,9 @@ func (in *supervised) finish() {
 }
 
 func (in *supervised) recordExit(e instance.Exit) {
-	in.update(func(s *instance.Status) { s.LastExit = &e })
+	in.r.mu.Lock()
+	defer in.r.mu.Unlock()
+	in.status.LastExit = &e
 }
 
 // setState changes the status and persists it.
@@ -422,12 +498,16 @@ func mkdirInstance(dir string) error {
 }
 
 // process is one running process of an instance, the leader of its own
-// process group.
+// process group. The poller watches its exit and copies its output; the
+// instance's goroutine reaps it.
 type process struct {
 	pid       int
 	startedAt time.Time
-	exited    chan instance.Exit // receives once, after the process is reaped
-	box       *sandbox.Start     // nil without a sandbox
+	proc      *os.Process
+	zombie    chan struct{}  // closed once it has exited, before it is reaped
+	out       *outPipe       // its output pipe's read end
+	box       *sandbox.Start // nil without a sandbox
+	exit      *instance.Exit // set once reaped
 
 	mu     sync.Mutex
 	reaped bool
@@ -459,8 +539,8 @@ func (p *process) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// spawn starts a process for the instance and the goroutines that wait for
-// it and copy its output.
+// spawn starts a process for the instance, its output pipe and the watch
+// of its exit in the poller (poller.go).
 //
 // "starting" lasts until the fork returns and is only announced to the
 // observer; on success the status is "running" in memory, and the caller
@@ -483,8 +563,10 @@ func (in *supervised) spawn() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	pr, pw, err := os.Pipe()
+	in.pumps.Add(1)
+	out, pw, err := newOutPipe(in.out, &in.r.bufs, in.pumps.Done)
 	if err != nil {
+		in.pumps.Done()
 		return nil, fmt.Errorf("output pipe: %w", err)
 	}
 	attr.Files = []*os.File{in.r.devNull, pw, pw}
@@ -497,27 +579,17 @@ func (in *supervised) spawn() (*process, error) {
 		if box != nil {
 			_ = box.Started(err)
 		}
-		pr.Close()
+		out.close()
 		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), exited: make(chan instance.Exit, 1), box: box}
-	in.pumps.Add(1)
-	go func() {
-		defer in.pumps.Done()
-		if err := in.out.Open(); err != nil {
-			// The process runs on; its output is lost until a write
-			// succeeds in opening the file.
-			in.r.log.Error("output log", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
-		}
-		pumpOutput(pr, in.out, &in.r.bufs)
-	}()
-	go in.waitProcess(p, proc, pr)
-	if err := sandboxStarted(box, p); err != nil {
+	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), proc: proc, zombie: make(chan struct{}), out: out, box: box}
+	watchExit(p.pid, func() { close(p.zombie) })
+	if err := in.sandboxStarted(box, p); err != nil {
 		return nil, err
 	}
 	if err := applyLimits(p.pid, spec.Limits); err != nil {
 		p.signalGroup(syscall.SIGKILL)
-		<-p.exited
+		in.waitExit(p)
 		return nil, err
 	}
 	in.update(func(s *instance.Status) {
@@ -526,21 +598,19 @@ func (in *supervised) spawn() (*process, error) {
 	return p, nil
 }
 
-// waitProcess waits for the process to exit without holding an OS thread
-// (a pidfd in the netpoller), kills what is left of its group while the
-// leader is a zombie (so the group id cannot have been reused), reaps it
-// and reports the exit.
-func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
-	if fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK); err == nil {
-		pidfd := os.NewFile(uintptr(fd), "pidfd")
-		if rc, err := pidfd.SyscallConn(); err == nil {
-			_ = rc.Read(func(fd uintptr) bool {
-				var info unix.Siginfo
-				err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-				return err != nil || info.Signo != 0
-			})
-		}
-		pidfd.Close()
+// waitExit waits for p to exit and reaps it.
+func (in *supervised) waitExit(p *process) instance.Exit {
+	<-p.zombie
+	return in.reap(p)
+}
+
+// reap finishes p once it has exited (p.zombie is closed): it kills what
+// is left of its group while the leader is a zombie (so the group id
+// cannot have been reused), reaps it and returns the exit. Only the
+// instance's goroutine calls it; a second call returns the same exit.
+func (in *supervised) reap(p *process) instance.Exit {
+	if p.exit != nil {
+		return *p.exit
 	}
 	// Nothing of an instance outlives its main process, whether it crashed
 	// or was stopped. The leader is a zombie: its children are the
@@ -553,10 +623,10 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 	p.mu.Lock()
 	p.reaped = true
 	p.mu.Unlock()
-	ps, err := proc.Wait()
+	ps, err := p.proc.Wait()
 	forked.remove(p.pid)
 	// Writers left in other groups get outputGrace to finish.
-	_ = pipe.SetReadDeadline(time.Now().Add(outputGrace))
+	p.out.closeAfter(outputGrace)
 	e := instance.Exit{Code: -1, At: in.r.clock.Now()}
 	if err == nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -566,7 +636,8 @@ func (in *supervised) waitProcess(p *process, proc *os.Process, pipe *os.File) {
 		}
 	}
 	in.sandboxExit(p.box, &e)
-	p.exited <- e
+	p.exit = &e
+	return e
 }
 
 // target names the processes of the instance for its Tracker.
@@ -594,8 +665,8 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 		// signal follows whatever it did.
 		_ = in.runHook(ctx, "pre_stop", spec.Hooks.PreStop, spec.StopTimeout)
 		select {
-		case e := <-p.exited: // pre_stop stopped it
-			return e
+		case <-p.zombie: // pre_stop stopped it
+			return in.reap(p)
 		default:
 		}
 	}
@@ -613,14 +684,14 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })
 	defer t.Stop()
 	select {
-	case e := <-p.exited:
-		return e
+	case <-p.zombie:
+		return in.reap(p)
 	case <-expired:
 		in.r.log.Warn("stop timeout, killing", "plug", in.id.Plug, "instance", in.id.Instance, "pid", p.pid)
 	case <-ctx.Done():
 	}
 	p.signalGroup(syscall.SIGKILL)
-	return <-p.exited
+	return in.waitExit(p)
 }
 
 // procAttr resolves the executable and the environment of the instance.
@@ -713,37 +784,3 @@ func applyLimits(pid int, l instance.Limits) error {
 func parseSignal(name string) (syscall.Signal, error) { return signame.Parse(name) }
 
 func signalName(s syscall.Signal) string { return signame.Name(s) }
-
-// pumpOutput copies the pipe to the log until EOF, or until the read
-// deadline set after the process is reaped. It holds no buffer while the
-// child is quiet: it waits for readability, then borrows one.
-func pumpOutput(pipe *os.File, out *rotatingFile, bufs *sync.Pool) {
-	defer pipe.Close()
-	rc, err := pipe.SyscallConn()
-	if err != nil {
-		return
-	}
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			bp, _ := bufs.Get().(*[]byte)
-			if bp == nil {
-				b := make([]byte, 32<<10)
-				bp = &b
-			}
-			defer bufs.Put(bp)
-			n, rerr = unix.Read(int(fd), *bp)
-			if rerr == unix.EAGAIN {
-				return false
-			}
-			if n > 0 {
-				_, _ = out.Write((*bp)[:n])
-			}
-			return true
-		})
-		if err != nil || (rerr != nil && rerr != unix.EINTR) || (n == 0 && rerr == nil) {
-			return
-		}
-	}
-}

@@ -60,12 +60,12 @@ func (in *supervised) sandboxed(spec instance.Spec, path string, attr *os.ProcAt
 
 // sandboxStarted waits for the shim to exec the plugin; on its failure the
 // shim has exited (127) and the error says why.
-func sandboxStarted(st *sandbox.Start, p *process) error {
+func (in *supervised) sandboxStarted(st *sandbox.Start, p *process) error {
 	if st == nil {
 		return nil
 	}
 	if err := st.Started(nil); err != nil {
-		<-p.exited
+		in.waitExit(p)
 		return err
 	}
 	return nil
