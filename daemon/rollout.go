@@ -465,6 +465,7 @@ func (d *daemon) runRollout(r *liveRollout) {
 				d.rolloutFailed(r, missed, fmt.Sprintf("batch %d of %d (healthy_deadline %s): %s", i+1, len(r.stages), r.policy.HealthyDeadline, why))
 				return
 			}
+			d.notifyUI() // the batch's healthy and unproven counts change as time passes too
 			timer := time.NewTimer(time.Until(wake))
 			select {
 			case <-r.ctx.Done():
@@ -537,6 +538,53 @@ func (d *daemon) rolloutDone(r *liveRollout) {
 	d.log.Info("rollout healthy", "plug", r.plug, "revision", r.target, "took", now.Sub(r.started).Round(time.Millisecond))
 	d.republishReconcile()
 	d.notifyUI()
+}
+
+// rolloutCounts is how many of plug's instances on the rollout's target
+// are healthy for min_healthy_time, by the rule that judges a batch, and
+// how many are not yet (unproven); ok is false when plug does not roll
+// out now. An instance of an earlier batch is judged from the rollout's
+// start, one of the batch under way from the batch's.
+func (d *daemon) rolloutCounts(plug string) (healthy, unproven int, ok bool) {
+	d.ro.mu.Lock()
+	r := d.ro.live[plug]
+	var ids []instance.ID
+	var current map[instance.ID]bool
+	var stageStart, started time.Time
+	if r != nil {
+		stageStart, started, current = r.stageStart, r.started, map[instance.ID]bool{}
+		for i, st := range r.stages {
+			if i > r.stage {
+				break
+			}
+			ids = append(ids, st.ids...)
+			if i == r.stage {
+				for _, id := range st.ids {
+					current[id] = true
+				}
+			}
+		}
+	}
+	d.ro.mu.Unlock()
+	if r == nil {
+		return 0, 0, false
+	}
+	now := time.Now()
+	for id, o := range d.observeBatch(r, ids, nil) {
+		if !o.OnTarget || !o.Running {
+			continue
+		}
+		start := started
+		if current[id] {
+			start = stageStart
+		}
+		if v, _, _ := reconcile.BatchVerdict(now, start, r.policy, map[instance.ID]reconcile.Observation{id: o}); v == reconcile.Healthy {
+			healthy++
+		} else {
+			unproven++
+		}
+	}
+	return healthy, unproven, true
 }
 
 // rolloutFailed records a failed rollout, and with auto_revert puts the

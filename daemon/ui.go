@@ -207,3 +207,54 @@ func (b uiBackend) Health() map[ui.InstanceID]ui.Health {
 	}
 	return out
 }
+
+var _ ui.RolloutReader = uiBackend{}
+
+// Rollouts gives the dashboard the rollouts plugs status shows, with the
+// healthy and unproven counts of the one under way (reasons are redacted
+// where they are recorded).
+func (b uiBackend) Rollouts() []ui.Rollout {
+	d := b.d
+	if d.ro == nil {
+		return nil
+	}
+	d.ro.mu.Lock()
+	none := len(d.ro.recs) == 0 && len(d.ro.live) == 0
+	d.ro.mu.Unlock()
+	if none { // no plug with an update {} block has been judged: no Observe
+		return nil
+	}
+	sts := d.rolloutStatuses(d.runner.Observe())
+	out := make([]ui.Rollout, 0, len(sts))
+	for _, s := range sts {
+		r := ui.Rollout{Plug: s.Plug, State: s.State, Desired: s.Revision, LastHealthy: s.LastHealthy, Override: s.Override,
+			Batch: s.Batch, Batches: s.Batches, OnTarget: s.OnTarget, Instances: s.Instances, Since: s.Since, Reason: s.Reason}
+		d.ro.mu.Lock()
+		if specs := d.ro.desired[s.Plug]; len(specs) > 0 && specs[0].Update != nil {
+			r.AutoRevert = specs[0].Update.AutoRevert
+		}
+		d.ro.mu.Unlock()
+		if s.State == api.RolloutProgressing {
+			r.Healthy, r.Unproven, _ = d.rolloutCounts(s.Plug)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// RolloutHistory is plugs history PLUG.
+func (b uiBackend) RolloutHistory(plug string) ([]ui.RolloutRevision, error) {
+	if b.d.ro == nil {
+		return nil, errors.New("no rollouts")
+	}
+	h, err := b.d.history(plug)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.RolloutRevision, len(h.Entries))
+	for i, e := range h.Entries {
+		out[i] = ui.RolloutRevision{ID: e.ID, Revision: e.Revision, Version: e.Version, Verdict: e.Verdict, Reason: e.Reason,
+			Deployed: e.Deployed, Judged: e.Judged, Runs: e.Runs, LastHealthy: e.LastHealthy, Restorable: e.Restorable}
+	}
+	return out, nil
+}

@@ -68,6 +68,13 @@ type liveDaemon struct {
 
 func startLiveDaemon(t *testing.T, noWatch bool) *liveDaemon {
 	t.Helper()
+	return startLiveDaemonWith(t, noWatch, map[string]string{"plugins/ticker/plugin.hcl": plugin, "plugs.hcl": deployment}, 3)
+}
+
+// startLiveDaemonWith starts a daemon on files (plugs.hcl and its plugins)
+// and waits until running instances run.
+func startLiveDaemonWith(t *testing.T, noWatch bool, files map[string]string, running int) *liveDaemon {
+	t.Helper()
 	t.Setenv("UI_TEST_TOKEN", planted)
 	dir := t.TempDir()
 	write := func(name, content string) {
@@ -80,8 +87,9 @@ func startLiveDaemon(t *testing.T, noWatch bool) *liveDaemon {
 			t.Fatal(err)
 		}
 	}
-	write("plugins/ticker/plugin.hcl", plugin)
-	write("plugs.hcl", deployment)
+	for name, content := range files {
+		write(name, content)
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte("ward-3"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -120,14 +128,14 @@ func startLiveDaemon(t *testing.T, noWatch bool) *liveDaemon {
 	}
 	t.Cleanup(c.Close)
 	d := &liveDaemon{dir: dir, client: c, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("tech:ward-3"))}
-	st := d.waitStatus(t, "three running instances", func(s *api.Status) bool {
+	st := d.waitStatus(t, fmt.Sprint(running, " running instances"), func(s *api.Status) bool {
 		n := 0
 		for _, i := range s.Instances {
 			if i.State == "running" && i.PID > 0 {
 				n++
 			}
 		}
-		return n == 3
+		return n == running
 	})
 	if st.Daemon.UIAddr == "" {
 		t.Fatal("status names no dashboard address")

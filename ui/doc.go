@@ -4,7 +4,8 @@
 //
 // It owns the pages (host, instances with filter and sort, one instance with
 // its redacted config, process tree, live log and last exits, plugins,
-// the pending plan, reconcile history), the confirmed and CSRF-protected
+// the pending plan, reconcile history, the rollouts of plugs with an
+// update {} block and their history, tasks), the confirmed and CSRF-protected
 // actions, the event stream, and the listener policy of --ui-addr (TLS and
 // basic auth from a Prometheus web config file; a non-loopback address
 // without auth is refused).

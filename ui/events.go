@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -31,10 +32,12 @@ type hub struct {
 
 	// dmu guards what the streams were last sent. While no stream is open
 	// nothing is rendered (stale); the first subscriber takes a baseline.
-	dmu     sync.Mutex
-	rows    map[InstanceID]string
-	summary string
-	stale   bool
+	dmu      sync.Mutex
+	rows     map[InstanceID]string
+	summary  string
+	rollouts string            // the rollout list's key
+	plugRo   map[string]string // each plug's rollout key
+	stale    bool
 }
 
 // subBuffer is how many patches a slow browser may lag behind before its
@@ -44,7 +47,7 @@ const subBuffer = 16
 func newHub(s *Server) *hub {
 	return &hub{
 		s: s, wakeC: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		subs: map[chan []byte]*InstanceID{}, rows: map[InstanceID]string{}, stale: true,
+		subs: map[chan []byte]*InstanceID{}, rows: map[InstanceID]string{}, plugRo: map[string]string{}, stale: true,
 	}
 }
 
@@ -95,7 +98,49 @@ func (h *hub) baseline() {
 		h.rows[o.ID] = s.rowOf(o, e).key()
 	}
 	h.summary = summarize(st, obs).key()
+	h.rolloutDiff(nil)
 	h.stale = false
+}
+
+// rolloutDiff records what the rollout list and each plug's rollout panel
+// show, and renders into patch (when not nil) the list and the panels and
+// histories of the plugs whose rollout changed. Called with dmu held.
+func (h *hub) rolloutDiff(patch *bytes.Buffer) {
+	s := h.s
+	rr, ok := s.rolloutReader()
+	if !ok {
+		return
+	}
+	rs := s.rollouts()
+	k := rolloutsKey(rs)
+	if k == h.rollouts {
+		return
+	}
+	h.rollouts = k
+	if patch != nil {
+		h.render(patch, "rollouts", rs)
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.Plug] = true
+		pk := rolloutsKey([]rolloutView{r})
+		if h.plugRo[r.Plug] == pk {
+			continue
+		}
+		h.plugRo[r.Plug] = pk
+		if patch != nil {
+			h.render(patch, "rolloutpanel", r)
+			h.render(patch, "rollouthistory", s.historyOf(rr, r.Plug))
+		}
+	}
+	for plug := range h.plugRo {
+		if !seen[plug] {
+			delete(h.plugRo, plug)
+			if patch != nil { // the panel of a plug that has no rollout any more
+				fmt.Fprintf(patch, "<section id=\"%s\" hidden></section>\n", domID("ro-", InstanceID{Plug: plug}))
+			}
+		}
+	}
 }
 
 // watched returns the instances some stream shows the detail panel of.
@@ -231,9 +276,17 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 		h.summary = k
 		h.render(&patch, "summary", sum)
 	}
+	// An event of its own: a page parses each patch as one HTML fragment,
+	// and one that begins with a table row drops the tables of a section
+	// that follows (and one that begins with a section drops the rows).
+	var ro bytes.Buffer
+	h.rolloutDiff(&ro)
 	var out bytes.Buffer
 	if patch.Len() > 0 {
 		writeEvent(&out, "patch", patch.String())
+	}
+	if ro.Len() > 0 {
+		writeEvent(&out, "patch", ro.String())
 	}
 	if setChanged {
 		writeEvent(&out, "refresh", "instances changed")

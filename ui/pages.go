@@ -105,9 +105,10 @@ func exitText(e Exit) string {
 
 // hostData is the host page's.
 type hostData struct {
-	Daemon  DaemonStatus
-	Summary summary
-	Plugs   []plugRow
+	Daemon   DaemonStatus
+	Summary  summary
+	Plugs    []plugRow
+	Rollouts []rolloutView
 }
 
 // summary is the live part of the host and instances pages.
@@ -174,7 +175,7 @@ func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, v *view) (stri
 	st, obs := s.b.Status(), s.b.Observe()
 	s.track(obs, st)
 	v.Title, v.Nav = "Host", "host"
-	d := hostData{Daemon: st.Daemon, Summary: summarize(st, obs)}
+	d := hostData{Daemon: st.Daemon, Summary: summarize(st, obs), Rollouts: s.rollouts()}
 	plugs := map[string]*plugRow{}
 	for _, o := range obs {
 		p := plugs[o.ID.Plug]
@@ -202,15 +203,16 @@ func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, v *view) (stri
 
 // listData is the instances page's.
 type listData struct {
-	Summary summary
-	Rows    []row
-	Shown   int
-	Query   string
-	State   string
-	Sort    string
-	Desc    bool
-	States  []string
-	Columns []column
+	Summary  summary
+	Rollouts []rolloutView
+	Rows     []row
+	Shown    int
+	Query    string
+	State    string
+	Sort     string
+	Desc     bool
+	States   []string
+	Columns  []column
 	// HasHealth says the backend checks health (a column more).
 	HasHealth bool
 	Self      string // this view's URL, reloaded on a refresh event
@@ -238,12 +240,13 @@ func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request, v *view) 
 	v.Title, v.Nav = "Instances", "instances"
 	q := r.URL.Query()
 	d := listData{
-		Summary: summarize(st, obs),
-		Query:   strings.TrimSpace(q.Get("q")),
-		State:   q.Get("state"),
-		Sort:    q.Get("sort"),
-		Desc:    q.Get("desc") == "1",
-		States:  stateOrder,
+		Summary:  summarize(st, obs),
+		Rollouts: s.rollouts(),
+		Query:    strings.TrimSpace(q.Get("q")),
+		State:    q.Get("state"),
+		Sort:     q.Get("sort"),
+		Desc:     q.Get("desc") == "1",
+		States:   stateOrder,
 	}
 	if !slices.ContainsFunc(sortKeys, func(k struct {
 		key, label string
@@ -368,6 +371,10 @@ type instanceData struct {
 
 	HasHealth bool
 	Health    Health
+	// Rollout is the plug's, when it has an update {} block; RolloutID
+	// its panel's id, for a rollout that begins while the page is open.
+	Rollout   *rolloutView
+	RolloutID string
 }
 
 // detail is the live part of the instance page.
@@ -421,6 +428,10 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 		Actions:   s.actionsFor(o.ID, rw.Override),
 		Health:    e.health[o.ID],
 		HasHealth: e.hasHealth,
+		Rollout:   rolloutOf(s.rollouts(), o.ID.Plug),
+	}
+	if _, ok := s.rolloutReader(); ok {
+		d.RolloutID = domID("ro-", InstanceID{Plug: o.ID.Plug})
 	}
 	for k := range o.Spec.Env {
 		d.EnvKeys = append(d.EnvKeys, k)

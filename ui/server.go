@@ -173,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /plan", s.page(s.planPage))
 	mux.HandleFunc("POST /plan/apply", s.applyAction)
 	mux.HandleFunc("GET /history", s.page(s.historyPage))
+	mux.HandleFunc("GET /rollouts/{plug}", s.page(s.rolloutPage))
 	mux.HandleFunc("GET /tasks", s.page(s.tasksPage))
 	mux.HandleFunc("GET /tasks/{plug}/{instance}", s.page(s.taskPage))
 	mux.HandleFunc("POST /tasks/{plug}/{instance}/run", s.runTask)
