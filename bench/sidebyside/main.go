@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,12 +26,18 @@ type sample struct {
 	cold, converge, stop time.Duration
 	coldPresent          time.Duration // a second start, on what the first left (plugs: its state dir)
 	exited               time.Duration // stop: until the supervisor itself has exited
-	restarts             []time.Duration
+	firstRestart         time.Duration // the first SIGKILL after the idle window (first run only)
+	firstReaped          time.Duration // of firstRestart: until the supervisor had reaped the killed child
+	haveFirst            bool
+	restarts             []time.Duration // the other kills
+	reaped               []time.Duration // of each of restarts: until the killed child was reaped
 	unneeded             int
 	idleCPU              float64 // percent of one core
 	rssKiB, pssKiB       uint64
+	maxFDs               int // open descriptors of the supervisor's process that holds most
 	orphans              int
-	convergeCapped       bool // did not converge within convergeLimit
+	convergeCapped       bool          // did not converge within convergeLimit
+	took                 time.Duration // the whole measurement
 	haveIdle, haveKill   bool
 	err                  error
 }
@@ -38,7 +46,14 @@ type result struct {
 	peer    peer
 	n       int
 	samples []sample
+	skipped string // why the peer was not measured (not installed, the budget spent), or ""
 }
+
+// kills is the number of children SIGKILLed one at a time per run.
+const kills = 20
+
+// warm is how long the driver warms up before the first kill (-warm-driver).
+var warm time.Duration
 
 func main() {
 	ns := flag.String("n", "100,1000", "comma-separated child counts")
@@ -51,9 +66,14 @@ func main() {
 	pm2Bin := flag.String("pm2", "bench/.peers/node_modules/.bin/pm2", "pm2 binary")
 	out := flag.String("o", "BENCHMARKS.md", "report file")
 	work := flag.String("work", "", "work directory (default a temp dir)")
+	readme := flag.String("readme", "README.md", "README whose \"Cost of the capabilities\" table the report quotes (\"\": none)")
+	budget := flag.Duration("budget", 0, "a run of a peer that would start after this much of the whole run has passed is skipped and reported so (0: no budget)")
+	flag.DurationVar(&warm, "warm-driver", 0, "keep the driver's restart poll busy this long before the first kill after the idle window (0: the driver wakes from the idle window as the supervisor does)")
 	flag.DurationVar(&convergeLimit, "converge-limit", convergeLimit, "longest wait for a peer's converge (its apply command included); a capped figure is reported with \">\"")
+	flag.DurationVar(&startLimit, "start-limit", startLimit, "longest wait for a peer's cold start; a peer that did not start all children by then is reported failed")
 	flag.Parse()
 	load0 := loadAvg()
+	stopOnSignal()
 
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	all := map[string]peer{
@@ -73,6 +93,7 @@ func main() {
 		defer os.RemoveAll(root)
 	}
 	var peers []peer
+	unavailable := map[string]string{}
 	for _, name := range strings.Split(*only, ",") {
 		p, ok := all[strings.TrimSpace(name)]
 		if !ok {
@@ -80,7 +101,7 @@ func main() {
 		}
 		if err := p.available(); err != nil {
 			fmt.Fprintf(os.Stderr, "skip %s: %v\n", p.name(), err)
-			continue
+			unavailable[p.name()] = fmt.Sprintf("not measured: %v", err)
 		}
 		peers = append(peers, p)
 	}
@@ -102,7 +123,7 @@ func main() {
 		if err != nil || runs < 1 {
 			fatal(fmt.Errorf("bad -runs %q", runsList[i]))
 		}
-		idleD, err := time.ParseDuration(idleList[i])
+		idle, err := time.ParseDuration(idleList[i])
 		if err != nil {
 			fatal(fmt.Errorf("bad -idle %q", idleList[i]))
 		}
@@ -110,40 +131,72 @@ func main() {
 		if err != nil || slowRuns < 1 {
 			fatal(fmt.Errorf("bad -runs-slow %q", slowList[i]))
 		}
-		idle := &idleD
 		desc := fmt.Sprintf("%d runs at N=%d", runs, n)
 		if slowRuns != runs {
 			desc += fmt.Sprintf(" (%d of supervisord and pm2)", slowRuns)
 		}
 		runsDesc = append(runsDesc, desc)
-		idleDesc = append(idleDesc, fmt.Sprintf("%v at N=%d", idleD, n))
-		for _, p := range peers {
-			res := &result{peer: p, n: n}
-			peerRuns := runs
-			if slowPeers[p.name()] {
-				peerRuns = slowRuns
-			}
-			for r := 0; r < peerRuns; r++ {
+		idleDesc = append(idleDesc, fmt.Sprintf("%v at N=%d", idle, n))
+		byPeer := make([]*result, len(peers))
+		for j, p := range peers {
+			byPeer[j] = &result{peer: p, n: n, skipped: unavailable[p.name()]}
+			results = append(results, byPeer[j])
+		}
+		// Round by round, every peer once per round, the baseline first:
+		// each ratio is to a baseline measured minutes, not a quarter of
+		// an hour, before, on a machine in the same state.
+		for r := 0; r < max(runs, slowRuns); r++ {
+			for _, res := range byPeer {
+				p := res.peer
+				peerRuns := runs
+				if slowPeers[p.name()] {
+					peerRuns = slowRuns
+				}
+				if r >= peerRuns || res.skipped != "" {
+					continue
+				}
+				if *budget > 0 && time.Since(started) > *budget {
+					res.skipped = fmt.Sprintf("run %d and later not measured: the run's budget of %v was spent", r+1, *budget)
+					if r == 0 {
+						res.skipped = fmt.Sprintf("not measured: the run's budget of %v was spent before its turn", *budget)
+					}
+					fmt.Fprintf(os.Stderr, "%s n=%d: %s\n", p.name(), n, res.skipped)
+					continue
+				}
 				dir := filepath.Join(root, fmt.Sprintf("%s-%d-%d", p.name(), n, r))
-				s := measure(p, dir, n, r == 0, *idle)
+				t0 := time.Now()
+				s := measure(p, dir, n, r == 0, idle)
+				s.took = time.Since(t0)
 				if s.err != nil {
 					fmt.Fprintf(os.Stderr, "%s n=%d run %d: %v\n", p.name(), n, r, s.err)
 				}
 				res.samples = append(res.samples, s)
-				fmt.Fprintf(os.Stderr, "%-11s n=%-5d run %d: cold %v (present %v) restart %v (worst %v) converge %v (unneeded %d) stop %v (exited %v) idle %.2f%% rss %d KiB orphans %d\n",
-					p.name(), n, r, s.cold.Round(time.Millisecond), s.coldPresent.Round(time.Millisecond),
-					median(s.restarts).Round(time.Microsecond*10), worst(s.restarts).Round(time.Microsecond*10),
+				fmt.Fprintf(os.Stderr, "%-11s n=%-5d run %d (%v): cold %v (present %v) restart first %v, %v (worst %v) converge %v (unneeded %d) stop %v (exited %v) idle %.2f%% rss %d KiB orphans %d\n",
+					p.name(), n, r, s.took.Round(time.Second), s.cold.Round(time.Millisecond), s.coldPresent.Round(time.Millisecond),
+					s.firstRestart.Round(time.Microsecond*10), median(s.restarts).Round(time.Microsecond*10), worst(s.restarts).Round(time.Microsecond*10),
 					s.converge.Round(time.Millisecond), s.unneeded, s.stop.Round(time.Millisecond), s.exited.Round(time.Millisecond),
 					s.idleCPU, s.rssKiB, s.orphans)
 			}
-			results = append(results, res)
 		}
 	}
-	report := render(results, strings.Join(runsDesc, ", "), strings.Join(idleDesc, ", "), time.Since(started), os.Args[1:], load0, loadAvg())
-	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+	left := leftBehind()
+	info := runInfo{
+		runs: strings.Join(runsDesc, ", "), idle: strings.Join(idleDesc, ", "),
+		took: time.Since(started), args: os.Args[1:], load0: load0, load1: loadAvg(),
+		nofile: nofileLimit(), left: left, warm: warm,
+	}
+	if *readme != "" {
+		if b, err := os.ReadFile(*readme); err == nil {
+			info.costRows = costRows(string(b))
+		}
+	}
+	if err := os.WriteFile(*out, []byte(render(results, info)), 0o644); err != nil {
 		fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s in %v\n", *out, time.Since(started).Round(time.Second))
+	if left > 0 {
+		fatal(fmt.Errorf("%d benchmark children still running after the run", left))
+	}
 }
 
 // slowPeers take minutes per run at N = 1,000 (supervisorctl update and
@@ -221,18 +274,42 @@ func verified(got map[string]int, prefix string) bool {
 // the set of pids that existed when old was killed: only pids that appeared
 // since are read, so a poll costs one readdir of /proc however many
 // processes run, and the resolution stays well under a millisecond.
-func waitRestart(marker string, old int, before map[int]bool, limit time.Duration) (time.Duration, error) {
+// reaped is when old's /proc entry went away: the supervisor woke and
+// waited for it (the rest is its fork and exec of the replacement).
+func waitRestart(marker string, old int, before map[int]bool, limit time.Duration) (total, reaped time.Duration, err error) {
 	start := time.Now()
 	deadline := start.Add(limit)
+	oldProc := "/proc/" + strconv.Itoa(old)
 	for {
+		if reaped == 0 {
+			if _, err := os.Stat(oldProc); err != nil {
+				reaped = time.Since(start)
+			}
+		}
 		for _, pid := range listPIDs() {
 			if !before[pid] && pid != old && markerOf(pid, marker) == marker {
-				return time.Since(start), nil
+				total = time.Since(start)
+				if reaped == 0 {
+					reaped = total
+				}
+				return total, reaped, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%s not restarted after %v", marker, limit)
+			return 0, 0, fmt.Errorf("%s not restarted after %v", marker, limit)
 		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// warmDriver runs the restart poll's loop for d without timing anything,
+// so that the first kill after the idle window finds the driver awake:
+// set by -warm-driver, to tell the driver's own wake-up from the
+// supervisor's in that first figure.
+func warmDriver(d time.Duration) {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		_ = listPIDs()
 		time.Sleep(200 * time.Microsecond)
 	}
 }
@@ -243,7 +320,7 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		return s
 	}
 	time.Sleep(2 * time.Second) // what the previous measurement left settles
-	prefix := fmt.Sprintf("99999.%04d", rand.IntN(10000))
+	prefix := newPrefix()
 	gen0 := generation(prefix, n, 0, 0)
 	var rootPid int
 	var helpers []int
@@ -263,7 +340,8 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		return s
 	}
 	_ = os.WriteFile(filepath.Join(dir, "root.pid"), []byte(strconv.Itoa(rootPid)), 0o644)
-	running, err := waitSet(prefix, markers(gen0), 5*time.Minute)
+	track(rootPid)
+	running, err := waitSet(prefix, markers(gen0), startLimit)
 	if err != nil {
 		s.err = fmt.Errorf("cold start: %w", err)
 		return s
@@ -286,28 +364,39 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 				s.rssKiB += pi.rssKiB
 				s.pssKiB += pi.pssKiB
 			}
+			s.maxFDs = max(s.maxFDs, openFDs(pid))
 		}
 		s.haveIdle = true
 	}
 
-	// Restart latency: SIGKILL 20 distinct children, one at a time.
-	for _, i := range rand.Perm(n)[:min(20, n)] {
+	// Restart latency: SIGKILL 20 distinct children, one at a time; the
+	// first one after the idle window is reported apart (issue 17: it took
+	// 17–57 ms in half the runs, the others 3–7 ms).
+	for k, i := range rand.Perm(n)[:min(kills, n)] {
 		m := gen0[i].marker
 		old := running[m]
 		before := map[int]bool{}
 		for _, pid := range listPIDs() {
 			before[pid] = true
 		}
+		if k == 0 && first && warm > 0 {
+			warmDriver(warm)
+		}
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			s.err = err
 			return s
 		}
-		d, err := waitRestart(m, old, before, time.Minute)
+		d, reaped, err := waitRestart(m, old, before, time.Minute)
 		if err != nil {
 			s.err = fmt.Errorf("restart: %w", err)
 			return s
 		}
-		s.restarts = append(s.restarts, d)
+		if k == 0 && first {
+			s.firstRestart, s.firstReaped, s.haveFirst = d, reaped, true
+		} else {
+			s.restarts = append(s.restarts, d)
+			s.reaped = append(s.reaped, reaped)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
@@ -371,7 +460,8 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		return s
 	}
 	_ = os.WriteFile(filepath.Join(dir, "root.pid"), []byte(strconv.Itoa(rootPid)), 0o644)
-	if _, err := waitSet(prefix, markers(next), 5*time.Minute); err != nil {
+	track(rootPid)
+	if _, err := waitSet(prefix, markers(next), startLimit); err != nil {
 		s.err = fmt.Errorf("second start: %w", err)
 		return s
 	}
@@ -393,7 +483,7 @@ func killTest(p peer, dir string, n int) (int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	prefix := fmt.Sprintf("99999.%04d", rand.IntN(10000))
+	prefix := newPrefix()
 	cs := generation(prefix, n, 0, 0)
 	if err := p.configure(dir, cs); err != nil {
 		return 0, err
@@ -406,9 +496,10 @@ func killTest(p peer, dir string, n int) (int, error) {
 		return 0, err
 	}
 	_ = os.WriteFile(filepath.Join(dir, "root.pid"), []byte(strconv.Itoa(root)), 0o644)
+	track(root)
 	var helpers []int
 	defer func() { cleanup(prefix, root, helpers) }()
-	if _, err := waitSet(prefix, markers(cs), 5*time.Minute); err != nil {
+	if _, err := waitSet(prefix, markers(cs), startLimit); err != nil {
 		return 0, err
 	}
 	time.Sleep(time.Second)
@@ -425,6 +516,9 @@ const clkTck = 100 // USER_HZ on Linux
 // convergeLimit bounds the wait for a peer to converge, so that one slow
 // peer cannot take the whole run's time; a capped figure is reported as ">".
 var convergeLimit = 30 * time.Second
+
+// startLimit bounds the wait for a cold start.
+var startLimit = 3 * time.Minute
 
 func ticks(pids []int) uint64 {
 	var t uint64
@@ -446,6 +540,7 @@ func waitGone(pid int, limit time.Duration) {
 // cleanup SIGKILLs, by pid, whatever this run started and left behind: the
 // supervisor, its helper processes and children carrying this run's prefix.
 func cleanup(prefix string, root int, helpers []int) {
+	defer untrack(root)
 	pids := append([]int{root}, helpers...)
 	for m, pid := range scanMarkers(prefix) {
 		_ = m
@@ -523,4 +618,95 @@ func perCount(v string, n int) []string {
 		out[i] = strings.TrimSpace(parts[min(i, len(parts)-1)])
 	}
 	return out
+}
+
+// The run's bookkeeping of what it started, for leftBehind and for a
+// driver stopped by a signal: the prefix of every child marker and the
+// root pid of every supervisor.
+var (
+	startedMu sync.Mutex
+	prefixes  []string
+	rootPids  []int
+)
+
+// newPrefix is a marker prefix of this run's own, recorded.
+func newPrefix() string {
+	startedMu.Lock()
+	defer startedMu.Unlock()
+	p := fmt.Sprintf("99999.%04d", rand.IntN(10000))
+	prefixes = append(prefixes, p)
+	return p
+}
+
+func track(root int) {
+	startedMu.Lock()
+	defer startedMu.Unlock()
+	rootPids = append(rootPids, root)
+}
+
+// untrack forgets a root that cleanup has stopped: its pid may be reused.
+func untrack(root int) {
+	startedMu.Lock()
+	defer startedMu.Unlock()
+	for i, r := range rootPids {
+		if r == root {
+			rootPids = append(rootPids[:i], rootPids[i+1:]...)
+			return
+		}
+	}
+}
+
+// leftBehind counts the children of this run still running: none should.
+func leftBehind() int {
+	startedMu.Lock()
+	ps := append([]string(nil), prefixes...)
+	startedMu.Unlock()
+	n := 0
+	for _, p := range ps {
+		n += len(scanMarkers(p))
+	}
+	return n
+}
+
+// stopOnSignal makes SIGINT, SIGTERM and SIGHUP of the driver (make bench
+// interrupted, a timeout) kill what the run started, by pid, before it
+// exits: every supervisor and its own processes, every child of a marker
+// of this run.
+func stopOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-ch
+		fmt.Fprintf(os.Stderr, "sidebyside: %v: stopping what this run started\n", sig)
+		startedMu.Lock()
+		ps, roots := append([]string(nil), prefixes...), append([]int(nil), rootPids...)
+		startedMu.Unlock()
+		for _, r := range roots {
+			if alive(r) {
+				var helpers []int
+				if len(ps) > 0 {
+					helpers = tree(r, ps[len(ps)-1])
+				}
+				for _, pid := range append([]int{r}, helpers...) {
+					if pid > 1 {
+						_ = syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+		}
+		for _, p := range ps {
+			cleanup(p, 0, nil)
+		}
+		os.Exit(2)
+	}()
+}
+
+// nofileLimit is the driver's open-file limit, soft/hard, which every
+// supervisor it starts inherits.
+func nofileLimit() string {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%d/%d", l.Cur, l.Max)
 }

@@ -225,6 +225,14 @@ func (supervisordPeer) available() error {
 	_, err := exec.LookPath("supervisord")
 	return err
 }
+
+// supervisordMinFDs is the minfds of a supervisord of n children: it keeps
+// about three descriptors per child (its stdin and stdout pipes, stderr
+// redirected into stdout, and the log file), and it must not be much more:
+// every forked child closes each descriptor from 3 up to minfds, in Python,
+// before it execs (minfds = 16,384 made each start close 16,381).
+func supervisordMinFDs(n int) int { return 4*n + 256 }
+
 func (supervisordPeer) configure(dir string, cs []child) error {
 	conf := fmt.Sprintf(`[unix_http_server]
 file=%[1]s/supervisor.sock
@@ -234,7 +242,7 @@ nodaemon=true
 logfile=%[1]s/supervisord.log
 pidfile=%[1]s/supervisord.pid
 childlogdir=%[1]s/logs
-minfds=16384
+minfds=%[2]d
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
@@ -244,7 +252,7 @@ serverurl=unix://%[1]s/supervisor.sock
 
 [include]
 files = %[1]s/conf.d/*.conf
-`, dir)
+`, dir, supervisordMinFDs(len(cs)))
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return err
 	}
@@ -268,7 +276,7 @@ func (supervisordPeer) apply(dir string, _, _ []child) error {
 }
 func (supervisordPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (supervisordPeer) commands() string {
-	return "rewrite conf.d, `supervisorctl update`; stop: `kill -TERM` supervisord"
+	return "rewrite conf.d, `supervisorctl update`; stop: `kill -TERM` supervisord; minfds = 4N+256"
 }
 
 // --- s6 -----------------------------------------------------------------------

@@ -40,7 +40,25 @@ func listPIDs() []int {
 // whose marker starts with prefix), or "".
 func markerOf(pid int, prefix string) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || len(b) == 0 {
+	if err != nil {
+		return ""
+	}
+	m := cmdlineMarker(b, prefix)
+	if m == "" {
+		return ""
+	}
+	// A zombie keeps its cmdline empty, so a readable one is alive; still,
+	// skip processes in state Z or X.
+	if st := state(pid); st == 'Z' || st == 'X' {
+		return ""
+	}
+	return m
+}
+
+// cmdlineMarker is the marker of a /proc/<pid>/cmdline that reads
+// `sleep MARKER` (any path to sleep) with MARKER starting with prefix, or "".
+func cmdlineMarker(b []byte, prefix string) string {
+	if len(b) == 0 {
 		return ""
 	}
 	args := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
@@ -48,11 +66,6 @@ func markerOf(pid int, prefix string) string {
 		return ""
 	}
 	if !bytes.HasPrefix(args[1], []byte(prefix)) {
-		return ""
-	}
-	// A zombie keeps its cmdline empty, so a readable one is alive; still,
-	// skip processes in state Z or X.
-	if st := state(pid); st == 'Z' || st == 'X' {
 		return ""
 	}
 	return string(args[1])
@@ -63,11 +76,66 @@ func state(pid int) byte {
 	if err != nil {
 		return 'X'
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
+	st, ok := parseStat(b)
+	if !ok {
 		return 'X'
 	}
-	return b[i+2]
+	return st.state
+}
+
+// statFields is what the benchmark reads of /proc/<pid>/stat.
+type statFields struct {
+	state     byte
+	ppid      int
+	ticks     uint64 // utime + stime, in clock ticks
+	startTick uint64 // start time, in clock ticks since boot
+}
+
+// parseStat parses /proc/<pid>/stat; the command name in parentheses may
+// hold spaces and parentheses of its own, so fields count from the last ')'.
+func parseStat(b []byte) (statFields, bool) {
+	var st statFields
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return st, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	// fields after the comm: state(0) ppid(1) ... utime(11) stime(12) ... starttime(19)
+	if len(f) < 20 || len(f[0]) != 1 {
+		return st, false
+	}
+	st.state = f[0][0]
+	var err error
+	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
+		return st, false
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	stt, err2 := strconv.ParseUint(f[12], 10, 64)
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return st, false
+	}
+	st.ticks = ut + stt
+	st.startTick = start
+	return st, true
+}
+
+// parseSmapsRollup returns Rss and Pss (KiB) of /proc/<pid>/smaps_rollup.
+func parseSmapsRollup(b []byte) (rss, pss uint64) {
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseUint(fs[1], 10, 64)
+		switch fs[0] {
+		case "Rss:":
+			rss = v
+		case "Pss:":
+			pss = v
+		}
+	}
+	return rss, pss
 }
 
 // scanMarkers maps every live benchmark child's marker to its pid.
@@ -88,33 +156,13 @@ func readProc(pid int) (procInfo, bool) {
 	if err != nil {
 		return p, false
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	st, ok := parseStat(b)
+	if !ok {
 		return p, false
 	}
-	f := strings.Fields(string(b[i+2:]))
-	// fields after the comm: state(0) ppid(1) ... utime(11) stime(12)
-	if len(f) < 13 {
-		return p, false
-	}
-	p.ppid, _ = strconv.Atoi(f[1])
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	stt, _ := strconv.ParseUint(f[12], 10, 64)
-	p.ticks = ut + stt
+	p.ppid, p.ticks = st.ppid, st.ticks
 	if sm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup"); err == nil {
-		for _, line := range strings.Split(string(sm), "\n") {
-			fs := strings.Fields(line)
-			if len(fs) < 2 {
-				continue
-			}
-			v, _ := strconv.ParseUint(fs[1], 10, 64)
-			switch fs[0] {
-			case "Rss:":
-				p.rssKiB = v
-			case "Pss:":
-				p.pssKiB = v
-			}
-		}
+		p.rssKiB, p.pssKiB = parseSmapsRollup(sm)
 	}
 	return p, true
 }
@@ -163,13 +211,25 @@ type watcher struct {
 
 type seenPID struct {
 	marker string    // "" for a process that is not a child (yet)
-	first  time.Time // when the pid was first seen
+	born   time.Time // when the process started (its start time in /proc)
+	next   time.Time // when a process that is not a child is read again
 }
 
-// execSettle is how long a new process that is not a child is read again:
-// a child is forked by the supervisor (or a shell of its run script) and
-// then execs sleep.
-const execSettle = 500 * time.Millisecond
+// A child is forked by the supervisor (or a shell of its run script) and
+// then execs sleep, so a process that is not a child yet may become one.
+// It is read again after rereadAfter(its age): every poll while it is
+// young, then ever more rarely, so that the supervisor's long-lived
+// processes (an s6-supervise or runsv per child) cost little, and a fork
+// that execs late is still found, at most 1/16 of its age late.
+//
+// The watcher used to give up on a process after 500 ms: supervisord's
+// forked child closes every descriptor up to minfds in Python before it
+// execs, and s6's and runit's run scripts start a shell; on 2 loaded cores
+// some of 1,000 took longer than that, were never read again, and the
+// cold start waited at 994 of 1,000 until its 5-minute limit.
+func rereadAfter(age time.Duration) time.Duration {
+	return max(pollEvery, age/16)
+}
 
 func newWatcher(prefix string) *watcher {
 	return &watcher{prefix: prefix, seen: map[int]seenPID{}, fds: map[int]int{}}
@@ -189,16 +249,24 @@ func (w *watcher) poll(want map[string]bool) map[string]int {
 	now := time.Now()
 	pids := listPIDs()
 	live := make(map[int]struct{}, len(pids))
+	boot := sinceBoot()
 	for _, pid := range pids {
 		live[pid] = struct{}{}
 		e, ok := w.seen[pid]
-		if ok && (e.marker != "" || now.Sub(e.first) > execSettle) {
+		if ok && (e.marker != "" || now.Before(e.next)) {
 			continue
 		}
 		if !ok {
-			e.first = now
+			e.born = now
+			if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+				if st, ok := parseStat(b); ok && boot > 0 {
+					age := boot - time.Duration(st.startTick)*time.Second/clkTck
+					e.born = now.Add(-max(age, 0))
+				}
+			}
 		}
 		e.marker = markerOf(pid, w.prefix)
+		e.next = now.Add(rereadAfter(now.Sub(e.born)))
 		w.seen[pid] = e
 	}
 	for pid := range w.seen {
@@ -247,4 +315,24 @@ func (w *watcher) poll(want map[string]bool) map[string]int {
 		}
 	}
 	return got
+}
+
+// sinceBoot is CLOCK_BOOTTIME, the clock of the start times in /proc, or 0.
+func sinceBoot() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// openFDs counts the open descriptors of pid.
+func openFDs(pid int) int {
+	d, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	return len(names)
 }

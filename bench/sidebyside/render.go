@@ -34,6 +34,8 @@ func column(r *result, f func(sample) (float64, bool)) []float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func msList(ds []time.Duration) float64 { return ms(median(ds)) }
+
 var figures = []struct {
 	title string
 	unit  string
@@ -41,14 +43,24 @@ var figures = []struct {
 }{
 	{"cold start, state dir empty", "ms", func(s sample) (float64, bool) { return ms(s.cold), s.cold > 0 }},
 	{"cold start, state dir present", "ms", func(s sample) (float64, bool) { return ms(s.coldPresent), s.coldPresent > 0 }},
-	{"restart after SIGKILL, median of 20", "ms", func(s sample) (float64, bool) {
-		return ms(median(s.restarts)), len(s.restarts) > 0
+	{"restart after SIGKILL, the first after the idle window", "ms", func(s sample) (float64, bool) {
+		return ms(s.firstRestart), s.haveFirst
 	}},
-	{"restart after SIGKILL, worst of 20", "ms", func(s sample) (float64, bool) {
+	{"… of it until the supervisor reaped the killed child", "ms", func(s sample) (float64, bool) {
+		return ms(s.firstReaped), s.haveFirst
+	}},
+	{"restart after SIGKILL, median of the others", "ms", func(s sample) (float64, bool) {
+		return msList(s.restarts), len(s.restarts) > 0
+	}},
+	{"restart after SIGKILL, worst of the others", "ms", func(s sample) (float64, bool) {
 		return ms(worst(s.restarts)), len(s.restarts) > 0
+	}},
+	{"… median until the supervisor reaped the killed child", "ms", func(s sample) (float64, bool) {
+		return msList(s.reaped), len(s.reaped) > 0
 	}},
 	{"memory (RSS sum)", "MiB", func(s sample) (float64, bool) { return float64(s.rssKiB) / 1024, s.haveIdle }},
 	{"memory (PSS sum)", "MiB", func(s sample) (float64, bool) { return float64(s.pssKiB) / 1024, s.haveIdle }},
+	{"open files of its busiest process", "descriptors", func(s sample) (float64, bool) { return float64(s.maxFDs), s.haveIdle }},
 	{"idle CPU", "% of a core", func(s sample) (float64, bool) { return s.idleCPU, s.haveIdle }},
 	{"converge 30% change", "ms", func(s sample) (float64, bool) { return ms(s.converge), s.converge > 0 }},
 	{"needless restarts", "children", func(s sample) (float64, bool) { return float64(s.unneeded), s.converge > 0 }},
@@ -57,17 +69,57 @@ var figures = []struct {
 	{"left running after SIGKILL of the supervisor", "children", func(s sample) (float64, bool) {
 		return float64(s.orphans), s.haveKill
 	}},
+	{"one run took", "s", func(s sample) (float64, bool) { return s.took.Seconds(), s.took > 0 }},
 }
 
-func render(results []*result, runs, idle string, took time.Duration, args []string, load0, load1 string) string {
+// runInfo is what the report says of the run as a whole.
+type runInfo struct {
+	runs, idle   string
+	took         time.Duration
+	args         []string
+	load0, load1 string
+	nofile       string        // open-file limit soft/hard the peers inherit
+	left         int           // benchmark children still running at the end
+	warm         time.Duration // -warm-driver
+	costRows     string        // README's "Cost of the capabilities" table, or ""
+}
+
+// costRows returns the table of README's section "Cost of the
+// capabilities" (from its header row to the first line that is not a
+// table row), or "".
+func costRows(readme string) string {
+	_, rest, ok := strings.Cut(readme, "\n### Cost of the capabilities\n")
+	if !ok {
+		return ""
+	}
+	var rows []string
+	for _, l := range strings.Split(rest, "\n") {
+		if strings.HasPrefix(l, "#") {
+			break
+		}
+		if strings.HasPrefix(l, "|") {
+			rows = append(rows, l)
+		} else if len(rows) > 0 {
+			break
+		}
+	}
+	if len(rows) < 3 {
+		return ""
+	}
+	return strings.Join(rows, "\n") + "\n"
+}
+
+func render(results []*result, info runInfo) string {
 	var b strings.Builder
 	b.WriteString("# Benchmarks: plugs beside the supervisors people use today\n\n")
-	b.WriteString("Written by `make bench` (bench/run.sh → bench/sidebyside). Do not edit by hand.\n\n")
-	fmt.Fprintf(&b, "Command: `bench/run.sh` = `go run ./bench/sidebyside %s`; %s per peer; idle window %s; whole run %v.\n\n",
-		strings.Join(args, " "), runs, idle, took.Round(time.Second))
+	b.WriteString("Written by `make bench` (scripts/bench.sh → bench/run.sh → bench/sidebyside). Do not edit by hand.\n\n")
+	fmt.Fprintf(&b, "Command: `make bench`; its side by side is `bench/run.sh` = `bin/sidebyside %s` (built from ./bench/sidebyside); %s per peer; idle window %s; side by side %v.\n\n",
+		strings.Join(info.args, " "), info.runs, info.idle, info.took.Round(time.Second))
 	b.WriteString("## Machine\n\n")
 	fmt.Fprintf(&b, "- %s, %d cores, %s\n- kernel %s, %s\n", cpuModel(), runtime.NumCPU(), memTotal(), uname(), runtime.Version())
-	fmt.Fprintf(&b, "- load average (1 min) %s at the start of the run, %s at its end: above 1 or so, other work shared the cores and the wall-clock figures are noisier (the ratios less so: each is taken against the baseline of the same run)\n", load0, load1)
+	fmt.Fprintf(&b, "- load average (1 min) %s at the start of the run, %s at its end: above 1 or so, other work shared the cores and the wall-clock figures are noisier (the ratios less so: each is taken against the baseline of the same run, round by round)\n", info.load0, info.load1)
+	fmt.Fprintf(&b, "- open files (soft/hard) of the driver, which every supervisor and child inherits: %s\n", info.nofile)
+	fmt.Fprintf(&b, "- benchmark children still running after the run: %d\n", info.left)
 	b.WriteString("\n## Versions and the commands each peer is driven with\n\n| peer | version | apply a new declaration; stop |\n|---|---|---|\n")
 	seen := map[string]bool{}
 	for _, r := range results {
@@ -91,7 +143,10 @@ clock starts when the user's command starts and stops when what the user waits f
    broker), summed, children excluded, over the idle window. RSS counts shared pages once per
    process, PSS splits them; CPU is a percentage of one core.
 4. **restart after SIGKILL**: one child SIGKILLed, until its replacement runs; 20 kills per run,
-   the first right after the idle window (first run), median and worst.
+   50 ms apart. The first run's first kill comes right after the idle window and is reported
+   on its own row; median and worst are of the other kills. "until the supervisor reaped the
+   killed child" is when the killed pid left /proc: the supervisor had woken and waited for it
+   (the rest is its fork and exec of the replacement).
 5. **converge**: the declaration changes (10% removed, 10% added, 10% with a changed param) and is
    applied with the peer's own commands; the time from the start of the apply command until it has
    returned and the running set matches; **needless restarts** counts unchanged children whose pid
@@ -100,8 +155,12 @@ clock starts when the user's command starts and stops when what the user waits f
    exited (what ` + "`systemctl stop`" + ` waits for); **left running after SIGKILL** of the supervisor, a second later.
 
 The driver polls /proc every 5 ms at little cost: one read of the directory, the command line of
-new processes only, and one poll(2) over pidfds of the children that should be gone. Between two
-measurements it waits until everything the last one started is reaped, then 2 s more.
+new processes, and one poll(2) over pidfds of the children that should be gone. A process that is
+not a child yet is read again after 1/16 of its age (every poll while it is young): a child is
+forked and then execs sleep, late on a loaded machine. Between two measurements it waits until
+everything the last one started is reaped, then 2 s more. Runs go round by round (every peer once,
+the baseline first, then the next round), so each ratio is to a baseline measured minutes before.
+A peer that fails is reported failed with its error, one left out by the budget is reported skipped.
 
 ## Why issue 17 measured larger ratios than this file used to show
 
@@ -172,7 +231,14 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 			for _, r := range byN[n] {
 				st, ok := summarize(column(r, f.get))
 				if !ok {
-					b.WriteString(" n/a |")
+					switch {
+					case len(r.samples) == 0 && r.skipped != "":
+						b.WriteString(" skipped |")
+					case failed(r):
+						b.WriteString(" failed |")
+					default:
+						b.WriteString(" n/a |")
+					}
 					continue
 				}
 				cell := fmt.Sprintf("%s [%s–%s]", num(st.med), num(st.lo), num(st.hi))
@@ -182,7 +248,7 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 				if f.title == "needless restarts" && capped(r) {
 					cell = "≥ " + cell + " (counted before convergence)"
 				}
-				if haveBase && bs.med > 0 && r != base && f.unit != "children" {
+				if haveBase && bs.med > 0 && r != base && f.unit != "children" && f.unit != "s" && f.unit != "descriptors" {
 					cell += fmt.Sprintf(" **%.1fx**", st.med/bs.med)
 				}
 				fmt.Fprintf(&b, " %s |", cell)
@@ -190,15 +256,34 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 			b.WriteString("\n")
 		}
 		for _, r := range byN[n] {
+			if r.skipped != "" {
+				fmt.Fprintf(&b, "\n- %s %s", r.peer.name(), r.skipped)
+			}
 			for i, s := range r.samples {
 				if s.err != nil {
-					fmt.Fprintf(&b, "\n- %s run %d failed: %v", r.peer.name(), i, s.err)
+					fmt.Fprintf(&b, "\n- %s run %d failed: %v (its figures up to the failure are in the table)", r.peer.name(), i+1, s.err)
 				}
 			}
 		}
 		b.WriteString("\n")
 	}
+	if info.costRows != "" {
+		b.WriteString("\n## Cost of the capabilities (quoted from README)\n\n")
+		b.WriteString("Not measured by this run: README's section \"Cost of the capabilities\", each row a Go benchmark\n")
+		b.WriteString("against a baseline of its own run, with its command.\n\n")
+		b.WriteString(info.costRows)
+	}
 	return b.String()
+}
+
+// failed tells whether a run of r ended in an error.
+func failed(r *result) bool {
+	for _, s := range r.samples {
+		if s.err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func num(v float64) string {
