@@ -235,6 +235,11 @@ const pollEvery = 5 * time.Millisecond
 func waitSet(prefix string, want map[string]bool, limit time.Duration) (map[string]int, error) {
 	w := newWatcher(prefix)
 	defer w.close()
+	defer func() {
+		if w.late > 0 {
+			fmt.Fprintf(os.Stderr, "  %d of %d children exec'd sleep over 500 ms after their fork\n", w.late, len(want))
+		}
+	}()
 	deadline := time.Now().Add(limit)
 	for {
 		got := w.poll(want)

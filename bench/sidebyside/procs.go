@@ -207,6 +207,7 @@ type watcher struct {
 	prefix string
 	seen   map[int]seenPID
 	fds    map[int]int // pidfds of children that should be gone
+	late   int         // children that exec'd sleep over 500 ms after their fork
 }
 
 type seenPID struct {
@@ -266,6 +267,9 @@ func (w *watcher) poll(want map[string]bool) map[string]int {
 			}
 		}
 		e.marker = markerOf(pid, w.prefix)
+		if ok && e.marker != "" && now.Sub(e.born) > 500*time.Millisecond {
+			w.late++ // the old watcher's blind spot
+		}
 		e.next = now.Add(rereadAfter(now.Sub(e.born)))
 		w.seen[pid] = e
 	}
