@@ -49,8 +49,13 @@ type result struct {
 	skipped string // why the peer was not measured (not installed, the budget spent), or ""
 }
 
-// kills is the number of children SIGKILLed one at a time per run.
-const kills = 20
+// kills is the number of children SIGKILLed one at a time per run; after
+// killBudget, and at least minKills, no more.
+const (
+	kills      = 20
+	minKills   = 5
+	killBudget = 10 * time.Second
+)
 
 // warm is how long the driver warms up before the first kill (-warm-driver).
 var warm time.Duration
@@ -58,7 +63,7 @@ var warm time.Duration
 func main() {
 	ns := flag.String("n", "100,1000", "comma-separated child counts")
 	runsFlag := flag.String("runs", "3", "runs per peer, one value or one per count")
-	slowFlag := flag.String("runs-slow", "", "runs of the slow peers (supervisord, pm2: minutes per run at N = 1,000), one value or one per count; default -runs")
+	slowFlag := flag.String("runs-peers", "", "runs of the other supervisors (supervisord, s6, runit, pm2: one to four minutes per run at N = 1,000), one value or one per count; default -runs")
 	idleFlag := flag.String("idle", "60s", "idle window for CPU and memory, one value or one per count")
 	only := flag.String("peers", "baseline,plugs,supervisord,s6,runit,pm2", "peers to measure")
 	plugsBin := flag.String("plugs", "bin/plugs", "plugs binary")
@@ -129,11 +134,11 @@ func main() {
 		}
 		slowRuns, err := strconv.Atoi(slowList[i])
 		if err != nil || slowRuns < 1 {
-			fatal(fmt.Errorf("bad -runs-slow %q", slowList[i]))
+			fatal(fmt.Errorf("bad -runs-peers %q", slowList[i]))
 		}
 		desc := fmt.Sprintf("%d runs at N=%d", runs, n)
 		if slowRuns != runs {
-			desc += fmt.Sprintf(" (%d of supervisord and pm2)", slowRuns)
+			desc += fmt.Sprintf(" (%d of supervisord, s6, runit and pm2)", slowRuns)
 		}
 		runsDesc = append(runsDesc, desc)
 		idleDesc = append(idleDesc, fmt.Sprintf("%v at N=%d", idle, n))
@@ -199,9 +204,11 @@ func main() {
 	}
 }
 
-// slowPeers take minutes per run at N = 1,000 (supervisorctl update and
-// pm2 startOrRestart of 1,000 children, pm2 kill): -runs-slow bounds them.
-var slowPeers = map[string]bool{"supervisord": true, "pm2": true}
+// slowPeers take one to four minutes per run at N = 1,000 where baseline
+// and plugs take half a minute (supervisord's cold start, update and stop,
+// pm2's startOrRestart and kill, s6's and supervisord's 1 s restarts):
+// -runs-peers bounds them, so that baseline and plugs get more runs.
+var slowPeers = map[string]bool{"supervisord": true, "s6": true, "runit": true, "pm2": true}
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "sidebyside:", err)
@@ -377,7 +384,11 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 	// Restart latency: SIGKILL 20 distinct children, one at a time; the
 	// first one after the idle window is reported apart (issue 17: it took
 	// 17–57 ms in half the runs, the others 3–7 ms).
+	killsStart := time.Now()
 	for k, i := range rand.Perm(n)[:min(kills, n)] {
+		if k > minKills && time.Since(killsStart) > killBudget {
+			break // a peer that waits ~1 s before each restart (s6, supervisord)
+		}
 		m := gen0[i].marker
 		old := running[m]
 		before := map[int]bool{}
@@ -420,7 +431,7 @@ func measure(p peer, dir string, n int, first bool, idle time.Duration) (s sampl
 		return s
 	}
 	t0 = time.Now()
-	if err := p.apply(dir, gen0, next); errors.Is(err, errTimedOut) {
+	if err := p.apply(dir, gen0, next, t0.Add(convergeLimit)); errors.Is(err, errTimedOut) {
 		s.convergeCapped = true // recorded as the limit, marked in the report
 	} else if err != nil {
 		s.err = fmt.Errorf("converge: %w", err)

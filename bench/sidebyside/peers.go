@@ -36,8 +36,9 @@ type peer interface {
 	configure(dir string, children []child) error
 	start(dir string) (int, error)
 	// apply makes a running supervisor adopt the declaration last written
-	// by configure (old is the previous declaration).
-	apply(dir string, old, children []child) error
+	// by configure (old is the previous declaration); every command it
+	// runs is killed at deadline (errTimedOut).
+	apply(dir string, old, children []child, deadline time.Time) error
 	// stop asks the supervisor to stop everything and exit.
 	stop(dir string, root int) error
 	// commands documents what apply and stop run, for BENCHMARKS.md.
@@ -45,7 +46,12 @@ type peer interface {
 }
 
 func run(dir string, env []string, name string, args ...string) error {
-	return runWithin(10*time.Minute, dir, env, name, args...)
+	return runWithin(startLimit, dir, env, name, args...)
+}
+
+// runBy runs a command and kills it at deadline.
+func runBy(deadline time.Time, dir string, env []string, name string, args ...string) error {
+	return runWithin(time.Until(deadline), dir, env, name, args...)
 }
 
 // errTimedOut is returned by runWithin when the command outlived its limit.
@@ -53,6 +59,9 @@ var errTimedOut = errors.New("timed out")
 
 // runWithin runs a command and kills it once limit has passed.
 func runWithin(limit time.Duration, dir string, env []string, name string, args ...string) error {
+	if limit <= 0 {
+		return fmt.Errorf("%s %s: %w: no time left", name, strings.Join(args, " "), errTimedOut)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -132,7 +141,7 @@ func (p baselinePeer) configure(dir string, cs []child) error {
 func (p baselinePeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "baseline.log", p.bin, filepath.Join(dir, "desired.txt"))
 }
-func (p baselinePeer) apply(dir string, _, _ []child) error {
+func (p baselinePeer) apply(dir string, _, _ []child, _ time.Time) error {
 	return syscall.Kill(rootPID(dir), syscall.SIGHUP)
 }
 func (p baselinePeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
@@ -207,8 +216,8 @@ func brokerPort(dir string) (string, error) {
 // apply runs plugs apply, as a user (or CI) does after replacing
 // plugs.hcl; it returns once the daemon has converged. The daemon also
 // watches the file: that reconcile of the same save finds it applied.
-func (p plugsPeer) apply(dir string, _, _ []child) error {
-	return runWithin(convergeLimit, dir, nil, p.bin, "apply", "-f", "plugs.hcl")
+func (p plugsPeer) apply(dir string, _, _ []child, deadline time.Time) error {
+	return runBy(deadline, dir, nil, p.bin, "apply", "-f", "plugs.hcl")
 }
 func (p plugsPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (p plugsPeer) commands() string {
@@ -271,8 +280,8 @@ files = %[1]s/conf.d/*.conf
 func (supervisordPeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "stdout.log", "supervisord", "-c", filepath.Join(dir, "supervisord.conf"))
 }
-func (supervisordPeer) apply(dir string, _, _ []child) error {
-	return runWithin(convergeLimit, dir, nil, "supervisorctl", "-c", filepath.Join(dir, "supervisord.conf"), "update")
+func (supervisordPeer) apply(dir string, _, _ []child, deadline time.Time) error {
+	return runBy(deadline, dir, nil, "supervisorctl", "-c", filepath.Join(dir, "supervisord.conf"), "update")
 }
 func (supervisordPeer) stop(_ string, root int) error { return syscall.Kill(root, syscall.SIGTERM) }
 func (supervisordPeer) commands() string {
@@ -359,7 +368,7 @@ func (s6Peer) start(dir string) (int, error) {
 	limit := strconv.Itoa(2*len(entries) + 100)
 	return startDetached(dir, nil, "s6.log", "s6-svscan", "-c", limit, filepath.Join(dir, "scan"))
 }
-func (s6Peer) apply(dir string, old, cs []child) error {
+func (s6Peer) apply(dir string, old, cs []child, deadline time.Time) error {
 	scan := filepath.Join(dir, "scan")
 	removed, _, changed := diff(old, cs)
 	for _, c := range removed {
@@ -369,12 +378,12 @@ func (s6Peer) apply(dir string, old, cs []child) error {
 	}
 	// configure already wrote new and changed run scripts; rescan picks up
 	// new directories and (-n) stops the supervisors of removed ones.
-	if err := run(dir, nil, "s6-svscanctl", "-an", scan); err != nil {
+	if err := runBy(deadline, dir, nil, "s6-svscanctl", "-an", scan); err != nil {
 		return err
 	}
 	// s6-svc takes one service directory at a time.
 	for _, svc := range names(scan, changed) {
-		if err := run(dir, nil, "s6-svc", "-r", svc); err != nil {
+		if err := runBy(deadline, dir, nil, "s6-svc", "-r", svc); err != nil {
 			return err
 		}
 	}
@@ -403,13 +412,13 @@ func (runitPeer) configure(dir string, cs []child) error {
 func (runitPeer) start(dir string) (int, error) {
 	return startDetached(dir, nil, "runit.log", "runsvdir", "-P", filepath.Join(dir, "service"))
 }
-func (runitPeer) apply(dir string, old, cs []child) error {
+func (runitPeer) apply(dir string, old, cs []child, deadline time.Time) error {
 	svc := filepath.Join(dir, "service")
 	removed, _, changed := diff(old, cs)
 	if len(removed) > 0 {
 		// runsv exits for a removed directory only once its service is
 		// down, so take them down first, as runit's documentation says.
-		if err := run(dir, nil, "sv", append([]string{"-w", "30", "force-stop"}, names(svc, removed)...)...); err != nil {
+		if err := runBy(deadline, dir, nil, "sv", append([]string{"-w", "30", "force-stop"}, names(svc, removed)...)...); err != nil {
 			return err
 		}
 		for _, c := range removed {
@@ -419,7 +428,7 @@ func (runitPeer) apply(dir string, old, cs []child) error {
 		}
 	}
 	if len(changed) > 0 {
-		return run(dir, nil, "sv", append([]string{"-w", "30", "restart"}, names(svc, changed)...)...)
+		return runBy(deadline, dir, nil, "sv", append([]string{"-w", "30", "restart"}, names(svc, changed)...)...)
 	}
 	return nil
 }
@@ -488,17 +497,17 @@ func (p pm2Peer) start(dir string) (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
-func (p pm2Peer) apply(dir string, old, cs []child) error {
+func (p pm2Peer) apply(dir string, old, cs []child, deadline time.Time) error {
 	removed, _, _ := diff(old, cs)
 	if len(removed) > 0 {
 		if err := os.WriteFile(filepath.Join(dir, "removed.config.js"), []byte(pm2Apps(removed)), 0o644); err != nil {
 			return err
 		}
-		if err := run(dir, p.env(dir), p.bin, "delete", "removed.config.js"); err != nil {
+		if err := runBy(deadline, dir, p.env(dir), p.bin, "delete", "removed.config.js"); err != nil {
 			return err
 		}
 	}
-	return runWithin(convergeLimit, dir, p.env(dir), p.bin, "startOrRestart", "ecosystem.config.js")
+	return runBy(deadline, dir, p.env(dir), p.bin, "startOrRestart", "ecosystem.config.js")
 }
 func (p pm2Peer) stop(dir string, _ int) error { return run(dir, p.env(dir), p.bin, "kill") }
 func (p pm2Peer) commands() string {

@@ -143,7 +143,8 @@ clock starts when the user's command starts and stops when what the user waits f
    broker), summed, children excluded, over the idle window. RSS counts shared pages once per
    process, PSS splits them; CPU is a percentage of one core.
 4. **restart after SIGKILL**: one child SIGKILLed, until its replacement runs; 20 kills per run,
-   50 ms apart. The first run's first kill comes right after the idle window and is reported
+   50 ms apart (fewer, but at least 6, for a peer that waits ~1 s before each restart: the kills
+   stop after 10 s). The first run's first kill comes right after the idle window and is reported
    on its own row; median and worst are of the other kills. "until the supervisor reaped the
    killed child" is when the killed pid left /proc: the supervisor had woken and waited for it
    (the rest is its fork and exec of the replacement).

@@ -141,14 +141,14 @@ func TestCostRows(t *testing.T) {
 
 type fakePeer struct{ n string }
 
-func (p fakePeer) name() string                         { return p.n }
-func (p fakePeer) version() string                      { return p.n + " 1.0" }
-func (p fakePeer) available() error                     { return nil }
-func (p fakePeer) configure(string, []child) error      { return nil }
-func (p fakePeer) start(string) (int, error)            { return 0, nil }
-func (p fakePeer) apply(string, []child, []child) error { return nil }
-func (p fakePeer) stop(string, int) error               { return nil }
-func (p fakePeer) commands() string                     { return "`" + p.n + " apply`" }
+func (p fakePeer) name() string                                    { return p.n }
+func (p fakePeer) version() string                                 { return p.n + " 1.0" }
+func (p fakePeer) available() error                                { return nil }
+func (p fakePeer) configure(string, []child) error                 { return nil }
+func (p fakePeer) start(string) (int, error)                       { return 0, nil }
+func (p fakePeer) apply(string, []child, []child, time.Time) error { return nil }
+func (p fakePeer) stop(string, int) error                          { return nil }
+func (p fakePeer) commands() string                                { return "`" + p.n + " apply`" }
 
 func TestRender(t *testing.T) {
 	ms := time.Millisecond
