@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -147,5 +148,78 @@ func TestTaskAPIRefusedWithoutAuth(t *testing.T) {
 				t.Fatalf("%d runs", n)
 			}
 		})
+	}
+}
+
+// TestTaskAPIClientCertificates: a running daemon serves the task API on
+// all interfaces with client_auth_type RequireAndVerifyClientCert as its
+// only authentication (no tokens): a call with a certificate of the
+// configured CA runs; one without a certificate, with one of another CA,
+// or with an expired one of the right CA is refused in the handshake and
+// runs nothing.
+func TestTaskAPIClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	file := echoTaskDeployment(t, dir, "")
+	certFile, keyFile, serverCert := tlstest.SelfSigned(t, dir)
+	ca := tlstest.NewCA(t, dir, "clients")
+	other := tlstest.NewCA(t, dir, "other")
+	webCfg := filepath.Join(dir, "web.yml")
+	writeFile(t, webCfg, "tls_server_config:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+
+		"\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: "+ca.File+"\n")
+	stateDir := filepath.Join(dir, ".plugs")
+	c := startDaemon(t, Options{File: file, StateDir: stateDir, NoWatch: true, APIAddr: "0.0.0.0:0",
+		WebConfigFile: webCfg, Logger: testLogger(t)})
+	st, err := c.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, err := net.SplitHostPort(st.Daemon.APIAddr)
+	if err != nil || port == "0" {
+		t.Fatalf("status api_addr %q: %v", st.Daemon.APIAddr, err)
+	}
+	url := "https://127.0.0.1:" + port + "/v1/tasks/echo/exec"
+	roots := x509.NewCertPool()
+	roots.AddCert(serverCert)
+	call := func(certs ...tls.Certificate) (int, string, error) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Post(url, "application/json", strings.NewReader(`{"n": 2}`))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, readAll(resp), nil
+	}
+
+	for _, tc := range []struct {
+		name  string
+		certs []tls.Certificate
+	}{
+		{"no certificate", nil},
+		{"a certificate of another CA", []tls.Certificate{other.Client(t, "main", time.Time{}, time.Time{})}},
+		{"an expired certificate of the CA", []tls.Certificate{ca.Client(t, "main", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))}},
+		{"a certificate not yet valid", []tls.Certificate{ca.Client(t, "main", time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))}},
+	} {
+		code, body, err := call(tc.certs...)
+		if err == nil {
+			t.Errorf("%s: %d %s, want a refused handshake", tc.name, code, body)
+		} else if !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("%s: %v, want a certificate error", tc.name, err)
+		}
+	}
+	if n := runCount(t, dir); n != 0 {
+		t.Fatalf("%d runs after the refused calls, want 0", n)
+	}
+
+	code, body, err := call(ca.Client(t, "main", time.Time{}, time.Time{}))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("a call with the CA's client certificate: %d %s %v", code, body, err)
+	}
+	var res task.Result
+	if err := json.Unmarshal([]byte(body), &res); err != nil || res.Result != task.ResultSuccess || compact(res.Output) != `{"got":{"n":2},"trigger":"call"}` {
+		t.Fatalf("answer %s: %v", body, err)
+	}
+	if n := runCount(t, dir); n != 1 {
+		t.Fatalf("%d runs, want 1: only the call with the right certificate", n)
 	}
 }
