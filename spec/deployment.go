@@ -171,12 +171,13 @@ func (p *Parser) decodeDeployment(f *hcl.File, filename string, vars map[string]
 
 	seen := map[string]*Plug{}
 	for _, b := range blocks["plug"] {
-		dc.paramLines = nil
+		dc.paramLines, dc.failedParams = nil, nil
 		plug, pdiags := dc.decodePlug(b)
 		diags = append(diags, pdiags...)
 		// Which of its params are secret is known once its manifest is
 		// (markSecrets): until then every one may be.
 		d.secrets.pend(plug.DeclRange, dc.paramLines)
+		d.secrets.failed(plug.DeclRange, dc.failedParams)
 		if prev, dup := seen[plug.Name]; dup {
 			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",
 				"A plug named %q was already declared at %s. Plug names must be unique: rename or remove one of them.", plug.Name, prev.DeclRange))
@@ -210,6 +211,9 @@ type decoder struct {
 	// own and its instances') and the defaults of the variables they refer
 	// to: blank in snippets until the plug's manifest is known.
 	paramLines []hcl.Range
+	// failedParams are its params that did not evaluate (markSecrets
+	// keeps the secret ones blank).
+	failedParams []failedParam
 }
 
 func duplicateBlock(b, first *hcl.Block, what string) *hcl.Diagnostic {
@@ -583,9 +587,11 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 		// Not a literal object: merge(...), a variable. Evaluate it whole.
 		v, diags := dc.eval(attr.Expr)
 		if diags.HasErrors() || v.IsNull() {
+			dc.paramFailed("", attr.Range, attr.Expr, diags)
 			return params, ranges, diags
 		}
 		if !v.Type().IsObjectType() && !v.Type().IsMapType() || !v.IsWhollyKnown() {
+			dc.paramFailed("", attr.Range, attr.Expr, hcl.Diagnostics{{Severity: hcl.DiagError}})
 			return params, ranges, append(diags, errorf(attr.Expr.Range(), "Incorrect attribute value type",
 				"The argument %q must be an object, like { name = \"value\" }.", attr.Name))
 		}
@@ -605,10 +611,12 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 			kv, kdiags := dc.eval(pair.Key)
 			diags = append(diags, kdiags...)
 			if kdiags.HasErrors() {
+				dc.paramFailed("", hcl.RangeBetween(pair.Key.Range(), pair.Value.Range()), pair.Value, kdiags)
 				continue
 			}
 			kv, err := convert.Convert(kv, cty.String)
 			if err != nil || kv.IsNull() || !kv.IsKnown() {
+				dc.paramFailed("", hcl.RangeBetween(pair.Key.Range(), pair.Value.Range()), pair.Value, hcl.Diagnostics{{Severity: hcl.DiagError}})
 				diags = append(diags, errorf(pair.Key.Range(), "Invalid param name", "A param name must be a string."))
 				continue
 			}
@@ -616,6 +624,7 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 		}
 		rng := hcl.RangeBetween(pair.Key.Range(), pair.Value.Range())
 		if prev, dup := ranges[key]; dup {
+			dc.paramFailed(key, rng, pair.Value, hcl.Diagnostics{{Severity: hcl.DiagError}})
 			diags = append(diags, errorf(pair.Key.Range(), "Duplicate param",
 				"The param %q is already set at %s. Remove one of the two.", key, prev))
 			continue
@@ -623,6 +632,7 @@ func (dc *decoder) decodeParams(attr *hcl.Attribute) (map[string]cty.Value, map[
 		v, vdiags := dc.eval(pair.Value)
 		diags = append(diags, vdiags...)
 		if vdiags.HasErrors() {
+			dc.paramFailed(key, rng, pair.Value, vdiags)
 			continue
 		}
 		params[key], ranges[key] = v, rng

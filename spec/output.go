@@ -24,9 +24,11 @@ import (
 //   - a view shows at most MaxDiagnostics, then one "more diagnostics not
 //     shown" (Capped: applied once, by the workspace, over everything a
 //     view collects, not per call);
-//   - a line of plugs.hcl that assigns a param its manifest marks secret,
-//     the broker password, or the default of a variable a secret param
-//     takes its value from is blank in Files;
+//   - a line of plugs.hcl that assigns a param its manifest marks secret
+//     (one whose expression did not evaluate, or set twice, too), the
+//     broker password, or the default of a variable a secret param takes
+//     its value from is blank in Files; so is a params argument that did
+//     not evaluate as a whole, when its plugin has a secret param;
 //   - so is every params argument of a plug whose manifest is not known yet
 //     (a git source before its first fetch: any param may be secret), and
 //     of a file that does not parse every params, password and default
@@ -188,6 +190,47 @@ type secretRanges struct {
 	mu      sync.Mutex
 	ranges  map[string][]hcl.Range
 	pending map[hcl.Range][]hcl.Range
+	// failedBy are the params of each plug block (by its range) that did
+	// not evaluate: no value, no ParamRanges entry, but a diagnostic whose
+	// snippet is their own line.
+	failedBy map[hcl.Range][]failedParam
+}
+
+// failedParam is a param (or a whole params argument: name "") that did
+// not evaluate or was set twice, and the variables its expression names.
+type failedParam struct {
+	name string
+	rng  hcl.Range
+	vars []string
+}
+
+// paramFailed records that the param name (""; a whole params argument or
+// a key that did not evaluate) at rng, whose expression is expr, did not
+// evaluate when diags has errors.
+func (dc *decoder) paramFailed(name string, rng hcl.Range, expr hcl.Expression, diags hcl.Diagnostics) {
+	if dc.dep == nil || !diags.HasErrors() {
+		return
+	}
+	dc.failedParams = append(dc.failedParams, failedParam{name: name, rng: rng, vars: dc.varNames(expr)})
+}
+
+// failed records the params of the plug block decl that did not evaluate.
+func (s *secretRanges) failed(decl hcl.Range, params []failedParam) {
+	if len(params) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failedBy == nil {
+		s.failedBy = map[hcl.Range][]failedParam{}
+	}
+	s.failedBy[decl] = params
+}
+
+func (s *secretRanges) failedOf(decl hcl.Range) []failedParam {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failedBy[decl]
 }
 
 // pend records the param lines of the plug block decl, blank until
@@ -310,5 +353,19 @@ func (d *Deployment) markSecrets(plug *Plug, m *Manifest) {
 	mark(plug.ParamRanges)
 	for _, inst := range plug.Instances {
 		mark(inst.ParamRanges)
+	}
+	// A param that did not evaluate has no range above, but its own
+	// diagnostic points at its line: blank when it is secret, or when the
+	// whole argument failed (any of its params may be the secret one).
+	for _, f := range d.secrets.failedOf(plug.DeclRange) {
+		if _, ok := secret[f.name]; !ok && f.name != "" {
+			continue
+		}
+		d.secrets.add(f.rng)
+		for _, v := range f.vars {
+			if vr, ok := d.variableRanges[v]; ok {
+				d.secrets.add(vr)
+			}
+		}
 	}
 }

@@ -260,3 +260,65 @@ func TestFileTooLargeOrNotRegular(t *testing.T) {
 		t.Fatalf("folder: %v", diags)
 	}
 }
+
+// TestFailedSecretLinesBlank: a secret param whose own expression does not
+// evaluate (or that is set twice) has no value, but its diagnostic's
+// snippet is its own line: that line is blank, as is the default of a
+// variable it names; so is a whole params argument that does not
+// evaluate, when the plugin has a secret param. Inline manifests (known at
+// decode time) and fetched ones (CheckPlugs) alike; lines without a secret
+// still show.
+func TestFailedSecretLinesBlank(t *testing.T) {
+	const inline = "  plugin {\n    command = [\"./a\"]\n    param \"token\" {\n      type   = string\n      secret = true\n    }\n    param \"n\" { type = number }\n  }\n"
+	for _, tc := range []struct {
+		name, params string
+		want         string // a diagnostic summary
+	}{
+		{"undeclared variable", `params = { token = "hunter2-${var.missing}", n = 1 }`, "Reference to undeclared input variable"},
+		{"function error", `params = { token = upper("hunter2", 2), n = 1 }`, "Too many function arguments"},
+		{"operator error", `params = { token = "hunter2" + 1, n = 1 }`, "Invalid operand"},
+		{"set twice", "params = {\n    token = \"first\"\n    token = \"hunter2\"\n  }", "Duplicate param"},
+		{"multiline value", "params = {\n    token = join(\"\", [\n      \"hunter2\",\n      var.missing,\n    ])\n  }", "Reference to undeclared input variable"},
+		{"key that does not evaluate", `params = { (var.missing) = "hunter2" }`, "Reference to undeclared input variable"},
+		{"whole argument", `params = merge({ token = "hunter2" }, var.missing)`, "Reference to undeclared input variable"},
+		{"not an object", `params = "hunter2"`, "Incorrect attribute value type"},
+		{"variable default", "params = { token = \"${var.tok}\" + 1 }", "Invalid operand"},
+		{"instance", "instance \"i\" {\n    params = { token = \"hunter2-${var.nope}\" }\n  }", "Reference to undeclared input variable"},
+	} {
+		for _, fetched := range []bool{false, true} {
+			name := tc.name + map[bool]string{false: ", inline manifest", true: ", fetched manifest"}[fetched]
+			t.Run(name, func(t *testing.T) {
+				manifest := inline
+				if fetched {
+					manifest = ""
+				}
+				def := "not-secret"
+				if strings.Contains(tc.params, "var.tok") {
+					def = "hunter2"
+				}
+				src := "variable \"tok\" { default = \"" + def + "\" }\nplug \"a\" {\n  source = \"./a\"\n  " + tc.params + "\n" + manifest + "}\nplug \"shown\" {\n  source = \"./b\"\n}\n"
+				file := filepath.Join(t.TempDir(), "plugs.hcl")
+				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				p := NewParser()
+				d, diags := p.LoadDeployment(file, nil)
+				if fetched {
+					m := &Manifest{Name: "a", Params: []*ParamSpec{{Name: "token", Type: cty.String, Secret: true}, {Name: "n", Type: cty.Number}}}
+					diags = append(diags, CheckPlugs(d, map[string]*Manifest{"a": m})...)
+				}
+				out := render(t, p, diags)
+				shown := string(p.Files()[file].Bytes)
+				if !strings.Contains(out, tc.want) {
+					t.Fatalf("want %q in:\n%s", tc.want, out)
+				}
+				if strings.Contains(out, "hunter2") || strings.Contains(shown, "hunter2") {
+					t.Errorf("the secret is shown:\n%s\n%s", out, shown)
+				}
+				if !strings.Contains(shown, `plug "shown" {`) || !strings.Contains(shown, `source = "./a"`) || len(shown) != len(src) {
+					t.Errorf("a line without a secret blanked, or the length changed:\n%s", shown)
+				}
+			})
+		}
+	}
+}
