@@ -61,35 +61,41 @@ func (p *Parser) parseLock(src []byte, filename string) (*Lock, hcl.Diagnostics)
 	diags = append(diags, cdiags...)
 	dc := &decoder{p: p, baseDir: filepath.Dir(filename)}
 	for _, b := range content.Blocks {
-		lp := &LockedPlug{Name: b.Labels[0], DeclRange: b.DefRange}
-		if prev, dup := l.Plugs[lp.Name]; dup {
+		if prev, dup := l.Plugs[b.Labels[0]]; dup {
 			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",
-				"The lock file already has an entry for %q at %s. Run plugs lock to rewrite it.", lp.Name, prev.DeclRange))
+				"The lock file already has an entry for %q at %s. Run plugs lock to rewrite it.", b.Labels[0], prev.DeclRange))
 			continue
 		}
-		bc, bdiags := bodyContent(b.Body, lockedPlugSchema)
+		lp, bdiags := dc.lockedPlug(b)
 		diags = append(diags, bdiags...)
-		for name, dst := range map[string]*string{"source": &lp.Source, "constraint": &lp.Constraint, "version": &lp.Version, "revision": &lp.Revision, "hash": &lp.Hash, "sha256": &lp.SHA256} {
-			if attr, ok := bc.Attributes[name]; ok {
-				s, _, sdiags := dc.evalString(attr)
-				*dst, diags = s, append(diags, sdiags...)
-			}
-		}
-		if attr, ok := bc.Attributes["hash"]; ok && lp.Hash != "" && !strings.HasPrefix(lp.Hash, "h2:") && !strings.HasPrefix(lp.Hash, "h1:") {
-			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock hash",
-				"The hash must be an h2: (or, from older plugs, h1:) tree hash, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
-		}
-		if attr, ok := bc.Attributes["sha256"]; ok && !sha256RE.MatchString(lp.SHA256) {
-			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock sha256",
-				"The sha256 must be 64 lower-case hex digits, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
-		}
-		if attr, ok := bc.Attributes["revision"]; ok && (lp.Revision == "" || strings.ContainsAny(lp.Revision, "/\\") || lp.Revision == "." || lp.Revision == "..") {
-			diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock revision",
-				"The revision must be a commit id or a content id. Run plugs lock to rewrite the lock file."))
-		}
 		l.Plugs[lp.Name] = lp
 	}
 	return l, diags
+}
+
+// lockedPlug decodes one plug block of a lock file.
+func (dc *decoder) lockedPlug(b *hcl.Block) (*LockedPlug, hcl.Diagnostics) {
+	lp := &LockedPlug{Name: b.Labels[0], DeclRange: b.DefRange}
+	bc, diags := bodyContent(b.Body, lockedPlugSchema)
+	for name, dst := range map[string]*string{"source": &lp.Source, "constraint": &lp.Constraint, "version": &lp.Version, "revision": &lp.Revision, "hash": &lp.Hash, "sha256": &lp.SHA256} {
+		if attr, ok := bc.Attributes[name]; ok {
+			s, _, sdiags := dc.evalString(attr)
+			*dst, diags = s, append(diags, sdiags...)
+		}
+	}
+	if attr, ok := bc.Attributes["hash"]; ok && lp.Hash != "" && !strings.HasPrefix(lp.Hash, "h2:") && !strings.HasPrefix(lp.Hash, "h1:") {
+		diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock hash",
+			"The hash must be an h2: (or, from older plugs, h1:) tree hash, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
+	}
+	if attr, ok := bc.Attributes["sha256"]; ok && !sha256RE.MatchString(lp.SHA256) {
+		diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock sha256",
+			"The sha256 must be 64 lower-case hex digits, as plugs lock writes it. Run plugs lock to rewrite the lock file."))
+	}
+	if attr, ok := bc.Attributes["revision"]; ok && (lp.Revision == "" || strings.ContainsAny(lp.Revision, "/\\") || lp.Revision == "." || lp.Revision == "..") {
+		diags = append(diags, errorf(attr.Expr.Range(), "Invalid lock revision",
+			"The revision must be a commit id or a content id. Run plugs lock to rewrite the lock file."))
+	}
+	return lp, diags
 }
 
 // CheckLock compares the lock with the deployment: entries whose source or

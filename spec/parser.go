@@ -18,6 +18,9 @@ import (
 // Load re-reads its file. A Parser is not safe for concurrent use.
 type Parser struct {
 	files map[string]*hcl.File
+	// lazy are files decoded without a syntax tree (LoadLockCached), by
+	// filename: Files parses them when it is asked for them.
+	lazy map[string][]byte
 	// secrets are the lines of the deployments it decoded that Files blanks.
 	secrets secretRanges
 
@@ -47,6 +50,12 @@ func NewParser() *Parser {
 // decode time, any other through CheckPlugs, LoadManifests or Validate).
 // Byte offsets match the source, so every range stays right.
 func (p *Parser) Files() map[string]*hcl.File {
+	for name, src := range p.lazy {
+		if _, ok := p.files[name]; !ok {
+			p.parseHCL(src, name) // the tree a parse of the file gives: it parsed without a diagnostic
+		}
+	}
+	p.lazy = nil
 	out := make(map[string]*hcl.File, len(p.files))
 	for name, f := range p.files {
 		out[name] = &hcl.File{Body: f.Body, Bytes: displayBytes(f.Bytes, p.secrets.of(name)), Nav: f.Nav}

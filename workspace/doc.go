@@ -4,7 +4,9 @@
 // bundle), run and setup all open a Workspace, so that they read the same
 // files the same way and report the same mistakes.
 //
-//   - Open reads plugs.hcl and the lock (a missing lock is not an error).
+//   - Open reads plugs.hcl and the lock (a missing lock is not an error);
+//     a Reader decodes again only the lock entries that changed since its
+//     last Open (spec.LockCache).
 //   - CheckOffline finds every manifest reachable without the network
 //     (inline blocks, local folders, trees already fetched) and checks the
 //     params against them: what plugs validate reports.

@@ -52,6 +52,10 @@ type Workspace struct {
 type Reader struct {
 	mu     sync.Mutex
 	parser *spec.Parser // of the last Open
+	// locks decodes the lock of each Open from the entries of the last one
+	// that did not change (spec.LockCache): a daemon's reconcile reads the
+	// lock it wrote itself at the last one.
+	locks spec.LockCache
 }
 
 // NewReader returns a Reader.
@@ -111,12 +115,11 @@ func (r *Reader) Open(o Options) (*Workspace, hcl.Diagnostics) {
 	if d == nil {
 		return w, diags
 	}
-	b, err := os.ReadFile(w.LockFile)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(w.LockFile); errors.Is(err, fs.ErrNotExist) {
 		return w, diags
 	}
 	// Any other read error is LoadLock's to report (an EnvFailure).
-	l, ldiags := r.parser.LoadLock(w.LockFile)
+	l, b, ldiags := r.parser.LoadLockCached(w.LockFile, &r.locks)
 	diags = append(diags, ldiags...)
 	if l != nil && !ldiags.HasErrors() {
 		w.Lock, w.LockBytes = l, b
