@@ -23,9 +23,11 @@ func newExecCmd(g *globals) *cobra.Command {
 running daemon, with the instance's rendered config, params and secrets.
 
 The input reaches the plugin on stdin and as the file named by PLUGS_INPUT.
-Without -o json the plugin's output is printed as it wrote it (one JSON
-document comes back compacted), and a line on stderr says how the run ended
-unless it succeeded. Exit 0: the run
+Without -o json the plugin's output is printed as it wrote it, but for an
+output that is one JSON document: that comes back compacted, on one line
+(the task API carries it so); -o json prints the whole result indented,
+that JSON included. A line on stderr says how the run ended unless it
+succeeded. Exit 0: the run
 succeeded; 1: it ran and failed (an exit code, a signal, the timeout) or the
 call was wrong; 2: it could not run (busy, no daemon, not startable).
 
