@@ -292,7 +292,8 @@ func BenchmarkRestartLatency(b *testing.B) {
 // instance: goroutines ("goroutines/instance", the runner's own, the
 // process's goroutines before New subtracted), goroutine stack bytes and
 // live heap bytes (runtime/metrics, the same before New subtracted).
-// RUNNER_PROFILE=DIR writes heap.pprof and goroutine.pprof there.
+// RUNNER_PROFILE=DIR writes heap.pprof (every allocation sampled) and
+// goroutine.pprof there.
 func BenchmarkIdle1000(b *testing.B) {
 	idle := 2 * time.Second
 	if v := os.Getenv("RUNNER_IDLE"); v != "" {
@@ -300,6 +301,10 @@ func BenchmarkIdle1000(b *testing.B) {
 		if idle, err = time.ParseDuration(v); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if os.Getenv("RUNNER_PROFILE") != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1 // every allocation: the profile's per-instance bytes are exact
 	}
 	for b.Loop() {
 		runtime.GC()

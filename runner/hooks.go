@@ -83,13 +83,13 @@ func (in *supervised) runHook(ctx context.Context, name string, argv []string, t
 // ExecStartPost for a start that timed out; that is logged, and its
 // health checks say why it is not ready.
 func (in *supervised) postStart(p *process) (<-chan error, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	hooks := in.currentSpec().Hooks
 	if len(hooks.PostStart) == 0 {
 		done <- nil
-		return done, cancel
+		return done, func() {}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		if ready := in.r.opts.AwaitReady; ready != nil {
 			if err := ready(ctx, in.id, p.pid); err != nil {

@@ -58,9 +58,10 @@ func newInstance(r *Runner, spec instance.Spec) *supervised {
 	now := r.clock.Now()
 	out := newRotatingFile(filepath.Join(InstanceDir(r.opts.StateDir, spec.ID), layout.OutputLogName), r.opts.LogMaxSize, r.opts.LogBackups)
 	out.now = r.clock.Now
+	id := spec.ID // not spec: the closure would keep a copy of it
 	out.dropped = func(err error, n int64) {
 		// Once a minute at most: a full disk must not flood the log too.
-		r.log.Warn("instance output dropped: output.log cannot be written", "plug", spec.ID.Plug, "instance", spec.ID.Instance, "bytes", n, "err", err)
+		r.log.Warn("instance output dropped: output.log cannot be written", "plug", id.Plug, "instance", id.Instance, "bytes", n, "err", err)
 	}
 	return &supervised{
 		r:    r,

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +283,30 @@ func TestCloseWhileOutputPending(t *testing.T) {
 		}
 		if b[len(b)-1] != '\n' {
 			t.Errorf("%s ends mid-line", l)
+		}
+	}
+}
+
+// TestObserveSorted: Observe's in-place reordering puts any order of
+// statuses in id order.
+func TestObserveSorted(t *testing.T) {
+	for n := range 40 {
+		s := make([]instance.Status, n)
+		for i := range s {
+			s[i].ID = instance.ID{Plug: "p" + strconv.Itoa((i*7919)%5), Instance: "i" + strconv.Itoa((i*104729)%n)}
+		}
+		want := slices.Clone(s)
+		slices.SortFunc(want, func(a, b instance.Status) int { return compareIDs(a.ID, b.ID) })
+		order := make([]int32, n)
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortFunc(order, func(a, b int32) int { return compareIDs(s[a].ID, s[b].ID) })
+		permute(s, order)
+		for i := range s {
+			if s[i].ID != want[i].ID {
+				t.Fatalf("n=%d: %v, want %v", n, s, want)
+			}
 		}
 	}
 }

@@ -286,7 +286,10 @@ func (r *Runner) Restart(ctx context.Context, id instance.ID) error {
 }
 
 // Observe returns the status of every instance, sorted by id. It does no
-// I/O.
+// I/O. Its one large allocation is the slice it returns: the statuses
+// are copied once, under the lock, and put in order in place (an index
+// is sorted, not the statuses, which are large: a sort moved each many
+// times).
 func (r *Runner) Observe() []instance.Status {
 	r.mu.Lock()
 	out := make([]instance.Status, 0, len(r.insts))
@@ -294,13 +297,43 @@ func (r *Runner) Observe() []instance.Status {
 		out = append(out, in.status)
 	}
 	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b instance.Status) int {
-		if a.ID.Plug != b.ID.Plug {
-			return cmpString(a.ID.Plug, b.ID.Plug)
-		}
-		return cmpString(a.ID.Instance, b.ID.Instance)
-	})
+	order := make([]int32, len(out))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return compareIDs(out[a].ID, out[b].ID) })
+	permute(out, order)
 	return out
+}
+
+func compareIDs(a, b instance.ID) int {
+	if a.Plug != b.Plug {
+		return cmpString(a.Plug, b.Plug)
+	}
+	return cmpString(a.Instance, b.Instance)
+}
+
+// permute puts s in the order given (s[i] becomes the old s[order[i]]),
+// moving each element once, by following the permutation's cycles; order
+// is consumed.
+func permute[T any](s []T, order []int32) {
+	for start := range s {
+		if order[start] < 0 {
+			continue
+		}
+		tmp := s[start]
+		i := start
+		for {
+			next := int(order[i])
+			order[i] = -1
+			if next == start {
+				s[i] = tmp
+				break
+			}
+			s[i] = s[next]
+			i = next
+		}
+	}
 }
 
 func cmpString(a, b string) int {
