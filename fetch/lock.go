@@ -87,38 +87,68 @@ func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, up
 
 // FormatLock renders a lock as plugs.lock.hcl: the header, then one block per
 // plug sorted by name. Equal locks give equal bytes.
+//
+// Each block is formatted on its own (hclwrite aligns the arguments of a
+// body, and the file's body holds nothing but the blocks) and remembered
+// until the next FormatLock: a daemon rewrites a lock of 1,000 entries
+// after each reconcile that fetched a plug, and hclwrite's formatting was
+// most of that cost (issue 17). TestFormatLockBlockByBlock holds it to
+// formatting the whole file at once.
 func FormatLock(l *spec.Lock) []byte {
-	f := hclwrite.NewEmptyFile()
-	body := f.Body()
 	names := make([]string, 0, len(l.Plugs))
 	for n := range l.Plugs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for i, n := range names {
-		e := l.Plugs[n]
-		if i > 0 {
-			body.AppendNewline()
-		}
-		b := body.AppendNewBlock("plug", []string{n}).Body()
-		b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
-		if e.Constraint != "" {
-			b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
-		}
-		if e.Version != "" {
-			b.SetAttributeValue("version", cty.StringVal(e.Version))
-		}
-		b.SetAttributeValue("revision", cty.StringVal(e.Revision))
-		b.SetAttributeValue("hash", cty.StringVal(e.Hash))
-		if e.SHA256 != "" {
-			b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
-		}
-	}
+	lockBlocks.mu.Lock()
+	defer lockBlocks.mu.Unlock()
+	next := make(map[lockEntry][]byte, len(names))
 	var buf bytes.Buffer
 	buf.WriteString(LockHeader)
 	buf.WriteString("\n")
-	buf.Write(f.Bytes())
+	for i, n := range names {
+		e := l.Plugs[n]
+		k := lockEntry{n, e.Source, e.Constraint, e.Version, e.Revision, e.Hash, e.SHA256}
+		b, ok := lockBlocks.m[k]
+		if !ok {
+			b = formatLockBlock(n, e)
+		}
+		next[k] = b
+		if i > 0 {
+			buf.WriteString("\n")
+		}
+		buf.Write(b)
+	}
+	lockBlocks.m = next
 	return buf.Bytes()
+}
+
+// lockBlocks are the blocks of the last FormatLock, by their entry.
+var lockBlocks struct {
+	mu sync.Mutex
+	m  map[lockEntry][]byte
+}
+
+// lockEntry is what a lock block shows of an entry.
+type lockEntry struct{ name, source, constraint, version, revision, hash, sha256 string }
+
+// formatLockBlock is the text of the plug block of entry e named n.
+func formatLockBlock(n string, e *spec.LockedPlug) []byte {
+	f := hclwrite.NewEmptyFile()
+	b := f.Body().AppendNewBlock("plug", []string{n}).Body()
+	b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
+	if e.Constraint != "" {
+		b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
+	}
+	if e.Version != "" {
+		b.SetAttributeValue("version", cty.StringVal(e.Version))
+	}
+	b.SetAttributeValue("revision", cty.StringVal(e.Revision))
+	b.SetAttributeValue("hash", cty.StringVal(e.Hash))
+	if e.SHA256 != "" {
+		b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
+	}
+	return f.Bytes()
 }
 
 // WriteLock writes l to filename atomically.
