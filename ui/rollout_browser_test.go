@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -68,7 +69,19 @@ func (d *liveDaemon) waitRollout(t *testing.T, state string) *api.RolloutStatus 
 // a reload: the state, desired and running revisions, batch progress,
 // healthy and unproven counts, the held revision and why, auto_revert's
 // outcome, and the history plugs history prints. No page holds the secret.
-func TestDashboardShowsRollouts(t *testing.T) {
+func TestDashboardShowsRollouts(t *testing.T) { dashboardRollouts(t, "") }
+
+// TestScreenshotsRollout writes docs/ui/rollout.png (the reverted rollout's
+// page) when PLUGS_UI_SCREENSHOTS names a directory (make screenshots).
+func TestScreenshotsRollout(t *testing.T) {
+	out := os.Getenv("PLUGS_UI_SCREENSHOTS")
+	if out == "" {
+		t.Skip("PLUGS_UI_SCREENSHOTS is not set")
+	}
+	dashboardRollouts(t, out)
+}
+
+func dashboardRollouts(t *testing.T, screenshots string) {
 	d := startLiveDaemonWith(t, true, map[string]string{
 		"plugins/web/plugin.hcl": rolloutPlugin, "plugins/web/mode": "one\n", "plugs.hcl": rolloutDeployment,
 	}, 2)
@@ -146,6 +159,17 @@ func TestDashboardShowsRollouts(t *testing.T) {
 	bt.WaitFor(ctx, t, "the failed revision in the history", `document.querySelector('[data-testid=rollout-history] tbody tr')?.dataset.verdict === "failed"`)
 	if !bt.Eval[bool](ctx, t, `window.plugsMark === true`) {
 		t.Error("the page reloaded")
+	}
+	if out := screenshots; out != "" {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, "rollout.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The list and the instance page say the same; no page holds the secret.
