@@ -14,5 +14,7 @@
 // after every reconcile, its error text redacted of secrets.
 //
 // It never blocks the reconciler or the supervisor: publishing goes through
-// a bounded queue that drops the oldest message when the broker is away.
+// a bounded queue of one message per topic (a newer retained payload
+// replaces the one still waiting) that drops the oldest message when the
+// broker is away, sent with a window of acknowledged publishes.
 package mqtt

@@ -289,8 +289,9 @@ func TestBrokerRestartRepublishes(t *testing.T) {
 }
 
 // TestPublishStateNeverBlocksWhileBrokerDown: with nothing listening, 10,000
-// PublishState calls all return, the queue keeps the newest QueueSize
-// messages and counts the rest as dropped.
+// PublishState calls over 100 instances all return, the queue keeps the
+// newest QueueSize messages and counts the rest as dropped (each call is an
+// instance whose waiting message was dropped: none is replaced in place).
 func TestPublishStateNeverBlocksWhileBrokerDown(t *testing.T) {
 	url := fmt.Sprintf("tcp://127.0.0.1:%d", mqtttest.FreePort(t))
 	cfg := fastConfig(url, "edge-03")
@@ -310,7 +311,8 @@ func TestPublishStateNeverBlocksWhileBrokerDown(t *testing.T) {
 		t.Errorf("Dropped() = %d, want %d", got, want)
 	}
 	p.mu.Lock()
-	queued, last := p.queue.len(), p.queue.buf[(p.queue.head+p.queue.count-1)%len(p.queue.buf)]
+	queued := p.queue.len()
+	last := p.queue.buf[(p.queue.first+uint64(queued)-1)%uint64(len(p.queue.buf))]
 	p.mu.Unlock()
 	if queued != cfg.QueueSize || !strings.Contains(string(last.payload), fmt.Sprintf(`"pid":%d`, n-1)) {
 		t.Errorf("queue holds %d messages, newest %s; want %d ending with pid %d", queued, last.payload, cfg.QueueSize, n-1)
