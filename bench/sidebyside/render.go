@@ -153,7 +153,8 @@ clock starts when the user's command starts and stops when what the user waits f
    returned and the running set matches; **needless restarts** counts unchanged children whose pid
    changed. A peer that takes longer than the limit is stopped there and reported with ">".
 6. **stop all**: from the stop command until no child is left, and until the supervisor itself has
-   exited (what ` + "`systemctl stop`" + ` waits for); **left running after SIGKILL** of the supervisor, a second later.
+   exited (what ` + "`systemctl stop`" + ` waits for); **left running after SIGKILL** of the supervisor: after the second start (2.)
+   (first run), the supervisor SIGKILLed, its children counted a second later.
 
 The driver polls /proc every 5 ms at little cost: one read of the directory, the command line of
 new processes, and one poll(2) over pidfds of the children that should be gone. A process that is
