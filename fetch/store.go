@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/plugs-dev/plugs/internal/layout"
@@ -60,7 +62,8 @@ type Store struct {
 	locks     map[string]*sync.Mutex
 	manifests map[string]*spec.Manifest // by tree folder and hashes, see manifest
 
-	treeCache treeCache // verified tree hashes, see hashTree
+	treeCache treeCache   // verified tree hashes, see hashTree
+	markers   markerCache // markers read, see readMarker
 }
 
 // Open returns the store of a state directory; nothing is created until used.
@@ -131,19 +134,91 @@ func (s *Store) markerPath(plug, rev string) string {
 	return filepath.Join(s.plugDir(plug), rev+".done.json")
 }
 
+// readMarker reads the marker of plug's tree key rev. A marker whose file
+// is as it was when it was last read (same inode, size, mtime and ctime,
+// and older than racyWindow then, as for hashTree's fingerprints) is not
+// read and decoded again: a load reads the marker of every plug twice
+// (Fetch, Runnable), 2,000 reads at 1,000 plugs (issue 17).
 func (s *Store) readMarker(plug, rev string) (*marker, error) {
-	b, err := os.ReadFile(s.markerPath(plug, rev))
+	name := s.markerPath(plug, rev)
+	st, err := os.Stat(name)
 	if err != nil {
 		return nil, err
 	}
-	var m marker
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.markerPath(plug, rev), err)
+	id, stable := statID(st, s.treeCache.racy)
+	m, ok := s.markers.get(name, id)
+	if !ok {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		m = &marker{}
+		if err := json.Unmarshal(b, m); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		// Kept only when the file did not change while it was read.
+		if st2, err := os.Stat(name); err == nil && stable {
+			if id2, _ := statID(st2, s.treeCache.racy); id2 == id {
+				s.markers.put(name, id, m)
+			}
+		}
 	}
 	if _, err := os.Lstat(s.treeDir(plug, rev)); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	c := *m
+	c.BuildCommand = slices.Clone(m.BuildCommand)
+	return &c, nil
+}
+
+// maxCachedMarkers bounds markerCache (~200 bytes an entry).
+const maxCachedMarkers = 20000
+
+// markerCache holds the markers readMarker read, by file.
+type markerCache struct {
+	mu sync.Mutex
+	m  map[string]cachedMarker
+}
+
+type cachedMarker struct {
+	id fileID
+	m  *marker
+}
+
+// fileID identifies a file's content by its metadata (see readMarker).
+type fileID struct {
+	ino, size    uint64
+	mtime, ctime int64
+}
+
+// statID is st's fileID, and whether it changed longer than racy ago.
+func statID(st os.FileInfo, racy time.Duration) (fileID, bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	id := fileID{ino: sys.Ino, size: uint64(st.Size()), mtime: st.ModTime().UnixNano(), ctime: sys.Ctim.Nano()}
+	newest := max(id.mtime, id.ctime)
+	return id, time.Since(time.Unix(0, newest)) > racy
+}
+
+func (c *markerCache) get(name string, id fileID) (*marker, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[name]
+	if !ok || e.id != id {
+		return nil, false
+	}
+	return e.m, true
+}
+
+func (c *markerCache) put(name string, id fileID, m *marker) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedMarkers {
+		c.m = map[string]cachedMarker{} // bounded: the markers of trees pruned since go too
+	}
+	c.m[name] = cachedMarker{id: id, m: m}
 }
 
 // lockKey serializes work on one mirror or one plug tree within the process.
