@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"path/filepath"
 	"sync"
 
@@ -24,12 +25,13 @@ import (
 // file is decoded as ParseLock does, so that every diagnostic is its own;
 // FuzzLockCache holds the two to the same result.
 //
-// It keeps the pieces of the last file only (a few hundred KB of strings at
-// 1,000 plugs), never a syntax tree. It is safe for concurrent use.
+// It keeps the entries of the last file only, by the sha256 of their bytes
+// (~350 bytes an entry, mostly strings the lock it returns shares), never a
+// syntax tree. It is safe for concurrent use.
 type LockCache struct {
 	mu       sync.Mutex
 	filename string
-	pieces   map[string]lockPiece // by the piece's bytes
+	pieces   map[[sha256.Size]byte]lockPiece // by the sha256 of the piece's bytes
 }
 
 // lockPiece is a decoded piece: nil plug for a piece of comments or blank
@@ -72,7 +74,7 @@ func (c *LockCache) decode(p *Parser, src []byte, filename string) (*Lock, bool)
 	if c.filename != filename {
 		old = nil // DeclRange and the decoder's base folder name the file
 	}
-	next := make(map[string]lockPiece, len(splits)+1)
+	next := make(map[[sha256.Size]byte]lockPiece, len(splits)+1)
 	l := &Lock{Filename: filename, Plugs: make(map[string]*LockedPlug, len(splits)/2+1)}
 	pos, start := hcl.InitialPos, 0
 	for i := 0; i <= len(splits); i++ {
@@ -84,13 +86,14 @@ func (c *LockCache) decode(p *Parser, src []byte, filename string) (*Lock, bool)
 			return nil, false
 		}
 		piece := src[start:end]
-		lp, ok := old[string(piece)]
+		key := sha256.Sum256(piece)
+		lp, ok := old[key]
 		if !ok {
 			if lp, ok = decodeLockPiece(p, piece, filename); !ok {
 				return nil, false
 			}
 		}
-		next[string(piece)] = lp
+		next[key] = lp
 		if lp.plug != nil {
 			if _, dup := l.Plugs[lp.plug.Name]; dup {
 				return nil, false
