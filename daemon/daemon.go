@@ -138,8 +138,9 @@ type daemon struct {
 	mode    string
 	file    string // the deployment file read at each reconcile
 
-	loader    *loader        // guarded by mu: replaced when a load is left blocked
-	newLoader func() *loader // a loader with a parser and store of its own
+	cleaned   <-chan struct{} // closed once CleanupStale is done (open)
+	loader    *loader         // guarded by mu: replaced when a load is left blocked
+	newLoader func() *loader  // a loader with a parser and store of its own
 	runner    *runner.Runner
 	metrics   *metrics.Metrics
 	repo      *fetch.ConfigRepo
@@ -204,8 +205,9 @@ func Run(ctx context.Context, opts Options) error {
 	return d.serve(ctx)
 }
 
-// open validates opts, locks the state directory, cleans up after a
-// killed predecessor and opens the deployment's source.
+// open validates opts, locks the state directory, starts the clean-up
+// after a killed predecessor (the first start of an instance waits for
+// it) and opens the deployment's source.
 func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("no state directory")
@@ -236,9 +238,18 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.onClose(lock.release)
-	if err := runner.CleanupStale(opts.StateDir, d.log); err != nil {
-		d.log.Warn("clean up stale instances", "err", err)
-	}
+	// What a killed predecessor left is stopped while the daemon starts
+	// (the broker, the listeners, the first load); the runner's first
+	// Start waits for it (runner.Options.StartAfter).
+	cleaned := make(chan struct{})
+	go func() {
+		defer close(cleaned)
+		if err := runner.CleanupStale(opts.StateDir, d.log); err != nil {
+			d.log.Warn("clean up stale instances", "err", err)
+		}
+	}()
+	d.cleaned = cleaned
+	d.onClose(func() { <-cleaned })
 	if err := d.openSource(ctx); err != nil {
 		return nil, err
 	}
@@ -279,7 +290,8 @@ func (d *daemon) start(ctx context.Context) error {
 	trees := fetch.Open(d.opts.StateDir, fetch.Options{Offline: true})
 	verify := func(s instance.Spec) error { return trees.VerifyDir(s.Dir) }
 	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb, Verify: verify,
-		AwaitReady: d.health.awaitReadyProcess}) // post_start waits for readiness
+		AwaitReady: d.health.awaitReadyProcess, // post_start waits for readiness
+		StartAfter: d.cleaned})
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,8 @@ const staleTermWait = 2 * time.Second
 // process that reuses a pid is never signalled.
 //
 // The caller must hold stateDir exclusively (the daemon's state-dir lock)
-// and call it before starting a Runner on stateDir: then no live
+// and call it before a Runner on stateDir starts or removes an instance
+// (Options.StartAfter holds them while it runs): then no live
 // supervisor owns any process that matches, and every one is stale.
 func CleanupStale(stateDir string, logger *slog.Logger) error {
 	if logger == nil {

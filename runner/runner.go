@@ -55,6 +55,12 @@ type Options struct {
 	// fingerprint), so that a tree modified in the store is never run. Its
 	// error is a failed start, with the error as the reason.
 	Verify func(instance.Spec) error
+	// StartAfter, when set, holds every Start and Remove until it is
+	// closed (or their ctx ends): the daemon runs CleanupStale, which must
+	// finish before the first instance file is written or removed, beside
+	// the rest of its start-up (the broker, the listeners, loading
+	// plugs.hcl).
+	StartAfter <-chan struct{}
 	// AwaitReady, when set, blocks until a started process is ready (the
 	// health checks' readiness) or ctx ends; post_start runs after it
 	// returns nil. nil means a process is ready once it is forked.
@@ -166,6 +172,9 @@ func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	if err := validID(spec.ID); err != nil {
 		return err
 	}
+	if err := r.startAfter(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", spec.ID, err)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -201,6 +210,19 @@ func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 		return fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 	return nil
+}
+
+// startAfter waits for Options.StartAfter.
+func (r *Runner) startAfter(ctx context.Context) error {
+	if r.opts.StartAfter == nil {
+		return nil
+	}
+	select {
+	case <-r.opts.StartAfter:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func validID(id instance.ID) error {
@@ -243,6 +265,9 @@ var _ instance.Remover = (*Runner)(nil)
 func (r *Runner) Remove(ctx context.Context, id instance.ID) error {
 	if err := validID(id); err != nil {
 		return err
+	}
+	if err := r.startAfter(ctx); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := r.Stop(ctx, id); err != nil {
 		return err

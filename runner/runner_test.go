@@ -2,6 +2,9 @@ package runner
 
 import (
 	"bufio"
+	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -729,4 +732,48 @@ func ignoresTERM(pid int) bool {
 		}
 	}
 	return false
+}
+
+// TestStartAfterHoldsStartsAndRemoves: with Options.StartAfter open, Start
+// and Remove wait, writing and removing nothing (the daemon's CleanupStale
+// runs meanwhile); a Start whose ctx ends returns its error; once it is
+// closed they proceed.
+func TestStartAfterHoldsStartsAndRemoves(t *testing.T) {
+	gate := make(chan struct{})
+	dir := t.TempDir()
+	r, sts := newTestRunner(t, Options{StateDir: dir, StartAfter: gate})
+	spec := fakeSpec("gated", "default", "sleep")
+	old := InstanceDir(dir, instance.ID{Plug: "old", Instance: "default"})
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := r.Start(ctx, spec); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Start before the gate opened: %v, want the deadline's error", err)
+	}
+	started, removed := make(chan error, 1), make(chan error, 1)
+	go func() { started <- r.Start(context.Background(), spec) }()
+	go func() { removed <- r.Remove(context.Background(), instance.ID{Plug: "old", Instance: "default"}) }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := os.Stat(InstanceDir(dir, spec.ID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the instance's folder exists before the gate opened (%v)", err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Errorf("Remove did not wait for the gate: %v", err)
+	}
+	if len(r.Observe()) != 0 {
+		t.Errorf("instances known before the gate opened: %v", r.Observe())
+	}
+	close(gate)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	sts.await(t, spec.ID, "running", running)
+	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("removed instance's folder still there: %v", err)
+	}
 }
