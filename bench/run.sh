@@ -16,14 +16,14 @@ cd "$(dirname "$0")/.."
 # N = 1,000 first: the issue's table; N = 100 after, within what is left.
 N=${BENCH_N:-1000,100}
 # baseline and plugs; supervisord, s6, runit and pm2 (1-4 min a run at 1,000).
-RUNS=${BENCH_RUNS:-3,3}
+RUNS=${BENCH_RUNS:-2,2}
 PEER_RUNS=${BENCH_PEER_RUNS:-1,1}
 IDLE=${BENCH_IDLE:-30s,5s}
 LIMIT=${BENCH_CONVERGE_LIMIT:-20s}
 START_LIMIT=${BENCH_START_LIMIT:-90s}
 # A run that would start later than this into the side by side is skipped
 # and reported so; the Go benchmarks' smoke run follows.
-BUDGET=${BENCH_BUDGET:-13m}
+BUDGET=${BENCH_BUDGET:-12m}
 PEERS=${BENCH_PEERS:-baseline,plugs,supervisord,s6,runit,pm2}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 WARM=${BENCH_WARM_DRIVER:-0}

@@ -164,6 +164,38 @@ everything the last one started is reaped, then 2 s more. Runs go round by round
 the baseline first, then the next round), so each ratio is to a baseline measured minutes before.
 A peer that fails is reported failed with its error, one left out by the budget is reported skipped.
 
+## Why the full run of issue 17 stalled at 994 of 1,000
+
+The last full run never finished: the cold starts of 1,000 under supervisord and s6 stopped at
+994 running until their 5-minute limit. It was not the open-file limit: every supervisor and child
+inherits the driver's (see Machine; bench/run.sh's ` + "`ulimit -n 65536`" + ` falls back to the hard limit,
+20,000 on this VM, which root cannot raise here), and the busiest process of any peer holds a few
+thousand descriptors at most (row "open files"). It was the driver: its watcher read a new process's
+command line during the first 500 ms it saw it, then never again. A child is a fork that execs
+` + "`sleep`" + ` later: supervisord's fork closes every descriptor from 3 up to its minfds (16,384 then), one by
+one in Python, before it execs; s6's and runit's run scripts start a shell. On two loaded cores a
+few of 1,000 exec'd later than that and were never counted. The watcher now reads such a process
+again after 1/16 of its age (from its start time in /proc), as long as it waits; the driver logs how
+many children exec'd over 500 ms after their fork. supervisord's minfds is now 4N+256: it holds ~3
+descriptors per child, and a larger minfds only makes every fork close more.
+
+## The first kill after the idle window
+
+Issue 17 saw the first SIGKILL after a 33 s idle window take 17–57 ms in half its runs (the others
+3–7 ms), hidden in its "worst of 20". That kill now has a row of its own, and every kill is split
+at the moment the killed child left /proc: until then the supervisor had to wake and reap it (its
+row "reaped"), after that it forks and execs the replacement. A supervisor that wakes late after
+a quiet while shows in its own first "reaped"; a driver that wakes late (its poll loop idle for
+the whole window, its pages cold) would slow every peer's first kill alike, the baseline's too;
+` + "`-warm-driver 300ms`" + ` keeps the driver's poll busy before that kill to tell the two apart. On
+2 December 2026, three runs at N = 1,000 after a 33 s or 30 s idle window (load 2–9): plugs' first
+kill took 8.4, 8.6 (driver warmed) and 5.5 ms against 12.6, 7.3 and 5.2 ms for the median of its
+other kills, the baseline's 4.9, 3.3 (warmed) and 5.8 ms against 6.5, 2.5 and 3.2 ms: no penalty
+of the first kill for either, warmed or not, so the driver's wake-up costs nothing that shows.
+The issue's runs predate the runner's single poller of every instance's exit (one goroutine in
+place of two per instance); which change made it go, or whether it was that run's machine, is
+not known: it did not recur in these runs, and the row will show it if it does.
+
 ## Why issue 17 measured larger ratios than this file used to show
 
 Issue 17 measured plugs at N = 1,000 with a harness of its own: converge 8.1x the baseline, stop
