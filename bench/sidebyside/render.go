@@ -18,7 +18,11 @@ func summarize(vals []float64) (stat, bool) {
 	}
 	s := append([]float64(nil), vals...)
 	sort.Float64s(s)
-	return stat{med: s[len(s)/2], lo: s[0], hi: s[len(s)-1]}, true
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{med: med, lo: s[0], hi: s[len(s)-1]}, true
 }
 
 // column extracts one figure from every successful sample.
@@ -250,11 +254,11 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 		for _, r := range byN[n] {
 			fmt.Fprintf(&b, " %s |", r.peer.name())
 		}
-		b.WriteString("\n|---|")
+		b.WriteString(" best of the others |\n|---|")
 		for range byN[n] {
 			b.WriteString("---|")
 		}
-		b.WriteString("\n")
+		b.WriteString("---|\n")
 		for _, f := range figures {
 			fmt.Fprintf(&b, "| %s (%s) |", f.title, f.unit)
 			var bs stat
@@ -287,7 +291,7 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 				}
 				fmt.Fprintf(&b, " %s |", cell)
 			}
-			b.WriteString("\n")
+			fmt.Fprintf(&b, " %s |\n", bestPeer(byN[n], f.title, f.get, f.unit, bs, haveBase))
 		}
 		for _, r := range byN[n] {
 			if r.skipped != "" {
@@ -308,6 +312,35 @@ A ratio of 1.0x matches the baseline; higher is slower or bigger.
 		b.WriteString(info.costRows)
 	}
 	return b.String()
+}
+
+// bestPeer names the peer other than baseline and plugs with the lowest
+// median of a figure (lower is better for every figure but a run's length
+// and its descriptors, which get none), with its ratio to the baseline.
+// A peer whose converge was capped has no figure there to compare.
+func bestPeer(rs []*result, title string, get func(sample) (float64, bool), unit string, bs stat, haveBase bool) string {
+	if unit == "s" || unit == "descriptors" {
+		return ""
+	}
+	best, bestMed := "", 0.0
+	for _, r := range rs {
+		convergeRow := strings.HasPrefix(title, "converge") || title == "needless restarts"
+		if r.peer.name() == "baseline" || r.peer.name() == "plugs" || convergeRow && capped(r) {
+			continue
+		}
+		st, ok := summarize(column(r, get))
+		if ok && (best == "" || st.med < bestMed) {
+			best, bestMed = r.peer.name(), st.med
+		}
+	}
+	if best == "" {
+		return "n/a"
+	}
+	cell := best + " " + num(bestMed)
+	if haveBase && bs.med > 0 && unit != "children" {
+		cell += fmt.Sprintf(" (%.1fx)", bestMed/bs.med)
+	}
+	return cell
 }
 
 // failed tells whether a run of r ended in an error.
