@@ -497,8 +497,12 @@ func (d *daemon) observeBatch(r *liveRollout, ids []instance.ID, base map[instan
 		o := reconcile.Observation{
 			OnTarget: reconcile.PlugHash([]instance.Spec{st.Spec}) == want[st.ID],
 			Running:  st.State == instance.StateRunning,
-			Restarts: st.Restarts - base[st.ID],
-			GaveUp:   st.GaveUp,
+			// The health checks hear of a restart through the runner's
+			// observer, later than Observe: StartedAt tells BatchVerdict
+			// when their reading is of a process before this one.
+			StartedAt: st.StartedAt,
+			Restarts:  st.Restarts - base[st.ID],
+			GaveUp:    st.GaveUp,
 		}
 		if h, ok := d.health.status(st.ID); ok {
 			o.Ready, o.Passing, o.HealthySince, o.Failure = h.Ready, h.Passing(), h.HealthySince, h.LastFailure

@@ -274,6 +274,11 @@ type Observation struct {
 	// ready and no check fails now; HealthySince: since when (zero: not).
 	Ready, Passing bool
 	HealthySince   time.Time
+	// StartedAt is when the process that runs now started (zero: not
+	// known). A HealthySince before it is the health of a process before
+	// a restart, which the checks have not yet seen: it proves nothing of
+	// this one.
+	StartedAt time.Time
 	// Restarts counts the restarts since the batch began.
 	Restarts int
 	// GaveUp: its restart policy is exhausted.
@@ -306,7 +311,10 @@ func (v Verdict) String() string {
 
 // BatchVerdict judges a batch begun at start, at now, under policy u: it is
 // Healthy once every instance has run its target spec and been healthy
-// (HealthySince) for u.MinHealthyTime, counted from start at the earliest;
+// (HealthySince) for u.MinHealthyTime in the same process, counted from
+// start at the earliest: a restart starts the window over, and a health
+// reading older than the running process (StartedAt) is not this
+// process's, so the instance is not healthy (yet);
 // Failed when an instance gave up, or at u.HealthyDeadline after start
 // when it is not yet Healthy; else Progressing, to be judged again at wake
 // at the latest (the first moment the verdict can change without a new
@@ -323,7 +331,7 @@ func BatchVerdict(now, start time.Time, u instance.Update, obs map[instance.ID]O
 		return cmp.Or(cmp.Compare(a.Plug, b.Plug), cmp.Compare(a.Instance, b.Instance))
 	}) {
 		o := obs[id]
-		if o.Running && o.OnTarget && o.Passing && !o.HealthySince.IsZero() {
+		if o.Running && o.OnTarget && o.Passing && !o.HealthySince.IsZero() && !o.HealthySince.Before(o.StartedAt) {
 			from := o.HealthySince
 			if from.Before(start) {
 				from = start
@@ -373,6 +381,8 @@ func notHealthy(o Observation) string {
 		return detail(fmt.Sprintf("crash loop (%d restarts)", o.Restarts))
 	case !o.Running:
 		return detail("not running")
+	case !o.HealthySince.IsZero() && o.HealthySince.Before(o.StartedAt):
+		return detail("restarted, not yet checked")
 	case !o.Ready:
 		return detail("never ready")
 	}

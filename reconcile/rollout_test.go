@@ -222,6 +222,11 @@ func TestBatchVerdict(t *testing.T) {
 		return reconcile.Observation{OnTarget: true, Running: true, Ready: true, Passing: true, HealthySince: at(d)}
 	}
 	pending := reconcile.Observation{OnTarget: true, Running: true, Failure: "ready: no READY=1 yet"}
+	restarted := func(healthy, started time.Duration, restarts int) reconcile.Observation {
+		o := healthyFrom(healthy)
+		o.StartedAt, o.Restarts = at(started), restarts
+		return o
+	}
 	for _, tc := range []struct {
 		name   string
 		now    time.Duration
@@ -246,6 +251,15 @@ func TestBatchVerdict(t *testing.T) {
 			o.Restarts = 2
 			return o
 		}(), b: healthyFrom(0)}, v: reconcile.Failed, wake: -1, reason: "a: crash loop (2 restarts), healthy for only 2s of 10s"},
+		// A crash and a restart between two samples, which the checks have
+		// not yet seen: the health read is the old process's (healthy since
+		// 1s), the process that runs started at 8s. Not healthy: no check
+		// has passed in this process.
+		{name: "restarted between samples, health of the old process", now: 15 * time.Second, obs: map[instance.ID]reconcile.Observation{a: restarted(time.Second, 8*time.Second, 1)}, v: reconcile.Progressing, wake: time.Minute},
+		{name: "restarted between samples, without a restart count", now: 15 * time.Second, obs: map[instance.ID]reconcile.Observation{a: restarted(time.Second, 8*time.Second, 0)}, v: reconcile.Progressing, wake: time.Minute},
+		{name: "restarted, healthy in the new process: the window starts over", now: 15 * time.Second, obs: map[instance.ID]reconcile.Observation{a: restarted(9*time.Second, 8*time.Second, 1)}, v: reconcile.Progressing, wake: 19 * time.Second},
+		{name: "restarted, healthy in the new process long enough", now: 19 * time.Second, obs: map[instance.ID]reconcile.Observation{a: restarted(9*time.Second, 8*time.Second, 1)}, v: reconcile.Healthy, wake: -1},
+		{name: "restarted, health of the old process at the deadline", now: time.Minute, obs: map[instance.ID]reconcile.Observation{a: restarted(50*time.Second, 55*time.Second, 0), b: healthyFrom(0)}, v: reconcile.Failed, wake: -1, reason: "a: restarted, not yet checked"},
 		{name: "healthy once, too briefly, at the deadline", now: time.Minute, obs: map[instance.ID]reconcile.Observation{a: healthyFrom(55 * time.Second)}, v: reconcile.Failed, wake: -1, reason: "a: healthy for only 5s of 10s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
