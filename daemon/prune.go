@@ -61,7 +61,7 @@ func (d *daemon) pruneInstanceDirs(ctx context.Context, desired []instance.Spec)
 // one is left alone (os.RemoveAll removes links, not what they name).
 // Called with mu held.
 func (d *daemon) pruneTaskDirs(desired []instance.Spec) {
-	root := filepath.Join(d.opts.StateDir, "tasks") // package task's layout (historyPath, schedulePath, writeInput)
+	root := layout.Tasks(d.opts.StateDir)
 	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
 		return // none, or a symlink out of the state dir
 	}
@@ -81,8 +81,8 @@ func (d *daemon) pruneTaskDirs(desired []instance.Spec) {
 		if keep[plug] || !e.IsDir() || e.Type()&os.ModeSymlink != 0 {
 			continue
 		}
-		dir := filepath.Join(root, plug)
-		if inputs, _ := os.ReadDir(filepath.Join(dir, "input")); slices.ContainsFunc(inputs, func(e os.DirEntry) bool { return !e.IsDir() }) {
+		dir := layout.TaskDir(d.opts.StateDir, plug)
+		if inputs, _ := os.ReadDir(layout.TaskInput(d.opts.StateDir, plug)); slices.ContainsFunc(inputs, func(e os.DirEntry) bool { return !e.IsDir() }) {
 			d.log.Debug("task folder of a plug no longer declared kept: a run is under way", "plug", plug)
 			continue
 		}

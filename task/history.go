@@ -5,9 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // history keeps the last runs of one plug, newest last, and mirrors them to
@@ -30,7 +31,7 @@ func historyPath(stateDir, plug string) string {
 	if stateDir == "" {
 		return ""
 	}
-	return filepath.Join(stateDir, "tasks", plug, "runs.json")
+	return layout.TaskHistory(stateDir, plug)
 }
 
 // loadHistory reads a plug's history; a missing or unreadable file starts an

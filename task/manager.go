@@ -17,6 +17,7 @@ import (
 
 	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/internal/clock"
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // Observer is told about runs as they end; metrics.Metrics implements it.
@@ -427,7 +428,7 @@ func (m *Manager) runOne(ctx context.Context, ps *plugState, t Target, run Run, 
 
 // writeInput writes a run's input where PLUGS_INPUT points (mode 0600).
 func (m *Manager) writeInput(id ID, runID string, input []byte) (string, error) {
-	dir := filepath.Join(m.opts.StateDir, "tasks", id.Plug, "input")
+	dir := layout.TaskInput(m.opts.StateDir, id.Plug)
 	if m.opts.StateDir == "" {
 		dir = filepath.Join(os.TempDir(), "plugs-task-input")
 	}

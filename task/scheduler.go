@@ -7,13 +7,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/plugs-dev/plugs/internal/clock"
+	"github.com/plugs-dev/plugs/internal/layout"
 )
 
 // maxSleep bounds how long the scheduler sleeps between looks at the wall
@@ -255,7 +255,7 @@ func maxTime(a, b time.Time) time.Time {
 // instance and schedule key, the last slot (cron) or run time (every).
 
 func (s *scheduler) scheduleFile(plug string) string {
-	return filepath.Join(s.stateDir, "tasks", plug, "schedule.json")
+	return layout.TaskSchedule(s.stateDir, plug)
 }
 
 func (s *scheduler) lastRun(id ID, key string) time.Time {

@@ -9,6 +9,7 @@
 //	  instances/<plug>/<instance>/    instance.json, output.log, config.json
 //	  setup/                          configs of plugs setup, while it runs
 //	  rollouts/<plug>.json            revisions, health verdicts, last healthy specs, holds
+//	  tasks/<plug>/                   runs.json (run history), schedule.json, input/ (a run's PLUGS_INPUT)
 //
 // It is stdlib only and touches no file: it names paths, the packages that
 // own each part create them.

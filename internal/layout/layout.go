@@ -16,6 +16,10 @@ const (
 	instancesDir = "instances"
 	setupDir     = "setup"
 	rolloutsDir  = "rollouts"
+	tasksDir     = "tasks"
+	taskInput    = "input"
+	taskHistory  = "runs.json"
+	taskSchedule = "schedule.json"
 	socketName   = "plugs.sock"
 	outputLog    = "output.log"
 )
@@ -64,4 +68,21 @@ func Setup(stateDir string) string  { return filepath.Join(stateDir, setupDir) }
 func Rollouts(stateDir string) string { return filepath.Join(stateDir, rolloutsDir) }
 func RolloutFile(stateDir, plug string) string {
 	return filepath.Join(stateDir, rolloutsDir, plug+".json")
+}
+
+// Tasks is the folder of the task plugs' files (package task); TaskDir one
+// plug's, which daemon/prune.go removes whole once plugs.hcl no longer
+// declares the plug; TaskInput the folder of its runs' inputs (PLUGS_INPUT,
+// a file while a run is under way), TaskHistory its run history
+// (outputs included), TaskSchedule its schedules' last slots.
+func Tasks(stateDir string) string         { return filepath.Join(stateDir, tasksDir) }
+func TaskDir(stateDir, plug string) string { return filepath.Join(stateDir, tasksDir, plug) }
+func TaskInput(stateDir, plug string) string {
+	return filepath.Join(stateDir, tasksDir, plug, taskInput)
+}
+func TaskHistory(stateDir, plug string) string {
+	return filepath.Join(stateDir, tasksDir, plug, taskHistory)
+}
+func TaskSchedule(stateDir, plug string) string {
+	return filepath.Join(stateDir, tasksDir, plug, taskSchedule)
 }

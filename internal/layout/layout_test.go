@@ -21,6 +21,11 @@ func TestLayout(t *testing.T) {
 		layout.Socket("/s"):                           "/s/plugs.sock",
 		layout.Setup("/s"):                            "/s/setup",
 		layout.RolloutFile("/s", "hr"):                "/s/rollouts/hr.json",
+		layout.Tasks("/s"):                            "/s/tasks",
+		layout.TaskDir("/s", "backup"):                "/s/tasks/backup",
+		layout.TaskInput("/s", "backup"):              "/s/tasks/backup/input",
+		layout.TaskHistory("/s", "backup"):            "/s/tasks/backup/runs.json",
+		layout.TaskSchedule("/s", "backup"):           "/s/tasks/backup/schedule.json",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
