@@ -47,6 +47,6 @@ echo "make bench: ${total} s"
 	echo
 	echo "## Duration of this \`make bench\`"
 	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'): **${total} s** in all: the side by side above (peers' install and builds included) ${side} s, then \`${smoke_cmd[*]}\` (every Go benchmark once, a smoke run, bounded to ${SMOKE_LIMIT} s: ${smoke}) $((total - side)) s; load average $(cut -d' ' -f1 /proc/loadavg) at the end."
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'): **${total} s** in all: the side by side above (peers' install and builds included) ${side} s, then \`go test -run='^$' -bench=. -benchmem -benchtime=1x -count=1 -timeout 10m ./...\` (every Go benchmark once, a smoke run, bounded to ${SMOKE_LIMIT} s: ${smoke}) $((total - side)) s; load average $(cut -d' ' -f1 /proc/loadavg) at the end."
 } >>"$OUT"
 [ "$smoke" = ok ]
