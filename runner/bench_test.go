@@ -293,7 +293,10 @@ func BenchmarkRestartLatency(b *testing.B) {
 // process's goroutines before New subtracted), goroutine stack bytes and
 // live heap bytes (runtime/metrics, the same before New subtracted).
 // RUNNER_PROFILE=DIR writes heap.pprof (every allocation sampled) and
-// goroutine.pprof there.
+// goroutine.pprof there; RUNNER_GCS=N runs N GCs before the figures are
+// read (default 2: each GC halves an oversized stack at most once);
+// RUNNER_DEBUG=1 logs the runtime's starting stack size and the stack
+// bytes the last GC scanned (in use).
 func BenchmarkIdle1000(b *testing.B) {
 	idle := 2 * time.Second
 	if v := os.Getenv("RUNNER_IDLE"); v != "" {
