@@ -56,8 +56,10 @@ func ReadInstanceFile(name string) (*InstanceFile, error) {
 	// writeSwapped overwrites the file a reader may still hold open (the
 	// twin of the last swap): a read that raced a write shows as a file
 	// that no longer is the one at name, or as JSON that does not parse.
-	// Such a read is read again; a few writes in a row are the most a
-	// live daemon makes of one instance's state.
+	// Such a read is read again. A live daemon makes a few writes of one
+	// instance's state in a row, but a reader descheduled on a loaded host
+	// can see many more go by (8 in a row did in a test under load), and a
+	// retry costs one small read.
 	var err error
 	for range maxTornReads {
 		var f *InstanceFile
@@ -77,7 +79,7 @@ func ReadInstanceFile(name string) (*InstanceFile, error) {
 }
 
 // maxTornReads bounds ReadInstanceFile's retries.
-const maxTornReads = 8
+const maxTornReads = 64
 
 // readInstanceFileOnce reads and parses name once; moved reports that name
 // was swapped while it was read.
