@@ -60,12 +60,16 @@ type rollouts struct {
 	dir string // <state>/rollouts
 
 	mu      sync.Mutex
-	recs    map[string]*plugRollout        // every plug with a record
-	live    map[string]*liveRollout        // the rollouts under way, by plug
-	desired map[string][]instance.Spec     // each plug's desired specs at the last reconcile
-	held    map[string]string              // each plug's hold reason while it applies
-	outcome map[string]mqtt.RolloutOutcome // failed, reverted or pinned plugs, for MQTT
-	wg      sync.WaitGroup
+	recs    map[string]*plugRollout    // every plug with a record
+	live    map[string]*liveRollout    // the rollouts under way, by plug
+	desired map[string][]instance.Spec // each plug's desired specs at the last reconcile
+	held    map[string]string          // each plug's hold reason while it applies
+	// reverting names the plugs whose revert is being applied: until it
+	// has replaced the failed revision's instances, status says a
+	// rollout is under way, not that the plug runs its last healthy one.
+	reverting map[string]bool
+	outcome   map[string]mqtt.RolloutOutcome // failed, reverted or pinned plugs, for MQTT
+	wg        sync.WaitGroup
 }
 
 // plugRollout is one plug's record, as <state>/rollouts/<plug>.json holds it.
@@ -138,6 +142,7 @@ func openRollouts(stateDir string, log *slog.Logger) (*rollouts, error) {
 	ro := &rollouts{
 		dir: layout.Rollouts(stateDir), recs: map[string]*plugRollout{}, live: map[string]*liveRollout{},
 		desired: map[string][]instance.Spec{}, held: map[string]string{}, outcome: map[string]mqtt.RolloutOutcome{},
+		reverting: map[string]bool{},
 	}
 	files, _ := filepath.Glob(filepath.Join(ro.dir, "*.json"))
 	for _, f := range files {
@@ -638,6 +643,9 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	ro.outcome[r.plug] = mqtt.RolloutOutcome{Plug: r.plug, Result: hold.Kind, Revision: r.target, RevertedTo: hold.Runs, Reason: hold.Reason}
 	ro.held[r.plug] = hold.Reason
 	d.saveRecord(rec) // before the revert: a daemon killed during it reverts at start
+	if back != nil {
+		ro.reverting[r.plug] = true
+	}
 	ro.mu.Unlock()
 
 	d.health.metrics.RolloutDone(result)
@@ -646,6 +654,9 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), d.opts.ReconcileTimeout)
 		defer cancel()
 		n := d.applyPlug(ctx, r.plug, backSpecs)
+		ro.mu.Lock()
+		delete(ro.reverting, r.plug)
+		ro.mu.Unlock()
 		d.log.Info("reverted", "plug", r.plug, "to", back.ID, "replaced", n, "after_deadline", time.Since(missed).Round(time.Microsecond))
 	}
 	d.republishReconcile()
@@ -741,6 +752,8 @@ func (d *daemon) rolloutStatuses(observed []instance.Status) []api.RolloutStatus
 			if r.resumed {
 				s.Reason = "started over after a daemon restart"
 			}
+		case rec != nil && rec.Hold != nil && ro.reverting[plug]:
+			s.State, s.Reason, s.Override, s.Since = api.RolloutProgressing, "reverting: "+rec.Hold.Reason, rec.Hold.Runs, rec.Hold.At
 		case rec != nil && rec.Hold != nil && ro.held[plug] != "":
 			s.State, s.Reason, s.Override, s.Since = rec.Hold.Kind, rec.Hold.Reason, rec.Hold.Runs, rec.Hold.At
 		case rec != nil && rec.LastHealthy == s.Revision:
