@@ -67,6 +67,7 @@ var rules = map[string][][]string{
 	"workspace":                {cli, {module + "runner", module + "daemon", module + "reconcile"}},
 	"internal/browsertest":     {parser, cli},
 	"bench/baseline":           {},
+	"bench/pageout":            {},
 	"bench/sidebyside":         {},
 	"chaos":                    {},
 	"e2e":                      {},
