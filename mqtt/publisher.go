@@ -530,7 +530,7 @@ func (p *Publisher) publishRetained(topic string, v any) {
 	}
 	p.mu.Lock()
 	p.states[topic] = payload
-	p.enqueueLocked(message{topic: topic, payload: payload, retained: true})
+	p.enqueueLocked(message{topic: topic, payload: payload})
 	p.mu.Unlock()
 	p.signal()
 }
@@ -542,7 +542,7 @@ func (p *Publisher) Forget(plug, instance string) {
 	p.mu.Lock()
 	delete(p.states, topic)
 	delete(p.instances, topic)
-	p.enqueueLocked(message{topic: topic, retained: true})
+	p.enqueueLocked(message{topic: topic})
 	p.mu.Unlock()
 	p.signal()
 }
@@ -583,7 +583,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 		s.State, s.PID, s.Since = StateStopped, 0, now
 		payload, _ := json.Marshal(s)
 		p.states[t] = payload
-		p.enqueueLocked(message{topic: t, payload: payload, retained: true})
+		p.enqueueLocked(message{topic: t, payload: payload})
 	}
 	p.closed = true
 	started, client := p.started, p.client
@@ -664,7 +664,7 @@ func (p *Publisher) run(ctx context.Context) {
 			if !ok {
 				break
 			}
-			sent = append(sent, inflight{m.topic, p.client.Publish(m.topic, 1, m.retained, m.payload), time.Now().Add(p.cfg.PublishTimeout)})
+			sent = append(sent, inflight{m.topic, p.client.Publish(m.topic, 1, true, m.payload), time.Now().Add(p.cfg.PublishTimeout)})
 		}
 		if len(sent) == 0 {
 			if closing {
@@ -715,15 +715,15 @@ func (p *Publisher) next() (m message, ok, closing bool) {
 		p.pending = p.pending[:0]
 		run, _ := json.Marshal(RunMessage{Run: p.cfg.RunID, PID: os.Getpid(), Started: p.started0.UTC().Truncate(time.Second)})
 		p.pending = append(p.pending,
-			message{topic: RunTopic(p.cfg.Host), payload: run, retained: true},
-			message{topic: StatusTopic(p.cfg.Host), payload: []byte(StatusOnline), retained: true})
+			message{topic: RunTopic(p.cfg.Host), payload: run},
+			message{topic: StatusTopic(p.cfg.Host), payload: []byte(StatusOnline)})
 		topics := make([]string, 0, len(p.states))
 		for t := range p.states {
 			topics = append(topics, t)
 		}
 		sort.Strings(topics)
 		for _, t := range topics {
-			p.pending = append(p.pending, message{topic: t, payload: p.states[t], retained: true})
+			p.pending = append(p.pending, message{topic: t, payload: p.states[t]})
 		}
 	}
 	if len(p.pending) > 0 {

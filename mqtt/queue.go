@@ -1,10 +1,11 @@
 package mqtt
 
-// message is one publish waiting for the broker.
+// message is one publish waiting for the broker. Every one is retained
+// (states, reconcile, run, status): the ring's one message per topic
+// relies on it, as only a topic's last retained payload counts.
 type message struct {
-	topic    string
-	payload  []byte
-	retained bool
+	topic   string
+	payload []byte
 }
 
 // ring is a bounded FIFO of retained messages, one per topic: a message
