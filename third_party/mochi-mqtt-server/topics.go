@@ -522,7 +522,13 @@ func (x *TopicsIndex) trim(n *particle) {
 }
 
 // Messages returns a slice of any retained messages which match a filter.
+//
+// plugs patch: under the root lock, as every write of a particle's retainPath
+// is (RetainMessage, trim): upstream read it unlocked, a data race between a
+// retained publish and a wildcard subscribe (upstream issue #200).
 func (x *TopicsIndex) Messages(filter string) []packets.Packet {
+	x.root.Lock()
+	defer x.root.Unlock()
 	return x.scanMessages(filter, 0, nil, []packets.Packet{})
 }
 
