@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +110,8 @@ func runningByPlug(b *testing.B, c *api.Client) map[string]int {
 // (POST /v1/apply) until it has returned. Every changed plug must then run
 // a new process and no other one a new pid (restarted/op counts the
 // processes that changed, needless ones fail the benchmark).
-// reconcile-ms/op is the daemon's own time for the apply.
+// reconcile-ms/op is the daemon's own time for the apply, cpu-ms/op the
+// CPU time of the test process (daemon and client) during the apply.
 // PLUGS_BENCH_CPUPROFILE names a CPU profile of the applies alone
 // (profileFromHere).
 func BenchmarkApplySideBySide(b *testing.B) {
@@ -128,16 +130,18 @@ func BenchmarkApplySideBySide(b *testing.B) {
 	profileFromHere(b) // the applies only, not the daemon's start
 	ctx := context.Background()
 	var restarted int
-	var reconciling time.Duration
+	var reconciling, cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		before := runningByPlug(b, c)
 		want := s.change()
 		b.StartTimer()
+		cpu0 := processCPU()
 		rep, err := c.Apply(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu += processCPU() - cpu0
 		b.StopTimer()
 		if rep.Failed > 0 {
 			b.Fatalf("apply: %d failed", rep.Failed)
@@ -171,12 +175,14 @@ func BenchmarkApplySideBySide(b *testing.B) {
 	}
 	b.ReportMetric(float64(restarted)/float64(b.N), "restarted/op")
 	b.ReportMetric(float64(reconciling.Milliseconds())/float64(b.N), "reconcile-ms/op")
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkLoadSideBySide measures the load step of BenchmarkApplySideBySide's
 // apply on its own, with the lock write a reconcile does after it: parse
 // plugs.hcl and the lock, fetch the 100 new plugs (of N = PLUGS_BENCH_INSTANCES,
 // default 1000), verify the runnable trees, render every instance.
+// cpu-ms/op is its CPU time, every goroutine's.
 func BenchmarkLoadSideBySide(b *testing.B) {
 	s := newSideBySide(b, benchInstances(b, 1000))
 	l := newLoader(filepath.Join(filepath.Dir(s.file), ".plugs"), fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
@@ -198,12 +204,25 @@ func BenchmarkLoadSideBySide(b *testing.B) {
 	}
 	load()
 	profileFromHere(b)
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		s.change()
 		b.StartTimer()
+		cpu0 := processCPU()
 		load()
+		cpu += processCPU() - cpu0
 	}
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+}
+
+// processCPU is the CPU time (user and system) of this process so far,
+// every goroutine's: on a machine shared with other work it varies less
+// than the wall clock.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // profileFromHere writes a CPU profile from now to the end of the benchmark
