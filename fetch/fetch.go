@@ -132,7 +132,7 @@ func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, 
 			}
 		}
 	}
-	m, installed, err := s.ensureTree(ctx, p, src, e)
+	m, installed, err := s.ensureTree(ctx, p, src, e, nil)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -222,21 +222,35 @@ func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *s
 // the hash of what was fetched. The hash of a new tree is computed from its
 // content before it is installed read-only with its marker; a tree already
 // there is trusted by its marker here, and verified by Runnable.
-func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *spec.LockedPlug) (_ *marker, installed bool, _ error) {
+//
+// have is a tree resolve has just materialized and hashed (nil: none): it
+// is installed instead of materializing the source again, and removed when
+// the store holds the revision already.
+func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *spec.LockedPlug, have *materialized) (_ *marker, installed bool, _ error) {
 	defer s.lockKey("tree:" + p.Name + "@" + e.Revision)()
 	if m, err := s.readMarker(p.Name, e.Revision); err == nil {
+		if have != nil {
+			_ = removeTree(have.dir)
+		}
 		if e.Hash != "" && m.Hash != e.Hash {
 			return nil, false, mismatch(p.Name, e, m.Hash)
 		}
 		return m, false, nil
 	}
-	if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
-		return nil, false, err
+	var tmp string
+	if have != nil {
+		tmp = have.dir
+	} else {
+		if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
+			return nil, false, err
+		}
+		tmp = tempName(s.plugDir(p.Name), ".fetch-")
 	}
-	tmp := tempName(s.plugDir(p.Name), ".fetch-")
 	m := &marker{Source: redact(p.Source), Version: e.Version, Revision: e.Revision}
-	switch src.kind {
-	case kindGit:
+	switch {
+	case have != nil:
+		m.Archive = have.archive
+	case src.kind == kindGit:
 		if !fullHashRE.MatchString(e.Revision) {
 			return nil, false, inputErrorf("lock revision %q is not a commit id; run plugs lock -update %s", e.Revision, p.Name)
 		}
@@ -263,8 +277,11 @@ func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *sp
 		}
 		m.Archive = sum
 	}
-	h, err := hashDirAs(tmp, hashAlgo(e.Hash))
-	if err != nil {
+	var h string
+	var err error
+	if have != nil && hashAlgo(have.hash) == hashAlgo(e.Hash) {
+		h = have.hash
+	} else if h, err = hashDirAs(tmp, hashAlgo(e.Hash)); err != nil {
 		_ = removeTree(tmp)
 		return nil, false, err
 	}
@@ -285,6 +302,14 @@ func (s *Store) ensureTree(ctx context.Context, p *spec.Plug, src *source, e *sp
 	}
 	s.log.Info("fetched", "plug", p.Name, "version", e.Version, "revision", e.Revision)
 	return m, true, nil
+}
+
+// materialized is a tree resolve brought into a temporary folder of the
+// store and hashed, for ensureTree to install.
+type materialized struct {
+	dir     string // the temporary folder, in the plug's folder of the store
+	archive string // the sha256 of an archive source, "" for a folder
+	hash    string // of the tree, as resolve put it in the lock entry
 }
 
 func mismatch(plug string, e *spec.LockedPlug, actual string) error {
@@ -333,7 +358,7 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 			return nil, err
 		}
 		e.Version, e.Revision = res.Version, res.Commit.String()
-		m, _, err := s.ensureTree(ctx, p, src, e)
+		m, _, err := s.ensureTree(ctx, p, src, e, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -342,7 +367,8 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 		if err := os.MkdirAll(s.plugDir(p.Name), 0o755); err != nil {
 			return nil, err
 		}
-		tmp := tempName(s.plugDir(p.Name), ".hash-")
+		// Materialized once: the copy that was hashed is the one installed.
+		tmp := tempName(s.plugDir(p.Name), ".fetch-")
 		sum, err := s.materialize(ctx, p.Name, src, tmp, nil)
 		if err != nil {
 			_ = removeTree(tmp)
@@ -352,15 +378,16 @@ func (s *Store) resolve(ctx context.Context, d *spec.Deployment, p *spec.Plug) (
 			e.SHA256 = sum
 		}
 		h, err := hashDir(tmp)
-		_ = removeTree(tmp)
 		if err != nil {
+			_ = removeTree(tmp)
 			return nil, err
 		}
 		e.Hash = h
 		if e.Revision, err = contentID(h); err != nil {
+			_ = removeTree(tmp)
 			return nil, err
 		}
-		if _, _, err := s.ensureTree(ctx, p, src, e); err != nil {
+		if _, _, err := s.ensureTree(ctx, p, src, e, &materialized{dir: tmp, archive: sum, hash: h}); err != nil {
 			return nil, err
 		}
 	}
@@ -419,19 +446,23 @@ func short(rev string) string {
 // calls hash it again only when the tree's fingerprint (name, size, inode,
 // mtime and ctime of every file, see hashTree) changed since it last
 // matched. A tree whose content does not match is never returned.
+//
+// The plugs are checked Options.Parallel at a time: each check is a few
+// system calls (stat of the marker, a walk of the tree's metadata), which
+// overlap.
 func (s *Store) Runnable(d *spec.Deployment, l *spec.Lock) (map[string]*Tree, error) {
-	out := map[string]*Tree{}
-	var errs []error
-	for _, p := range enabledPlugs(d) {
-		t, err := s.runnable(p, l)
-		if err != nil {
-			errs = append(errs, plugError(p.Name, err))
-			continue
-		}
-		out[p.Name] = t
-	}
-	if err := joinErrors(errs); err != nil {
+	plugs := enabledPlugs(d)
+	trees := make([]*Tree, len(plugs))
+	err := s.forEach(context.Background(), plugs, func(_ context.Context, i int, p *spec.Plug) (err error) {
+		trees[i], err = s.runnable(p, l)
+		return err
+	})
+	if err != nil {
 		return nil, err
+	}
+	out := make(map[string]*Tree, len(plugs))
+	for i, p := range plugs {
+		out[p.Name] = trees[i]
 	}
 	return out, nil
 }

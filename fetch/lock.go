@@ -64,7 +64,7 @@ func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, up
 				return err
 			}
 		case hashAlgo(e.Hash) == hashH1:
-			m, _, err := s.ensureTree(ctx, p, src, e)
+			m, _, err := s.ensureTree(ctx, p, src, e, nil)
 			if err != nil {
 				return err
 			}

@@ -2,8 +2,10 @@ package fetch
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +228,97 @@ func TestVerifyDir(t *testing.T) {
 	}
 	if err := s.VerifyDir(filepath.Join(dir, "..", "nonesuch")); err == nil {
 		t.Error("VerifyDir of a store folder with no fetch record passed")
+	}
+}
+
+// storeEntries lists the names in plug's folder of the store.
+func storeEntries(t *testing.T, s *Store, plug string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(s.plugDir(plug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestResolveLocalInstallsWhatItHashed: a new local plug is resolved and
+// installed from one copy of its source (the copy that was hashed), which
+// leaves nothing but its tree and marker in the store; resolved again
+// while that revision is in the store, the new copy is thrown away.
+func TestResolveLocalInstallsWhatItHashed(t *testing.T) {
+	d := deployment(t, plugOf("p", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	s := newStore(t)
+	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+	trees := mustFetch(t, s, d, l, false)
+	e := l.Plugs["p"]
+	if e == nil || e.Hash == "" || e.Revision == "" {
+		t.Fatalf("lock entry after fetch: %+v", e)
+	}
+	want := []string{e.Revision, e.Revision + ".done.json"}
+	if got := storeEntries(t, s, "p"); !slices.Equal(got, want) {
+		t.Fatalf("store holds %q, want %q", got, want)
+	}
+	if got := readFile(t, filepath.Join(trees[0].Dir, "run.sh")); got != "#!/bin/sh\necho p\n" {
+		t.Errorf("installed run.sh = %q", got)
+	}
+	if h, err := hashDir(trees[0].Dir); err != nil || h != e.Hash {
+		t.Errorf("installed tree hashes to %s (%v), lock has %s", h, err, e.Hash)
+	}
+	if _, err := s.Runnable(d, l); err != nil {
+		t.Fatal(err)
+	}
+
+	delete(l.Plugs, "p") // resolved again: the same content, in the store already
+	mustFetch(t, s, d, l, false)
+	if got := l.Plugs["p"]; got == nil || got.Revision != e.Revision || got.Hash != e.Hash {
+		t.Fatalf("resolved again: %+v, want revision %s", got, e.Revision)
+	}
+	if got := storeEntries(t, s, "p"); !slices.Equal(got, want) {
+		t.Fatalf("store holds %q after a second resolve, want %q", got, want)
+	}
+}
+
+// TestRunnableErrorsInPlugOrder: Runnable checks plugs in parallel, and
+// reports every plug that cannot run, in declaration order, returning no
+// tree then.
+func TestRunnableErrorsInPlugOrder(t *testing.T) {
+	var plugs []*spec.Plug
+	for i := range 12 {
+		plugs = append(plugs, plugOf(fmt.Sprintf("p%02d", i), fmt.Sprintf("./p%02d", i), ""))
+	}
+	d := deployment(t, plugs...)
+	for _, p := range plugs {
+		localPlugin(t, d.BaseDir, p.Name, "")
+	}
+	s := newStore(t)
+	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+	mustFetch(t, s, d, l, false)
+	run, err := s.Runnable(d, l)
+	if err != nil || len(run) != len(plugs) {
+		t.Fatalf("runnable: %d trees, %v", len(run), err)
+	}
+	for _, p := range plugs {
+		if run[p.Name] == nil || run[p.Name].Plug != p.Name {
+			t.Fatalf("tree of %s: %+v", p.Name, run[p.Name])
+		}
+	}
+	for _, n := range []string{"p09", "p02", "p05"} {
+		if err := os.Remove(s.markerPath(n, l.Plugs[n].Revision)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err = s.Runnable(d, l)
+	if err == nil || run != nil {
+		t.Fatalf("runnable with 3 plugs unfetched: %d trees, %v", len(run), err)
+	}
+	msg := err.Error()
+	i2, i5, i9 := strings.Index(msg, "p02"), strings.Index(msg, "p05"), strings.Index(msg, "p09")
+	if i2 < 0 || i5 < i2 || i9 < i5 || strings.Count(msg, "not fetched") != 3 {
+		t.Errorf("error not of the 3 plugs in order: %s", msg)
 	}
 }
