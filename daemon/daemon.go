@@ -122,6 +122,11 @@ type Options struct {
 	// instances run; without it only plugs apply does.
 	AllowEmpty bool
 
+	// KeepBinaryPages keeps the daemon's executable mapped as its start-up
+	// and loads left it; by default every load's memory release (memory.go)
+	// also gives back the executable's read-only pages (package exepages).
+	KeepBinaryPages bool
+
 	Logger   *slog.Logger
 	Progress io.Writer // fetch progress; nil: none
 

@@ -5,6 +5,8 @@ import (
 	"runtime/metrics"
 	"sync"
 	"time"
+
+	"github.com/plugs-dev/plugs/internal/exepages"
 )
 
 // releaseAfter is how long after a reconcile's load releaseMemory runs:
@@ -31,7 +33,10 @@ func (d *daemon) releaseSoon() {
 // those pages resident (its scavenger returns only what exceeds the next
 // GC goal, which that peak had doubled). One forced GC and scavenge per
 // load (a few ms at N = 1,000). At N = 1,000 `sleep` instances it takes the
-// daemon's PSS from ~103 MiB to ~75 MiB (bench/idle.sh).
+// daemon's PSS from ~103 MiB to ~75 MiB (bench/idle.sh). Then, unless
+// Options.KeepBinaryPages, it gives back the binary's pages the start-up and
+// the load mapped (package exepages, MADV_PAGEOUT: what memory pressure
+// would do; a page needed again is read back from the file).
 func (d *daemon) releaseMemory() {
 	if d.runCtx != nil && d.runCtx.Err() != nil {
 		return // stopping: the process ends anyway
@@ -39,7 +44,18 @@ func (d *daemon) releaseMemory() {
 	t := time.Now()
 	before := residentHeap()
 	debug.FreeOSMemory()
-	d.log.Debug("returned the load's memory to the OS", "released_bytes", int64(before)-int64(residentHeap()),
+	heap := int64(before) - int64(residentHeap())
+	var exe int64
+	if !d.opts.KeepBinaryPages {
+		ms, err := exepages.Release()
+		if err != nil {
+			d.log.Debug("giving back the binary's start-up pages failed", "err", err)
+		}
+		for _, m := range ms {
+			exe += m.Rss
+		}
+	}
+	d.log.Debug("returned the load's memory to the OS", "released_bytes", heap, "released_binary_bytes", exe,
 		"took", time.Since(t).Round(time.Microsecond))
 }
 

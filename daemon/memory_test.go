@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/internal/exepages"
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -119,5 +121,34 @@ func TestReleaseAfterReconcile(t *testing.T) {
 	time.Sleep(releaseAfter + time.Second)
 	if n := forced() - settled; n != 0 {
 		t.Errorf("%d forced GCs in an idle daemon after the release; want none", n)
+	}
+}
+
+// TestReleaseMemoryGivesBackBinaryPages: a load's memory release also gives
+// back the binary's read-only pages (package exepages), unless
+// KeepBinaryPages.
+func TestReleaseMemoryGivesBackBinaryPages(t *testing.T) {
+	resident := func() int64 {
+		n, err := exepages.Resident()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := resident()
+	if before < 1<<20 {
+		t.Skipf("only %d KiB of the test binary resident: nothing to measure", before>>10)
+	}
+	kept := &daemon{opts: Options{KeepBinaryPages: true}, log: slog.New(slog.DiscardHandler)}
+	kept.releaseMemory()
+	if n := resident(); n < before*3/4 {
+		t.Errorf("KeepBinaryPages: %d KiB of the binary resident after the release, %d KiB before", n>>10, before>>10)
+	}
+	d := &daemon{log: slog.New(slog.DiscardHandler)}
+	d.releaseMemory()
+	after := resident()
+	t.Logf("the test binary's read-only pages resident: %d KiB before the release, %d KiB after", before>>10, after>>10)
+	if after > before/2 {
+		t.Errorf("%d KiB of the binary resident after the release, %d KiB before: not given back", after>>10, before>>10)
 	}
 }

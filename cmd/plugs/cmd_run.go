@@ -61,6 +61,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 				NoWatch:          !v.GetBool("watch"),
 				Sandbox:          v.GetBool("sandbox"),
 				AllowEmpty:       v.GetBool("allow-empty"),
+				KeepBinaryPages:  v.GetBool("keep-binary-pages"),
 				ReconcileTimeout: v.GetDuration("reconcile-timeout"),
 				Logger:           newLogger(g.stderr, v.GetString("log-level")),
 				Progress:         progress,
@@ -83,6 +84,7 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 	f.Bool("watch", true, "reload when plugs.hcl or its lock changes")
 	f.Bool("sandbox", true, "confine every plugin: Landlock from its permissions, a cgroup with its limits, an unprivileged user when plugs is root")
 	f.Bool("allow-empty", false, "apply a plugs.hcl that declares no instance even while instances run (without it only plugs apply does)")
+	f.Bool("keep-binary-pages", false, "keep the binary's pages mapped as start-up and loads left them (by default they are given back to the kernel 2 s after each load, as memory pressure would: README, Performance)")
 	f.Duration("reconcile-timeout", daemon.DefaultReconcileTimeout, "the deadline of every reconcile, fetches and builds included")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	return cmd

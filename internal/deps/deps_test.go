@@ -64,6 +64,7 @@ var rules = map[string][][]string{
 	"internal/signame":         {parser, effects, cli, {module}},
 	"internal/brokerurl":       {parser, effects, cli},
 	"internal/names":           {parser, effects, cli, {module}},
+	"internal/exepages":        {parser, effects, cli, {module}}, // the standard library and x/sys/unix
 	"workspace":                {cli, {module + "runner", module + "daemon", module + "reconcile"}},
 	"internal/browsertest":     {parser, cli},
 	"bench/baseline":           {},
