@@ -1,7 +1,10 @@
 package mqtt
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +12,8 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/plugs-dev/plugs/internal/mqtttest"
 )
 
 // TestEmbeddedCloseWhileClientsLeave: the broker's client map is listed by
@@ -67,5 +72,57 @@ func TestEmbeddedRetainWhileSubscribing(t *testing.T) {
 	// Each topic's last publish is round 1950+k; those of k%3 == 0 deleted it.
 	if got := len(x.Messages("plugs/+/status")); got != 33 {
 		t.Errorf("after the publishes, %d retained messages match plugs/+/status, want 33", got)
+	}
+}
+
+// TestEmbeddedCloseWithConnectionStillConnecting: a client whose TCP
+// connection is accepted but has not sent its CONNECT yet (one that
+// connects as the daemon stops, or a stalled process) is not in the
+// broker's client map, so Close did not disconnect it and waited for it
+// forever: upstream sets no deadline before CONNECT. Close must end such a
+// connection, and one accepted while it closes, and return.
+func TestEmbeddedCloseWithConnectionStillConnecting(t *testing.T) {
+	e, err := StartEmbedded("127.0.0.1:0", testAuth(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", e.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Connections that keep arriving while the broker closes (bounded).
+	stop := make(chan struct{})
+	var dialers sync.WaitGroup
+	dialers.Go(func() {
+		for range 2000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.Dial("tcp", e.Addr())
+			if err != nil {
+				return // the listener is closed
+			}
+			defer c.Close()
+		}
+	})
+	// A client that connects after it: the listener accepts in order, so
+	// the first connection is accepted and its broker goroutine started.
+	mqtttest.Subscribe(t, withUser(e.URL(), DaemonUsername, e.auth.password(DaemonUsername)), "plugs/close/#")
+	closed := make(chan struct{})
+	go func() { _ = e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for a connection that never sent CONNECT")
+	}
+	close(stop)
+	dialers.Wait()
+	// The broker hung up on it.
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read from the connection after Close = %v, want EOF or reset", err)
 	}
 }

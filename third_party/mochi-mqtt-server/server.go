@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,68 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+	attached     attached             // plugs patch: every network client from accept to its end
+}
+
+// attached holds every network client from its accept until attachClient
+// returns, and the listeners being closed.
+//
+// plugs patch: upstream's Close disconnected the clients of its client map
+// only, and a client is put there after its CONNECT: a connection accepted
+// but not yet connected (no deadline is set before CONNECT) kept Close
+// waiting for it for ever, and one accepted while Close ran was left open
+// after it. Its ClientsWg.Add also raced Close's Wait (the race detector
+// says so). Now a client is attached under this lock, where Close counts it,
+// and Close stops every attached client of the listener it closes.
+type attached struct {
+	sync.Mutex
+	clients map[*Client]struct{}
+	closing map[string]bool // listener ids
+}
+
+// attach attaches cl to the broker and counts it in ClientsWg, or returns false
+// if its listener is closing.
+func (s *Server) attach(cl *Client) bool {
+	a := &s.attached
+	a.Lock()
+	defer a.Unlock()
+	if a.closing[cl.Net.Listener] {
+		return false
+	}
+	if a.clients == nil {
+		a.clients = map[*Client]struct{}{}
+	}
+	a.clients[cl] = struct{}{}
+	s.Listeners.ClientsWg.Add(1)
+	return true
+}
+
+// detach undoes attach once attachClient is done with cl.
+func (s *Server) detach(cl *Client) {
+	s.attached.Lock()
+	delete(s.attached.clients, cl)
+	s.attached.Unlock()
+	s.Listeners.ClientsWg.Done()
+}
+
+// closeAttached refuses new clients on listener and stops each attached one.
+func (s *Server) closeAttached(listener string) {
+	a := &s.attached
+	a.Lock()
+	if a.closing == nil {
+		a.closing = map[string]bool{}
+	}
+	a.closing[listener] = true
+	var stop []*Client
+	for cl := range a.clients {
+		if cl.Net.Listener == listener {
+			stop = append(stop, cl)
+		}
+	}
+	a.Unlock()
+	for _, cl := range stop {
+		cl.Stop(packets.ErrServerShuttingDown) // a no-op for one DisconnectClient stopped
+	}
 }
 
 // loop contains the interval ticker and the expiry schedule of the system events loop.
@@ -512,8 +575,12 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
 func (s *Server) attachClient(cl *Client, listener string) error {
-	defer s.Listeners.ClientsWg.Done()
-	s.Listeners.ClientsWg.Add(1)
+	// plugs patch: attached under the lock Close takes (see attached).
+	if !s.attach(cl) {
+		cl.Stop(packets.ErrServerShuttingDown)
+		return packets.ErrServerShuttingDown
+	}
+	defer s.detach(cl)
 
 	go cl.WriteLoop()
 	defer cl.Stop(nil)
@@ -1625,6 +1692,7 @@ func (s *Server) closeListenerClients(listener string) {
 	for _, cl := range clients {
 		_ = s.DisconnectClient(cl, packets.ErrServerShuttingDown)
 	}
+	s.closeAttached(listener) // plugs patch: and those not (yet) in s.Clients
 }
 
 // sendLWT issues an LWT message to a topic when a client disconnects.

@@ -87,6 +87,8 @@ func (l *TCP) Serve(establish EstablishFn) {
 					l.log.Warn("", "error", err)
 				}
 			}()
+		} else {
+			_ = conn.Close() // plugs patch: accepted as the listener closed; upstream left it open
 		}
 	}
 }
