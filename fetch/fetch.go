@@ -38,13 +38,14 @@ func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt
 	plugs := enabledPlugs(d)
 	trees := make([]*Tree, len(plugs))
 	var lmu sync.Mutex
+	var seen sourceHashes // a local source of several plugs is hashed once
 	bar := s.progress("fetch", len(plugs))
 	err := s.forEach(ctx, plugs, func(ctx context.Context, i int, p *spec.Plug) error {
 		lmu.Lock()
 		e := l.Plugs[p.Name]
 		lmu.Unlock()
 		start := time.Now()
-		e, m, fetched, err := s.fetchOne(ctx, d, p, e, opt.Frozen)
+		e, m, fetched, err := s.fetchOne(ctx, d, p, e, opt.Frozen, &seen)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func staleReason(p *spec.Plug, e *spec.LockedPlug) string {
 
 // fetchOne brings plug p's tree in; fetched reports that it had to (the
 // entry was resolved, or the tree was not in the store).
-func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, e *spec.LockedPlug, frozen bool) (_ *spec.LockedPlug, _ *marker, fetched bool, err error) {
+func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, e *spec.LockedPlug, frozen bool, seen *sourceHashes) (_ *spec.LockedPlug, _ *marker, fetched bool, err error) {
 	src, err := parseSource(p.Source, d.BaseDir)
 	if err != nil {
 		return nil, nil, false, err
@@ -118,7 +119,7 @@ func (s *Store) fetchOne(ctx context.Context, d *spec.Deployment, p *spec.Plug, 
 			}
 			fetched = true
 		} else if !frozen && src.kind != kindRemoteArchive {
-			changed, err := s.localChanged(ctx, src, p.Name, e)
+			changed, err := s.localChanged(ctx, src, p.Name, e, seen)
 			if err != nil {
 				return nil, nil, false, err
 			}
@@ -194,7 +195,8 @@ func (s *Store) upgradeHash(ctx context.Context, d *spec.Deployment, p *spec.Plu
 
 // localChanged reports whether a local folder or archive no longer holds the
 // locked content (cheaply: an archive is compared by its sha256).
-func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *spec.LockedPlug) (bool, error) {
+// seen holds the hashes of sources computed by the same Fetch.
+func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *spec.LockedPlug, seen *sourceHashes) (bool, error) {
 	var changed bool
 	err := withContext(ctx, func() error {
 		if !exists(src.location) {
@@ -205,15 +207,45 @@ func (s *Store) localChanged(ctx context.Context, src *source, plug string, e *s
 		}
 		if src.kind == kindArchive {
 			m, err := s.readMarker(plug, e.Revision)
-			sum, serr := fileSHA256(src.location)
+			sum, serr := seen.do("sha256\x00"+src.location, func() (string, error) { return fileSHA256(src.location) })
 			changed = err != nil || serr != nil || m.Archive != sum
 			return nil
 		}
-		h, err := s.hashTree(src.location, e.Hash)
+		h, err := seen.do(hashAlgo(e.Hash)+"\x00"+src.location, func() (string, error) { return s.hashTree(src.location, e.Hash) })
 		changed = err != nil || h != e.Hash
 		return nil
 	})
 	return changed, err
+}
+
+// sourceHashes are the hashes of local sources one Fetch computed, by
+// algorithm and path: plugs of the same source folder or archive (one
+// plugin, many plugs) have it read once.
+type sourceHashes struct {
+	mu sync.Mutex
+	m  map[string]*sourceHash
+}
+
+type sourceHash struct {
+	once sync.Once
+	h    string
+	err  error
+}
+
+// do returns the hash of key, computing it with hash the first time.
+func (c *sourceHashes) do(key string, hash func() (string, error)) (string, error) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*sourceHash{}
+	}
+	e := c.m[key]
+	if e == nil {
+		e = &sourceHash{}
+		c.m[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.h, e.err = hash() })
+	return e.h, e.err
 }
 
 // ensureTree makes sure the store holds plug p at the locked revision e,

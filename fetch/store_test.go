@@ -322,3 +322,39 @@ func TestRunnableErrorsInPlugOrder(t *testing.T) {
 		t.Errorf("error not of the 3 plugs in order: %s", msg)
 	}
 }
+
+// TestSharedLocalSourceHashedOncePerFetch: plugs of one local folder (one
+// plugin, many plugs) have it hashed once per Fetch, and a change of it is
+// seen by each of them.
+func TestSharedLocalSourceHashedOncePerFetch(t *testing.T) {
+	d := deployment(t, plugOf("a", "./p", ""), plugOf("b", "./p", ""), plugOf("c", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	s := newStore(t)
+	s.treeCache.racy = time.Hour // the source was just written: never remembered, hashed at each look
+	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+	mustFetch(t, s, d, l, false)
+	before := l.Plugs["a"].Revision
+	hashed := func() int {
+		s.treeCache.mu.Lock()
+		defer s.treeCache.mu.Unlock()
+		return s.treeCache.hashed
+	}
+	h0 := hashed()
+	mustFetch(t, s, d, l, false)
+	if n := hashed() - h0; n != 1 {
+		t.Errorf("a Fetch of 3 plugs of one unchanged source hashed it %d times, want 1", n)
+	}
+
+	if err := os.WriteFile(filepath.Join(d.BaseDir, "p", "run.sh"), []byte("#!/bin/sh\necho changed\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	trees := mustFetch(t, s, d, l, false)
+	for i, n := range []string{"a", "b", "c"} {
+		if l.Plugs[n].Revision == before {
+			t.Errorf("%s still locked at %s after its source changed", n, before)
+		}
+		if got := readFile(t, filepath.Join(trees[i].Dir, "run.sh")); got != "#!/bin/sh\necho changed\n" {
+			t.Errorf("%s runs %q", n, got)
+		}
+	}
+}
