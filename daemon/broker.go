@@ -58,6 +58,9 @@ func (d *daemon) startBroker(ctx context.Context) error {
 		cfg.URL = e.URL()
 		cfg.Username, cfg.Password = auth.Daemon()
 		cfg.KeepAlive = -1 // a loopback connection to itself: nothing to detect, no pings
+		// States are retained in-process, not sent through that connection
+		// (the stop of 1,000 instances publishes as they stop).
+		cfg.Local = e.Publish
 	} else {
 		b.info = brokerInfoOf(block)
 		cfg.URL, cfg.Username, cfg.Password = block.URL, block.Username, block.Password

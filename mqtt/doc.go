@@ -16,5 +16,9 @@
 // It never blocks the reconciler or the supervisor: publishing goes through
 // a bounded queue of one message per topic (a newer retained payload
 // replaces the one still waiting) that drops the oldest message when the
-// broker is away, sent with a window of acknowledged publishes.
+// broker is away, sent with a window of acknowledged publishes. On the
+// embedded broker the daemon's messages are published in the broker's own
+// process instead (Config.Local, Embedded.Publish): retained and handed to
+// the subscribers with no round trip, while the connection still carries
+// the data subscriptions and the last will.
 package mqtt

@@ -60,7 +60,9 @@ func StartEmbedded(addr string, auth *Auth, logger *slog.Logger) (*Embedded, err
 		// The $SYS topics are published once, at start, and not again: a
 		// resend would wake the daemon every interval (68 years here).
 		SysTopicResendInterval: math.MaxInt32,
-		Logger:                 slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
+		// The broker's own client, for Publish.
+		InlineClient: true,
+		Logger:       slog.New(dropPacketAttrs{logger.With("component", "mqtt-broker").Handler()}),
 	})
 	if err := srv.AddHook(&authHook{auth: auth}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
@@ -86,6 +88,19 @@ func (e *Embedded) URL() string { return "tcp://" + e.Addr() }
 // retained messages never expire.
 func (e *Embedded) MessageExpiry() int64 {
 	return e.srv.Options.Capabilities.MaximumMessageExpiryInterval
+}
+
+// Publish makes a retained QoS 1 publish in the broker itself (mochi's
+// inline client, which no ACL restricts): the message is retained and
+// handed to every subscriber's outbound queue before Publish returns, with
+// no connection, packet or acknowledgement in between. It is the daemon's
+// Publisher's Config.Local on the embedded broker: a stop of 1,000
+// instances so costs no round trip and no goroutine woken by the network
+// poller (which 1,000 busy stop goroutines starve), and its "stopped"
+// states are retained as fast as the instances stop. An empty payload
+// clears the topic's retained message.
+func (e *Embedded) Publish(topic string, payload []byte) error {
+	return e.srv.Publish(topic, payload, true, 1)
 }
 
 // Drain waits, until ctx ends, for the client clientID to be gone (its
@@ -152,7 +167,8 @@ func isLoopbackRemote(remote string) bool {
 // credentials of an account of auth, and lets each do what aclRules grant
 // its role. A will is a publish the broker makes for the client later, so
 // its topic is checked at connect. The daemon's client ids ("plugs-…") are
-// the daemon's only: another account cannot take its session over.
+// the daemon's only, and the broker's own ("inline") nobody's: another
+// account cannot take their sessions over.
 type authHook struct {
 	mochi.HookBase
 	auth *Auth
@@ -167,6 +183,9 @@ func (h *authHook) Provides(b byte) bool {
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if !isLoopbackRemote(cl.Net.Remote) {
 		return false
+	}
+	if cl.ID == mochi.InlineClientId {
+		return false // the broker's own (Publish): a takeover would end it
 	}
 	acct := h.auth.Check(string(pk.Connect.Username), string(pk.Connect.Password))
 	if acct.Role == RoleNone {

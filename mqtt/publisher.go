@@ -80,7 +80,14 @@ type Config struct {
 	// connection comes up or goes down (e.g. to set plugs_broker_connected).
 	// It must not block.
 	OnConnectionChange func(connected bool)
-	Logger             *slog.Logger
+	// Local, when set, publishes a retained message in the broker's own
+	// process (Embedded.Publish) instead of over the connection: every
+	// status and state goes through it, in the queue's order, once the
+	// connection (still made, for the data subscriptions and the will) is
+	// up. It must return once the message is retained and handed to the
+	// subscribers.
+	Local  func(topic string, payload []byte) error
+	Logger *slog.Logger
 }
 
 // StateMessage is the retained JSON payload of an instance's state topic.
@@ -601,7 +608,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 	defer p.cancel()
 
 	var err error
-	if client.IsConnectionOpen() {
+	switch {
+	case p.cfg.Local != nil && p.connected.Load():
+		if lerr := p.cfg.Local(StatusTopic(p.cfg.Host), []byte(StatusOffline)); lerr != nil {
+			err = fmt.Errorf("publish offline status: %w", lerr)
+		}
+	case client.IsConnectionOpen():
 		t := client.Publish(StatusTopic(p.cfg.Host), 1, true, StatusOffline)
 		select {
 		case <-t.Done():
@@ -653,6 +665,10 @@ type inflight struct {
 // and everything taken from the queue was acknowledged (or timed out).
 func (p *Publisher) run(ctx context.Context) {
 	defer close(p.done)
+	if p.cfg.Local != nil {
+		p.runLocal(ctx)
+		return
+	}
 	var sent []inflight               // oldest first
 	timer := time.NewTimer(time.Hour) // Reset before each use (no stale fire since Go 1.23)
 	defer timer.Stop()
@@ -697,6 +713,28 @@ func (p *Publisher) run(ctx context.Context) {
 		case <-wake:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// runLocal is run with Config.Local: each message is published in the
+// broker's process, done when Local returns.
+func (p *Publisher) runLocal(ctx context.Context) {
+	for {
+		m, ok, closing := p.next()
+		if ok {
+			if err := p.cfg.Local(m.topic, m.payload); err != nil {
+				p.log.Warn("mqtt publish failed", "topic", m.topic, "err", err)
+			}
+			continue
+		}
+		if closing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
 		}
 	}
 }

@@ -99,3 +99,60 @@ func awaitSent(b *testing.B, p *Publisher) {
 	}
 	b.Fatal("publisher did not send its queue in 30 s")
 }
+
+// BenchmarkStopStates1000Local is the same stop on the embedded broker,
+// the daemon's publisher sending over its loopback connection (tcp-tail-ms,
+// as before Config.Local) and publishing in the broker's process (Config.Local
+// = Embedded.Publish, local-tail-ms, what the daemon does), alternated in
+// every iteration: from the last of 2,000 states queued at once until
+// Close and Drain return. x-tcp is the ratio of the tails.
+func BenchmarkStopStates1000Local(b *testing.B) {
+	const n = 1000
+	e, err := StartEmbedded("127.0.0.1:0", testAuth(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	url := withUser(e.URL(), DaemonUsername, e.auth.password(DaemonUsername))
+	tail := func(local bool) time.Duration {
+		cfg := Config{URL: url, Host: "bench", ClientID: "plugs-bench", KeepAlive: -1, RunID: testRunID}
+		if local {
+			cfg.Local = e.Publish
+		}
+		p := NewPublisher(cfg)
+		if err := p.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			p.PublishState("p", fmt.Sprint(i), StateMessage{State: "running", PID: 1000 + i})
+		}
+		awaitSent(b, p)
+		for k := range 2 * n {
+			st := "stopping"
+			if k >= n {
+				st = StateStopped
+			}
+			p.PublishState("p", fmt.Sprint(k%n), StateMessage{State: st})
+		}
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Drain(ctx, p.ClientID()); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	var tcpT, localT time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		tcpT += tail(false)
+		localT += tail(true)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(tcpT.Microseconds())/1e3/float64(b.N), "tcp-tail-ms")
+	b.ReportMetric(float64(localT.Microseconds())/1e3/float64(b.N), "local-tail-ms")
+	b.ReportMetric(float64(tcpT)/float64(localT), "x-tcp")
+}
