@@ -38,7 +38,8 @@ func (d *daemon) startBroker(ctx context.Context) error {
 	}
 	var block *spec.Broker
 	host := ""
-	if dep, diags := spec.NewParser().LoadDeployment(d.file, d.opts.Vars); !diags.HasErrors() {
+	// The first load starts from this read (loader.readAhead).
+	if dep := d.loader.readAhead(d.file, d.opts.Vars); dep != nil {
 		block, host = dep.Broker, dep.Host
 	}
 	b := &brokerConn{config: block}
