@@ -40,3 +40,41 @@ func BenchmarkFirstLoadSideBySide(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStartReadsSideBySide compares what the daemon's start reads
+// before its first reconcile, at the side by side's N plugs (fetched,
+// locked): the broker block read on its own and then the first load
+// ("separate", as before readAhead), against readAhead and the first load
+// that starts from it ("read-ahead"). The same run alternates both.
+func BenchmarkStartReadsSideBySide(b *testing.B) {
+	s := newSideBySide(b, benchInstances(b, 1000))
+	state := filepath.Join(filepath.Dir(s.file), ".plugs")
+	newL := func() *loader {
+		return newLoader(state, fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
+	}
+	ctx := context.Background()
+	ld, err := newL().load(ctx, s.file, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fetch.WriteLock(ld.lock.Filename, ld.lock); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"separate", "read-ahead"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				l := newL()
+				if mode == "separate" {
+					if _, diags := spec.NewParser().LoadDeployment(s.file, nil); diags.HasErrors() {
+						b.Fatal(diags)
+					}
+				} else if l.readAhead(s.file, nil) == nil {
+					b.Fatal("readAhead: no deployment")
+				}
+				if _, err := l.load(ctx, s.file, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
