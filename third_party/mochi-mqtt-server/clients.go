@@ -111,6 +111,14 @@ type Client struct {
 	ID           string           // the client id.
 	ops          *ops             // ops provides a reference to server ops.
 	sync.RWMutex                  // mutex
+
+	// subMu orders a new subscription's retained messages with the live
+	// fan-out to this client: processSubscribe holds it from adding the
+	// subscription until its retained messages are queued, and
+	// publishToSubscribers holds it while queueing to this client, so a
+	// retained message read before a newer publish is queued before it
+	// (plugs patch).
+	subMu sync.Mutex
 }
 
 // ClientConnection contains the connection transport and metadata for the client.

@@ -1194,7 +1194,9 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 
 	for id, subs := range subscribers.Subscriptions {
 		if cl, ok := s.Clients.Get(id); ok {
+			cl.subMu.Lock() // plugs patch: see Client.subMu
 			_, err := s.publishToClient(cl, subs, pk)
+			cl.subMu.Unlock()
 			if err != nil {
 				s.Log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
@@ -1421,6 +1423,11 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
+	// plugs patch: no live publish is queued to cl between its subscription
+	// and its retained messages, which would then arrive after (and older
+	// than) the live one for the same topic (see Client.subMu).
+	cl.subMu.Lock()
+	defer cl.subMu.Unlock()
 	code := packets.CodeSuccess
 	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
 		code = packets.ErrPacketIdentifierInUse
