@@ -113,12 +113,23 @@ type Client struct {
 	sync.RWMutex                  // mutex
 
 	// subMu orders a new subscription's retained messages with the live
-	// fan-out to this client: processSubscribe holds it from adding the
-	// subscription until its retained messages are queued, and
-	// publishToSubscribers holds it while queueing to this client, so a
-	// retained message read before a newer publish is queued before it
-	// (plugs patch).
-	subMu sync.Mutex
+	// fan-out to this client (plugs patch): while processSubscribe adds a
+	// subscription and queues its retained messages, subscribing is set and
+	// publishToSubscribers holds live publishes for this client in held
+	// instead of queueing them; processSubscribe queues them after the
+	// retained ones. A retained message read before a newer publish is so
+	// queued before it, and no publisher waits for this client's SUBACK
+	// write (a client that stops reading cannot stall the fan-out).
+	subMu       sync.Mutex
+	subscribing bool          // guarded by subMu
+	held        []heldPublish // guarded by subMu
+}
+
+// heldPublish is a live publish held for a client while it subscribes
+// (plugs patch, see Client.subMu).
+type heldPublish struct {
+	sub packets.Subscription
+	pk  packets.Packet
 }
 
 // ClientConnection contains the connection transport and metadata for the client.

@@ -1194,14 +1194,51 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 
 	for id, subs := range subscribers.Subscriptions {
 		if cl, ok := s.Clients.Get(id); ok {
-			cl.subMu.Lock() // plugs patch: see Client.subMu
-			_, err := s.publishToClient(cl, subs, pk)
-			cl.subMu.Unlock()
-			if err != nil {
+			if err := s.publishOrHold(cl, subs, pk); err != nil { // plugs patch: see Client.subMu
 				s.Log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
 		}
 	}
+}
+
+// publishOrHold queues pk to cl, or holds it while cl subscribes, to be
+// queued after that subscription's retained messages (plugs patch, see
+// Client.subMu). What is held is bounded as the outbound queue is.
+func (s *Server) publishOrHold(cl *Client, sub packets.Subscription, pk packets.Packet) error {
+	cl.subMu.Lock()
+	defer cl.subMu.Unlock()
+	if !cl.subscribing {
+		_, err := s.publishToClient(cl, sub, pk)
+		return err
+	}
+	if len(cl.held) >= int(s.Options.Capabilities.MaximumClientWritesPending) {
+		atomic.AddInt64(&s.Info.MessagesDropped, 1)
+		cl.ops.hooks.OnPublishDropped(cl, pk)
+		return packets.ErrPendingClientWritesExceeded
+	}
+	cl.held = append(cl.held, heldPublish{sub: sub, pk: pk})
+	return nil
+}
+
+// beginSubscribe makes publishOrHold hold cl's live publishes (plugs
+// patch, see Client.subMu).
+func (cl *Client) beginSubscribe() {
+	cl.subMu.Lock()
+	cl.subscribing = true
+	cl.subMu.Unlock()
+}
+
+// endSubscribe queues what publishOrHold held for cl, in order, and lets
+// publishes through again (plugs patch, see Client.subMu).
+func (s *Server) endSubscribe(cl *Client) {
+	cl.subMu.Lock()
+	defer cl.subMu.Unlock()
+	for _, h := range cl.held {
+		if _, err := s.publishToClient(cl, h.sub, h.pk); err != nil {
+			s.Log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", h.pk)
+		}
+	}
+	cl.held, cl.subscribing = nil, false
 }
 
 func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
@@ -1426,8 +1463,8 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	// plugs patch: no live publish is queued to cl between its subscription
 	// and its retained messages, which would then arrive after (and older
 	// than) the live one for the same topic (see Client.subMu).
-	cl.subMu.Lock()
-	defer cl.subMu.Unlock()
+	cl.beginSubscribe()
+	defer s.endSubscribe(cl)
 	code := packets.CodeSuccess
 	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
 		code = packets.ErrPacketIdentifierInUse
