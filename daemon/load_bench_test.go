@@ -10,25 +10,33 @@ import (
 	"github.com/plugs-dev/plugs/spec"
 )
 
-// BenchmarkFirstLoadSideBySide measures the load of a daemon's first
-// reconcile at the side by side's cold start: N = PLUGS_BENCH_INSTANCES
-// (default 1000) plugs of one `sleep` each, all fetched already (`plugs
-// fetch`, untimed), read by a new loader each time (no lock cache, no
-// tree fingerprints: what a process that has just started knows).
-func BenchmarkFirstLoadSideBySide(b *testing.B) {
+// lockedSideBySide is the side by side's N = PLUGS_BENCH_INSTANCES
+// (default 1000) plugs, fetched and locked (untimed), with a constructor
+// of new loaders of its state dir: what a daemon that has just started has.
+func lockedSideBySide(b *testing.B) (*sideBySide, func() *loader) {
 	s := newSideBySide(b, benchInstances(b, 1000))
 	state := filepath.Join(filepath.Dir(s.file), ".plugs")
 	newL := func() *loader {
 		return newLoader(state, fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
 	}
-	ctx := context.Background()
-	ld, err := newL().load(ctx, s.file, nil)
+	ld, err := newL().load(context.Background(), s.file, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := fetch.WriteLock(ld.lock.Filename, ld.lock); err != nil {
 		b.Fatal(err)
 	}
+	return s, newL
+}
+
+// BenchmarkFirstLoadSideBySide measures the load of a daemon's first
+// reconcile at the side by side's cold start: N = PLUGS_BENCH_INSTANCES
+// (default 1000) plugs of one `sleep` each, all fetched already (`plugs
+// fetch`, untimed), read by a new loader each time (no lock cache, no
+// tree fingerprints: what a process that has just started knows).
+func BenchmarkFirstLoadSideBySide(b *testing.B) {
+	s, newL := lockedSideBySide(b)
+	ctx := context.Background()
 	profileFromHere(b)
 	for b.Loop() {
 		ld, err := newL().load(ctx, s.file, nil)
@@ -47,19 +55,8 @@ func BenchmarkFirstLoadSideBySide(b *testing.B) {
 // ("separate", as before readAhead), against readAhead and the first load
 // that starts from it ("read-ahead"). The same run alternates both.
 func BenchmarkStartReadsSideBySide(b *testing.B) {
-	s := newSideBySide(b, benchInstances(b, 1000))
-	state := filepath.Join(filepath.Dir(s.file), ".plugs")
-	newL := func() *loader {
-		return newLoader(state, fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
-	}
+	s, newL := lockedSideBySide(b)
 	ctx := context.Background()
-	ld, err := newL().load(ctx, s.file, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := fetch.WriteLock(ld.lock.Filename, ld.lock); err != nil {
-		b.Fatal(err)
-	}
 	for _, mode := range []string{"separate", "read-ahead"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
