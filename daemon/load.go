@@ -44,14 +44,14 @@ type loader struct {
 	broker func(d *spec.Deployment) render.BrokerInfo
 
 	mu  sync.Mutex
-	pre *readAhead // guarded by mu: what readAhead read, for the next load
+	pre *preread // guarded by mu: what readAhead read, for the next load
 }
 
-// readAhead is a deployment read before its load: the daemon's start
+// preread is a deployment read before its load: the daemon's start
 // takes the broker block from it, and the first load starts from it when
 // the files still hold the bytes it read (plugs.hcl of 1,000 plugs is
 // parsed once at start, not twice: ~50 ms before the first fork).
-type readAhead struct {
+type preread struct {
 	file  string
 	vars  map[string]string
 	w     *workspace.Workspace
@@ -63,15 +63,13 @@ type readAhead struct {
 // the result for the next load of the same file, vars and bytes. It
 // returns the deployment, nil when plugs.hcl has errors.
 func (l *loader) readAhead(file string, vars map[string]string) *spec.Deployment {
-	lockFile := layout.LockFile(file)
-	before := contentHash(file, lockFile)
+	// Hashed before the read: open uses it only while the files hash the
+	// same, so a save during or after the read is read again.
+	before := contentHash(file, layout.LockFile(file))
 	w, diags := l.reader.Open(workspace.Options{File: file, StateDir: l.stateDir, Vars: vars})
-	// Kept only when the bytes did not change while they were parsed.
-	if contentHash(file, lockFile) == before {
-		l.mu.Lock()
-		l.pre = &readAhead{file: file, vars: maps.Clone(vars), w: w, diags: diags, hash: before}
-		l.mu.Unlock()
-	}
+	l.mu.Lock()
+	l.pre = &preread{file: file, vars: maps.Clone(vars), w: w, diags: diags, hash: before}
+	l.mu.Unlock()
 	if !diags.HasErrors() {
 		return w.Deployment
 	}
