@@ -30,8 +30,19 @@ func (p *Publisher) WatchData(fn func(plug, instance string, at time.Time)) {
 	c := p.client
 	p.mu.Unlock()
 	if c != nil && c.IsConnectionOpen() {
-		go p.subscribeData(c)
+		p.goSubscribeData(c)
 	}
+}
+
+// goSubscribeData runs subscribeData in a goroutine Close waits for, unless
+// the publisher is closed: none starts once Close has begun.
+func (p *Publisher) goSubscribeData(c paho.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.subs.Go(func() { p.subscribeData(c) })
 }
 
 // DataFilter is the subscription WatchData makes.

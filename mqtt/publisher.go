@@ -278,7 +278,8 @@ type Publisher struct {
 	lastErrT time.Time
 	logged   map[string]time.Time // connect failures by text → when last logged
 
-	watch dataWatch // datawatch.go: the data-topic subscription for health checks
+	watch dataWatch      // datawatch.go: the data-topic subscription for health checks
+	subs  sync.WaitGroup // subscribeData calls in flight (goSubscribeData), waited for by Close
 }
 
 // connectErrorLogEvery is how often the same connect failure is logged
@@ -385,7 +386,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 		SetWriteTimeout(p.cfg.PublishTimeout).
 		SetKeepAlive(max(p.cfg.KeepAlive, 0)). // 0: no pings
 		SetWill(StatusTopic(p.cfg.Host), StatusOffline, 1, true).
-		SetOnConnectHandler(func(c paho.Client) { p.connectionChanged(true); p.subscribeData(c) }).
+		SetOnConnectHandler(func(c paho.Client) { p.connectionChanged(true); p.goSubscribeData(c) }).
 		SetConnectionLostHandler(p.connectionLost)
 	if p.cfg.TLSConfig != nil {
 		opts.SetTLSConfig(p.cfg.TLSConfig)
@@ -626,6 +627,9 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.cancel()
 	<-p.connDone
+	// Before the disconnect: paho's Subscribe waits up to its write timeout
+	// for a connection that is going down, and would outlive Close.
+	p.subs.Wait()
 	client.Disconnect(250)
 	p.connMu.Lock()
 	if p.connected.Swap(false) && p.cfg.OnConnectionChange != nil {
