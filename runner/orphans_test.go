@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plugs-dev/plugs/instance"
+	"golang.org/x/sys/unix"
 )
 
 // readPID waits for a pid file and returns the pid with its start time.
@@ -186,6 +189,67 @@ func TestAdoptedOrphanIsReaped(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
 			t.Fatalf("os/exec run %d beside the reaper: %v, want exit status 7", i, err)
 		}
+	}
+}
+
+// TestOrphansLandOffSpawnerThreads: the assumption adoptedChildren rests
+// on (spawnerTids). The runner's forks hang on the spawner threads, none of
+// which is the main thread, and an orphan is reparented elsewhere, so
+// skipping the spawner threads' lists still finds every adopted orphan.
+func TestOrphansLandOffSpawnerThreads(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	s := fakeSpec("o", "default", "daemonize", pidFile)
+	if err := r.Start(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	leader := sts.await(t, s.ID, "running", running).PID
+	orphan := readPID(t, pidFile)
+	eventually(t, "the orphan adopted by the supervisor (subreaper)", func() bool {
+		st, err := readProcStat(orphan.pid)
+		return err == nil && st.PPID == os.Getpid()
+	})
+	onSpawner := map[int]bool{}
+	spawnerTids.mu.Lock()
+	for tid := range spawnerTids.m {
+		if tid == os.Getpid() {
+			t.Errorf("spawner thread %d is the main thread", tid)
+		}
+		for _, c := range appendChildrenAt(nil, unix.AT_FDCWD, "/proc/self/task/"+strconv.Itoa(tid)+"/children") {
+			onSpawner[c] = true
+		}
+	}
+	spawnerTids.mu.Unlock()
+	if !onSpawner[leader] {
+		t.Errorf("leader %d is on no spawner thread's children list", leader)
+	}
+	if onSpawner[orphan.pid] {
+		t.Errorf("orphan %d was reparented to a spawner thread", orphan.pid)
+	}
+	adopted := adoptedChildren()
+	if !slices.Contains(adopted, orphan.pid) {
+		t.Errorf("adoptedChildren() = %v, want the orphan %d", adopted, orphan.pid)
+	}
+	if slices.Contains(adopted, leader) {
+		t.Errorf("adoptedChildren() = %v holds the forked leader %d", adopted, leader)
+	}
+}
+
+// TestLockOffThread: a spawner goroutine that the scheduler put on the
+// thread to avoid (the main thread) moves to another before it forks.
+func TestLockOffThread(t *testing.T) {
+	done := make(chan [2]int)
+	go func() {
+		runtime.LockOSThread() // this thread plays the main thread
+		avoid := unix.Gettid()
+		var got int
+		lockOffThread(avoid, func() { got = unix.Gettid() })
+		done <- [2]int{avoid, got}
+		// Returning locked: the runtime ends the thread lockOffThread left.
+	}()
+	r := <-done
+	if r[1] == 0 || r[1] == r[0] {
+		t.Fatalf("f ran on thread %d, avoiding %d", r[1], r[0])
 	}
 }
 

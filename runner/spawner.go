@@ -65,9 +65,39 @@ func newSpawner(noNewPrivs bool, threads int) (*spawner, error) {
 }
 
 func (s *spawner) loop(noNewPrivs bool, ready chan<- error) {
-	// Never unlocked: when this goroutine returns, the runtime terminates
-	// the thread instead of reusing it.
+	// Not on the main thread, where orphans are reparented (spawnerTids).
+	lockOffThread(unix.Getpid(), func() { s.serve(noNewPrivs, ready) })
+}
+
+// lockOffThread runs f locked to an OS thread other than the thread tid,
+// never unlocked: when f returns, the runtime terminates the thread
+// instead of reusing it.
+func lockOffThread(tid int, f func()) {
 	runtime.LockOSThread()
+	if unix.Gettid() != tid {
+		f()
+		return
+	}
+	// While this goroutine holds thread tid, no other can run on it.
+	locked, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		close(locked)
+		f()
+	}()
+	<-locked
+	runtime.UnlockOSThread()
+	<-done
+}
+
+// serve forks the requests from the calling thread, which it registers
+// in spawnerTids while it may have children.
+func (s *spawner) serve(noNewPrivs bool, ready chan<- error) {
+	tid := unix.Gettid()
+	spawnerTids.add(tid)
+	// Removed before the thread exits: a new thread may reuse the id.
+	defer spawnerTids.remove(tid)
 	if noNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			ready <- fmt.Errorf("set no_new_privs: %w", err)
