@@ -161,5 +161,5 @@ func (d *daemon) publishState(st instance.Status) {
 	}
 	d.broker.pub.PublishState(st.ID.Plug, st.ID.Instance, msg)
 	d.ro.poke(st.ID.Plug) // a rollout judges its batch on every status or health change
-	d.notifyUI()
+	d.notifyUIInstance(st)
 }

@@ -69,6 +69,13 @@ func (d *daemon) notifyUI() {
 	}
 }
 
+// notifyUIInstance tells the dashboard that instance st changed.
+func (d *daemon) notifyUIInstance(st instance.Status) {
+	if s := d.uiSrv.Load(); s != nil {
+		s.NotifyInstance(st)
+	}
+}
+
 // uiBackend is the daemon as the dashboard sees it: the methods behind the
 // local API, and the imperative actions.
 type uiBackend struct{ d *daemon }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,10 @@ type hub struct {
 
 	// dmu guards what the streams were last sent. While no stream is open
 	// nothing is rendered (stale); the first subscriber takes a baseline.
+	// unseen is set by a Notify that named no instance: an exit may have
+	// come without NotifyInstance, so the next diff reads every instance.
+	unseen atomic.Bool
+
 	dmu      sync.Mutex
 	rows     map[InstanceID]string
 	summary  string
@@ -90,8 +95,9 @@ func (h *hub) subscribers() int {
 // with dmu held.
 func (h *hub) baseline() {
 	s := h.s
+	h.unseen.Store(false) // every instance is read now
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, st)
+	s.track(obs, &st)
 	e := s.extras(false)
 	clear(h.rows)
 	for _, o := range obs {
@@ -224,7 +230,14 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 	s := h.s
 	if h.subscribers() == 0 {
 		// Nobody watches: remember exits and reconciles, render nothing.
-		s.track(s.b.Observe(), s.b.Status())
+		// The exits of instances came with NotifyInstance; only a plain
+		// Notify may hide one.
+		st := s.b.Status()
+		var obs []InstanceStatus
+		if h.unseen.Swap(false) {
+			obs = s.b.Observe()
+		}
+		s.track(obs, &st)
 		h.stale = true
 		return nil, nil
 	}
@@ -232,8 +245,9 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 		h.baseline()
 		return nil, nil
 	}
+	h.unseen.Store(false) // every instance is read now
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, st)
+	s.track(obs, &st)
 	e := s.extras(false)
 	watched := h.watched()
 	details := map[InstanceID][]byte{}

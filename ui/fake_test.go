@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type fakeBackend struct {
 	restarts  []InstanceID
 	overrides map[InstanceID]string
 	plugins   []Plugin
+	observes  atomic.Int64 // calls of Observe
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -88,6 +90,7 @@ func (f *fakeBackend) Status() Status {
 }
 
 func (f *fakeBackend) Observe() []InstanceStatus {
+	f.observes.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]InstanceStatus, len(f.instances))

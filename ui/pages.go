@@ -173,7 +173,7 @@ func mapsKeys(m map[string]int) func(func(string) bool) {
 
 func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, st)
+	s.track(obs, &st)
 	v.Title, v.Nav = "Host", "host"
 	d := hostData{Daemon: st.Daemon, Summary: summarize(st, obs), Rollouts: s.rollouts()}
 	plugs := map[string]*plugRow{}
@@ -236,7 +236,7 @@ var sortKeys = []struct {
 
 func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, st)
+	s.track(obs, &st)
 	v.Title, v.Nav = "Instances", "instances"
 	q := r.URL.Query()
 	d := listData{
@@ -412,7 +412,8 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 	if !ok {
 		return s.notFound(v, "Instance "+o.ID.String())
 	}
-	s.track([]InstanceStatus{o}, s.b.Status())
+	st := s.b.Status()
+	s.track([]InstanceStatus{o}, &st)
 	v.Title, v.Nav = o.ID.String(), "instances"
 	v.Events = "/events?" + url.Values{"instance": {o.ID.String()}}.Encode()
 	v.Notice = doneNotice(r.URL.Query().Get("done"), o.ID)
@@ -692,7 +693,8 @@ func (s *Server) pluginsPage(w http.ResponseWriter, r *http.Request, v *view) (s
 }
 
 func (s *Server) historyPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
-	s.track(nil, s.b.Status())
+	st := s.b.Status()
+	s.track(nil, &st)
 	v.Title, v.Nav = "History", "history"
 	s.mu.Lock()
 	h := slices.Clone(s.history)
@@ -703,8 +705,9 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request, v *view) (s
 }
 
 // track remembers exits and reconciles it has not seen yet: the API shows
-// only the last of each, the pages show a few.
-func (s *Server) track(obs []InstanceStatus, st Status) {
+// only the last of each, the pages show a few. st is nil when only obs
+// changed.
+func (s *Server) track(obs []InstanceStatus, st *Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range obs {
@@ -720,6 +723,9 @@ func (s *Server) track(obs []InstanceStatus, st Status) {
 			ex = ex[len(ex)-maxExits:]
 		}
 		s.exits[o.ID] = ex
+	}
+	if st == nil {
+		return
 	}
 	if l := st.Daemon.LastReconcile; l != nil {
 		if n := len(s.history); n == 0 || !s.history[n-1].At.Equal(l.At) {

@@ -324,6 +324,55 @@ func TestEventsSendChangedRowsOnly(t *testing.T) {
 	ev.until(t, "refresh", "instances changed")
 }
 
+// TestExitsRememberedWithoutReadingEveryInstance: while no page watches,
+// an instance's change that names it (NotifyInstance, the daemon's on
+// every start and exit) is remembered without Backend.Observe, which
+// copies every instance; a plain Notify still reads them all, so that no
+// exit is lost either way.
+func TestExitsRememberedWithoutReadingEveryInstance(t *testing.T) {
+	h := newHarness(t, 20)
+	id := InstanceID{Plug: "plug-05", Instance: "inst-0005"}
+	before := h.f.observes.Load()
+	for _, sig := range []string{"SIGSEGV", "SIGABRT"} {
+		if err := h.f.crash(id, sig); err != nil {
+			t.Fatal(err)
+		}
+		h.f.mu.Lock()
+		var o InstanceStatus
+		for _, i := range h.f.instances {
+			if i.ID == id {
+				o = i
+			}
+		}
+		h.f.mu.Unlock()
+		h.s.NotifyInstance(o)
+		time.Sleep(20 * time.Millisecond) // time for the hub's diffs (1 ms coalesce) to run
+	}
+	if n := h.f.observes.Load() - before; n != 0 {
+		t.Errorf("NotifyInstance read every instance %d times, want none", n)
+	}
+	// A plain Notify: the hub reads every instance to find the exit.
+	for _, sig := range []string{"SIGBUS", "SIGILL"} {
+		if err := h.f.crash(id, sig); err != nil {
+			t.Fatal(err)
+		}
+		n := h.f.observes.Load()
+		h.s.Notify()
+		for i := 0; h.f.observes.Load() == n; i++ {
+			if i == 500 {
+				t.Fatal("a plain Notify never read the instances")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	_, body := h.get("/instances/plug-05/inst-0005")
+	for _, sig := range []string{"SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL"} {
+		if !strings.Contains(body, "killed by "+sig) {
+			t.Errorf("the instance page lacks the exit by %s", sig)
+		}
+	}
+}
+
 func TestLogStream(t *testing.T) {
 	h := newHarness(t, 2)
 	id := InstanceID{Plug: "plug-01", Instance: "inst-0001"}
