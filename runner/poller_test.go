@@ -287,26 +287,36 @@ func TestCloseWhileOutputPending(t *testing.T) {
 	}
 }
 
-// TestObserveSorted: Observe's in-place reordering puts any order of
-// statuses in id order.
+// TestObserveSorted: Observe lists the instances in id order, whatever
+// the order they were started and stopped in.
 func TestObserveSorted(t *testing.T) {
-	for n := range 40 {
-		s := make([]instance.Status, n)
-		for i := range s {
-			s[i].ID = instance.ID{Plug: "p" + strconv.Itoa((i*7919)%5), Instance: "i" + strconv.Itoa((i*104729)%n)}
+	r, _ := newTestRunner(t, Options{})
+	live := map[instance.ID]bool{}
+	for i := range 24 {
+		s := fakeSpec("p"+strconv.Itoa((i*7919)%5), "i"+strconv.Itoa((i*104729)%24), "sleep")
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
 		}
-		want := slices.Clone(s)
-		slices.SortFunc(want, func(a, b instance.Status) int { return compareIDs(a.ID, b.ID) })
-		order := make([]int32, n)
-		for i := range order {
-			order[i] = int32(i)
-		}
-		slices.SortFunc(order, func(a, b int32) int { return compareIDs(s[a].ID, s[b].ID) })
-		permute(s, order)
-		for i := range s {
-			if s[i].ID != want[i].ID {
-				t.Fatalf("n=%d: %v, want %v", n, s, want)
+		live[s.ID] = true
+		if i%3 == 2 { // stop one started earlier
+			for id := range live {
+				if err := r.Stop(t.Context(), id); err != nil {
+					t.Fatal(err)
+				}
+				delete(live, id)
+				break
 			}
 		}
+	}
+	var got, want []instance.ID
+	for _, o := range r.Observe() {
+		got = append(got, o.ID)
+	}
+	for id := range live {
+		want = append(want, id)
+	}
+	slices.SortFunc(want, compareIDs)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Observe: %v, want %v", got, want)
 	}
 }
