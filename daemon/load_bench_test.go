@@ -75,3 +75,20 @@ func BenchmarkStartReadsSideBySide(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHealthConfigsSideBySide measures healthConfigs, a step of every
+// load, on the side by side's N plugs (no checks, no secret params; the
+// broker has a password).
+func BenchmarkHealthConfigsSideBySide(b *testing.B) {
+	s, newL := lockedSideBySide(b)
+	ld, err := newL().load(context.Background(), s.file, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	state := filepath.Join(filepath.Dir(s.file), ".plugs")
+	for b.Loop() {
+		if cfgs := healthConfigs(state, ld.dep, ld.manifests, ld.desired, "broker-password"); len(cfgs) != len(s.plugs) {
+			b.Fatalf("%d configs, want %d", len(cfgs), len(s.plugs))
+		}
+	}
+}
