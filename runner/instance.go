@@ -504,7 +504,6 @@ func mkdirInstance(dir string) error {
 type process struct {
 	pid       int
 	startedAt time.Time
-	proc      *os.Process
 	zombie    chan struct{}  // closed once it has exited, before it is reaped
 	out       *outPipe       // its output pipe's read end
 	box       *sandbox.Start // nil without a sandbox
@@ -574,6 +573,17 @@ func (in *supervised) spawn() (*process, error) {
 	if box != nil {
 		attr.Files = append(attr.Files, box.Files...)
 	}
+	// The pidfd the fork makes is the poller's (watchExit), and the
+	// os.Process is released: one pidfd per instance instead of two.
+	// Every fork copies, and its exec closes, each descriptor the daemon
+	// holds, so each one costs every start.
+	pidfd := -1
+	if pidfdWorks() {
+		if attr.Sys == nil {
+			attr.Sys = &syscall.SysProcAttr{}
+		}
+		attr.Sys.PidFD = &pidfd
+	}
 	proc, err := sp.spawn(path, argv, attr)
 	pw.Close()
 	if err != nil {
@@ -583,8 +593,9 @@ func (in *supervised) spawn() (*process, error) {
 		out.close()
 		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), proc: proc, zombie: make(chan struct{}), out: out, box: box}
-	watchExit(p.pid, func() { close(p.zombie) })
+	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), zombie: make(chan struct{}), out: out, box: box}
+	_ = proc.Release() // reap waits for the pid: a zombie's pid is not reused
+	watchExit(p.pid, pidfd, func() { close(p.zombie) })
 	if err := in.sandboxStarted(box, p); err != nil {
 		return nil, err
 	}
@@ -624,17 +635,17 @@ func (in *supervised) reap(p *process) instance.Exit {
 	p.mu.Lock()
 	p.reaped = true
 	p.mu.Unlock()
-	ps, err := p.proc.Wait()
+	ws, err := waitPid(p.pid)
 	forked.remove(p.pid)
 	// Writers left in other groups get outputGrace to finish.
 	p.out.closeAfter(outputGrace)
 	e := instance.Exit{Code: -1, At: in.r.clock.Now()}
-	if err == nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			e.Signal = signalName(ws.Signal())
-		} else {
-			e.Code = ps.ExitCode()
-		}
+	switch {
+	case err != nil:
+	case ws.Signaled():
+		e.Signal = signalName(ws.Signal())
+	case ws.Exited():
+		e.Code = ws.ExitStatus()
 	}
 	in.sandboxExit(p.box, &e)
 	p.exit = &e

@@ -197,11 +197,17 @@ func (pl *poller) dispatch(events []unix.EpollEvent, wake int) (exited []func())
 }
 
 // watchExit calls exited once process pid has exited (it is a zombie
-// then: nothing reaps it but its Wait), and returns the registration.
+// then: nothing reaps it but the runner), and returns the registration.
 // Without pidfds (Linux < 5.3) or when it cannot be registered, a
 // goroutine waits for it instead, and the registration is nil.
-func watchExit(pid int, exited func()) *pollReg {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+//
+// pidfd is the process's pidfd, which the poller owns from then on and
+// closes; with -1 it opens one.
+func watchExit(pid, pidfd int, exited func()) *pollReg {
+	fd, err := pidfd, error(nil)
+	if fd < 0 {
+		fd, err = unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	}
 	if err == nil {
 		reg := &pollReg{fd: fd, exited: exited}
 		if poll.add(reg, unix.EPOLLIN) == nil {
@@ -319,3 +325,14 @@ func (p *outPipe) closeLocked() {
 	poll.remove(&p.reg)
 	p.done()
 }
+
+// pidfdWorks reports whether the kernel has pidfds (Linux 5.3), without
+// which a fork must not ask for one (SysProcAttr.PidFD): it would fail.
+var pidfdWorks = sync.OnceValue(func() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})

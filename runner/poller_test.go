@@ -164,7 +164,7 @@ func TestStaleEventForReusedFD(t *testing.T) {
 	}
 	var exits atomic.Int32
 	exited := make(chan struct{})
-	reg := watchExit(cmd.Process.Pid, func() {
+	reg := watchExit(cmd.Process.Pid, -1, func() {
 		exits.Add(1)
 		close(exited)
 	})

@@ -628,3 +628,15 @@ func (rp *reaper) stop() {
 	close(rp.quit)
 	<-rp.done
 }
+
+// waitPid reaps the child pid, which has exited (or is about to), and
+// returns its wait status.
+func waitPid(pid int) (syscall.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return syscall.WaitStatus(ws), err
+		}
+	}
+}
