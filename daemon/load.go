@@ -129,12 +129,13 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 	dep, lock := w.Deployment, w.LockOrEmpty()
 	before := snapshotLock(lock)
 
-	if !l.offline {
-		if _, err := l.store.Fetch(ctx, dep, lock, fetch.FetchOptions{}); err != nil {
-			return nil, fetchError(w, err)
-		}
+	var trees map[string]*fetch.Tree
+	var err error
+	if l.offline {
+		trees, err = l.store.Runnable(dep, lock)
+	} else {
+		trees, err = l.store.FetchRunnable(ctx, dep, lock, fetch.FetchOptions{})
 	}
-	trees, err := l.store.Runnable(dep, lock)
 	if err != nil {
 		return nil, fetchError(w, err)
 	}

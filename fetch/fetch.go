@@ -29,6 +29,29 @@ type FetchOptions struct {
 // `terraform init`; the caller writes the lock. With Frozen it is an error.
 // Trees are returned in declaration order.
 func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt FetchOptions) ([]*Tree, error) {
+	return s.fetch(ctx, d, l, opt, false)
+}
+
+// FetchRunnable is Fetch followed by Runnable, in one pass over the plugs:
+// the same trees, checks and errors (a plug's fetch error and another's
+// refused tree are reported together), but each plug's marker is read and
+// its tree described once, not once by each (at 1,000 plugs: 1,000
+// goroutines, 4,000 stats and 1,000 marker lookups less a load).
+func (s *Store) FetchRunnable(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt FetchOptions) (map[string]*Tree, error) {
+	trees, err := s.fetch(ctx, d, l, opt, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Tree, len(trees))
+	for _, t := range trees {
+		out[t.Plug] = t
+	}
+	return out, nil
+}
+
+// fetch is Fetch; with runnable, each tree is also checked as Runnable
+// checks it.
+func (s *Store) fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt FetchOptions, runnable bool) ([]*Tree, error) {
 	if l == nil {
 		return nil, inputErrorf("no lock: run plugs lock")
 	}
@@ -56,6 +79,9 @@ func (s *Store) Fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt
 		l.Plugs[p.Name] = e
 		lmu.Unlock()
 		t, err := s.tree(p, e, m)
+		if err == nil && runnable {
+			t, err = s.fetchedRunnable(p, e, m, t)
+		}
 		if err != nil {
 			return err
 		}
@@ -525,6 +551,26 @@ func (s *Store) runnable(p *spec.Plug, l *spec.Lock) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.checkRunnable(t, m)
+}
+
+// fetchedRunnable is runnable for a plug Fetch has just brought in: e is
+// its entry (fresh), m the marker of its revision and t its tree, as
+// Fetch found them. A plug with an inline build has a marker of its own
+// for the built tree: it is checked as runnable checks it.
+func (s *Store) fetchedRunnable(p *spec.Plug, e *spec.LockedPlug, m *marker, t *Tree) (*Tree, error) {
+	if builtKey(p, e.Revision) != "" {
+		return s.runnable(p, &spec.Lock{Plugs: map[string]*spec.LockedPlug{p.Name: e}})
+	}
+	if m.Hash != e.Hash {
+		return nil, mismatch(p.Name, e, m.Hash)
+	}
+	return s.checkRunnable(t, m)
+}
+
+// checkRunnable returns t if it is built and its content is the one its
+// marker m records.
+func (s *Store) checkRunnable(t *Tree, m *marker) (*Tree, error) {
 	if !t.Built {
 		return nil, inputErrorf("not built; run plugs build")
 	}
