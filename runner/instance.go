@@ -291,7 +291,8 @@ func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) 
 	}
 }
 
-// started persists a started process (its start time) and opens its log.
+// started persists a started process (its start time) and makes sure its
+// log exists (rotatingFile.Touch: opened by the first output).
 //
 //go:noinline
 func (in *supervised) started(p *process, log *slog.Logger) {
@@ -302,7 +303,7 @@ func (in *supervised) started(p *process, log *slog.Logger) {
 		}
 	}))
 	log.Info("instance started", "pid", p.pid)
-	if err := in.out.Open(); err != nil {
+	if err := in.out.Touch(); err != nil {
 		// The process runs on; its output is lost until a write succeeds
 		// in opening the file.
 		in.r.log.Error("output log", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)

@@ -30,8 +30,8 @@ const dropWarnInterval = time.Minute
 // a longer line is cut. On rotation name.N-1 becomes name.N (the oldest is
 // dropped), name becomes name.1, and a new name is opened. The disk used is
 // therefore at most (maxSize+maxLogLine)*(backups+1). It holds no
-// goroutine. The file is opened on first use (Open or Write), so that
-// making one costs no file creation.
+// goroutine. The file is opened by the first Write, so that making one
+// costs no file creation (Touch creates it empty).
 type rotatingFile struct {
 	name    string
 	maxSize int64
@@ -48,6 +48,7 @@ type rotatingFile struct {
 	size     int64
 	midLine  bool // the file does not end with a newline
 	closed   bool
+	touched  bool // Touch made sure the file exists
 	lost     int64
 	lastWarn time.Time
 }
@@ -56,11 +57,25 @@ func newRotatingFile(name string, maxSize int64, backups int) *rotatingFile {
 	return &rotatingFile{name: name, maxSize: maxSize, maxLine: min(maxLogLine, maxSize), backups: backups, now: time.Now}
 }
 
-// Open creates or opens the file for appending, unless it is open already.
-func (r *rotatingFile) Open() error {
+// Touch creates the file, empty, unless it exists or is open, and keeps
+// no descriptor: an instance that never prints has a log (plugs logs
+// finds it) and holds no file open, for every fork copies and every exec
+// closes each descriptor the daemon holds. The first write opens it.
+// After the first call it does nothing.
+func (r *rotatingFile) Touch() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.ensureOpen()
+	if r.closed || r.f != nil || r.touched {
+		return nil
+	}
+	// The flags of open: O_RDWR, so that a FIFO planted there does not
+	// block the open.
+	f, err := os.OpenFile(r.name, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	r.touched = true
+	return f.Close()
 }
 
 func (r *rotatingFile) ensureOpen() error {

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/plugs-dev/plugs/internal/syncbuf"
 )
@@ -105,5 +107,41 @@ func TestFullDiskWarnsOnce(t *testing.T) {
 	}
 	if !strings.Contains(out, "no space left on device") {
 		t.Errorf("the warning does not say why:\n%s", out)
+	}
+}
+
+// TestTouchCreatesWithoutHolding: Touch leaves an empty file and no
+// descriptor; the first write opens it and appends; a FIFO planted in the
+// log's place does not block Touch.
+func TestTouchCreatesWithoutHolding(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "output.log")
+	rf := newRotatingFile(name, 1<<20, 1)
+	defer rf.Close()
+	if err := rf.Touch(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(name); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after Touch: %v, %v", fi, err)
+	}
+	if n := openFdsOf(t, name); n != 0 {
+		t.Errorf("Touch left %d descriptors open", n)
+	}
+	if _, err := rf.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(name); string(b) != "hello\n" {
+		t.Errorf("output.log = %q", b)
+	}
+
+	fifo := filepath.Join(t.TempDir(), "output.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- newRotatingFile(fifo, 1<<20, 1).Touch() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Touch blocked on a FIFO")
 	}
 }

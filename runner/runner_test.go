@@ -609,6 +609,22 @@ func TestConfigFileRewrittenOnlyWhenItDiffers(t *testing.T) {
 	}
 }
 
+// openFdsOf counts the descriptors of this process open on file name.
+func openFdsOf(t *testing.T, name string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == name {
+			n++
+		}
+	}
+	return n
+}
+
 func TestQuietInstanceGetsAnEmptyLog(t *testing.T) {
 	r, sts := newTestRunner(t, Options{})
 	s := fakeSpec("quiet", "default", "sleep")
@@ -617,9 +633,13 @@ func TestQuietInstanceGetsAnEmptyLog(t *testing.T) {
 	}
 	sts.await(t, s.ID, "running", running)
 	name := filepath.Join(InstanceDir(r.opts.StateDir, s.ID), "output.log")
-	// Opened by the output pump after Start returns, so that plugs logs
-	// finds a log for an instance that never printed.
+	// Created after Start returns, so that plugs logs finds a log for an
+	// instance that never printed, and not held open: every fork copies
+	// each descriptor the supervisor holds.
 	eventually(t, "output.log exists", func() bool { _, err := os.Stat(name); return err == nil })
+	if fds := openFdsOf(t, name); fds != 0 {
+		t.Errorf("the supervisor holds %d descriptors of a quiet instance's output.log", fds)
+	}
 	if err := r.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
