@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
+	"github.com/plugs-dev/plugs/instance"
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/spec"
 )
@@ -181,19 +182,37 @@ func BenchmarkApplySideBySide(b *testing.B) {
 // BenchmarkLoadSideBySide measures the load step of BenchmarkApplySideBySide's
 // apply on its own, with the lock write a reconcile does after it: parse
 // plugs.hcl and the lock, fetch the 100 new plugs (of N = PLUGS_BENCH_INSTANCES,
-// default 1000), verify the runnable trees, render every instance.
-// cpu-ms/op is its CPU time, every goroutine's.
+// default 1000), check the runnable trees, render every instance. Each op
+// is two changes and loads, alternated: "all" verifies the content of
+// every tree (the load of plugs plan), "started" only those of the 200
+// instances the change starts (the load of a reconcile, which leaves the
+// others' trees to their next start). all-ms, started-ms: the wall clock
+// of each; *-cpu-ms its CPU time, every goroutine's.
 func BenchmarkLoadSideBySide(b *testing.B) {
 	s := newSideBySide(b, benchInstances(b, 1000))
 	l := newLoader(filepath.Join(filepath.Dir(s.file), ".plugs"), fetch.Options{}, func(*spec.Deployment) render.BrokerInfo { return render.BrokerInfo{} })
 	ctx := context.Background()
-	load := func() *loaded {
-		ld, err := l.load(ctx, s.file, nil)
+	load := func(started map[string]bool) *loaded {
+		ld, err := l.loadFor(ctx, s.file, nil, started != nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if len(ld.desired) != len(s.plugs) {
 			b.Fatalf("%d instances desired, want %d", len(ld.desired), len(s.plugs))
+		}
+		if started != nil {
+			var specs []instance.Spec
+			for _, d := range ld.desired {
+				if started[d.ID.Plug] {
+					specs = append(specs, d)
+				}
+			}
+			if len(specs) != len(started) {
+				b.Fatalf("%d of the %d started instances desired", len(specs), len(started))
+			}
+			if err := l.verify(specs); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if ld.lockChanged {
 			if err := fetch.WriteLock(ld.lock.Filename, ld.lock); err != nil {
@@ -202,18 +221,27 @@ func BenchmarkLoadSideBySide(b *testing.B) {
 		}
 		return ld
 	}
-	load()
+	load(nil)
 	profileFromHere(b)
-	var cpu time.Duration
+	var wall, cpu [2]time.Duration
 	for b.Loop() {
-		b.StopTimer()
-		s.change()
-		b.StartTimer()
-		cpu0 := processCPU()
-		load()
-		cpu += processCPU() - cpu0
+		for k := range 2 {
+			b.StopTimer()
+			started := s.change()
+			if k == 0 {
+				started = nil
+			}
+			b.StartTimer()
+			t0, cpu0 := time.Now(), processCPU()
+			load(started)
+			wall[k] += time.Since(t0)
+			cpu[k] += processCPU() - cpu0
+		}
 	}
-	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+	for k, name := range []string{"all", "started"} {
+		b.ReportMetric(float64(wall[k].Microseconds())/1e3/float64(b.N), name+"-ms/op")
+		b.ReportMetric(float64(cpu[k].Microseconds())/1e3/float64(b.N), name+"-cpu-ms/op")
+	}
 }
 
 // processCPU is the CPU time (user and system) of this process so far,

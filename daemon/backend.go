@@ -112,7 +112,7 @@ func (d *daemon) plan(ctx context.Context, req api.PlanRequest) (*api.PlanReport
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
 	defer cancel()
-	ld, err := d.load(ctx, file, vars)
+	ld, err := d.load(ctx, file, vars, false)
 	if err != nil {
 		return nil, d.redactError(err)
 	}

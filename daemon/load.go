@@ -120,6 +120,14 @@ type loaded struct {
 // renders the desired instances. Its errors are *api.Error: api.KindInput
 // for what a human must fix (with the diagnostics), api.KindEnv otherwise.
 func (l *loader) load(ctx context.Context, file string, vars map[string]string) (*loaded, error) {
+	return l.loadFor(ctx, file, vars, false)
+}
+
+// loadFor is load; with deferVerify, the trees' content is not verified
+// (fetch.FetchOptions.DeferVerify): the caller verifies, with verify, the
+// trees it is about to start processes in. A bundle's trees are verified
+// by the load.
+func (l *loader) loadFor(ctx context.Context, file string, vars map[string]string, deferVerify bool) (*loaded, error) {
 	w, diags := l.open(file, vars)
 	// What load returns is data: the syntax trees need not outlive it.
 	defer l.reader.Release()
@@ -134,7 +142,7 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 	if l.offline {
 		trees, err = l.store.Runnable(dep, lock)
 	} else {
-		trees, err = l.store.FetchRunnable(ctx, dep, lock, fetch.FetchOptions{})
+		trees, err = l.store.FetchRunnable(ctx, dep, lock, fetch.FetchOptions{DeferVerify: deferVerify})
 	}
 	if err != nil {
 		return nil, fetchError(w, err)
@@ -160,6 +168,28 @@ func (l *loader) load(ctx context.Context, file string, vars map[string]string) 
 		lockChanged: !maps.Equal(before, snapshotLock(lock)),
 		contentHash: contentHash(file, w.LockFile),
 	}, nil
+}
+
+// verify checks, before a process runs in it, that the tree of each spec is
+// as fetched (fetch.Store.VerifyDirs; each folder once): its error is the
+// user's to fix when a tree was modified.
+func (l *loader) verify(specs []instance.Spec) error {
+	seen := make(map[string]bool, len(specs))
+	var dirs []string
+	for _, s := range specs {
+		if !seen[s.Dir] {
+			seen[s.Dir] = true
+			dirs = append(dirs, s.Dir)
+		}
+	}
+	if err := l.store.VerifyDirs(dirs); err != nil {
+		kind := api.KindEnv
+		if fetch.IsInputError(err) {
+			kind = api.KindInput
+		}
+		return &api.Error{Kind: kind, Message: err.Error()}
+	}
+	return nil
 }
 
 // snapshotLock flattens a lock for comparison.

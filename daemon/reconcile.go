@@ -142,6 +142,26 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	if o.revision == "" {
 		o.revision = ld.contentHash
 	}
+	services, taskSpecs := splitTasks(ld.desired)
+	d.setStep(o, "plan")
+	t := time.Now()
+	observed := d.runner.Observe()
+	// Plugs with an update {} block leave their replaces to a rollout, and
+	// a held plug runs its held revision (daemon/rollout.go).
+	effective, decisions := d.decideRollouts(services, observed)
+	plan := reconcile.NewPlan(effective, observed)
+	o.plan = time.Since(t)
+	// The trees of what starts are verified before anything changes; those
+	// of the instances left running are verified at their next start.
+	d.setStep(o, "load")
+	t = time.Now()
+	verr := d.loader.verify(toStart(plan, services, decisions, taskSpecs))
+	o.load += time.Since(t)
+	if verr != nil {
+		failed := false
+		o.loaded = &failed // what was read cannot run: as a load that failed
+		return nil, verr
+	}
 	if ld.lockChanged && d.mode == ModeFile {
 		if werr := fetch.WriteLock(ld.lock.Filename, ld.lock); werr != nil {
 			d.log.Warn("write lock", "err", werr)
@@ -151,18 +171,9 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 			o.revision = contentHash(d.file, filepath.Join(filepath.Dir(d.file), LockFileName))
 		}
 	}
-	services, taskSpecs := splitTasks(ld.desired)
 	d.metrics.SetDesired(len(services))
 
 	d.health.configure(ld.health, services) // before any start: notify sockets are bound
-	d.setStep(o, "plan")
-	t := time.Now()
-	observed := d.runner.Observe()
-	// Plugs with an update {} block leave their replaces to a rollout, and
-	// a held plug runs its held revision (daemon/rollout.go).
-	effective, decisions := d.decideRollouts(services, observed)
-	plan := reconcile.NewPlan(effective, observed)
-	o.plan = time.Since(t)
 	if rerr := d.refuseEmpty(reason, len(ld.desired), observed); rerr != nil {
 		return nil, rerr
 	}
@@ -223,7 +234,7 @@ func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
 	for waited := false; ; waited = true {
 		d.setStep(o, "load")
 		t := time.Now()
-		ld, err := d.load(ctx, d.file, d.opts.Vars)
+		ld, err := d.load(ctx, d.file, d.opts.Vars, true)
 		o.load += time.Since(t)
 		ok := err == nil
 		o.loaded = &ok
@@ -241,6 +252,25 @@ func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
 			return nil, err
 		}
 	}
+}
+
+// toStart is every spec whose tree a process may start in before the next
+// reconcile: the plan's creates and replaces; every desired instance of a
+// plug with an update policy or a hold (its rollout starts them later); and
+// every task (each run starts one).
+func toStart(plan *reconcile.Plan, services []instance.Spec, decs map[string]reconcile.PlugDecision, tasks []instance.Spec) []instance.Spec {
+	var out []instance.Spec
+	for _, c := range plan.Changes {
+		if (c.Action == reconcile.Create || c.Action == reconcile.Replace) && c.After != nil {
+			out = append(out, *c.After)
+		}
+	}
+	for _, s := range services {
+		if decs[s.ID.Plug].Target != "" {
+			out = append(out, s)
+		}
+	}
+	return append(out, tasks...)
 }
 
 // massStop reports whether applying ld (nil: a configuration that does not
@@ -321,7 +351,7 @@ const maxBlockedLoads = 3
 // is left behind, so that the next reconcile (of a fixed plugs.hcl) can
 // run; while maxBlockedLoads of them are still blocked, a reconcile says so
 // at once instead of piling up more. Called with mu held.
-func (d *daemon) load(ctx context.Context, file string, vars map[string]string) (*loaded, error) {
+func (d *daemon) load(ctx context.Context, file string, vars map[string]string, deferVerify bool) (*loaded, error) {
 	d.smu.Lock()
 	blocked, since := d.blockedLoads, d.blockedSince
 	d.smu.Unlock()
@@ -338,7 +368,7 @@ func (d *daemon) load(ctx context.Context, file string, vars map[string]string) 
 	abandoned := make(chan struct{})
 	l := d.loader
 	go func() {
-		ld, err := l.load(ctx, file, vars)
+		ld, err := l.loadFor(ctx, file, vars, deferVerify)
 		done <- result{ld, err}
 		select {
 		case <-abandoned:

@@ -23,6 +23,10 @@
 //     when its fingerprint (name, size, inode, mtime and ctime of every
 //     file) changed; a tree changed less than two seconds before it was
 //     hashed is not remembered. Folder sources are checked the same way.
+//     FetchRunnable is Fetch and Runnable in one pass; with DeferVerify it
+//     leaves the content check to VerifyDirs, which the daemon calls for
+//     the trees a reconcile starts processes in (the runner calls
+//     VerifyDir before every start).
 //   - Unbundle: every file against the bundle's MANIFEST, and every tree
 //     against its hash, before anything is installed.
 //

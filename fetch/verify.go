@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/plugs-dev/plugs/internal/layout"
 )
 
@@ -152,4 +154,20 @@ func (s *Store) VerifyDir(dir string) error {
 		return inputErrorf("tree %s was modified: expected %s, actual %s; remove it and run plugs fetch", root, want, got)
 	}
 	return nil
+}
+
+// VerifyDirs is VerifyDir of every dir, Options.Parallel at a time; the
+// errors are joined in the order of dirs.
+func (s *Store) VerifyDirs(dirs []string) error {
+	errs := make([]error, len(dirs))
+	var g errgroup.Group
+	g.SetLimit(s.opts.Parallel)
+	for i, dir := range dirs {
+		g.Go(func() error {
+			errs[i] = s.VerifyDir(dir)
+			return nil
+		})
+	}
+	_ = g.Wait() // every func returns nil: errs holds the errors
+	return joinErrors(errs)
 }
