@@ -85,3 +85,41 @@ func BenchmarkRestartLatencyN(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAdoptedChildrenN: the walk for adopted orphans (adoptedChildren,
+// which skips the spawner threads' lists) with 1,000 instances running,
+// against reading every thread's list (children of this process), in the
+// same run: x-every is how many times dearer the full read is.
+func BenchmarkAdoptedChildrenN(b *testing.B) {
+	stateDir := b.TempDir()
+	r, err := New(Options{StateDir: stateDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	dir := filepath.Join(stateDir, "work")
+	os.MkdirAll(dir, 0o700)
+	specs := make([]instance.Spec, 1000)
+	for i := range specs {
+		specs[i] = reconciletest.Spec(dir, "p"+strconv.Itoa(i%10), "i"+strconv.Itoa(i), "1")
+		specs[i].Command = []string{"sleep", "600"}
+	}
+	startAll(b, r, specs, 8)
+	var skip, every time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t := time.Now()
+		if n := len(adoptedChildren()); n != 0 {
+			b.Fatalf("%d adopted children, want none", n)
+		}
+		skip += time.Since(t)
+		t = time.Now()
+		if n := len(children(os.Getpid())); n < len(specs) {
+			b.Fatalf("%d children, want at least %d", n, len(specs))
+		}
+		every += time.Since(t)
+	}
+	b.ReportMetric(float64(skip.Microseconds())/float64(b.N), "skip-µs")
+	b.ReportMetric(float64(every.Microseconds())/float64(b.N), "every-µs")
+	b.ReportMetric(float64(every)/float64(skip), "x-every")
+}
