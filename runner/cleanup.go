@@ -74,7 +74,7 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 		}
 		f.State, f.Reason, f.PID, f.PIDStartTime = string(instance.StateStopped), "cleaned up after the previous daemon", 0, 0
 		f.Since, f.StartedAt = time.Now(), time.Time{}
-		if err := writeInstanceFile(name, f); err != nil {
+		if err := writeInstanceFile(name, f, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

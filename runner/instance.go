@@ -39,6 +39,12 @@ type supervised struct {
 	out   *rotatingFile
 	pumps sync.WaitGroup // the output pipes not closed yet
 
+	// later guards the housekeeper's work on the instance's folder
+	// (laterFiles): finished, set by finish, ends it before Remove may
+	// delete the folder.
+	later    sync.Mutex
+	finished bool
+
 	// guarded by r.mu
 	status   instance.Status
 	pidStart uint64
@@ -291,8 +297,8 @@ func (in *supervised) supervise(p *process, backoff *Backoff, log *slog.Logger) 
 	}
 }
 
-// started persists a started process (its start time) and makes sure its
-// log exists (rotatingFile.Touch: opened by the first output).
+// started persists a started process (its start time) and has its log
+// made, off the start (touchLog; opened by the first output).
 //
 //go:noinline
 func (in *supervised) started(p *process, log *slog.Logger) {
@@ -303,6 +309,25 @@ func (in *supervised) started(p *process, log *slog.Logger) {
 		}
 	}))
 	log.Info("instance started", "pid", p.pid)
+	in.r.housekeep.add(in.touchLog)
+}
+
+// laterFiles hands f, file work in the instance's folder that a start
+// does not need, to the housekeeper; it does nothing once the instance
+// has finished.
+func (in *supervised) laterFiles(f func()) {
+	in.r.housekeep.add(func() {
+		in.later.Lock()
+		defer in.later.Unlock()
+		if !in.finished {
+			f()
+		}
+	})
+}
+
+// touchLog makes sure the instance's log exists (housekeeper: after the
+// starts pause).
+func (in *supervised) touchLog() {
 	if err := in.out.Touch(); err != nil {
 		// The process runs on; its output is lost until a write succeeds
 		// in opening the file.
@@ -403,6 +428,9 @@ func (in *supervised) finish() {
 	in.setState(func(s *instance.Status) {
 		s.State, s.Reason, s.PID, s.StartedAt = instance.StateStopped, "stopped", 0, time.Time{}
 	})
+	in.later.Lock()
+	in.finished = true
+	in.later.Unlock()
 	in.pumps.Wait()
 	in.out.Close()
 	in.releaseSandbox()
@@ -440,7 +468,7 @@ func (in *supervised) persist(s instance.Status) {
 	in.r.mu.Lock()
 	pidStart := in.pidStart
 	in.r.mu.Unlock()
-	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart)); err != nil {
+	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart), in.laterFiles); err != nil {
 		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
 	}
 	in.notify(s)

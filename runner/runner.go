@@ -86,6 +86,8 @@ type Runner struct {
 	nnpSpawner *spawner
 	nnpErr     error
 
+	housekeep housekeeper // file work after the starts pause (housekeep.go)
+
 	mu     sync.Mutex
 	insts  map[instance.ID]*supervised
 	sorted []*supervised // insts in id order, for Observe
@@ -364,6 +366,7 @@ func (r *Runner) Close(ctx context.Context) error {
 		wg.Wait()
 	}
 	r.spawner.stop()
+	r.housekeep.close()
 	r.nnpOnce.Do(func() {}) // no new no_new_privs spawner after this
 	if r.nnpSpawner != nil {
 		r.nnpSpawner.stop()

@@ -518,7 +518,7 @@ func TestCleanupStaleNeverSignalsARecycledPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := filepath.Join(InstanceDir(dir, id), "instance.json")
-	err = writeInstanceFile(name, &InstanceFile{Plug: "old", Instance: "default", State: "running", PID: other.Process.Pid, PIDStartTime: st.StartTime - 1})
+	err = writeInstanceFile(name, &InstanceFile{Plug: "old", Instance: "default", State: "running", PID: other.Process.Pid, PIDStartTime: st.StartTime - 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

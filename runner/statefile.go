@@ -124,7 +124,10 @@ const twinSuffix = ".next"
 // file): per state change of 1,000 instances, most of a stop. It is not
 // synced: instance.json is the state of live processes, which a crash of
 // the machine ends, and CleanupStale verifies every pid it names.
-func writeSwapped(name string, data []byte, perm os.FileMode) error {
+//
+// later, when not nil, takes the creation of the next write's twin after
+// a first write, to run it off the caller's path (housekeeper.add).
+func writeSwapped(name string, data []byte, perm os.FileMode, later func(func())) error {
 	twin := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+twinSuffix)
 	// Overwritten, then cut to length: a truncation to zero would make
 	// ext4 flush the file on close (auto_da_alloc again).
@@ -148,14 +151,26 @@ func writeSwapped(name string, data []byte, perm os.FileMode) error {
 	}
 	// The first write (no name yet), or a file system without
 	// RENAME_EXCHANGE: a plain rename. The twin of the next write is
-	// created now, so that the writes of a stop create no file.
+	// created now (or by the caller later: makeTwin), so that the writes
+	// of a stop create no file.
 	if err := os.Rename(twin, name); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	if later == nil {
+		makeTwin(name, perm)
+	} else {
+		later(func() { makeTwin(name, perm) })
+	}
+	return nil
+}
+
+// makeTwin creates the empty twin of name that writeSwapped swaps in,
+// unless it exists.
+func makeTwin(name string, perm os.FileMode) {
+	twin := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+twinSuffix)
 	if f, err := os.OpenFile(twin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm); err == nil {
 		f.Close()
 	}
-	return nil
 }
 
 // writeConfigFile writes an instance's config.json, unless it already holds
@@ -197,10 +212,11 @@ func replaceFile(name string, data []byte, perm os.FileMode, durable bool) error
 	return atomicfile.Write(name, data, perm, atomicfile.Sync(durable))
 }
 
-func writeInstanceFile(name string, f *InstanceFile) error {
+// writeInstanceFile writes f to name (writeSwapped; later as there).
+func writeInstanceFile(name string, f *InstanceFile, later func(func())) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	return writeSwapped(name, append(b, '\n'), 0o600)
+	return writeSwapped(name, append(b, '\n'), 0o600, later)
 }

@@ -19,7 +19,7 @@ func TestInstanceFileSwappedAtomically(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "instance.json")
 	twin := filepath.Join(dir, ".instance.json"+twinSuffix)
-	if err := writeInstanceFile(name, &InstanceFile{Plug: "p", Instance: "i", State: "running", PID: 1}); err != nil {
+	if err := writeInstanceFile(name, &InstanceFile{Plug: "p", Instance: "i", State: "running", PID: 1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(twin)
@@ -48,7 +48,7 @@ func TestInstanceFileSwappedAtomically(t *testing.T) {
 		if i%2 == 1 {
 			f.State, f.Reason = "backoff", strings.Repeat("a long reason ", i%40)
 		}
-		if err := writeInstanceFile(name, f); err != nil {
+		if err := writeInstanceFile(name, f, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
