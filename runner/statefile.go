@@ -200,7 +200,9 @@ func sameFile(name string, data []byte, perm os.FileMode) bool {
 	}
 	old := make([]byte, len(data)+1) // one more: a file that grew meanwhile differs
 	n, err := io.ReadFull(f, old)
-	return err == io.ErrUnexpectedEOF && bytes.Equal(old[:n], data)
+	// ReadFull says io.EOF, not ErrUnexpectedEOF, when it read nothing:
+	// the file, like data, is empty.
+	return (err == io.ErrUnexpectedEOF || err == io.EOF) && bytes.Equal(old[:n], data)
 }
 
 // replaceFile writes data to name through a temporary file in the same

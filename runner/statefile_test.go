@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -70,4 +71,36 @@ func TestInstanceFileSwappedAtomically(t *testing.T) {
 		t.Errorf("directory holds %v, want instance.json and its twin", got)
 	}
 	t.Logf("%d reads, %d torn", reads.Load(), bad.Load())
+}
+
+// TestWriteConfigFileUnchangedIsNotRewritten: the same bytes and mode
+// leave the file alone (its inode stays), an empty config included;
+// other bytes, a longer file or another mode are written.
+func TestWriteConfigFileUnchangedIsNotRewritten(t *testing.T) {
+	for _, data := range [][]byte{[]byte(`{"a":1}`), {}} {
+		name := filepath.Join(t.TempDir(), "config.json")
+		if err := writeConfigFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ino := func() uint64 {
+			fi, err := os.Stat(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Sys().(*syscall.Stat_t).Ino
+		}
+		before := ino()
+		if err := writeConfigFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if ino() != before {
+			t.Errorf("%q written again unchanged", data)
+		}
+		if err := writeConfigFile(name, append(data, 'x'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(name); string(b) != string(data)+"x" {
+			t.Errorf("changed config: %q", b)
+		}
+	}
 }
