@@ -48,8 +48,8 @@ type daemonHealth struct {
 	live func(instance.ID) (instance.Status, bool)
 
 	mu   sync.Mutex
-	last map[instance.ID]instance.Status // the latest status the runner reported
-	cfgs map[instance.ID]health.Config   // the configuration of every desired instance
+	last map[instance.ID]toldStatus    // what the latest status the runner reported said
+	cfgs map[instance.ID]health.Config // the configuration of every desired instance
 	// deadlines bound the wait for readiness before post_start
 	// (reconcile.ReadyDeadline of each desired instance).
 	deadlines map[instance.ID]time.Duration
@@ -71,7 +71,7 @@ type unreadyStart struct {
 // startHealth makes the health manager. restart is check_restart's effect
 // (the runner's RestartUnhealthy, set once the runner exists).
 func (d *daemon) startHealth(reg prometheus.Registerer, restart func(context.Context, instance.ID, string) error) {
-	h := &daemonHealth{last: map[instance.ID]instance.Status{}, cfgs: map[instance.ID]health.Config{},
+	h := &daemonHealth{last: map[instance.ID]toldStatus{}, cfgs: map[instance.ID]health.Config{},
 		deadlines: map[instance.ID]time.Duration{}, wake: make(chan struct{}), unready: map[instance.ID]unreadyStart{}}
 	h.runOnce = func(ctx context.Context, o runner.Once) (runner.Result, error) { return d.runner.RunOnce(ctx, o) }
 	h.live = func(id instance.ID) (instance.Status, bool) {
@@ -113,19 +113,44 @@ func (h *daemonHealth) watchData(pub *mqtt.Publisher) {
 func (h *daemonHealth) observe(st instance.Status) {
 	h.mgr.Observe(st.ID, st.State == instance.StateRunning, st.PID, st.StartedAt)
 	h.mu.Lock()
-	h.last[st.ID] = st
+	h.last[st.ID] = toldOf(st)
 	h.wakeLocked()
 	h.mu.Unlock()
+}
+
+// toldStatus is what the health side keeps of the latest status the runner
+// reported for an instance: what readiness compares and what a health
+// change republishes (publishState reads no other field), not the whole
+// Status with its Spec inline (~750 bytes each, 0.75 MB at 1,000).
+type toldStatus struct {
+	id                instance.ID
+	state             instance.State
+	pid, restarts     int
+	since             time.Time
+	version, revision string
+	lastExit          *instance.Exit
+}
+
+func toldOf(st instance.Status) toldStatus {
+	return toldStatus{id: st.ID, state: st.State, pid: st.PID, restarts: st.Restarts, since: st.Since,
+		version: st.Spec.Version, revision: st.Spec.Revision, lastExit: st.LastExit}
+}
+
+// status is the Status publishState needs.
+func (t toldStatus) status() instance.Status {
+	st := instance.Status{ID: t.id, State: t.state, PID: t.pid, Restarts: t.restarts, Since: t.since, LastExit: t.lastExit}
+	st.Spec.ID, st.Spec.Version, st.Spec.Revision = t.id, t.version, t.revision
+	return st
 }
 
 // changed republishes the state of an instance whose health changed.
 func (h *daemonHealth) changed(id instance.ID) {
 	h.mu.Lock()
-	st, ok := h.last[id]
+	t, ok := h.last[id]
 	h.wakeLocked()
 	h.mu.Unlock()
 	if ok {
-		h.publish(st)
+		h.publish(t.status())
 	}
 }
 
@@ -190,7 +215,7 @@ func (h *daemonHealth) awaitReady(ctx context.Context, id instance.ID, pid int) 
 // become so without a change (final). The runner's current status says
 // which process runs; told is the status the health manager was last told
 // of (seen: any), so that the readiness read is that of this process.
-func (h *daemonHealth) notReady(id instance.ID, pid int, told instance.Status, seen bool) (why string, final bool) {
+func (h *daemonHealth) notReady(id instance.ID, pid int, told toldStatus, seen bool) (why string, final bool) {
 	st, ok := h.live(id)
 	if pid == 0 {
 		pid = st.PID
@@ -206,7 +231,7 @@ func (h *daemonHealth) notReady(id instance.ID, pid int, told instance.Status, s
 		return strings.TrimSuffix(string(st.State)+": "+st.Reason, ": "), false
 	case st.PID != pid:
 		return fmt.Sprintf("process %d exited", pid), false
-	case !seen || told.State != instance.StateRunning || told.PID != pid:
+	case !seen || told.state != instance.StateRunning || told.pid != pid:
 		return "starting", false
 	}
 	hs, ok := h.mgr.Status(id)
@@ -283,7 +308,7 @@ func (h *daemonHealth) InstanceHealth() []metrics.InstanceHealth {
 	ids := slices.Collect(maps.Keys(h.last))
 	running := make(map[instance.ID]bool, len(h.last))
 	for id, st := range h.last {
-		running[id] = st.State == instance.StateRunning
+		running[id] = st.state == instance.StateRunning
 	}
 	h.mu.Unlock()
 	out := make([]metrics.InstanceHealth, 0, len(ids))
@@ -306,9 +331,7 @@ func (h *daemonHealth) close() { h.mgr.Close() }
 // directory, with the instance's environment, user and limits, its
 // process group killed when the check's timeout ends ctx.
 func (h *daemonHealth) Run(ctx context.Context, id instance.ID, dir string, argv, env []string) (int, []byte, error) {
-	h.mu.Lock()
-	st, ok := h.last[id]
-	h.mu.Unlock()
+	st, ok := h.live(id)
 	if !ok {
 		return -1, nil, errors.New("instance not running")
 	}

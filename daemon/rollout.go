@@ -334,6 +334,7 @@ func (d *daemon) startRollouts(services []instance.Spec, decs map[string]reconci
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	ro.desired = desired
+	defer ro.keepJudged()
 	clear(ro.held)
 	for plug, r := range ro.live {
 		if dec, ok := decs[plug]; !ok || !dec.Judge || dec.Target != r.target {
@@ -356,6 +357,20 @@ func (d *daemon) startRollouts(services []instance.Spec, decs map[string]reconci
 		}
 		d.beginLocked(plug, dec, desired[plug], now)
 	}
+}
+
+// keepJudged keeps in desired only the plugs with an update {} block or
+// a record, the only ones read from it: the specs of the others are not
+// kept between reconciles (~0.7 MB at 1,000 plugs). Called with ro.mu
+// held.
+func (ro *rollouts) keepJudged() {
+	kept := map[string][]instance.Spec{}
+	for plug, specs := range ro.desired {
+		if len(specs) > 0 && specs[0].Update != nil || ro.recs[plug] != nil {
+			kept[plug] = specs
+		}
+	}
+	ro.desired = kept
 }
 
 // beginLocked starts plug's rollout to dec.Target. Called with mu and
