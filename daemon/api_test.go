@@ -233,3 +233,52 @@ func TestTailOffset(t *testing.T) {
 		t.Error("tail of a missing log: no error")
 	}
 }
+
+// TestAPIShutdownEndsFollowers: a client following a log (plugs logs -f)
+// does not hold up the daemon's stop: shutdown ends the stream, the
+// client's call returns, and shutdown returns soon after.
+func TestAPIShutdownEndsFollowers(t *testing.T) {
+	dir := t.TempDir()
+	path := layout.OutputLog(dir, "p", "default")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := serveAPI(api.SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pr, pw := io.Pipe()
+	followed := make(chan error, 1)
+	go func() {
+		followed <- c.Logs(context.Background(), pw, "p", "default", 1, true)
+		pw.Close()
+	}()
+	b := make([]byte, 64)
+	if n, err := pr.Read(b); err != nil || string(b[:n]) != "one\n" {
+		t.Fatalf("followed %q, %v", b[:n], err)
+	}
+	go io.Copy(io.Discard, pr)
+	done := make(chan struct{})
+	go func() {
+		srv.shutdown(context.Background())
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown still waits for the follower after 15 s")
+	}
+	select {
+	case <-followed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the follower's call did not return")
+	}
+}

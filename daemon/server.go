@@ -33,7 +33,14 @@ type apiServer struct {
 	path string
 	srv  *http.Server
 	done chan struct{}
+	// end cancels every request's context: a stream (logs -f) ends, and
+	// Shutdown, which waits for requests to finish, can return.
+	end context.CancelFunc
 }
+
+// apiShutdownGrace bounds how long shutdown waits for the requests it
+// ended to return before it closes their connections.
+const apiShutdownGrace = 5 * time.Second
 
 // serveAPI listens on the socket at path (mode 0600), removing a stale
 // socket a killed daemon left, and serves b until shutdown to root and the
@@ -49,15 +56,18 @@ func serveAPI(path string, b backend, logger *slog.Logger) (*apiServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	base, end := context.WithCancel(context.Background())
 	s := &apiServer{
 		path: path,
 		srv: &http.Server{
 			Handler:           peerCheck(os.Getuid(), apiHandler(b, logger), logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return base },
 			ConnContext:       withPeer,
 		},
 		done: make(chan struct{}),
+		end:  end,
 	}
 	go func() {
 		defer close(s.done)
@@ -132,7 +142,15 @@ func peerCheck(own int, next http.Handler, logger *slog.Logger) http.Handler {
 }
 
 // shutdown stops serving, ends streaming requests and removes the socket.
+//
+// The requests in flight are ended (their context is canceled: a log
+// follower's stream ends, a plan or apply is canceled, as the daemon's
+// stop cancels a reconcile anyway) and given apiShutdownGrace, or ctx's
+// end if sooner, to return.
 func (s *apiServer) shutdown(ctx context.Context) {
+	s.end()
+	ctx, cancel := context.WithTimeout(ctx, apiShutdownGrace)
+	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.srv.Close()
 	}
