@@ -465,14 +465,23 @@ func (in *supervised) update(change func(*instance.Status)) instance.Status {
 // persist writes s to instance.json, then notifies the observer. Only the
 // instance goroutine calls it, so the file follows the order of changes.
 func (in *supervised) persist(s instance.Status) {
+	in.writeState(s)
+	in.notify(s)
+}
+
+// writeState writes s to instance.json (persist without the notice).
+func (in *supervised) writeState(s instance.Status) {
 	in.r.mu.Lock()
 	pidStart := in.pidStart
 	in.r.mu.Unlock()
 	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart), in.laterFiles); err != nil {
 		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
 	}
-	in.notify(s)
 }
+
+// stoppingFileAfter is how long a stopped process may take to exit before
+// instance.json says "stopping" (stopProcess).
+const stoppingFileAfter = 100 * time.Millisecond
 
 func (in *supervised) notify(s instance.Status) {
 	if in.r.notifier != nil {
@@ -717,19 +726,39 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 	}
 	timeout := spec.StopTimeout // the render filled its default
 	p.signalGroup(sig)
+	// The observers learn of the stop at once; instance.json says
+	// "stopping" only if the process is still there stoppingFileAfter
+	// later: most exit at the signal, and then the file goes from running
+	// to stopped in one write, not two (a stop of 1,000 writes 1,000 files
+	// fewer).
+	var slow <-chan struct{}
 	if !preStop {
-		in.persist(stopping) // after the signal: the process exits meanwhile
+		in.notify(stopping)
+		lag := make(chan struct{})
+		slow = lag
+		lt := in.r.clock.AfterFunc(min(stoppingFileAfter, timeout), func() { close(lag) })
+		defer lt.Stop()
 	}
 	_, _ = in.r.tracker.Signal(in.target(p.pid), sig)
 	expired := make(chan struct{})
 	t := in.r.clock.AfterFunc(timeout, func() { close(expired) })
 	defer t.Stop()
-	select {
-	case <-p.zombie:
-		return in.reap(p)
-	case <-expired:
-		in.r.log.Warn("stop timeout, killing", "plug", in.id.Plug, "instance", in.id.Instance, "pid", p.pid)
-	case <-ctx.Done():
+	for waiting := true; waiting; {
+		select {
+		case <-p.zombie:
+			return in.reap(p)
+		case <-slow:
+			in.writeState(stopping)
+			slow = nil
+		case <-expired:
+			in.r.log.Warn("stop timeout, killing", "plug", in.id.Plug, "instance", in.id.Instance, "pid", p.pid)
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		}
+	}
+	if slow != nil {
+		in.writeState(stopping)
 	}
 	p.signalGroup(syscall.SIGKILL)
 	return in.waitExit(p)

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/plugs-dev/plugs/instance"
 )
 
 // TestInstanceFileSwappedAtomically: instance.json is replaced by a swap
@@ -101,6 +105,52 @@ func TestWriteConfigFileUnchangedIsNotRewritten(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(name); string(b) != string(data)+"x" {
 			t.Errorf("changed config: %q", b)
+		}
+	}
+}
+
+// TestStoppingWrittenOnlyWhenTheExitLags: a process that exits at the stop
+// signal takes instance.json from running to stopped in one write (the
+// twin, which holds the state before the last write, says running); one
+// that ignores it is "stopping" in the file once stoppingFileAfter has
+// passed, before the kill (the twin says stopping).
+func TestStoppingWrittenOnlyWhenTheExitLags(t *testing.T) {
+	r, sts := newTestRunner(t, Options{})
+	fast := fakeSpec("stopfile", "fast", "sleep")
+	slow := fakeSpec("stopfile", "slow", "ignoreterm")
+	slow.StopTimeout = time.Second
+	for _, s := range []instance.Spec{fast, slow} {
+		if err := r.Start(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		sts.await(t, s.ID, "running", running)
+	}
+	awaitReady(t, r, slow.ID, 1)
+	twinState := func(id instance.ID) string {
+		t.Helper()
+		dir := InstanceDir(r.opts.StateDir, id)
+		if f, err := ReadInstanceFile(filepath.Join(dir, "instance.json")); err != nil || f.State != "stopped" {
+			t.Fatalf("%s after its stop: %+v, %v", id, f, err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, ".instance.json"+twinSuffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f InstanceFile
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("%s's twin %q: %v", id, b, err)
+		}
+		return f.State
+	}
+	for _, c := range []struct {
+		s    instance.Spec
+		want string
+	}{{fast, "running"}, {slow, "stopping"}} {
+		if err := r.Stop(t.Context(), c.s.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := twinState(c.s.ID); got != c.want {
+			t.Errorf("%s: the state before stopped was %q, want %q", c.s.ID, got, c.want)
 		}
 	}
 }
