@@ -103,25 +103,35 @@ func TestAPIRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAPILogsFollow(t *testing.T) {
+// logServer serves the API of a fake backend whose instance p/default has
+// log as its output.log, and returns the log's path, the server and a
+// client (closed when the test ends).
+func logServer(t *testing.T, log string) (string, *apiServer, *api.Client) {
+	t.Helper()
 	dir := t.TempDir()
 	path := layout.OutputLog(dir, "p", "default")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte("one\ntwo\nthree\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := serveAPI(api.SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.shutdown(context.Background())
 	c, err := api.Dial(dir)
 	if err != nil {
+		srv.shutdown(context.Background())
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
+	return path, srv, c
+}
+
+func TestAPILogsFollow(t *testing.T) {
+	path, srv, c := logServer(t, "one\ntwo\nthree\n")
+	defer srv.shutdown(context.Background())
 
 	var buf bytes.Buffer
 	if err := c.Logs(context.Background(), &buf, "p", "default", 2, false); err != nil {
@@ -238,23 +248,7 @@ func TestTailOffset(t *testing.T) {
 // does not hold up the daemon's stop: shutdown ends the stream, the
 // client's call returns, and shutdown returns soon after.
 func TestAPIShutdownEndsFollowers(t *testing.T) {
-	dir := t.TempDir()
-	path := layout.OutputLog(dir, "p", "default")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := serveAPI(api.SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := api.Dial(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, srv, c := logServer(t, "one\n")
 	pr, pw := io.Pipe()
 	followed := make(chan error, 1)
 	go func() {
