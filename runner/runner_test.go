@@ -797,3 +797,37 @@ func TestStartAfterHoldsStartsAndRemoves(t *testing.T) {
 		t.Errorf("removed instance's folder still there: %v", err)
 	}
 }
+
+// TestFailedExecsLeaveNoDescriptor: a command that forks but cannot exec
+// (a script whose interpreter is missing) fails its start every time, and
+// the fork's pidfd, output pipe and log leave no descriptor behind.
+func TestFailedExecsLeaveNoDescriptor(t *testing.T) {
+	r, _ := newTestRunner(t, Options{})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "run"), []byte("#!/nonexistent/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	countFDs := func() int {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		return len(ents)
+	}
+	s := reconciletest.Spec(dir, "badexec", "default", "1")
+	s.Command = []string{"./run"}
+	// The first start makes what lives as long as the runner (the poller).
+	if err := r.Start(t.Context(), s); err == nil || !strings.Contains(err.Error(), "fork/exec") {
+		t.Fatalf("a start of a script without its interpreter: %v, want the exec's failure", err)
+	}
+	_ = r.Remove(t.Context(), s.ID)
+	before := countFDs()
+	for range 20 {
+		if err := r.Start(t.Context(), s); err == nil {
+			t.Fatal("a start of a script without its interpreter succeeded")
+		}
+		if err := r.Remove(t.Context(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := countFDs(); after > before {
+		t.Errorf("%d descriptors after 20 failed execs, %d before", after, before)
+	}
+}
