@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +56,12 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 	for _, tmp := range tmps {
 		errs = append(errs, os.Remove(tmp))
 	}
+	// The process groups, read from /proc once for every file whose
+	// leader is gone (a scan per file read every process 1,000 times after
+	// a daemon of 1,000 instances was killed: 1.4 s with 69 processes on
+	// the machine, 21 s with 1,070). What forks after the scan is found by
+	// stopStrays below.
+	groups := sync.OnceValue(processGroups)
 	for _, name := range files {
 		f, err := ReadInstanceFile(name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -70,7 +77,7 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 			continue
 		}
 		if f.PID > 0 && f.PIDStartTime > 0 {
-			killStaleGroup(f.PID, f.PIDStartTime, logger.With("plug", f.Plug, "instance", f.Instance))
+			killStaleGroup(f.PID, f.PIDStartTime, logger.With("plug", f.Plug, "instance", f.Instance), groups)
 		}
 		f.State, f.Reason, f.PID, f.PIDStartTime = string(instance.StateStopped), "cleaned up after the previous daemon", 0, 0
 		f.Since, f.StartedAt = time.Now(), time.Time{}
@@ -84,8 +91,8 @@ func CleanupStale(stateDir string, logger *slog.Logger) error {
 
 // killStaleGroup kills the process group led by pid, if pid is still the
 // process that started at startTime, or the group's surviving members when
-// the leader is gone.
-func killStaleGroup(pid int, startTime uint64, log *slog.Logger) {
+// the leader is gone (groups: the members of every group, by its id).
+func killStaleGroup(pid int, startTime uint64, log *slog.Logger, groups func() map[int][]int) {
 	st, err := readProcStat(pid)
 	switch {
 	case err == nil && st.StartTime == startTime && st.PGRP == pid:
@@ -94,8 +101,10 @@ func killStaleGroup(pid int, startTime uint64, log *slog.Logger) {
 		waitGone(pid, staleTermWait)
 		_ = unix.Kill(-pid, syscall.SIGKILL)
 		waitGone(pid, staleTermWait)
-		for _, m := range groupMembers(pid) {
-			waitGone(m, staleTermWait)
+		for _, m := range groups()[pid] {
+			if ms, err := readProcStat(m); err == nil && ms.PGRP == pid { // not a newcomer on a reused pid
+				waitGone(m, staleTermWait)
+			}
 		}
 	case err == nil:
 		log.Info("stale instance pid belongs to another process now; not signalled", "pid", pid)
@@ -103,8 +112,8 @@ func killStaleGroup(pid int, startTime uint64, log *slog.Logger) {
 		// The leader is gone. While anything of its group lives, the
 		// group id cannot be reused by a new leader, so members that
 		// started after the leader are its descendants.
-		for _, m := range groupMembers(pid) {
-			if ms, err := readProcStat(m); err == nil && ms.StartTime >= startTime {
+		for _, m := range groups()[pid] {
+			if ms, err := readProcStat(m); err == nil && ms.PGRP == pid && ms.StartTime >= startTime {
 				log.Info("killing orphan of stale instance", "pid", m)
 				_ = unix.Kill(m, syscall.SIGKILL)
 				waitGone(m, staleTermWait)

@@ -75,15 +75,16 @@ func proc(pid int) (procfs.Proc, error) {
 	return fs.Proc(pid)
 }
 
-// groupMembers lists the live processes of process group pgid.
-func groupMembers(pgid int) []int {
-	var pids []int
+// processGroups lists the live (not zombie) processes of every process
+// group, by group id, from one read of /proc.
+func processGroups() map[int][]int {
+	groups := map[int][]int{}
 	for _, pid := range procPIDs() {
-		if st, err := readProcStat(pid); err == nil && st.PGRP == pgid && st.State != 'Z' {
-			pids = append(pids, pid)
+		if st, err := readProcStat(pid); err == nil && st.State != 'Z' {
+			groups[st.PGRP] = append(groups[st.PGRP], pid)
 		}
 	}
-	return pids
+	return groups
 }
 
 // procPIDs lists the processes in /proc.
