@@ -31,12 +31,12 @@ type hub struct {
 	mu   sync.Mutex
 	subs map[chan []byte]*InstanceID // what each stream's page shows of one instance; nil: none
 
-	// dmu guards what the streams were last sent. While no stream is open
-	// nothing is rendered (stale); the first subscriber takes a baseline.
 	// unseen is set by a Notify that named no instance: an exit may have
 	// come without NotifyInstance, so the next diff reads every instance.
 	unseen atomic.Bool
 
+	// dmu guards what the streams were last sent. While no stream is open
+	// nothing is rendered (stale); the first subscriber takes a baseline.
 	dmu      sync.Mutex
 	rows     map[InstanceID]string
 	summary  string
@@ -97,7 +97,7 @@ func (h *hub) baseline() {
 	s := h.s
 	h.unseen.Store(false) // every instance is read now
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, &st)
+	s.track(obs, st)
 	e := s.extras(false)
 	clear(h.rows)
 	for _, o := range obs {
@@ -237,7 +237,7 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 		if h.unseen.Swap(false) {
 			obs = s.b.Observe()
 		}
-		s.track(obs, &st)
+		s.track(obs, st)
 		h.stale = true
 		return nil, nil
 	}
@@ -247,7 +247,7 @@ func (h *hub) diff() ([]byte, map[InstanceID][]byte) {
 	}
 	h.unseen.Store(false) // every instance is read now
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, &st)
+	s.track(obs, st)
 	e := s.extras(false)
 	watched := h.watched()
 	details := map[InstanceID][]byte{}

@@ -173,7 +173,7 @@ func mapsKeys(m map[string]int) func(func(string) bool) {
 
 func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, &st)
+	s.track(obs, st)
 	v.Title, v.Nav = "Host", "host"
 	d := hostData{Daemon: st.Daemon, Summary: summarize(st, obs), Rollouts: s.rollouts()}
 	plugs := map[string]*plugRow{}
@@ -236,7 +236,7 @@ var sortKeys = []struct {
 
 func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	st, obs := s.b.Status(), s.b.Observe()
-	s.track(obs, &st)
+	s.track(obs, st)
 	v.Title, v.Nav = "Instances", "instances"
 	q := r.URL.Query()
 	d := listData{
@@ -412,8 +412,7 @@ func (s *Server) instancePage(w http.ResponseWriter, r *http.Request, v *view) (
 	if !ok {
 		return s.notFound(v, "Instance "+o.ID.String())
 	}
-	st := s.b.Status()
-	s.track([]InstanceStatus{o}, &st)
+	s.track([]InstanceStatus{o}, s.b.Status())
 	v.Title, v.Nav = o.ID.String(), "instances"
 	v.Events = "/events?" + url.Values{"instance": {o.ID.String()}}.Encode()
 	v.Notice = doneNotice(r.URL.Query().Get("done"), o.ID)
@@ -693,8 +692,7 @@ func (s *Server) pluginsPage(w http.ResponseWriter, r *http.Request, v *view) (s
 }
 
 func (s *Server) historyPage(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
-	st := s.b.Status()
-	s.track(nil, &st)
+	s.track(nil, s.b.Status())
 	v.Title, v.Nav = "History", "history"
 	s.mu.Lock()
 	h := slices.Clone(s.history)
@@ -705,27 +703,12 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request, v *view) (s
 }
 
 // track remembers exits and reconciles it has not seen yet: the API shows
-// only the last of each, the pages show a few. st is nil when only obs
-// changed.
-func (s *Server) track(obs []InstanceStatus, st *Status) {
+// only the last of each, the pages show a few.
+func (s *Server) track(obs []InstanceStatus, st Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range obs {
-		if o.LastExit == nil {
-			continue
-		}
-		ex := s.exits[o.ID]
-		if n := len(ex); n > 0 && ex[n-1].At.Equal(o.LastExit.At) {
-			continue
-		}
-		ex = append(ex, *o.LastExit)
-		if len(ex) > maxExits {
-			ex = ex[len(ex)-maxExits:]
-		}
-		s.exits[o.ID] = ex
-	}
-	if st == nil {
-		return
+		s.trackExitLocked(o)
 	}
 	if l := st.Daemon.LastReconcile; l != nil {
 		if n := len(s.history); n == 0 || !s.history[n-1].At.Equal(l.At) {
@@ -735,4 +718,21 @@ func (s *Server) track(obs []InstanceStatus, st *Status) {
 			}
 		}
 	}
+}
+
+// trackExitLocked remembers o's last exit unless it has seen it. Called
+// with s.mu held.
+func (s *Server) trackExitLocked(o InstanceStatus) {
+	if o.LastExit == nil {
+		return
+	}
+	ex := s.exits[o.ID]
+	if n := len(ex); n > 0 && ex[n-1].At.Equal(o.LastExit.At) {
+		return
+	}
+	ex = append(ex, *o.LastExit)
+	if len(ex) > maxExits {
+		ex = ex[len(ex)-maxExits:]
+	}
+	s.exits[o.ID] = ex
 }

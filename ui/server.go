@@ -131,8 +131,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.tmpl = t
 	s.hub = newHub(s)
-	st := s.b.Status()
-	s.track(s.b.Observe(), &st)
+	s.track(s.b.Observe(), s.b.Status())
 	go s.hub.run()
 	return s, nil
 }
@@ -152,7 +151,9 @@ func (s *Server) Notify() {
 // change costs no read of every instance (Backend.Observe copies them
 // all: ~1 ms at 1,000, on every exit and start). It never blocks.
 func (s *Server) NotifyInstance(o InstanceStatus) {
-	s.track([]InstanceStatus{o}, nil)
+	s.mu.Lock()
+	s.trackExitLocked(o)
+	s.mu.Unlock()
 	s.hub.wake()
 }
 
