@@ -171,9 +171,13 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 }
 
 // verify checks, before a process runs in it, that the tree of each spec is
-// as fetched (fetch.Store.VerifyDirs; each folder once): its error is the
-// user's to fix when a tree was modified.
+// as fetched (fetch.Store.VerifyDirs; each folder once), unless the load
+// did (a bundle's): its error is the user's to fix when a tree was
+// modified.
 func (l *loader) verify(specs []instance.Spec) error {
+	if l.offline {
+		return nil // a bundle's load verified every tree (Store.Runnable)
+	}
 	seen := make(map[string]bool, len(specs))
 	var dirs []string
 	for _, s := range specs {
