@@ -276,3 +276,37 @@ func TestAPIShutdownEndsFollowers(t *testing.T) {
 		t.Fatal("the follower's call did not return")
 	}
 }
+
+// TestAPILogsOfAQuietInstance: an instance whose empty log is not made yet
+// (the runner makes it once the starts pause) reads as an empty log, not
+// as no log; an instance that does not exist is still an error.
+func TestAPILogsOfAQuietInstance(t *testing.T) {
+	dir := t.TempDir()
+	instDir := filepath.Dir(layout.OutputLog(dir, "p", "default"))
+	if err := os.MkdirAll(instDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(instDir, "instance.json"), []byte(`{"state":"running"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := serveAPI(api.SocketPath(dir), &fakeBackend{dir: dir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown(context.Background())
+	c, err := api.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var buf bytes.Buffer
+	if err := c.Logs(context.Background(), &buf, "p", "default", 10, false); err != nil || buf.Len() != 0 {
+		t.Errorf("logs of a quiet instance: %q, %v; want empty, no error", buf.String(), err)
+	}
+	if path, err := ResolveLogPath(dir, "p", ""); err != nil || path != layout.OutputLog(dir, "p", "default") {
+		t.Errorf("ResolveLogPath(p) = %q, %v", path, err)
+	}
+	if err := c.Logs(context.Background(), &buf, "p", "nope", 10, false); err == nil {
+		t.Error("logs of an instance that does not exist: no error")
+	}
+}

@@ -192,12 +192,14 @@ func ResolveLogPath(stateDir, plug, instance string) (string, error) {
 		return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("invalid instance %q", plug+"/"+instance)}
 	}
 	if instance == "" {
-		dirs, _ := filepath.Glob(filepath.Join(layout.Instances(stateDir), plug, "*", layout.OutputLogName))
+		// Instances, by their state file: a quiet one's log may not be
+		// made yet.
+		dirs, _ := filepath.Glob(filepath.Join(layout.Instances(stateDir), plug, "*", "instance.json"))
 		switch len(dirs) {
 		case 0:
 			return "", &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no log for plug %s in %s", plug, stateDir)}
 		case 1:
-			return dirs[0], nil
+			return filepath.Join(filepath.Dir(dirs[0]), layout.OutputLogName), nil
 		}
 		var names []string
 		for _, p := range dirs {

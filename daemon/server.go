@@ -220,7 +220,7 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 			}
 		}
 		follow, _ := strconv.ParseBool(q.Get("follow"))
-		if _, err := os.Stat(path); err != nil && !follow {
+		if _, err := os.Stat(filepath.Dir(path)); err != nil && !follow { // no such instance
 			writeError(w, &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no log for %s/%s", q.Get("plug"), q.Get("instance"))})
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/plugs-dev/plugs/health"
@@ -143,7 +144,7 @@ func (b uiBackend) Logs(ctx context.Context, w io.Writer, id instance.ID, n int,
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(path); err != nil && !follow {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil && !follow { // no such instance
 		return err
 	}
 	return runner.TailLog(ctx, w, path, n, follow)

@@ -36,8 +36,11 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 	}
 	f, err := os.Open(path)
 	switch {
-	case errors.Is(err, os.ErrNotExist) && follow:
-		f = nil // wait for it to appear
+	case errors.Is(err, os.ErrNotExist):
+		// None yet: an instance that has printed nothing gets its empty
+		// log once the starts pause (the housekeeper). With follow, wait
+		// for it to appear.
+		f = nil
 	case err != nil:
 		return fmt.Errorf("read log: %w", err)
 	}
@@ -48,7 +51,9 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 		return err
 	}
 	if !follow {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		return nil
 	}
 	defer func() {

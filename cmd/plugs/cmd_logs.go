@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,6 +43,9 @@ name the deployment file with --file.`,
 			path, err := daemon.ResolveLogPath(g.stateDir(), plug, instance)
 			if err != nil {
 				return daemonError(g, err)
+			}
+			if _, err := os.Stat(filepath.Dir(path)); err != nil && !follow {
+				return inputError(fmt.Errorf("no log for %s: %w", args[0], err))
 			}
 			if err := runner.TailLog(ctx, g.stdout, path, n, follow); err != nil {
 				return inputError(err)
