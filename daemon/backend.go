@@ -185,6 +185,15 @@ func (d *daemon) logPath(plug, instance string) (string, error) {
 	return ResolveLogPath(d.opts.StateDir, plug, instance)
 }
 
+// QuietLog reports whether path, the log of an instance that exists, is
+// not made yet (an instance that has printed nothing gets its empty log
+// once the starts pause: the runner's housekeeper): without follow, there
+// is nothing to print. With follow, TailLog waits for it.
+func QuietLog(path string, follow bool) bool {
+	_, err := os.Stat(path)
+	return !follow && os.IsNotExist(err)
+}
+
 // ResolveLogPath finds the log of plug/instance in stateDir; an empty
 // instance means the plug's only instance, or "default".
 func ResolveLogPath(stateDir, plug, instance string) (string, error) {

@@ -226,6 +226,9 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
+		if QuietLog(path, follow) {
+			return
+		}
 		fw := flushWriter{w: w, rc: http.NewResponseController(w)}
 		if err := runner.TailLog(r.Context(), fw, path, n, follow); err != nil {
 			logger.Debug("stream log", "err", err)

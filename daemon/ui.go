@@ -147,6 +147,9 @@ func (b uiBackend) Logs(ctx context.Context, w io.Writer, id instance.ID, n int,
 	if _, err := os.Stat(filepath.Dir(path)); err != nil && !follow { // no such instance
 		return err
 	}
+	if QuietLog(path, follow) {
+		return nil
+	}
 	return runner.TailLog(ctx, w, path, n, follow)
 }
 

@@ -36,11 +36,8 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 	}
 	f, err := os.Open(path)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		// None yet: an instance that has printed nothing gets its empty
-		// log once the starts pause (the housekeeper). With follow, wait
-		// for it to appear.
-		f = nil
+	case errors.Is(err, os.ErrNotExist) && follow:
+		f = nil // wait for it to appear
 	case err != nil:
 		return fmt.Errorf("read log: %w", err)
 	}
@@ -51,9 +48,7 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 		return err
 	}
 	if !follow {
-		if f != nil {
-			f.Close()
-		}
+		f.Close()
 		return nil
 	}
 	defer func() {

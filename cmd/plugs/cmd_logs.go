@@ -47,6 +47,9 @@ name the deployment file with --file.`,
 			if _, err := os.Stat(filepath.Dir(path)); err != nil && !follow {
 				return inputError(fmt.Errorf("no log for %s: %w", args[0], err))
 			}
+			if daemon.QuietLog(path, follow) {
+				return nil
+			}
 			if err := runner.TailLog(ctx, g.stdout, path, n, follow); err != nil {
 				return inputError(err)
 			}
