@@ -146,6 +146,10 @@ type daemon struct {
 	cleaned   <-chan struct{} // closed once CleanupStale is done (open)
 	loader    *loader         // guarded by mu: replaced when a load is left blocked
 	newLoader func() *loader  // a loader with a parser and store of its own
+	// treeCache is shared by every loader's store and the runner's check
+	// before each start: a start after the reconcile that verified its tree
+	// does not hash the tree or read its marker again (fetch.Cache).
+	treeCache *fetch.Cache
 	runner    *runner.Runner
 	metrics   *metrics.Metrics
 	repo      *fetch.ConfigRepo
@@ -263,10 +267,11 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	d.reg = metrics.NewRegistry()
 	d.metrics = metrics.New(d.reg, d) // scraped once served, in start
+	d.treeCache = fetch.NewCache()
 	d.newLoader = func() *loader {
 		return newLoader(opts.StateDir, fetch.Options{
 			Logger: d.log, Progress: opts.Progress, Offline: d.mode == ModeBundle,
-			OnFetched: d.metrics.FetchDone,
+			OnFetched: d.metrics.FetchDone, Cache: d.treeCache,
 		}, d.brokerInfo)
 	}
 	d.loader = d.newLoader()
@@ -292,7 +297,7 @@ func (d *daemon) start(ctx context.Context) error {
 	d.health.watchData(d.broker.pub)
 	// Before every start (crash restarts included) the tree is checked
 	// against what was fetched: a modified tree is a failed start.
-	trees := fetch.Open(d.opts.StateDir, fetch.Options{Offline: true})
+	trees := fetch.Open(d.opts.StateDir, fetch.Options{Offline: true, Cache: d.treeCache})
 	verify := func(s instance.Spec) error { return trees.VerifyDir(s.Dir) }
 	r, err := runner.New(runner.Options{StateDir: d.opts.StateDir, Logger: d.log, Observer: d.observe, Sandbox: sb, Verify: verify,
 		AwaitReady: d.health.awaitReadyProcess, // post_start waits for readiness

@@ -49,7 +49,25 @@ type Options struct {
 	// extracted or checked out. A plug whose locked tree was already in the
 	// store costs nothing and is not reported.
 	OnFetched func(plug string, d time.Duration)
+	// Cache, when set, is shared with the other Stores opened with it: what
+	// one verified or read, the others do not verify or read again while
+	// the files are as they were. nil: the Store has a cache of its own.
+	Cache *Cache
 }
+
+// Cache is what Stores of one state directory share of their reads: tree
+// hashes with their fingerprints (hashTree) and the markers read
+// (readMarker). A daemon's loaders and its runner's check before each
+// start share one, so that a start right after the reconcile that
+// verified its tree walks the tree's metadata instead of hashing it and
+// reading its marker again. It is safe for concurrent use.
+type Cache struct {
+	trees   treeCache
+	markers markerCache
+}
+
+// NewCache returns an empty Cache.
+func NewCache() *Cache { return &Cache{trees: treeCache{racy: racyWindow}} }
 
 // Store is the state directory's plugin store: the cache of git mirrors and
 // the fetched and built plugin trees. It is safe for concurrent use.
@@ -62,8 +80,8 @@ type Store struct {
 	locks     map[string]*sync.Mutex
 	manifests map[string]*spec.Manifest // by tree folder and hashes, see manifest
 
-	treeCache treeCache   // verified tree hashes, see hashTree
-	markers   markerCache // markers read, see readMarker
+	treeCache *treeCache   // verified tree hashes, see hashTree; shared, see Options.Cache
+	markers   *markerCache // markers read, see readMarker; shared too
 }
 
 // Open returns the store of a state directory; nothing is created until used.
@@ -77,7 +95,11 @@ func Open(stateDir string, opts Options) *Store {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, manifests: map[string]*spec.Manifest{}, treeCache: treeCache{racy: racyWindow}}
+	c := opts.Cache
+	if c == nil {
+		c = NewCache()
+	}
+	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, manifests: map[string]*spec.Manifest{}, treeCache: &c.trees, markers: &c.markers}
 }
 
 // Tree is a plug's plugin tree in the store.

@@ -171,6 +171,54 @@ func TestRunnableVerifiesOnceThenOnChange(t *testing.T) {
 	}
 }
 
+// TestSharedCacheVerifiesOnce: Stores opened with one Cache (a daemon's
+// loader and its runner's check before each start) hash a tree once
+// between them and read its marker once, and a tree modified after that
+// is still refused by the other Store.
+func TestSharedCacheVerifiesOnce(t *testing.T) {
+	d := deployment(t, plugOf("p", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	c := NewCache()
+	c.trees.racy = -time.Hour // the files were just written: remember them anyway
+	loader := Open(t.TempDir(), Options{Cache: c})
+	l := mustLock(t, loader, d, nil)
+	mustFetch(t, loader, d, l, true)
+	run, err := loader.Runnable(d, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed := func() int {
+		c.trees.mu.Lock()
+		defer c.trees.mu.Unlock()
+		return c.trees.hashed
+	}
+	first := hashed()
+	starts := Open(loader.dir, Options{Offline: true, Cache: c})
+	if err := starts.VerifyDir(run["p"].Dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := hashed(); got != first {
+		t.Errorf("the second Store hashed the verified tree again (%d more)", got-first)
+	}
+	c.markers.mu.Lock()
+	markers := len(c.markers.m)
+	c.markers.mu.Unlock()
+	if markers != 1 {
+		t.Errorf("%d markers cached, want the one both Stores read", markers)
+	}
+	// Modified after the first Store's verify: the second finds it.
+	f := filepath.Join(run["p"].Dir, "run.sh")
+	if err := os.Chmod(f, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, []byte("#!/bin/sh\necho changed\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := starts.VerifyDir(run["p"].Dir); err == nil || !strings.Contains(err.Error(), "modified") {
+		t.Errorf("VerifyDir of a tree modified after the shared verify = %v, want modified", err)
+	}
+}
+
 // TestOnFetched: the hook reports each plug Fetch had to bring in, once.
 func TestOnFetched(t *testing.T) {
 	d := deployment(t, plugOf("a", "./a", ""), plugOf("b", "./b", ""))
