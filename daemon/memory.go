@@ -59,35 +59,6 @@ func (d *daemon) releaseMemory() {
 		"took", time.Since(t).Round(time.Microsecond))
 }
 
-// reconcileGCPercent is the GC target a reconcile runs with (issue 17). A
-// load of 1,000 plugs allocates ~23 MB that is garbage once it is applied;
-// at the default target (GOGC=100) that is one or two collections during
-// the load, each marking the whole live heap of a daemon that supervises
-// 1,000 instances: a quarter of a no-change load's CPU in a profile. The
-// heap may grow to 5x its live size during a reconcile instead, and the
-// forced collection of releaseMemory, releaseAfter after it, returns
-// what it left. A memory limit (GOMEMLIMIT) still bounds it.
-const reconcileGCPercent = 400
-
-// gcBurst raises the GC target for a reconcile and returns the func that
-// puts it back. A target already as high (GOGC=800), off (GOGC=off) or 0
-// is left as it is.
-func gcBurst() (restore func()) {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return func() {}
-	}
-	// GOGC=off reads as -1 once converted, like SetGCPercent says it;
-	// GOGC=0 (collect all the time) is left too.
-	prev := int(int64(s[0].Value.Uint64()))
-	if prev <= 0 || prev >= reconcileGCPercent {
-		return func() {}
-	}
-	debug.SetGCPercent(reconcileGCPercent)
-	return func() { debug.SetGCPercent(prev) }
-}
-
 // residentHeap is the heap memory the runtime holds from the OS and has
 // not released.
 func residentHeap() uint64 {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -151,33 +150,5 @@ func TestReleaseMemoryGivesBackBinaryPages(t *testing.T) {
 	t.Logf("the test binary's read-only pages resident: %d KiB before the release, %d KiB after", before>>10, after>>10)
 	if after > before/2 {
 		t.Errorf("%d KiB of the binary resident after the release, %d KiB before: not given back", after>>10, before>>10)
-	}
-}
-
-// TestGCBurst: a reconcile raises the GC target to reconcileGCPercent and
-// puts back what was set; a higher target, GOGC=off and GOGC=0 are the
-// operator's and left alone.
-func TestGCBurst(t *testing.T) {
-	prev := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(prev)
-	gogc := func() int { return int(int64(readUint("/gc/gogc:percent"))) }
-	restore := gcBurst()
-	if got := gogc(); got != reconcileGCPercent {
-		t.Errorf("during the reconcile GOGC = %d, want %d", got, reconcileGCPercent)
-	}
-	restore()
-	if got := gogc(); got != 100 {
-		t.Errorf("after the reconcile GOGC = %d, want 100 back", got)
-	}
-	for _, set := range []int{800, -1, 0} {
-		debug.SetGCPercent(set)
-		restore := gcBurst()
-		if got := gogc(); got != set {
-			t.Errorf("GOGC=%d: during the reconcile %d, want it left", set, got)
-		}
-		restore()
-		if got := gogc(); got != set {
-			t.Errorf("GOGC=%d: after the reconcile %d", set, got)
-		}
 	}
 }
