@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/mochi-mqtt/server/v2/mempool"
 )
@@ -64,31 +65,102 @@ var (
 
 // Packets is a concurrency safe map of packets.
 type Packets struct {
-	internal map[string]Packet
+	internal map[string]storedPacket // plugs patch: kept compact, see storedPacket
 	sync.RWMutex
+}
+
+// storedPacket is a packet as Packets keeps it (plugs patch). A packet
+// whose Connect, Properties, ReasonCodes and Filters are all zero, as a
+// retained publish of an MQTT 3 client or of the server's inline client
+// is, is kept without them: 112 bytes inline in the map instead of a
+// separate 800-byte Packet, ~0.7 MB less with 1,000 retained states. Any
+// other packet is kept whole. packet gives back exactly what was stored.
+type storedPacket struct {
+	full            *Packet // the packet itself, when it has what the compact form lacks
+	Payload         []byte
+	TopicName       string
+	Origin          string
+	FixedHeader     FixedHeader
+	Created         int64
+	Expiry          int64
+	Mods            Mods
+	PacketID        uint16
+	ProtocolVersion byte
+	SessionPresent  bool
+	ReasonCode      byte
+	ReservedBit     byte
+	Ignore          bool
+}
+
+// compactPacket is pk's compact form, if it has one.
+func compactPacket(pk *Packet) (storedPacket, bool) {
+	if pk.ReasonCodes != nil || pk.Filters != nil || !zeroBytes(&pk.Connect) || !zeroBytes(&pk.Properties) {
+		return storedPacket{}, false
+	}
+	return storedPacket{
+		Payload: pk.Payload, TopicName: pk.TopicName, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
+		Created: pk.Created, Expiry: pk.Expiry, Mods: pk.Mods, PacketID: pk.PacketID,
+		ProtocolVersion: pk.ProtocolVersion, SessionPresent: pk.SessionPresent, ReasonCode: pk.ReasonCode,
+		ReservedBit: pk.ReservedBit, Ignore: pk.Ignore,
+	}, true
+}
+
+// zeroBytes reports whether every byte of *v is zero, which makes *v the
+// zero value, whatever fields its type gains. The converse may not hold
+// (an empty string that keeps a data pointer, padding): such a packet is
+// only kept whole. Unlike reflect's IsZero, it does not move the packet
+// to the heap.
+func zeroBytes[T any](v *T) bool {
+	for _, b := range unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v)) {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *storedPacket) packet() Packet {
+	if s.full != nil {
+		return *s.full
+	}
+	return Packet{
+		Payload: s.Payload, TopicName: s.TopicName, Origin: s.Origin, FixedHeader: s.FixedHeader,
+		Created: s.Created, Expiry: s.Expiry, Mods: s.Mods, PacketID: s.PacketID,
+		ProtocolVersion: s.ProtocolVersion, SessionPresent: s.SessionPresent, ReasonCode: s.ReasonCode,
+		ReservedBit: s.ReservedBit, Ignore: s.Ignore,
+	}
 }
 
 // NewPackets returns a new instance of Packets.
 func NewPackets() *Packets {
 	return &Packets{
-		internal: map[string]Packet{},
+		internal: map[string]storedPacket{},
 	}
 }
 
 // Add adds a new packet to the map.
 func (p *Packets) Add(id string, val Packet) {
+	sp, compact := compactPacket(&val)
 	p.Lock()
 	defer p.Unlock()
-	p.internal[id] = val
+	if !compact {
+		if old, ok := p.internal[id]; ok && old.full != nil {
+			*old.full = val // replaced in place, as upstream's map did
+			return
+		}
+		sp.full = new(Packet)
+		*sp.full = val
+	}
+	p.internal[id] = sp
 }
 
 // GetAll returns all packets in the map.
 func (p *Packets) GetAll() map[string]Packet {
 	p.RLock()
 	defer p.RUnlock()
-	m := map[string]Packet{}
+	m := make(map[string]Packet, len(p.internal))
 	for k, v := range p.internal {
-		m[k] = v
+		m[k] = v.packet()
 	}
 	return m
 }
@@ -97,8 +169,11 @@ func (p *Packets) GetAll() map[string]Packet {
 func (p *Packets) Get(id string) (val Packet, ok bool) {
 	p.RLock()
 	defer p.RUnlock()
-	val, ok = p.internal[id]
-	return val, ok
+	sp, ok := p.internal[id]
+	if !ok {
+		return Packet{}, false
+	}
+	return sp.packet(), true
 }
 
 // Len returns the number of packets in the map.
