@@ -105,10 +105,96 @@ func BenchmarkFormatLock(b *testing.B) {
 			FormatLock(next)
 		}
 	})
+	// first: a process's first FormatLock, nothing remembered (a daemon's
+	// first lock write, plugs lock).
+	b.Run("first", func(b *testing.B) {
+		l := lock(0)
+		for b.Loop() {
+			b.StopTimer()
+			lockBlocks.mu.Lock()
+			lockBlocks.m = nil
+			lockBlocks.mu.Unlock()
+			b.StartTimer()
+			FormatLock(l)
+		}
+	})
 	b.Run("whole", func(b *testing.B) {
 		l := lock(0)
 		for b.Loop() {
 			formatLockWhole(l)
 		}
 	})
+}
+
+// formatLockBlockHCLWrite is formatLockBlock as hclwrite writes it: the
+// oracle of TestFormatLockMatchesHCLWrite.
+func formatLockBlockHCLWrite(n string, e *spec.LockedPlug) []byte {
+	f := hclwrite.NewEmptyFile()
+	b := f.Body().AppendNewBlock("plug", []string{n}).Body()
+	b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
+	if e.Constraint != "" {
+		b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
+	}
+	if e.Version != "" {
+		b.SetAttributeValue("version", cty.StringVal(e.Version))
+	}
+	b.SetAttributeValue("revision", cty.StringVal(e.Revision))
+	b.SetAttributeValue("hash", cty.StringVal(e.Hash))
+	if e.SHA256 != "" {
+		b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
+	}
+	return f.Bytes()
+}
+
+// TestFormatLockMatchesHCLWrite: the block formatLockBlock writes directly
+// is byte for byte what hclwrite writes, for names and values that need
+// escaping or normalizing (templates, quotes, controls, non-printable
+// runes on both sides of U+FFFF, combining marks, invalid UTF-8), every
+// combination of optional attributes, and random rune soup.
+func TestFormatLockMatchesHCLWrite(t *testing.T) {
+	odd := []string{"", "plain", "${x}", "%{if x}", "$", "%", "$${y}", "%%{z}", "a$", "{$}", "a\"b", "tab\there", "nl\nx", "cr\rx",
+		"back\\slash", "\x01\x7f", "ünï", "e\u0301", "\u00e9", "\u2028\u2029", "\U000e0001", "\U0001f600", "\xff\xfe", "a\x00b",
+		"https://u:p@h/x.zip", "git::ssh://git@h/r.git?ref=v1"}
+	r := rand.New(rand.NewPCG(7, 11))
+	soup := func() string {
+		var sb strings.Builder
+		for range r.IntN(12) {
+			switch r.IntN(4) {
+			case 0:
+				sb.WriteByte(byte(r.IntN(256)))
+			case 1:
+				sb.WriteRune(rune(r.IntN(0x3000)))
+			case 2:
+				sb.WriteString([]string{"$", "%", "{", "}", "\\", "\"", "\u0301"}[r.IntN(7)])
+			default:
+				sb.WriteRune(rune(0x10000 + r.IntN(0xf0000)))
+			}
+		}
+		return sb.String()
+	}
+	check := func(n string, e *spec.LockedPlug) {
+		t.Helper()
+		got, want := formatLockBlock(n, e), formatLockBlockHCLWrite(n, e)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("name %q, entry %+v:\ndirect:\n%s\nhclwrite:\n%s", n, e, got, want)
+		}
+	}
+	for i, s := range odd {
+		for opt := range 8 {
+			e := &spec.LockedPlug{Source: s, Revision: odd[(i+1)%len(odd)], Hash: "h2:" + s}
+			if opt&1 != 0 {
+				e.Constraint = s
+			}
+			if opt&2 != 0 {
+				e.Version = odd[(i+2)%len(odd)]
+			}
+			if opt&4 != 0 {
+				e.SHA256 = s
+			}
+			check(s, e)
+		}
+	}
+	for range 2000 {
+		check(soup(), &spec.LockedPlug{Source: soup(), Constraint: soup(), Version: soup(), Revision: soup(), Hash: soup(), SHA256: soup()})
+	}
 }
