@@ -49,14 +49,15 @@ func TestEmbeddedDrainDeliversLastMessages(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	states := 0
+	// QoS 1 is at least once: a state may come twice, none may be missing.
+	states := map[string]bool{}
 	mqtttest.Await(t, sub, "offline after the broker closed", func(m mqtttest.Message) bool {
 		if m.Topic != "plugs/drain/status" {
-			states++
+			states[m.Topic] = true
 		}
 		return m.Topic == "plugs/drain/status" && string(m.Payload) == StatusOffline
 	})
-	if states != n {
-		t.Errorf("subscriber got %d stopped states before offline, want %d", states, n)
+	if len(states) != n {
+		t.Errorf("subscriber got %d of the %d stopped states before offline", len(states), n)
 	}
 }
