@@ -27,19 +27,7 @@ func formatLockWhole(l *spec.Lock) []byte {
 		if i > 0 {
 			body.AppendNewline()
 		}
-		b := body.AppendNewBlock("plug", []string{n}).Body()
-		b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
-		if e.Constraint != "" {
-			b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
-		}
-		if e.Version != "" {
-			b.SetAttributeValue("version", cty.StringVal(e.Version))
-		}
-		b.SetAttributeValue("revision", cty.StringVal(e.Revision))
-		b.SetAttributeValue("hash", cty.StringVal(e.Hash))
-		if e.SHA256 != "" {
-			b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
-		}
+		setLockAttributes(body.AppendNewBlock("plug", []string{n}).Body(), e)
 	}
 	var buf bytes.Buffer
 	buf.WriteString(LockHeader)
@@ -130,7 +118,12 @@ func BenchmarkFormatLock(b *testing.B) {
 // oracle of TestFormatLockMatchesHCLWrite.
 func formatLockBlockHCLWrite(n string, e *spec.LockedPlug) []byte {
 	f := hclwrite.NewEmptyFile()
-	b := f.Body().AppendNewBlock("plug", []string{n}).Body()
+	setLockAttributes(f.Body().AppendNewBlock("plug", []string{n}).Body(), e)
+	return f.Bytes()
+}
+
+// setLockAttributes sets the attributes of e's plug block with hclwrite.
+func setLockAttributes(b *hclwrite.Body, e *spec.LockedPlug) {
 	b.SetAttributeValue("source", cty.StringVal(redact(e.Source)))
 	if e.Constraint != "" {
 		b.SetAttributeValue("constraint", cty.StringVal(e.Constraint))
@@ -143,7 +136,6 @@ func formatLockBlockHCLWrite(n string, e *spec.LockedPlug) []byte {
 	if e.SHA256 != "" {
 		b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
 	}
-	return f.Bytes()
 }
 
 // TestFormatLockMatchesHCLWrite: the block formatLockBlock writes directly
