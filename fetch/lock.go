@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -88,13 +87,8 @@ func (s *Store) Lock(ctx context.Context, d *spec.Deployment, old *spec.Lock, up
 }
 
 // FormatLock renders a lock as plugs.lock.hcl: the header, then one block per
-// plug sorted by name. Equal locks give equal bytes.
-//
-// Each block is formatted on its own (hclwrite aligns the arguments of a
-// body, and the file's body holds nothing but the blocks) and remembered
-// until the next FormatLock: a daemon rewrites a lock of 1,000 entries
-// after each reconcile that fetched a plug, and hclwrite's formatting was
-// most of that cost (issue 17). TestFormatLockBlockByBlock holds it to
+// plug sorted by name, each as hclwrite writes it (appendLockBlock). Equal
+// locks give equal bytes. TestFormatLockBlockByBlock holds it to hclwrite
 // formatting the whole file at once.
 func FormatLock(l *spec.Lock) []byte {
 	names := make([]string, 0, len(l.Plugs))
@@ -102,48 +96,28 @@ func FormatLock(l *spec.Lock) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	lockBlocks.mu.Lock()
-	defer lockBlocks.mu.Unlock()
-	next := make(map[lockEntry][]byte, len(names))
-	var buf bytes.Buffer
-	buf.WriteString(LockHeader)
-	buf.WriteString("\n")
+	b := make([]byte, 0, len(LockHeader)+1+len(names)*256)
+	b = append(b, LockHeader...)
+	b = append(b, '\n')
 	for i, n := range names {
-		e := l.Plugs[n]
-		k := lockEntry{n, e.Source, e.Constraint, e.Version, e.Revision, e.Hash, e.SHA256}
-		b, ok := lockBlocks.m[k]
-		if !ok {
-			b = formatLockBlock(n, e)
-		}
-		next[k] = b
 		if i > 0 {
-			buf.WriteString("\n")
+			b = append(b, '\n')
 		}
-		buf.Write(b)
+		b = appendLockBlock(b, n, l.Plugs[n])
 	}
-	lockBlocks.m = next
-	return buf.Bytes()
+	return b
 }
 
-// lockBlocks are the blocks of the last FormatLock, by their entry.
-var lockBlocks struct {
-	mu sync.Mutex
-	m  map[lockEntry][]byte
-}
-
-// lockEntry is what a lock block shows of an entry.
-type lockEntry struct{ name, source, constraint, version, revision, hash, sha256 string }
-
-// formatLockBlock is the text of the plug block of entry e named n, as
-// hclwrite formats it (a quoted label, the attributes' "=" aligned, strings
-// escaped and NFC-normalized as cty.StringVal and TokensForValue do), written
-// directly: building hclwrite's syntax tree for each of 1,000 blocks took
-// 32-37 ms, a daemon's first lock write. TestFormatLockMatchesHCLWrite holds
-// the two equal over odd strings.
-func formatLockBlock(n string, e *spec.LockedPlug) []byte {
+// appendLockBlock appends the plug block of entry e named n as hclwrite
+// formats it (a quoted label, the attributes' "=" aligned, strings escaped
+// and NFC-normalized as cty.StringVal and TokensForValue do), written
+// directly: hclwrite's syntax tree for a lock of 1,000 plugs took 34-40 ms,
+// a daemon's lock write after each reconcile that fetched a plug (issue
+// 17). TestFormatLockMatchesHCLWrite holds the two equal over odd strings.
+func appendLockBlock(b []byte, n string, e *spec.LockedPlug) []byte {
 	type attr struct{ name, value string }
-	attrs := make([]attr, 0, 6)
-	attrs = append(attrs, attr{"source", redact(e.Source)})
+	var all [6]attr
+	attrs := append(all[:0], attr{"source", redact(e.Source)})
 	if e.Constraint != "" {
 		attrs = append(attrs, attr{"constraint", e.Constraint})
 	}
@@ -158,7 +132,6 @@ func formatLockBlock(n string, e *spec.LockedPlug) []byte {
 	for _, a := range attrs {
 		width = max(width, len(a.name))
 	}
-	b := make([]byte, 0, 64+len(n)+len(attrs)*(width+64))
 	b = append(b, `plug "`...)
 	b = appendQuotedLit(b, n)
 	b = append(b, "\" {\n"...)
