@@ -109,7 +109,7 @@ func BenchmarkReload1000(b *testing.B) {
 	})
 	b.Run("again", func(b *testing.B) {
 		s := Open(dir, Options{})
-		s.treeCache.racy = -time.Hour // the trees were just written: remember them anyway
+		s.cache.trees.racy = -time.Hour // the trees were just written: remember them anyway
 		reload(s)
 		for b.Loop() {
 			reload(s)

@@ -14,7 +14,7 @@ import (
 // and that a caller's changes to a marker it got do not reach the cache.
 func TestReadMarkerCache(t *testing.T) {
 	s := Open(t.TempDir(), Options{})
-	s.treeCache.racy = 0 // every stat is old enough to trust
+	s.cache.trees.racy = 0 // every stat is old enough to trust
 	if err := os.MkdirAll(s.treeDir("p", "r1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +38,8 @@ func TestReadMarkerCache(t *testing.T) {
 	if m := read(); m.Hash != "h2:aaaa" || m.BuildCommand[0] != "make" {
 		t.Fatalf("a caller's change reached the cache: %+v", m)
 	}
-	if len(s.markers.m) != 1 {
-		t.Fatalf("%d markers cached, want 1", len(s.markers.m))
+	if len(s.cache.markers.m) != 1 {
+		t.Fatalf("%d markers cached, want 1", len(s.cache.markers.m))
 	}
 
 	write(&marker{Source: "./a", Revision: "r1", Hash: "h2:bbbb"}) // renamed over it

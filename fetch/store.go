@@ -80,8 +80,7 @@ type Store struct {
 	locks     map[string]*sync.Mutex
 	manifests map[string]*spec.Manifest // by tree folder and hashes, see manifest
 
-	treeCache *treeCache   // verified tree hashes, see hashTree; shared, see Options.Cache
-	markers   *markerCache // markers read, see readMarker; shared too
+	cache *Cache // verified tree hashes (hashTree) and markers read (readMarker); see Options.Cache
 }
 
 // Open returns the store of a state directory; nothing is created until used.
@@ -99,7 +98,7 @@ func Open(stateDir string, opts Options) *Store {
 	if c == nil {
 		c = NewCache()
 	}
-	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, manifests: map[string]*spec.Manifest{}, treeCache: &c.trees, markers: &c.markers}
+	return &Store{dir: stateDir, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}, manifests: map[string]*spec.Manifest{}, cache: c}
 }
 
 // Tree is a plug's plugin tree in the store.
@@ -167,8 +166,8 @@ func (s *Store) readMarker(plug, rev string) (*marker, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, stable := statID(st, s.treeCache.racy)
-	m, ok := s.markers.get(name, id)
+	id, stable := statID(st, s.cache.trees.racy)
+	m, ok := s.cache.markers.get(name, id)
 	if !ok {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -180,8 +179,8 @@ func (s *Store) readMarker(plug, rev string) (*marker, error) {
 		}
 		// Kept only when the file did not change while it was read.
 		if st2, err := os.Stat(name); err == nil && stable {
-			if id2, _ := statID(st2, s.treeCache.racy); id2 == id {
-				s.markers.put(name, id, m)
+			if id2, _ := statID(st2, s.cache.trees.racy); id2 == id {
+				s.cache.markers.put(name, id, m)
 			}
 		}
 	}

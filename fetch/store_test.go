@@ -118,13 +118,13 @@ func TestRunnableVerifiesOnceThenOnChange(t *testing.T) {
 	d := deployment(t, plugOf("p", "./p", ""))
 	localPlugin(t, d.BaseDir, "p", "")
 	s := newStore(t)
-	s.treeCache.racy = -time.Hour // the files were just written: remember them anyway
+	s.cache.trees.racy = -time.Hour // the files were just written: remember them anyway
 	l := mustLock(t, s, d, nil)
 	mustFetch(t, s, d, l, true)
 	hashed := func() int {
-		s.treeCache.mu.Lock()
-		defer s.treeCache.mu.Unlock()
-		return s.treeCache.hashed
+		s.cache.trees.mu.Lock()
+		defer s.cache.trees.mu.Unlock()
+		return s.cache.trees.hashed
 	}
 
 	run, err := s.Runnable(d, l)
@@ -148,7 +148,7 @@ func TestRunnableVerifiesOnceThenOnChange(t *testing.T) {
 	if _, err := fresh.Runnable(d, l); err != nil {
 		t.Fatal(err)
 	}
-	if fresh.treeCache.hashed == 0 {
+	if fresh.cache.trees.hashed == 0 {
 		t.Error("a new Store trusted a tree it never hashed")
 	}
 
@@ -251,7 +251,7 @@ func TestVerifyDir(t *testing.T) {
 	d := deployment(t, plugOf("p", "./p", ""))
 	localPlugin(t, d.BaseDir, "p", "")
 	s := newStore(t)
-	s.treeCache.racy = -time.Hour
+	s.cache.trees.racy = -time.Hour
 	l := mustLock(t, s, d, nil)
 	mustFetch(t, s, d, l, true)
 	run, err := s.Runnable(d, l)
@@ -378,14 +378,14 @@ func TestSharedLocalSourceHashedOncePerFetch(t *testing.T) {
 	d := deployment(t, plugOf("a", "./p", ""), plugOf("b", "./p", ""), plugOf("c", "./p", ""))
 	localPlugin(t, d.BaseDir, "p", "")
 	s := newStore(t)
-	s.treeCache.racy = time.Hour // the source was just written: never remembered, hashed at each look
+	s.cache.trees.racy = time.Hour // the source was just written: never remembered, hashed at each look
 	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
 	mustFetch(t, s, d, l, false)
 	before := l.Plugs["a"].Revision
 	hashed := func() int {
-		s.treeCache.mu.Lock()
-		defer s.treeCache.mu.Unlock()
-		return s.treeCache.hashed
+		s.cache.trees.mu.Lock()
+		defer s.cache.trees.mu.Unlock()
+		return s.cache.trees.hashed
 	}
 	h0 := hashed()
 	mustFetch(t, s, d, l, false)

@@ -51,7 +51,7 @@ func (s *Store) hashTree(dir, want string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c := s.treeCache
+	c := &s.cache.trees
 	c.mu.Lock()
 	known, ok := c.trees[key]
 	c.mu.Unlock()
