@@ -85,7 +85,7 @@ func TestEmbeddedRetainedPacketsRoundTrip(t *testing.T) {
 		}
 	}
 
-	pub, _ := v5Client(t, e, "plugs-test-pub", nil)
+	pub := v5Client(t, e, "plugs-test-pub", nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := pub.Publish(ctx, &paho.Publish{Topic: "plugs/h/props", QoS: 1, Retain: true, Payload: []byte("with properties"),
@@ -93,7 +93,7 @@ func TestEmbeddedRetainedPacketsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan *paho.Publish, 1)
-	sub, _ := v5Client(t, e, "plugs-test-sub", func(p *paho.Publish) {
+	sub := v5Client(t, e, "plugs-test-sub", func(p *paho.Publish) {
 		select {
 		case got <- p:
 		default:
@@ -113,6 +113,7 @@ func TestEmbeddedRetainedPacketsRoundTrip(t *testing.T) {
 }
 
 // v5Client is v5 under the daemon's account.
-func v5Client(t *testing.T, e *Embedded, clientID string, onMsg func(*paho.Publish)) (*paho.Client, any) {
-	return v5(t, e, DaemonUsername, clientID, nil, onMsg)
+func v5Client(t *testing.T, e *Embedded, clientID string, onMsg func(*paho.Publish)) *paho.Client {
+	c, _ := v5(t, e, DaemonUsername, clientID, nil, onMsg)
+	return c
 }
