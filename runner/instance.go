@@ -611,10 +611,9 @@ func (in *supervised) spawn() (*process, error) {
 	if box != nil {
 		attr.Files = append(attr.Files, box.Files...)
 	}
-	// The pidfd the fork makes is the poller's (watchExit), and the
-	// os.Process is released: one pidfd per instance instead of two.
-	// Every fork copies, and its exec closes, each descriptor the daemon
-	// holds, so each one costs every start.
+	// The pidfd the fork makes is the poller's (watchExit): one per
+	// instance. A spawner thread with a table of its own makes none
+	// (spawner.go), and watchExit opens it.
 	pidfd := -1
 	if pidfdWorks() {
 		if attr.Sys == nil {
@@ -622,7 +621,7 @@ func (in *supervised) spawn() (*process, error) {
 		}
 		attr.Sys.PidFD = &pidfd
 	}
-	proc, err := sp.spawn(path, argv, attr)
+	pid, err := sp.spawn(path, argv, attr)
 	pw.Close()
 	if err != nil {
 		if box != nil {
@@ -631,8 +630,8 @@ func (in *supervised) spawn() (*process, error) {
 		out.close()
 		return nil, fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	p := &process{pid: proc.Pid, startedAt: in.r.clock.Now(), zombie: make(chan struct{}), out: out, box: box}
-	_ = proc.Release() // reap waits for the pid: a zombie's pid is not reused
+	// reap waits for the pid: a zombie's pid is not reused.
+	p := &process{pid: pid, startedAt: in.r.clock.Now(), zombie: make(chan struct{}), out: out, box: box}
 	watchExit(p.pid, pidfd, func() { close(p.zombie) })
 	if err := in.sandboxStarted(box, p); err != nil {
 		return nil, err

@@ -290,7 +290,7 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	}
 
 	start := time.Now()
-	proc, err := sp.spawnIn(path, argv, &os.ProcAttr{Dir: spec.Dir, Env: envv, Files: files,
+	pid, err := sp.spawnIn(path, argv, &os.ProcAttr{Dir: spec.Dir, Env: envv, Files: files,
 		Sys: &syscall.SysProcAttr{Credential: cred}}, !interactive)
 	for _, f := range childEnds {
 		f.Close()
@@ -306,7 +306,6 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 		pumps.Wait()
 		return Result{}, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	pid := proc.Pid
 	target := Target{Env: "PLUGS_RUN_ID=" + runID}
 	if !interactive {
 		target.Leader = pid
@@ -368,15 +367,15 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	if !interactive {
 		_ = unix.Kill(-pid, syscall.SIGKILL)
 	}
-	ps, werr := proc.Wait()
+	ws, werr := waitPid(pid)
 	forked.remove(pid)
 	res.Duration = time.Since(start)
 	res.ExitCode = -1
 	if werr == nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		if ws.Signaled() {
 			res.Signal = signalName(ws.Signal())
 		} else {
-			res.ExitCode = ps.ExitCode()
+			res.ExitCode = ws.ExitStatus()
 		}
 	}
 	for _, f := range readers {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -18,10 +20,17 @@ import (
 // runtime retires a thread. When the spawner stops, its threads exit and
 // any child still alive receives SIGKILL, which is the point.
 //
-// A fork blocks its thread until the child has exec'd (os.StartProcess
-// uses CLONE_VFORK); with one thread per CPU, parallel starts fork in
-// parallel. Only the fork runs there: callers prepare files, environment
-// and pipes in their own goroutines.
+// A fork blocks its thread until the child has exec'd (CLONE_VFORK); with
+// one thread per CPU, parallel starts fork in parallel. Only the fork runs
+// there: callers prepare files, environment and pipes in their own
+// goroutines.
+//
+// Each thread forks from a descriptor table of its own (privateFiles):
+// an exec closes every close-on-exec descriptor the child inherited, one
+// by one, and a daemon of 1,000 instances holds ~2,000 (a pidfd and an
+// output pipe each), cold in the cache. That cost ~1 ms per exec, most of
+// a restart. The thread's table holds a handful, and the descriptors a
+// child gets are copied into it for its fork (pidfd_getfd).
 type spawner struct {
 	reqs chan spawnReq
 	done chan struct{}
@@ -30,13 +39,21 @@ type spawner struct {
 type spawnReq struct {
 	path  string
 	argv  []string
-	attr  *os.ProcAttr
+	attr  *syscall.ProcAttr // Files are the caller's descriptors
 	reply chan spawnResult
 }
 
 type spawnResult struct {
-	proc *os.Process
-	err  error
+	pid int
+	err error
+}
+
+// threadReady is what a spawner thread reports once it serves.
+type threadReady struct {
+	err error
+	// shared is a descriptor the thread opened before it took a table of
+	// its own, to be closed in the process's table (-1: none).
+	shared int
 }
 
 // newSpawner starts the spawner's threads. With noNewPrivs each thread sets
@@ -44,8 +61,9 @@ type spawnResult struct {
 // child it forks, so no_new_privs instances get a spawner of their own.
 func newSpawner(noNewPrivs bool, threads int) (*spawner, error) {
 	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
+	netpollReady()
 	var wg sync.WaitGroup
-	ready := make(chan error, threads)
+	ready := make(chan threadReady, threads)
 	for range threads {
 		wg.Go(func() { s.loop(noNewPrivs, ready) })
 	}
@@ -55,7 +73,11 @@ func newSpawner(noNewPrivs bool, threads int) (*spawner, error) {
 	}()
 	var errs []error
 	for range threads {
-		errs = append(errs, <-ready)
+		r := <-ready
+		if r.shared >= 0 {
+			unix.Close(r.shared)
+		}
+		errs = append(errs, r.err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		s.stop()
@@ -64,7 +86,7 @@ func newSpawner(noNewPrivs bool, threads int) (*spawner, error) {
 	return s, nil
 }
 
-func (s *spawner) loop(noNewPrivs bool, ready chan<- error) {
+func (s *spawner) loop(noNewPrivs bool, ready chan<- threadReady) {
 	// Not on the main thread, where orphans are reparented (spawnerTids).
 	lockOffThread(unix.Getpid(), func() { s.serve(noNewPrivs, ready) })
 }
@@ -93,49 +115,183 @@ func lockOffThread(tid int, f func()) {
 
 // serve forks the requests from the calling thread, which it registers
 // in spawnerTids while it may have children.
-func (s *spawner) serve(noNewPrivs bool, ready chan<- error) {
+func (s *spawner) serve(noNewPrivs bool, ready chan<- threadReady) {
 	tid := unix.Gettid()
 	spawnerTids.add(tid)
 	// Removed before the thread exits: a new thread may reuse the id.
 	defer spawnerTids.remove(tid)
 	if noNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			ready <- fmt.Errorf("set no_new_privs: %w", err)
+			ready <- threadReady{fmt.Errorf("set no_new_privs: %w", err), -1}
 			return
 		}
 	}
-	ready <- nil
+	self := -1
+	if forkPrivate {
+		self = privateFiles()
+	}
+	if self >= 0 {
+		// The thread's exit closes it with its table.
+		ready <- threadReady{nil, self}
+	} else {
+		ready <- threadReady{nil, -1}
+	}
 	for req := range s.reqs {
-		p, err := os.StartProcess(req.path, req.argv, req.attr)
+		pid, err := forkExec(self, req.path, req.argv, req.attr)
 		if err == nil {
-			forked.add(p.Pid) // the caller reaps it, and removes it then
+			forked.add(pid) // the caller reaps it, and removes it then
 		}
-		req.reply <- spawnResult{p, err}
+		req.reply <- spawnResult{pid, err}
 	}
 }
 
+// privateFiles gives the calling thread a descriptor table of its own and
+// returns a pidfd of the process in it, through which the thread copies
+// the process's descriptors (pidfd_getfd, Linux 5.6); -1 when it cannot
+// (an old kernel, a seccomp filter): the thread then shares the process's
+// table, and its forks are as dear as any. The thread must never run
+// another goroutine: it is locked and exits with its goroutine
+// (lockOffThread), and Go makes the threads a locked thread needs from
+// its template thread, never by cloning this one.
+//
+// The table keeps 0-2 (where the runtime writes a crash), the runtime's
+// netpoller (its epoll set and eventfd, which a stop or start of the
+// world on this thread uses: netpollReady made them first) and the pidfd;
+// every other descriptor is closed here, in this table only.
+func privateFiles() int {
+	self, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return -1
+	}
+	probe, err := unix.PidfdGetfd(self, self, 0)
+	if err != nil {
+		unix.Close(self)
+		return -1
+	}
+	unix.Close(probe)
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		unix.Close(self)
+		return -1
+	}
+	// self is in both tables now: the caller closes the process's copy
+	// (serve reports it), this table keeps its own.
+	ents, err := os.ReadDir("/proc/thread-self/fd")
+	if err != nil {
+		return self
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 || fd == self {
+			continue
+		}
+		switch l, _ := os.Readlink("/proc/thread-self/fd/" + e.Name()); l {
+		case "anon_inode:[eventpoll]", "anon_inode:[eventfd]":
+			continue
+		}
+		unix.Close(fd)
+	}
+	return self
+}
+
+// forkPrivate lets spawner threads take a table of their own; tests turn
+// it off for the shared path, which a kernel without pidfd_getfd takes.
+var forkPrivate = true
+
+// netpollReady makes sure the runtime's netpoller has its descriptors
+// before a spawner thread copies the table: a pipe is registered with it.
+var netpollReady = sync.OnceFunc(func() {
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+})
+
+// forkExec forks and execs path from the calling spawner thread. With a
+// private table (self >= 0) the child's files are first copied into it,
+// and closed after the fork; no pidfd is made then (*attr.Sys.PidFD stays
+// as it was, -1): one made here would be in this table, and the caller
+// opens its own (watchExit).
+func forkExec(self int, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if self < 0 {
+		pid, err := syscall.ForkExec(path, argv, attr)
+		return pid, wrapForkErr(path, err)
+	}
+	a := *attr
+	a.Files = make([]uintptr, len(attr.Files))
+	var copied []int
+	defer func() {
+		for _, fd := range copied {
+			unix.Close(fd)
+		}
+	}()
+	for i, fd := range attr.Files {
+		if fd == ^uintptr(0) {
+			a.Files[i] = fd
+			continue
+		}
+		if j := slices.Index(attr.Files[:i], fd); j >= 0 {
+			a.Files[i] = a.Files[j]
+			continue
+		}
+		n, err := unix.PidfdGetfd(self, int(fd), 0)
+		if err != nil {
+			return 0, wrapForkErr(path, fmt.Errorf("copy descriptor %d: %w", fd, err))
+		}
+		copied = append(copied, n)
+		a.Files[i] = uintptr(n)
+	}
+	if attr.Sys != nil && attr.Sys.PidFD != nil {
+		sys := *attr.Sys
+		sys.PidFD = nil
+		a.Sys = &sys
+	}
+	pid, err := syscall.ForkExec(path, argv, &a)
+	return pid, wrapForkErr(path, err)
+}
+
+// wrapForkErr is the error os.StartProcess returns.
+func wrapForkErr(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: "fork/exec", Path: path, Err: err}
+}
+
 // spawn starts a process from the spawner thread, with Pdeathsig SIGKILL
-// and a process group of its own.
-func (s *spawner) spawn(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+// and a process group of its own, and returns its pid. The caller reaps
+// it (waitPid) and removes it from forked. A pidfd asked for in
+// attr.Sys.PidFD (set to -1 first) may not be made: see forkExec.
+func (s *spawner) spawn(path string, argv []string, attr *os.ProcAttr) (int, error) {
 	return s.spawnIn(path, argv, attr, true)
 }
 
 // spawnIn is spawn, with a process group of its own only when ownGroup
 // (an interactive run stays in the caller's, with its terminal).
-func (s *spawner) spawnIn(path string, argv []string, attr *os.ProcAttr, ownGroup bool) (*os.Process, error) {
+func (s *spawner) spawnIn(path string, argv []string, attr *os.ProcAttr, ownGroup bool) (int, error) {
 	if attr.Sys == nil {
 		attr.Sys = &syscall.SysProcAttr{}
 	}
 	attr.Sys.Setpgid = ownGroup
 	attr.Sys.Pdeathsig = syscall.SIGKILL
+	env := attr.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	sa := &syscall.ProcAttr{Dir: attr.Dir, Env: env, Sys: attr.Sys, Files: make([]uintptr, len(attr.Files))}
+	for i, f := range attr.Files {
+		// Fd puts the file in blocking mode, as os.StartProcess does: the
+		// child gets it as it would from a shell.
+		sa.Files[i] = f.Fd()
+	}
 	reply := make(chan spawnResult, 1)
 	select {
-	case s.reqs <- spawnReq{path, argv, attr, reply}:
+	case s.reqs <- spawnReq{path, argv, sa, reply}:
 	case <-s.done:
-		return nil, errors.New("runner closed")
+		return 0, errors.New("runner closed")
 	}
 	r := <-reply
-	return r.proc, r.err
+	runtime.KeepAlive(attr) // its files stay open until the fork is done
+	return r.pid, r.err
 }
 
 // stop ends the spawner's threads.
