@@ -460,9 +460,12 @@ func TestSupervisorKilledLeavesNoChildren(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "gc.pid")
 	sup := startSupervisor(t, "supervisor", dir, "5", pidFile)
 	var pids []int
-	eventually(t, "grandchild started", func() bool { _, err := os.Stat(pidFile); return err == nil })
-	b, _ := os.ReadFile(pidFile)
-	gcPID, _ := strconv.Atoi(string(b))
+	var gcPID int
+	eventually(t, "grandchild started", func() bool {
+		b, _ := os.ReadFile(pidFile)
+		gcPID, _ = strconv.Atoi(string(b))
+		return gcPID > 0
+	})
 	for _, f := range instanceFiles(t, dir) {
 		if f.State != "running" || f.PID == 0 {
 			t.Fatalf("before kill: %+v", f)

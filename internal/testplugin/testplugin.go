@@ -183,7 +183,7 @@ var modes = map[string]Mode{
 			return 3
 		}
 		if pidfile := arg(args, 0); pidfile != "-" && pidfile != "" {
-			if err := os.WriteFile(pidfile, out, 0o600); err != nil {
+			if err := writePIDFile(pidfile, out); err != nil {
 				return 3
 			}
 		} else {
@@ -350,7 +350,18 @@ func startChild(pidfile, mode string, attr *syscall.SysProcAttr) error {
 	if err := c.Start(); err != nil {
 		return err
 	}
-	return os.WriteFile(pidfile, []byte(strconv.Itoa(c.Process.Pid)), 0o600)
+	return writePIDFile(pidfile, []byte(strconv.Itoa(c.Process.Pid)))
+}
+
+// writePIDFile writes a pid file whole: tests wait for it to exist, then
+// read it, and a file created but not yet written read as pid 0 (a test
+// then took the process for gone).
+func writePIDFile(name string, b []byte) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
 }
 
 func dial(addr string) error {
