@@ -1,6 +1,7 @@
 package exepages
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -72,6 +73,23 @@ func TestReleasableSelectsReadOnlyExePages(t *testing.T) {
 // data lives in .data (initialised, writable): Release must not touch it.
 var data = [4096]byte{1: 17}
 
+// syncExecutable writes the test binary's dirty pages back.
+func syncExecutable(t *testing.T) {
+	t.Helper()
+	name, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func exeRss(t *testing.T) int64 {
 	t.Helper()
 	n, err := Resident()
@@ -81,11 +99,17 @@ func exeRss(t *testing.T) int64 {
 	return n
 }
 
-// TestReleaseUnmapsTheBinarysPages: after Release most of the test binary's
-// read-only pages are no longer resident in this process, what it runs
-// next faults back in, and its writable data keeps its values.
+// TestReleaseUnmapsTheBinarysPages: after Release a good part of the test
+// binary's read-only pages are no longer resident in this process, what it
+// runs next faults back in, and its writable data keeps its values.
+//
+// The test binary was just linked: its pages may still be dirty in the
+// page cache, waiting for writeback, and a dirty page is not paged out
+// (on a slow disk 2.5 of 4 MiB stayed so). It is synced first, as a
+// daemon's installed binary long is.
 func TestReleaseUnmapsTheBinarysPages(t *testing.T) {
 	data[2] = 99
+	syncExecutable(t)
 	before := exeRss(t)
 	if before < 1<<20 {
 		t.Skipf("only %d KiB of the test binary resident: nothing to measure", before>>10)
@@ -99,7 +123,11 @@ func TestReleaseUnmapsTheBinarysPages(t *testing.T) {
 	}
 	after := exeRss(t)
 	t.Logf("the test binary's read-only pages resident: %d KiB before, %d KiB after", before>>10, after>>10)
-	if after > before/2 {
+	// What runs between the madvise and the read of smaps (the runtime's
+	// threads, Resident itself) faults part back in, a folio at a time:
+	// 0.45–0.62 of it on this VM in December 2026. A Release that did
+	// nothing leaves all of it.
+	if after > before*3/4 {
 		t.Errorf("%d KiB resident after Release, %d KiB before: not released", after>>10, before>>10)
 	}
 	// Code and read-only data still work (faulted back in), .data kept.
