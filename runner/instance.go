@@ -747,8 +747,16 @@ func (in *supervised) stopProcess(ctx context.Context, p *process, restart, requ
 		case <-p.zombie:
 			return in.reap(p)
 		case <-slow:
-			in.writeState(stopping)
 			slow = nil
+			// Both may be ready when this goroutine ran late (a stop of
+			// 1,000 on two cores): an exited process goes to stopped in
+			// one write.
+			select {
+			case <-p.zombie:
+				return in.reap(p)
+			default:
+			}
+			in.writeState(stopping)
 		case <-expired:
 			in.r.log.Warn("stop timeout, killing", "plug", in.id.Plug, "instance", in.id.Instance, "pid", p.pid)
 			waiting = false
