@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"slices"
@@ -169,28 +170,58 @@ func privateFiles() int {
 		return -1
 	}
 	unix.Close(probe)
+	// Which descriptors are the runtime's is read from /proc: without it,
+	// the table is not taken.
+	if _, err := ownFDs(); err != nil {
+		unix.Close(self)
+		return -1
+	}
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		unix.Close(self)
 		return -1
 	}
 	// self is in both tables now: the caller closes the process's copy
 	// (serve reports it), this table keeps its own.
-	ents, err := os.ReadDir("/proc/thread-self/fd")
+	fds, err := ownFDs()
 	if err != nil {
-		return self
+		// The listing needs a descriptor, which a full table lacks: each
+		// number up to the limit is looked at instead.
+		var lim unix.Rlimit
+		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+		for fd := 3; fd < int(min(lim.Cur, 1<<20)); fd++ {
+			fds = append(fds, fd)
+		}
 	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 || fd == self {
+	for _, fd := range fds {
+		if fd <= 2 || fd == self {
 			continue
 		}
-		switch l, _ := os.Readlink("/proc/thread-self/fd/" + e.Name()); l {
-		case "anon_inode:[eventpoll]", "anon_inode:[eventfd]":
-			continue
+		l, err := os.Readlink("/proc/thread-self/fd/" + strconv.Itoa(fd))
+		switch {
+		case errors.Is(err, fs.ErrNotExist): // not open
+		case err != nil, l == "anon_inode:[eventpoll]", l == "anon_inode:[eventfd]":
+			// The runtime's netpoller, or one that cannot be told apart
+			// from it: kept.
+		default:
+			unix.Close(fd)
 		}
-		unix.Close(fd)
 	}
 	return self
+}
+
+// ownFDs lists the open descriptors of the calling thread's table.
+func ownFDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc/thread-self/fd")
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	return fds, nil
 }
 
 // forkPrivate lets spawner threads take a table of their own; tests turn

@@ -275,3 +275,50 @@ func TestSpawnerSharedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSpawnerAtDescriptorLimit: a spawner made while the process's table
+// is full (a daemon at its RLIMIT_NOFILE) cannot open the pidfd it needs
+// for a table of its own, and forks from the shared one: once descriptors
+// are free again its forks work.
+func TestSpawnerAtDescriptorLimit(t *testing.T) {
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	lim := unix.Rlimit{Cur: uint64(len(ents) + 64), Max: old.Max}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
+	var fill []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			break
+		}
+		fill = append(fill, f)
+	}
+	sp, err := newSpawner(false, 1)
+	for _, f := range fill {
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.stop()
+	for tid, fds := range threadFDs(t) {
+		if len(fds) <= maxThreadFDs {
+			t.Errorf("spawner thread %d made at the limit holds %d descriptors: a table of its own, without the pidfd it needs?", tid, len(fds))
+		}
+	}
+	pid, err := sp.spawn("/bin/true", []string{"true"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := waitPid(pid)
+	forked.remove(pid)
+	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Errorf("true from a spawner made at the limit: %v, %v", ws, err)
+	}
+}
