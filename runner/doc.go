@@ -10,6 +10,12 @@
 // output into output.log from a short-lived goroutine; an idle instance
 // costs its goroutine's small stack and no other.
 //
+// Every fork runs on a spawner thread (spawner.go): locked for the
+// Runner's life, so that a child's parent-death signal means the daemon's
+// death, and with a descriptor table of its own, so that an exec does not
+// close the daemon's thousands of descriptors and a child gets only its
+// 0-2 (and the sandbox shim's pipe).
+//
 // It does not read plugs.hcl: everything it knows of an instance comes in a
 // instance.Spec.
 package runner
