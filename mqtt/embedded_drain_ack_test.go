@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -19,13 +18,8 @@ func TestEmbeddedDrainBoundedByUnackedSubscriber(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	conn, err := net.Dial("tcp", e.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	got := make(chan *paho.Publish, 1)
-	c := paho.NewClient(paho.ClientConfig{ClientID: "plugs-test-noack", Conn: conn, EnableManualAcknowledgment: true,
+	c, _ := v5With(t, e, DaemonUsername, "plugs-test-noack", nil, paho.ClientConfig{EnableManualAcknowledgment: true,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			select {
 			case got <- pr.Packet:
@@ -35,10 +29,6 @@ func TestEmbeddedDrainBoundedByUnackedSubscriber(t *testing.T) {
 		}}})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "plugs-test-noack", KeepAlive: 30, CleanStart: true,
-		Username: DaemonUsername, UsernameFlag: true, Password: []byte(e.auth.password(DaemonUsername)), PasswordFlag: true}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "plugs/noack/#", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -65,14 +65,22 @@ func TestEmbeddedIdleSweepsNothing(t *testing.T) {
 // own, so that a test can drop it without a DISCONNECT.
 func v5(t *testing.T, e *Embedded, user, clientID string, cp *paho.Connect, onMsg func(*paho.Publish)) (*paho.Client, net.Conn) {
 	t.Helper()
+	var cfg paho.ClientConfig
+	if onMsg != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) { onMsg(pr.Packet); return true, nil }}
+	}
+	return v5With(t, e, user, clientID, cp, cfg)
+}
+
+// v5With is v5 with the client's configuration cfg (its ClientID and
+// Conn are set here).
+func v5With(t *testing.T, e *Embedded, user, clientID string, cp *paho.Connect, cfg paho.ClientConfig) (*paho.Client, net.Conn) {
+	t.Helper()
 	conn, err := net.Dial("tcp", e.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := paho.ClientConfig{ClientID: clientID, Conn: conn}
-	if onMsg != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) { onMsg(pr.Packet); return true, nil }}
-	}
+	cfg.ClientID, cfg.Conn = clientID, conn
 	c := paho.NewClient(cfg)
 	if cp == nil {
 		cp = &paho.Connect{}
