@@ -52,8 +52,8 @@ type spawnResult struct {
 // threadReady is what a spawner thread reports once it serves.
 type threadReady struct {
 	err error
-	// shared is a descriptor the thread opened before it took a table of
-	// its own, to be closed in the process's table (-1: none).
+	// shared is the pidfd the thread opened before it took a table of its
+	// own (privateFiles), to be closed in the process's table (-1: none).
 	shared int
 }
 
@@ -127,16 +127,11 @@ func (s *spawner) serve(noNewPrivs bool, ready chan<- threadReady) {
 			return
 		}
 	}
-	self := -1
+	self := -1 // the pidfd of a table of its own, closed with it at exit
 	if forkPrivate {
 		self = privateFiles()
 	}
-	if self >= 0 {
-		// The thread's exit closes it with its table.
-		ready <- threadReady{nil, self}
-	} else {
-		ready <- threadReady{nil, -1}
-	}
+	ready <- threadReady{nil, self}
 	for req := range s.reqs {
 		pid, err := forkExec(self, req.path, req.argv, req.attr)
 		if err == nil {
