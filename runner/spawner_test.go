@@ -280,37 +280,46 @@ func TestSpawnerSharedTable(t *testing.T) {
 // is full (a daemon at its RLIMIT_NOFILE) cannot open the pidfd it needs
 // for a table of its own, and forks from the shared one: once descriptors
 // are free again its forks work.
+//
+// The table is made full by a soft limit of 3 (0-2 are open), which no
+// descriptor closed elsewhere in the process can undo; only the threads of
+// this spawner are looked at (another test's may still be exiting).
 func TestSpawnerAtDescriptorLimit(t *testing.T) {
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir("/proc/self/fd")
-	lim := unix.Rlimit{Cur: uint64(len(ents) + 64), Max: old.Max}
+	openMany(t, 20) // the shared table is larger than a private one
+	before := threadFDs(t)
+	lim := unix.Rlimit{Cur: 3, Max: old.Max}
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
-	var fill []*os.File
-	for {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			break
-		}
-		fill = append(fill, f)
+	if f, err := os.Open(os.DevNull); err == nil {
+		f.Close()
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+		t.Fatal("a descriptor opens with a soft limit of 3: 0-2 are not all open")
 	}
 	sp, err := newSpawner(false, 1)
-	for _, f := range fill {
-		f.Close()
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.stop()
+	mine := 0
 	for tid, fds := range threadFDs(t) {
+		if _, ok := before[tid]; ok {
+			continue
+		}
+		mine++
 		if len(fds) <= maxThreadFDs {
 			t.Errorf("spawner thread %d made at the limit holds %d descriptors: a table of its own, without the pidfd it needs?", tid, len(fds))
 		}
+	}
+	if mine != 1 {
+		t.Errorf("%d new spawner threads, want 1", mine)
 	}
 	pid, err := sp.spawn("/bin/true", []string{"true"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
 	if err != nil {
