@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/plugs-dev/plugs/api"
@@ -58,14 +59,29 @@ func TestStartRemovesUndeclaredInstanceDirs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(instances, "stray-file")); err != nil {
 		t.Errorf("a file that is no instance folder was removed: %v", err)
 	}
-	_ = filepath.WalkDir(stateDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if b, _ := os.ReadFile(p); strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "hunter3") {
-				t.Errorf("%s still holds a removed instance's secret", p)
+	holding := func(root string) []string {
+		var out []string
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(p); strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "hunter3") {
+					out = append(out, p)
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+		return out
+	}
+	if left := holding(instances); len(left) != 0 {
+		t.Errorf("%v still hold a removed instance's secret", left)
+	}
+	// Their folders wait in removed/ until the starts pause (runner.Remove).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(holding(stateDir)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := holding(stateDir); len(left) != 0 {
+		t.Errorf("%v still hold a removed instance's secret", left)
+	}
 }
 
 // TestTaskDirsPruned: the task folders of task plugs removed from

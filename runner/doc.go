@@ -4,7 +4,9 @@
 //
 // Each instance is one goroutine (run), the only writer of its status and
 // files but two that a first start leaves to the housekeeper, made once
-// the starts pause (housekeep.go). The exits of the instances' processes (pidfds) and their output
+// the starts pause (housekeep.go); the housekeeper also deletes the
+// folders of removed instances, which Remove renames out of instances/
+// at once (runner.go, discard). The exits of the instances' processes (pidfds) and their output
 // pipes are watched by one poller goroutine for the whole process
 // (poller.go), which wakes the instance's goroutine for an exit and copies
 // output into output.log from a short-lived goroutine; an idle instance

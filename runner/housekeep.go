@@ -12,11 +12,12 @@ const housekeepQuiet = 250 * time.Millisecond
 // housekeeper runs the file work a start does not need, once the starts
 // have paused: the twin of instance.json that its next write swaps in
 // (writeSwapped), and the empty output.log of an instance that has printed
-// nothing yet (rotatingFile.Touch). On this kind of VM each file created
+// nothing yet (rotatingFile.Touch), and the deletion of a removed
+// instance's folder (Runner.discard). On this kind of VM each file created
 // costs 150–400 µs of CPU, and the first start of 1,000 instances created
 // seven per instance; those two wait. Each job must be safe to skip
-// (a write makes a missing twin itself, the first output makes the log)
-// and to run late (on an instance stopped or removed since). Its goroutine
+// (a write makes a missing twin itself, the first output makes the log,
+// the next runner deletes what removed/ holds) and to run late (on an instance stopped or removed since). Its goroutine
 // runs only while jobs wait. The zero value is ready to use.
 type housekeeper struct {
 	mu      sync.Mutex

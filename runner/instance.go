@@ -58,6 +58,9 @@ type ctlMsg struct {
 	// unhealthy, set by RestartUnhealthy (runner/health.go), stops the
 	// process as if it had crashed: the restart goes through the backoff.
 	unhealthy string
+	// remove, with a stop (Remove): the instance's folder is about to go,
+	// so its final state is told to the observers but not written.
+	remove bool
 }
 
 func newInstance(r *Runner, spec instance.Spec) *supervised {
@@ -105,7 +108,11 @@ func (in *supervised) state() instance.State {
 // control asks the instance goroutine to stop or restart. A restart
 // returns the result of the new start.
 func (in *supervised) control(ctx context.Context, restart bool) error {
-	m := ctlMsg{ctx: ctx, restart: restart, reply: make(chan error, 1)}
+	return in.send(ctlMsg{ctx: ctx, restart: restart, reply: make(chan error, 1)})
+}
+
+// send hands m to the instance's goroutine and returns its reply.
+func (in *supervised) send(m ctlMsg) error {
 	select {
 	case in.ctl <- m:
 	case <-in.done:
@@ -164,7 +171,7 @@ func (in *supervised) run(first chan<- error) {
 			msg = in.supervise(p, backoff, log)
 		}
 		if msg != nil && !msg.restart {
-			in.finish()
+			in.finish(msg.remove)
 			msg.reply <- nil
 			return
 		}
@@ -423,11 +430,17 @@ func (in *supervised) setWaiting(delay time.Duration, reason string) {
 	})
 }
 
-// finish marks the instance stopped and waits for its output to drain.
-func (in *supervised) finish() {
-	in.setState(func(s *instance.Status) {
+// finish marks the instance stopped and waits for its output to drain;
+// with remove (Remove), instance.json keeps its last state: the folder is
+// deleted next.
+func (in *supervised) finish(remove bool) {
+	st := in.update(func(s *instance.Status) {
 		s.State, s.Reason, s.PID, s.StartedAt = instance.StateStopped, "stopped", 0, time.Time{}
 	})
+	if !remove {
+		in.writeState(st)
+	}
+	in.notify(st)
 	in.later.Lock()
 	in.finished = true
 	in.later.Unlock()

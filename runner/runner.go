@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -159,6 +161,10 @@ func New(opts Options) (*Runner, error) {
 	if opts.Observer != nil {
 		r.notifier = newNotifier(opts.Observer)
 	}
+	if fi, err := os.Lstat(layout.Removed(abs)); err == nil && fi.IsDir() {
+		// Folders of removed instances a crash left (discard).
+		r.housekeep.add(func() { r.deleteRemoved(layout.Removed(abs)) })
+	}
 	return r, nil
 }
 
@@ -245,13 +251,18 @@ func validID(id instance.ID) error {
 // process is reaped. Its files stay, marked stopped. Stopping an unknown
 // instance is a no-op.
 func (r *Runner) Stop(ctx context.Context, id instance.ID) error {
+	return r.stop(ctx, id, false)
+}
+
+// stop is Stop; with remove, the final state is not written (Remove).
+func (r *Runner) stop(ctx context.Context, id instance.ID, remove bool) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	r.mu.Unlock()
 	if in == nil {
 		return nil
 	}
-	in.control(ctx, false)
+	_ = in.send(ctlMsg{ctx: ctx, remove: remove, reply: make(chan error, 1)})
 	<-in.done
 	r.mu.Lock()
 	if r.insts[id] == in {
@@ -278,15 +289,49 @@ func (r *Runner) Remove(ctx context.Context, id instance.ID) error {
 	if err := r.startAfter(ctx); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
-	if err := r.Stop(ctx, id); err != nil {
+	if err := r.stop(ctx, id, true); err != nil {
 		return err
 	}
 	dir := InstanceDir(r.opts.StateDir, id)
-	if err := os.RemoveAll(dir); err != nil {
+	if err := r.discard(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	_ = os.Remove(filepath.Dir(dir)) // the plug's folder, once empty
 	return nil
+}
+
+// discard takes dir out of the instances' folder at once, by a rename
+// into the state directory's removed/ folder, and leaves its deletion to
+// the housekeeper, after the starts pause: the deletes of a reconcile
+// come before its starts, and on ext4 without a journal every inode
+// created within 30 s of a deletion is slow to find (the allocator skips
+// the recently deleted ones, reading each one's inode table block), so
+// that 100 deletions made the 100 creates after them slower. Where the
+// rename cannot be made (removed/ is not a folder of its own, another
+// file system), dir is deleted here. What is left in removed/ by a crash
+// is deleted by the next runner (New).
+func (r *Runner) discard(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	trash := layout.Removed(r.opts.StateDir)
+	if err := os.Mkdir(trash, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+		if fi, err := os.Lstat(trash); err == nil && fi.IsDir() {
+			to := filepath.Join(trash, filepath.Base(filepath.Dir(dir))+"."+filepath.Base(dir)+"."+strconv.FormatUint(rand.Uint64(), 36))
+			if os.Rename(dir, to) == nil {
+				r.housekeep.add(func() { r.deleteRemoved(to) })
+				return nil
+			}
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// deleteRemoved deletes what discard moved to removed/ (housekeeper).
+func (r *Runner) deleteRemoved(name string) {
+	if err := os.RemoveAll(name); err != nil {
+		r.log.Warn("delete the folder of a removed instance", "path", name, "err", err)
+	}
 }
 
 // Update applies spec to a known instance without restarting it: the

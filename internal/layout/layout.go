@@ -14,6 +14,7 @@ const (
 	pluginsDir   = "plugins"
 	cacheDir     = "cache"
 	instancesDir = "instances"
+	removedDir   = "removed"
 	setupDir     = "setup"
 	rolloutsDir  = "rollouts"
 	tasksDir     = "tasks"
@@ -54,6 +55,10 @@ func InstanceDir(stateDir, plug, instance string) string {
 func OutputLog(stateDir, plug, instance string) string {
 	return filepath.Join(stateDir, instancesDir, plug, instance, outputLog)
 }
+
+// Removed is where the folders of removed instances wait for their
+// deletion, off the reconcile's path (runner.Runner.Remove).
+func Removed(stateDir string) string { return filepath.Join(stateDir, removedDir) }
 
 // OutputLogName is the name of an instance's captured output in its folder.
 const OutputLogName = outputLog
