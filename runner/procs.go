@@ -58,20 +58,12 @@ var _ Tracker = (*ProcTracker)(nil)
 // spawners' (spawnerTids), about 80 µs with 18 threads however many
 // instances run; concurrent calls are combined all the same: the caller
 // that finds no walk in progress serves every request that arrived
-// meanwhile with one walk, as a group commit does. In a burst (a walk
-// ended less than trackerBurst ago: a stop of many instances, where each
-// asks twice and the requests come one by one) the walk waits trackerGather
-// first, so that one walk serves the requests of a millisecond, not each
-// its own: ~100 µs of CPU a walk, most of it the threads' children lists.
-// A request after a quiet while is walked for at once. The zero value is
+// meanwhile with one walk, as a group commit does. The zero value is
 // ready to use.
 type ProcTracker struct {
 	mu       sync.Mutex
 	pending  []*trackReq
 	scanning bool
-	lastWalk time.Time // when the last walk ended
-	walks    int       // walks made; tests read it
-	gathers  int       // walks that waited trackerGather first; tests read it
 	// signalled remembers, per Target.Env, the processes found by a call
 	// with a signal other than SIGKILL (the group's members included),
 	// until a SIGKILL call for that Env: one that the stop signal or the
@@ -85,14 +77,6 @@ type trackReq struct {
 	sig  syscall.Signal
 	done chan int
 }
-
-// trackerBurst and trackerGather: a walk that follows another by less than
-// trackerBurst waits trackerGather for more requests (ProcTracker). Tests
-// widen them.
-var (
-	trackerBurst  = 2 * time.Millisecond
-	trackerGather = time.Millisecond
-)
 
 // trackerKillWait bounds how long a SIGKILL round waits for its processes
 // to exit.
@@ -113,19 +97,11 @@ func (pt *ProcTracker) Signal(t Target, sig syscall.Signal) (int, error) {
 	}
 	pt.scanning = true
 	for len(pt.pending) > 0 {
-		if time.Since(pt.lastWalk) < trackerBurst {
-			pt.gathers++
-			pt.mu.Unlock()
-			time.Sleep(trackerGather)
-			pt.mu.Lock()
-		}
 		batch := pt.pending
 		pt.pending = nil
 		pt.mu.Unlock()
 		pt.serve(batch)
 		pt.mu.Lock()
-		pt.lastWalk = time.Now()
-		pt.walks++
 	}
 	pt.scanning = false
 	pt.mu.Unlock()
