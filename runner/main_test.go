@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"fmt"
 	"os"
@@ -22,10 +24,31 @@ func TestMain(m *testing.M) {
 	//
 	//	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
 	//	churn DIR N           run a Runner with N instances crashing and restarting forever
+	//	hog BYTES             touch BYTES of memory, print "ready", sleep (slow to exit when killed)
 	testplugin.Main(m, map[string]testplugin.Mode{
 		"supervisor": func(args []string) int { return supervise("supervisor", args) },
 		"churn":      func(args []string) int { return supervise("churn", args) },
+		"hog":        hog,
 	})
+}
+
+// hog is the hog mode: a process whose exit, once killed, takes a while
+// (its memory is freed in the exit).
+func hog(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	// Small pages: huge ones would be freed at once.
+	_ = unix.Madvise(b, unix.MADV_NOHUGEPAGE)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Hour)
+	return int(b[0]) - 1
 }
 
 // supervise is the supervisor and churn modes.

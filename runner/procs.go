@@ -58,8 +58,10 @@ var _ Tracker = (*ProcTracker)(nil)
 // spawners' (spawnerTids), about 80 µs with 18 threads however many
 // instances run; concurrent calls are combined all the same: the caller
 // that finds no walk in progress serves every request that arrived
-// meanwhile with one walk, as a group commit does. The zero value is
-// ready to use.
+// meanwhile with one walk, as a group commit does. Each caller waits for
+// the processes its own SIGKILL call killed, after the walk: in a stop of
+// 1,000, one process slow to finish its exit held every later walk, and
+// the stops queued behind it, for ~80 ms. The zero value is ready to use.
 type ProcTracker struct {
 	mu       sync.Mutex
 	pending  []*trackReq
@@ -76,6 +78,27 @@ type trackReq struct {
 	t    Target
 	sig  syscall.Signal
 	done chan int
+	// fds are pidfds of the processes a SIGKILL request signalled, set
+	// before done: the requester waits for them itself (wait), so that a
+	// process slow to exit holds up its own stop, not the next walk.
+	fds []unix.PollFd
+}
+
+// wait waits (bounded) for the processes r's walk sent SIGKILL to exit,
+// and returns how many it signalled.
+func (r *trackReq) wait() int {
+	n := <-r.done
+	if len(r.fds) == 0 {
+		return n
+	}
+	waitPidfds(r.fds, trackerKillWait)
+	for _, f := range r.fds {
+		unix.Close(int(f.Fd))
+	}
+	// Their SIGCHLD may have come while the pidfds were open, which keep
+	// the reaper off them (see reapAdopted).
+	reapAdopted()
+	return n
 }
 
 // trackerKillWait bounds how long a SIGKILL round waits for its processes
@@ -93,7 +116,7 @@ func (pt *ProcTracker) Signal(t Target, sig syscall.Signal) (int, error) {
 	pt.pending = append(pt.pending, req)
 	if pt.scanning {
 		pt.mu.Unlock()
-		return <-req.done, nil
+		return req.wait(), nil
 	}
 	pt.scanning = true
 	for len(pt.pending) > 0 {
@@ -105,11 +128,12 @@ func (pt *ProcTracker) Signal(t Target, sig syscall.Signal) (int, error) {
 	}
 	pt.scanning = false
 	pt.mu.Unlock()
-	return <-req.done, nil
+	return req.wait(), nil
 }
 
-// serve finds the processes of every request with one walk,
-// signals them, waits for those sent SIGKILL, and answers each request.
+// serve finds the processes of every request with one walk, signals
+// them, and answers each request; a SIGKILL request gets the pidfds of
+// the processes it signalled, to wait for.
 func (pt *ProcTracker) serve(reqs []*trackReq) {
 	targets := make([]Target, len(reqs))
 	for i, r := range reqs {
@@ -134,7 +158,6 @@ func (pt *ProcTracker) serve(reqs []*trackReq) {
 		}
 	}
 	pt.mu.Unlock()
-	var fds []unix.PollFd
 	for i, r := range reqs {
 		n := 0
 		for _, p := range found[i] {
@@ -154,26 +177,13 @@ func (pt *ProcTracker) serve(reqs []*trackReq) {
 			}
 			n++
 			if r.sig == syscall.SIGKILL {
-				fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+				r.fds = append(r.fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 			} else {
 				unix.Close(fd)
 			}
 		}
 		found[i] = nil
-		if r.sig != syscall.SIGKILL {
-			r.done <- n
-		} else {
-			defer func() { r.done <- n }()
-		}
-	}
-	waitPidfds(fds, trackerKillWait)
-	for _, f := range fds {
-		unix.Close(int(f.Fd))
-	}
-	// Their SIGCHLD may have come while the pidfds above were open, which
-	// keep the reaper off them (see reapAdopted).
-	if len(fds) > 0 {
-		reapAdopted()
+		r.done <- n
 	}
 }
 
