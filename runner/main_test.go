@@ -24,17 +24,17 @@ func TestMain(m *testing.M) {
 	//
 	//	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
 	//	churn DIR N           run a Runner with N instances crashing and restarting forever
-	//	hog BYTES             touch BYTES of memory, print "ready", sleep (slow to exit when killed)
+	//	slowexit BYTES        touch BYTES of memory, print "ready", sleep (slow to exit when killed)
 	testplugin.Main(m, map[string]testplugin.Mode{
 		"supervisor": func(args []string) int { return supervise("supervisor", args) },
 		"churn":      func(args []string) int { return supervise("churn", args) },
-		"hog":        hog,
+		"slowexit":   slowExit,
 	})
 }
 
-// hog is the hog mode: a process whose exit, once killed, takes a while
+// slowExit is the slowexit mode: a process whose exit, once killed, takes a while
 // (its memory is freed in the exit).
-func hog(args []string) int {
+func slowExit(args []string) int {
 	n, _ := strconv.Atoi(args[0])
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {

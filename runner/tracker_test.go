@@ -28,7 +28,7 @@ func TestTrackerKillWaitHoldsOnlyItsCaller(t *testing.T) {
 	}
 	env := "PLUGS_CONFIG=/nonexistent/" + t.Name()
 	c := exec.Command(exe, strconv.Itoa(1<<30))
-	c.Env = append(os.Environ(), testplugin.Env+"=hog", "GORACE=atexit_sleep_ms=0", env)
+	c.Env = append(os.Environ(), testplugin.Env+"=slowexit", "GORACE=atexit_sleep_ms=0", env)
 	out, err := c.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,13 @@ func Main(m *testing.M, extra map[string]Mode) {
 // Run runs the test binary as the plugin Env names and exits; it returns
 // when Env is unset.
 func Run(extra map[string]Mode) {
+	for name := range extra {
+		if _, ok := modes[name]; ok {
+			// A test's own mode would shadow the one every other test of
+			// the package means by that name.
+			panic("testplugin: an extra mode named " + name + " shadows the built-in one")
+		}
+	}
 	mode, ok := os.LookupEnv(Env)
 	if !ok {
 		return
