@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/task"
