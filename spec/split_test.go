@@ -147,3 +147,31 @@ func FuzzParseSplit(f *testing.F) {
 		checkParseSplit(t, src)
 	})
 }
+
+// TestParsePiecesInParallelFallsBack: a large file is parsed by several
+// goroutines (parallelPieces); a piece that does not parse, wherever it
+// is, or an argument set in two pieces sends the whole file to
+// ParseConfig, whose diagnostics are the ones returned.
+func TestParsePiecesInParallelFallsBack(t *testing.T) {
+	_, big := benchDeploymentSrc(200)
+	for name, src := range map[string]string{
+		"broken first": "plug \"x\" {\n  source = \n}\n" + string(big),
+		"broken last":  string(big) + "plug \"y\" {\n  source = [\n}\n",
+		"twice":        "a = 1\n" + string(big) + "a = 2\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			diags, splits := checkNestingSplitHCL([]byte(src), "plugs.hcl", splitBytes)
+			if diags != nil || len(splits) < 4*parallelPieces {
+				t.Fatalf("%d splits, %v: the pieces would not be parsed in parallel", len(splits), diags)
+			}
+			if _, ok := parsePieces([]byte(src), "plugs.hcl", splits); ok {
+				t.Fatal("parsePieces took a file ParseConfig rejects")
+			}
+			_, got := parseSplit([]byte(src), "plugs.hcl", splits)
+			_, want := hclsyntax.ParseConfig([]byte(src), "plugs.hcl", hcl.InitialPos)
+			if len(want) == 0 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("diagnostics %v, ParseConfig's %v", got, want)
+			}
+		})
+	}
+}
