@@ -80,7 +80,7 @@ func TestLockCacheMatchesParseLock(t *testing.T) {
 	file := filepath.Join(dir, LockFileName)
 	var names []string
 	gen := map[string]int{}
-	for i := range 50 {
+	for i := range 200 { // more than 2*parallelLockPieces: a first read decodes in parallel
 		names = append(names, fmt.Sprintf("c%05d", i))
 	}
 	next := len(names)

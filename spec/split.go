@@ -26,6 +26,36 @@ const splitBytes = 2 << 10
 // a small file is parsed in the caller's goroutine.
 const parallelPieces = 4
 
+// eachParallel calls fn(0) to fn(n-1), on up to GOMAXPROCS goroutines of
+// at least per calls each (in the caller's goroutine when that makes one),
+// and reports whether every call returned true. After a false one, the
+// calls not begun yet are skipped.
+func eachParallel(n, per int, fn func(i int) bool) bool {
+	workers := min(runtime.GOMAXPROCS(0), n/max(per, 1))
+	if workers < 2 {
+		for i := range n {
+			if !fn(i) {
+				return false
+			}
+		}
+		return true
+	}
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
+				if !fn(i) {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return !failed.Load()
+}
+
 // parseSplit is hclsyntax.ParseConfig(src, filename, hcl.InitialPos),
 // parsing src a piece at a time: splits (from checkNestingSplitHCL) are
 // line starts between the items of the file's body, and parsing the items
@@ -67,42 +97,17 @@ func parsePieces(src []byte, filename string, splits []int) (*hcl.File, bool) {
 	// Each piece is parsed on its own, so they are parsed in parallel: a
 	// plugs.hcl of 1,000 plugs is ~50 pieces, ~0.5 ms each, on the path of
 	// every reconcile and of the daemon's first start.
-	var failed atomic.Bool
-	parse := func(k int) {
+	ok := eachParallel(len(pieces), parallelPieces, func(k int) bool {
 		pc := &pieces[k]
 		f, diags := hclsyntax.ParseConfig(src[pc.start:pc.end], filename, pc.pos)
-		var body *hclsyntax.Body
-		ok := false
-		if f != nil {
-			body, ok = f.Body.(*hclsyntax.Body)
+		if len(diags) > 0 || f == nil {
+			return false
 		}
-		if len(diags) > 0 || !ok {
-			failed.Store(true)
-			return
-		}
-		pc.body = body
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(pieces)/parallelPieces)
-	if workers < 2 {
-		for k := range pieces {
-			if parse(k); failed.Load() {
-				return nil, false
-			}
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for k := int(next.Add(1) - 1); k < len(pieces) && !failed.Load(); k = int(next.Add(1) - 1) {
-					parse(k)
-				}
-			})
-		}
-		wg.Wait()
-		if failed.Load() {
-			return nil, false
-		}
+		pc.body, _ = f.Body.(*hclsyntax.Body)
+		return pc.body != nil
+	})
+	if !ok {
+		return nil, false
 	}
 	attrs := hclsyntax.Attributes{}
 	n := 0
