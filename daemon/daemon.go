@@ -203,11 +203,6 @@ type daemon struct {
 // file watch, SIGHUP, the loop's interval, until ctx ends). Whatever a
 // step set up is undone by close, in reverse.
 func Run(ctx context.Context, opts Options) error {
-	// The start, to the end of the first converge, is one burst of
-	// allocations (holdGC, daemon/memory.go): at GOGC=100 a heap of a few
-	// MB was collected ~10 times before the first reconcile began.
-	releaseGC := holdGC()
-	defer releaseGC()
 	d, err := open(ctx, opts)
 	if err != nil {
 		return err
@@ -216,7 +211,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	releaseGC()
 	return d.serve(ctx)
 }
 
