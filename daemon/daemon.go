@@ -396,7 +396,6 @@ func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
 // instances (stopped in reverse dependency order), the broker (stopped
 // states, then offline), the lock.
 func (d *daemon) close() {
-	defer holdGC()() // daemon/memory.go: the stop of every instance is one burst
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}

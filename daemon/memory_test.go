@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -151,79 +150,5 @@ func TestReleaseMemoryGivesBackBinaryPages(t *testing.T) {
 	t.Logf("the test binary's read-only pages resident: %d KiB before the release, %d KiB after", before>>10, after>>10)
 	if after > before/2 {
 		t.Errorf("%d KiB of the binary resident after the release, %d KiB before: not given back", after>>10, before>>10)
-	}
-}
-
-// gcPercent is the current GOGC, read without changing it.
-func gcPercent() int {
-	p := debug.SetGCPercent(-1)
-	debug.SetGCPercent(p)
-	return p
-}
-
-// TestHoldGCRaisesAndRestores: a burst raises GOGC from 100 (so that the
-// heap grows burstHeadroom before the first collection, up to
-// maxBurstGCPercent), nested bursts keep it until the last ends, a release
-// called twice counts once, and GOGC=off or a GOGC already higher is left
-// as it is.
-func TestHoldGCRaisesAndRestores(t *testing.T) {
-	orig := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(orig)
-	runtime.GC()
-	live := max(readUint("/gc/heap/live:bytes"), 1<<20)
-	want := int(min(100*burstHeadroom/live, maxBurstGCPercent))
-	if want <= 100 {
-		t.Skipf("the test's heap (%d bytes live) is too large to see the change", live)
-	}
-	r1 := holdGC()
-	if got := gcPercent(); got != want {
-		t.Fatalf("GOGC %d during a burst, want %d (live heap %d)", got, want, live)
-	}
-	r2 := holdGC()
-	r1()
-	r1()
-	if got := gcPercent(); got != want {
-		t.Fatalf("GOGC %d after the first of two bursts ended (its release called twice), want %d", got, want)
-	}
-	r2()
-	if got := gcPercent(); got != 100 {
-		t.Fatalf("GOGC %d after the bursts, want 100 again", got)
-	}
-	for _, set := range []int{-1, 5000} {
-		debug.SetGCPercent(set)
-		r := holdGC()
-		if got := gcPercent(); got != set {
-			t.Errorf("GOGC %d during a burst from %d, want it left as it was", got, set)
-		}
-		r()
-		if got := gcPercent(); got != set {
-			t.Errorf("GOGC %d after a burst from %d", got, set)
-		}
-	}
-}
-
-// TestBurstsOfADaemonEnd: a daemon's reconciles and its stop each hold a
-// burst (holdGC) and end it: after a start, an apply and the stop, GOGC is
-// what it was (here 300) and no burst is left open.
-func TestBurstsOfADaemonEnd(t *testing.T) {
-	orig := debug.SetGCPercent(300)
-	defer debug.SetGCPercent(orig)
-	file := writeSleepers(t, 3)
-	gcHold.mu.Lock()
-	before := gcHold.bursts
-	gcHold.mu.Unlock()
-	c, stop := runDaemon(t, Options{File: file, StateDir: filepath.Join(filepath.Dir(file), ".plugs")})
-	if _, err := c.Apply(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	gcHold.mu.Lock()
-	n, bursts := gcHold.n, gcHold.bursts-before
-	gcHold.mu.Unlock()
-	if n != 0 || bursts < 3 {
-		t.Fatalf("%d bursts open, %d held (want 0 open; the start's reconcile, the apply's and the stop held one each)", n, bursts)
-	}
-	if got := gcPercent(); got != 300 {
-		t.Fatalf("GOGC %d after the daemon stopped, want 300", got)
 	}
 }

@@ -55,7 +55,6 @@ type outcome struct {
 // recorded once, by finish, on every channel.
 func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep *api.ApplyReport, err error) {
 	o := &outcome{reason: reason, start: time.Now()}
-	defer holdGC()() // daemon/memory.go: a reconcile is one burst of allocations
 	defer func() {
 		if o.loaded != nil {
 			d.releaseSoon() // daemon/memory.go
