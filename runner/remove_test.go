@@ -26,14 +26,11 @@ func filesHolding(t *testing.T, root, s string) []string {
 	return out
 }
 
-// TestRemoveTakesTheFolderAtOnceAndDeletesItAfterThePause: Remove returns
-// with the instance's folder gone from instances/ (its config.json and
-// secret with it), held in removed/ until the housekeeper deletes it once
-// the starts pause; the observers are told "stopped", and an instance of
-// the same id started at once gets a folder of its own, which the late
-// deletion leaves alone.
-func TestRemoveTakesTheFolderAtOnceAndDeletesItAfterThePause(t *testing.T) {
-	r, sts := newTestRunner(t, Options{})
+// runThenRemove starts a sleep instance on a new test runner, waits until
+// it runs, and removes it.
+func runThenRemove(t *testing.T, opts Options) (*Runner, *statuses, instance.Spec) {
+	t.Helper()
+	r, sts := newTestRunner(t, opts)
 	s := fakeSpec("gone", "default", "sleep")
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
@@ -42,6 +39,17 @@ func TestRemoveTakesTheFolderAtOnceAndDeletesItAfterThePause(t *testing.T) {
 	if err := r.Remove(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
+	return r, sts, s
+}
+
+// TestRemoveTakesTheFolderAtOnceAndDeletesItAfterThePause: Remove returns
+// with the instance's folder gone from instances/ (its config.json and
+// secret with it), held in removed/ until the housekeeper deletes it once
+// the starts pause; the observers are told "stopped", and an instance of
+// the same id started at once gets a folder of its own, which the late
+// deletion leaves alone.
+func TestRemoveTakesTheFolderAtOnceAndDeletesItAfterThePause(t *testing.T) {
+	r, sts, s := runThenRemove(t, Options{})
 	if _, err := os.Lstat(InstanceDir(r.opts.StateDir, s.ID)); !os.IsNotExist(err) {
 		t.Errorf("the instance's folder after Remove: %v, want it gone", err)
 	}
@@ -93,15 +101,7 @@ func TestRemoveIntoAForeignRemovedFolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, sts := newTestRunner(t, Options{StateDir: state})
-			s := fakeSpec("gone", "default", "sleep")
-			if err := r.Start(t.Context(), s); err != nil {
-				t.Fatal(err)
-			}
-			sts.await(t, s.ID, "running", running)
-			if err := r.Remove(t.Context(), s.ID); err != nil {
-				t.Fatal(err)
-			}
+			_, _, s := runThenRemove(t, Options{StateDir: state})
 			if _, err := os.Lstat(InstanceDir(state, s.ID)); !os.IsNotExist(err) {
 				t.Errorf("the instance's folder after Remove: %v, want it gone", err)
 			}
