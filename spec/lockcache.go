@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"path/filepath"
 	"sync"
@@ -76,36 +75,28 @@ func (c *LockCache) decode(p *Parser, src []byte, filename string) (*Lock, bool)
 	}
 	next := make(map[[sha256.Size]byte]lockPiece, len(splits)+1)
 	l := &Lock{Filename: filename, Plugs: make(map[string]*LockedPlug, len(splits)/2+1)}
-	type piece struct {
-		start, end int
-		pos        hcl.Pos
-		key        [sha256.Size]byte
-		lp         lockPiece
-		cached     bool
+	spans, ok := spansOf(src, splits)
+	if !ok {
+		return nil, false
 	}
-	pieces := make([]piece, 0, len(splits)+1)
-	pos, start := hcl.InitialPos, 0
+	type piece struct {
+		span
+		key [sha256.Size]byte
+		lp  lockPiece
+	}
+	pieces := make([]piece, len(spans))
 	var missed []int
-	for i := 0; i <= len(splits); i++ {
-		end := len(src)
-		if i < len(splits) {
-			end = splits[i]
+	for i, sp := range spans {
+		pc := &pieces[i]
+		pc.span, pc.key = sp, sha256.Sum256(src[sp.start:sp.end])
+		var cached bool
+		if pc.lp, cached = old[pc.key]; !cached {
+			missed = append(missed, i)
 		}
-		if end <= start || end > len(src) || (start > 0 && src[start-1] != '\n') {
-			return nil, false
-		}
-		pc := piece{start: start, end: end, pos: pos, key: sha256.Sum256(src[start:end])}
-		pc.lp, pc.cached = old[pc.key]
-		if !pc.cached {
-			missed = append(missed, len(pieces))
-		}
-		pieces = append(pieces, pc)
-		pos = hcl.Pos{Line: pos.Line + bytes.Count(src[start:end], []byte("\n")), Column: 1, Byte: end}
-		start = end
 	}
 	// The pieces not seen before are decoded in parallel: all of them at
 	// a daemon's start (1,000 entries, ~40 ms on one core).
-	ok := eachParallel(len(missed), parallelLockPieces, func(k int) bool {
+	ok = eachParallel(len(missed), parallelLockPieces, func(k int) bool {
 		pc := &pieces[missed[k]]
 		var ok bool
 		pc.lp, ok = decodeLockPiece(p, src[pc.start:pc.end], filename)

@@ -56,6 +56,35 @@ func eachParallel(n, per int, fn func(i int) bool) bool {
 	return !failed.Load()
 }
 
+// span is a piece of a file cut at line starts: src[start:end], whose first
+// byte is at pos.
+type span struct {
+	start, end int
+	pos        hcl.Pos
+}
+
+// spansOf cuts src at splits, line starts in increasing order (from
+// checkNestingSplitHCL), into len(splits)+1 spans; false when a split is
+// not a line start after the one before.
+func spansOf(src []byte, splits []int) ([]span, bool) {
+	out := make([]span, 0, len(splits)+1)
+	pos, start := hcl.InitialPos, 0
+	for i := 0; i <= len(splits); i++ {
+		end := len(src)
+		if i < len(splits) {
+			end = splits[i]
+		}
+		if end <= start || end > len(src) || (start > 0 && src[start-1] != '\n') {
+			return nil, false
+		}
+		out = append(out, span{start: start, end: end, pos: pos})
+		// The next piece starts a line: its line is one more per newline.
+		pos = hcl.Pos{Line: pos.Line + bytes.Count(src[start:end], []byte("\n")), Column: 1, Byte: end}
+		start = end
+	}
+	return out, true
+}
+
 // parseSplit is hclsyntax.ParseConfig(src, filename, hcl.InitialPos),
 // parsing src a piece at a time: splits (from checkNestingSplitHCL) are
 // line starts between the items of the file's body, and parsing the items
@@ -74,30 +103,22 @@ func parseSplit(src []byte, filename string, splits []int) (*hcl.File, hcl.Diagn
 }
 
 func parsePieces(src []byte, filename string, splits []int) (*hcl.File, bool) {
-	type piece struct {
-		start, end int
-		pos        hcl.Pos
-		body       *hclsyntax.Body
+	spans, ok := spansOf(src, splits)
+	if !ok {
+		return nil, false
 	}
-	pieces := make([]piece, 0, len(splits)+1)
-	pos, start := hcl.InitialPos, 0
-	for i := 0; i <= len(splits); i++ {
-		end := len(src)
-		if i < len(splits) {
-			end = splits[i]
-		}
-		if end <= start || end > len(src) || (start > 0 && src[start-1] != '\n') {
-			return nil, false
-		}
-		pieces = append(pieces, piece{start: start, end: end, pos: pos})
-		// The next piece starts a line: its line is one more per newline.
-		pos = hcl.Pos{Line: pos.Line + bytes.Count(src[start:end], []byte("\n")), Column: 1, Byte: end}
-		start = end
+	type piece struct {
+		span
+		body *hclsyntax.Body
+	}
+	pieces := make([]piece, len(spans))
+	for i, sp := range spans {
+		pieces[i].span = sp
 	}
 	// Each piece is parsed on its own, so they are parsed in parallel: a
 	// plugs.hcl of 1,000 plugs is ~50 pieces, ~0.5 ms each, on the path of
 	// every reconcile and of the daemon's first start.
-	ok := eachParallel(len(pieces), parallelPieces, func(k int) bool {
+	ok = eachParallel(len(pieces), parallelPieces, func(k int) bool {
 		pc := &pieces[k]
 		f, diags := hclsyntax.ParseConfig(src[pc.start:pc.end], filename, pc.pos)
 		if len(diags) > 0 || f == nil {
