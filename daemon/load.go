@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -208,11 +208,18 @@ func snapshotLock(l *spec.Lock) map[string]spec.LockedPlug {
 }
 
 // contentHash is a short id of the files' bytes: the config revision of a
-// daemon that runs a plain file.
+// daemon that runs a plain file. Each is read as the parser reads it
+// (spec.ReadRegularFile): a FIFO put in plugs.hcl's place is not opened,
+// which would block the reconcile that asks (issue 17's review), and
+// hashes as unreadable, unlike a missing file.
 func contentHash(files ...string) string {
 	h := sha256.New()
 	for _, f := range files {
-		b, _ := os.ReadFile(f)
+		b, err := spec.ReadRegularFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(h, "%s unreadable: %v\n", filepath.Base(f), err)
+			continue
+		}
 		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
 		h.Write(b)
 	}

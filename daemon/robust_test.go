@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -341,5 +342,62 @@ func TestBlockedLoadDoesNotWedge(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the daemon did not stop while a load blocked")
+	}
+}
+
+// TestFIFOAsPlugsHCLRefused: plugs.hcl replaced by a symlink to a FIFO
+// (what a hostile or careless `ln -sf` makes) is refused as not a regular
+// file, at once: no read of it blocks, neither the load nor the check of
+// whether its bytes run already (contentHash) nor the file watch's
+// reconcile; plugs apply answers with the error, what ran keeps running,
+// and a good file applies again.
+func TestFIFOAsPlugsHCLRefused(t *testing.T) {
+	dir, file := sleeperDir(t, sleeperDeployment(map[string]string{"a": "1s"}))
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // a reader blocked on the FIFO (the bug) is let go
+		for range 10 {
+			f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				return
+			}
+			f.Close()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	stateDir := filepath.Join(dir, ".plugs")
+	c := startDaemon(t, Options{File: file, StateDir: stateDir})
+	before := pids(waitStatus(t, c, "a running", func(s *api.Status) bool { return len(pids(s)) == 1 }))
+
+	link := file + ".link"
+	if err := os.Symlink("pipe", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link, file); err != nil { // the file watch fires too
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("plugs apply with plugs.hcl a FIFO: %v, want it refused as not a regular file", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pids(st); !maps.Equal(got, before) {
+		t.Errorf("instances %v after the refused FIFO, want %v unchanged", got, before)
+	}
+
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, file, sleeperDeployment(map[string]string{"a": "1s", "b": "1s"}))
+	rep, err := c.Apply(ctx)
+	if err != nil || rep.Started != 1 {
+		t.Fatalf("plugs apply of a good file after the FIFO: %+v, %v; want b started", rep, err)
 	}
 }

@@ -112,6 +112,14 @@ type fileTooBigError struct{ size int64 }
 
 func (e *fileTooBigError) Error() string { return fmt.Sprintf("%d bytes is too large", e.size) }
 
+// ReadRegularFile reads filename as the parser reads a declaration: a
+// regular file of at most MaxFileBytes, refused before it is opened when it
+// is anything else (a FIFO, whose open would block), or too large. Every
+// reader of plugs.hcl and its lock goes through it, not os.ReadFile.
+func ReadRegularFile(filename string) ([]byte, error) {
+	return readRegularFile(filename, MaxFileBytes)
+}
+
 // readRegularFile reads a regular file of at most max bytes. It looks at
 // the file's type before opening it (opening a FIFO blocks), and reads no
 // more than max+1 bytes whatever the file grows to meanwhile.
