@@ -75,7 +75,8 @@ func (d Diagnostic) Where() string {
 
 // OneLine is diags as one line, for logs and the MQTT reconcile topic:
 // "file:line,col-col: summary; …", the errors first, at most three, then
-// how many more.
+// how many more. An error with no place ("Failed to read file") is followed
+// by its detail, which names the file and the reason.
 func OneLine(diags []Diagnostic) string {
 	var parts []string
 	n := 0
@@ -91,6 +92,10 @@ func OneLine(diags []Diagnostic) string {
 			p := d.Summary
 			if w := d.Where(); w != "" {
 				p = w + ": " + p
+			} else if d.Detail != "" && d.Severity != SeverityWarning {
+				// An error with no place to point at (a file that
+				// cannot be read): its detail says which file and why.
+				p += ": " + d.Detail
 			}
 			parts = append(parts, strings.Join(strings.Fields(p), " "))
 		}

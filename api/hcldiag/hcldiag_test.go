@@ -44,3 +44,15 @@ func TestRenderedLikeHCL(t *testing.T) {
 		t.Errorf("OneLine = %q", one)
 	}
 }
+
+// TestOneLineOfAnErrorWithoutPlace: an error no range locates (a file that
+// cannot be read) keeps its detail in the one-line form of logs, status and
+// MQTT, which would otherwise not say which file, nor why.
+func TestOneLineOfAnErrorWithoutPlace(t *testing.T) {
+	in := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read file",
+		Detail: "The deployment file \"/srv/plugs.hcl\" could not be read: not a regular\nfile (p---------)."}}
+	want := `Failed to read file: The deployment file "/srv/plugs.hcl" could not be read: not a regular file (p---------).`
+	if one := api.OneLine(hcldiag.Convert(nil, in)); one != want {
+		t.Errorf("OneLine = %q, want %q", one, want)
+	}
+}
