@@ -65,7 +65,7 @@ func (s *Store) WriteBundle(ctx context.Context, out string, d *spec.Deployment,
 	if err != nil {
 		return err
 	}
-	depl, err := os.ReadFile(d.Filename)
+	depl, err := spec.ReadRegularFile(d.Filename) // as it was parsed: never a FIFO
 	if err != nil {
 		return fmt.Errorf("read deployment: %w", err)
 	}
