@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -54,9 +57,13 @@ type BrokerInfo struct {
 // (not fetched, or not built) or whose params are wrong is reported as a
 // diagnostic and left out; the caller decides whether to apply the rest.
 func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) ([]instance.Spec, hcl.Diagnostics) {
+	// The plugs' params are merged in declaration order (d.PlugParams marks
+	// the deployment's secrets as it goes); the instances' configs, the
+	// bulk of the work, are then rendered in parallel (renderAll) and put
+	// back in that order with their diagnostics.
 	var (
-		out   []instance.Spec
-		diags hcl.Diagnostics
+		jobs  []renderJob
+		steps []renderStep
 	)
 	for _, plug := range d.Plugs {
 		if !plug.Enabled {
@@ -64,12 +71,12 @@ func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) (
 		}
 		plugin, ok := plugins[plug.Name]
 		if !ok {
-			diags = append(diags, &hcl.Diagnostic{
+			steps = append(steps, renderStep{job: -1, diags: hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "Plugin not available",
 				Detail:   fmt.Sprintf("The plugin of plug %q is not fetched or not built; run plugs fetch (or plugs build) first.", plug.Name),
 				Subject:  plug.DeclRange.Ptr(),
-			})
+			}}})
 			continue
 		}
 		m := plugin.Manifest
@@ -77,44 +84,111 @@ func Desired(d *spec.Deployment, plugins map[string]Plugin, broker BrokerInfo) (
 			m = plug.Plugin
 		}
 		if m == nil {
-			diags = append(diags, &hcl.Diagnostic{
+			steps = append(steps, renderStep{job: -1, diags: hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "Missing plugin manifest",
 				Detail:   fmt.Sprintf("Plug %q has no plugin {} block and its plugin tree has no plugin.hcl or plugin.json.", plug.Name),
 				Subject:  plug.DeclRange.Ptr(),
-			})
+			}}})
 			continue
 		}
 		if len(m.Command) == 0 {
-			diags = append(diags, &hcl.Diagnostic{
+			steps = append(steps, renderStep{job: -1, diags: hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "Plugin has no command",
 				Detail:   fmt.Sprintf("The manifest of plug %q declares no command to run; add command = [...] to it.", plug.Name),
 				Subject:  plug.DeclRange.Ptr(),
-			})
+			}}})
 			continue
 		}
 		secrets := spec.SecretParams(m)
 		params, pdiags := d.PlugParams(plug, m)
-		diags = append(diags, pdiags...)
+		if len(pdiags) > 0 {
+			steps = append(steps, renderStep{job: -1, diags: pdiags})
+		}
 		for i, inst := range plug.Instances {
 			if params[i] == nil {
 				continue
 			}
-			is, err := renderInstance(d.Host, plug, inst, plugin, m, params[i], secrets, broker)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Cannot render instance config",
-					Detail:   fmt.Sprintf("Instance %s/%s: %s.", plug.Name, inst.Name, err),
-					Subject:  inst.DeclRange.Ptr(),
-				})
-				continue
-			}
-			out = append(out, is)
+			steps = append(steps, renderStep{job: len(jobs)})
+			jobs = append(jobs, renderJob{plug: plug, inst: inst, plugin: plugin, m: m, params: params[i], secrets: secrets})
 		}
 	}
+	done := renderAll(d.Host, jobs, broker)
+	out := make([]instance.Spec, 0, len(jobs))
+	var diags hcl.Diagnostics
+	for _, st := range steps {
+		diags = append(diags, st.diags...)
+		if st.job < 0 {
+			continue
+		}
+		j, r := jobs[st.job], done[st.job]
+		if r.err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot render instance config",
+				Detail:   fmt.Sprintf("Instance %s/%s: %s.", j.plug.Name, j.inst.Name, r.err),
+				Subject:  j.inst.DeclRange.Ptr(),
+			})
+			continue
+		}
+		out = append(out, r.spec)
+	}
 	return out, diags
+}
+
+// renderJob is one instance to render, with its merged params.
+type renderJob struct {
+	plug    *spec.Plug
+	inst    *spec.Instance
+	plugin  Plugin
+	m       *spec.Manifest
+	params  map[string]cty.Value
+	secrets map[string]bool
+}
+
+// renderStep is, in declaration order, a plug's diagnostics or one of its
+// instances (an index into the jobs; -1 for none).
+type renderStep struct {
+	diags hcl.Diagnostics
+	job   int
+}
+
+type rendered struct {
+	spec instance.Spec
+	err  error
+}
+
+// renderChunk is how many instances one goroutine of renderAll renders:
+// below it a goroutine costs more than it saves.
+const renderChunk = 64
+
+// renderAll renders every job, in chunks of renderChunk on up to
+// GOMAXPROCS goroutines; renderInstance reads its inputs only.
+func renderAll(host string, jobs []renderJob, broker BrokerInfo) []rendered {
+	out := make([]rendered, len(jobs))
+	chunks := (len(jobs) + renderChunk - 1) / renderChunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	var next atomic.Int64
+	work := func() {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			for i := c * renderChunk; i < min(len(jobs), (c+1)*renderChunk); i++ {
+				j := jobs[i]
+				out[i].spec, out[i].err = renderInstance(host, j.plug, j.inst, j.plugin, j.m, j.params, j.secrets, broker)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return out
 }
 
 // renderInstance builds the instance.Spec of one instance, with its config.json.
