@@ -427,16 +427,24 @@ func healthConfig(h spec.Health) health.Config {
 	return c
 }
 
-// secretValues are the values of an instance's secret params: those its
-// redacted config shows as (sensitive).
+// secretValues are the values an instance's redacted config shows as
+// (sensitive): its secret params, and its broker password (with the
+// embedded broker, an account of its own: not the daemon's brokerPassword).
 func secretValues(s instance.Spec) []string {
-	var full, red struct {
+	type doc struct {
 		Params map[string]json.RawMessage `json:"params"`
+		Broker struct {
+			Password string `json:"password"`
+		} `json:"broker"`
 	}
+	var full, red doc
 	if json.Unmarshal(s.Config, &full) != nil || json.Unmarshal(s.Redacted, &red) != nil {
 		return nil
 	}
 	var out []string
+	if full.Broker.Password != "" && red.Broker.Password == render.Sensitive {
+		out = append(out, full.Broker.Password)
+	}
 	for name, v := range red.Params {
 		var str string
 		if json.Unmarshal(v, &str) != nil || str != render.Sensitive {

@@ -23,6 +23,7 @@ import (
 	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/internal/mqtttest"
 	"github.com/plugs-dev/plugs/internal/syncbuf"
+	"github.com/plugs-dev/plugs/render"
 )
 
 // vaultPlugin is a plugin with three secret params; it runs until stopped.
@@ -94,6 +95,15 @@ func TestNoSecretOnAnySurface(t *testing.T) {
 
 plug "bystander" {
   source = "./plugins/sleeper"
+  # A failing check that prints the instance's broker password, as a
+  # plugin's "cannot connect with ..." would: status, MQTT and the pages
+  # show its output, redacted.
+  check "leaky" {
+    type     = "exec"
+    command  = ["sh", "-c", "grep -o 'password.*' \"$PLUGS_CONFIG\"; exit 1"]
+    interval = "200ms"
+    timeout  = "200ms"
+  }
 }
 `, source, literal)
 	file := filepath.Join(dir, "plugs.hcl")
@@ -204,9 +214,10 @@ plug "unfetched" {
 		fmt.Fprintf(&taskAPI, "%s %v\n%s\n", resp.Status, resp.Header, readAll(resp))
 	}
 
-	st = waitStatus(t, c, "vault and bystander running", func(s *api.Status) bool {
+	st = waitStatus(t, c, "vault and bystander running, bystander's check failing with its output redacted", func(s *api.Status) bool {
 		v, b := statusOf(s, "vault", "default"), statusOf(s, "bystander", "default")
-		return v != nil && v.PID > 0 && b != nil && b.PID > 0
+		return v != nil && v.PID > 0 && b != nil && b.PID > 0 && b.Health != nil &&
+			strings.Contains(b.Health.LastFailure, "password") && strings.Contains(b.Health.LastFailure, render.Sensitive)
 	})
 
 	var pages strings.Builder
