@@ -109,32 +109,53 @@ func listenPrivate(path string) (net.Listener, error) {
 // peerKey is the context key of a request's peer credentials.
 type peerKey struct{}
 
-// withPeer records the uid of a connection's peer (SO_PEERCRED), -1 when
-// it cannot be read.
+// peer is who is at the other end of an API connection (SO_PEERCRED).
+type peer struct {
+	uid int // -1 when it cannot be read
+	// plugin: the peer is a process this daemon started or adopted (an
+	// instance, a task's run, a check, a hook, or an orphan of one of them).
+	plugin bool
+	pid    int
+}
+
+// withPeer records a connection's peer credentials.
 func withPeer(ctx context.Context, c net.Conn) context.Context {
-	uid := -1
+	p := peer{uid: -1}
 	if uc, ok := c.(*net.UnixConn); ok {
 		if raw, err := uc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) {
 				if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-					uid = int(cred.Uid)
+					p.uid, p.pid = int(cred.Uid), int(cred.Pid)
 				}
 			})
 		}
 	}
-	return context.WithValue(ctx, peerKey{}, uid)
+	// The daemon forks every instance, run, check and hook, and as a child
+	// subreaper adopts what they orphan. A plugin that is root, or the
+	// daemon's own user, passes the socket's mode and the uid check, and
+	// Landlock does not restrict connect(2) to a socket file: without this a
+	// sandboxed plugin could stop other plugs or run their tasks with their
+	// secrets. An in-process client (the daemon's own pid) is no plugin.
+	p.plugin = p.pid > 0 && runner.IsDescendant(p.pid, os.Getpid())
+	return context.WithValue(ctx, peerKey{}, p)
 }
 
-// peerCheck serves only peers that are root or the daemon's own uid: the
-// socket's mode is the first fence, this is the second (a socket made
-// world-writable, an ACL).
+// peerCheck serves only peers that are root or the daemon's own uid (the
+// socket's mode is the first fence, this is the second: a socket made
+// world-writable, an ACL), and that are not one of the daemon's plugins.
 func peerCheck(own int, next http.Handler, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		uid, _ := r.Context().Value(peerKey{}).(int)
-		if uid != 0 && uid != own {
-			logger.Warn("api request refused", "peer_uid", uid, "path", r.URL.Path)
+		p, _ := r.Context().Value(peerKey{}).(peer)
+		if p.uid != 0 && p.uid != own {
+			logger.Warn("api request refused", "peer_uid", p.uid, "path", r.URL.Path)
 			writeJSON(w, http.StatusForbidden, &api.Error{Kind: api.KindEnv,
-				Message: fmt.Sprintf("permission denied: uid %d may not use this daemon (only root and uid %d)", uid, own)})
+				Message: fmt.Sprintf("permission denied: uid %d may not use this daemon (only root and uid %d)", p.uid, own)})
+			return
+		}
+		if p.plugin {
+			logger.Warn("api request of a plugin's process refused", "peer_pid", p.pid, "path", r.URL.Path)
+			writeJSON(w, http.StatusForbidden, &api.Error{Kind: api.KindEnv,
+				Message: fmt.Sprintf("permission denied: pid %d is a process this daemon started (a plugin, task, check or hook); plugins may not drive the daemon", p.pid)})
 			return
 		}
 		next.ServeHTTP(w, r)
