@@ -29,6 +29,25 @@ func TestStateLock(t *testing.T) {
 	l2.release()
 }
 
+// TestStateLockSurvivesItsFileDeleted: daemon.lock deleted under a running
+// daemon (a clean-up, a hostile user) does not let a second daemon in: the
+// state directory itself is locked.
+func TestStateLockSurvivesItsFileDeleted(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lockStateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	if err := os.Remove(filepath.Join(dir, "daemon.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if l2, err := lockStateDir(dir); err == nil || !strings.Contains(err.Error(), "another plugs daemon") {
+		l2.release()
+		t.Fatalf("lock with daemon.lock deleted under the holder: %v, want refused as another daemon's", err)
+	}
+}
+
 func TestSDNotify(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
