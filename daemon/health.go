@@ -110,10 +110,19 @@ func (h *daemonHealth) watchData(pub *mqtt.Publisher) {
 // observe takes a runner status change. The health manager learns of a
 // new process before last shows it, so that AwaitReady never takes the
 // readiness of the process before for that of a new pid.
+//
+// An instance no longer desired (configure, which comes before the apply
+// that stops it, has dropped it) is forgotten rather than recorded: its
+// last notices (stopping, stopped) would otherwise keep a health series of
+// it on /metrics after it is gone.
 func (h *daemonHealth) observe(st instance.Status) {
 	h.mgr.Observe(st.ID, st.State == instance.StateRunning, st.PID, st.StartedAt)
 	h.mu.Lock()
-	h.last[st.ID] = toldOf(st)
+	if _, desired := h.deadlines[st.ID]; desired {
+		h.last[st.ID] = toldOf(st)
+	} else {
+		delete(h.last, st.ID)
+	}
 	h.wakeLocked()
 	h.mu.Unlock()
 }

@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugs-dev/plugs/api"
 )
@@ -225,4 +228,68 @@ func getPage(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// TestMetricsForgetRemovedInstances: a plug removed from plugs.hcl leaves
+// no plugs_instance_healthy series behind (with checks or without), and
+// plugs_plug_info carries the version status shows, the manifest's for a
+// local source.
+func TestMetricsForgetRemovedInstances(t *testing.T) {
+	dir, file := sleeperDir(t, `plug "kept" {
+  source = "./plugins/sleeper"
+}
+
+plug "other" {
+  source = "./plugins/sleeper"
+}
+
+plug "checked" {
+  source = "./plugins/sleeper"
+  check "ok" {
+    type     = "exec"
+    command  = ["true"]
+    interval = "200ms"
+    timeout  = "200ms"
+  }
+}
+`)
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), NoWatch: true})
+	st := waitStatus(t, c, "three running, checked healthy", func(s *api.Status) bool {
+		i := statusOf(s, "checked", "default")
+		return len(pids(s)) == 3 && i != nil && i.Health != nil && i.Health.Status == "healthy"
+	})
+	m := scrape(t, st.Daemon.MetricsAddr)
+	for _, want := range []string{`plugs_instance_healthy{instance="default",plug="other"}`, `plugs_instance_healthy{instance="default",plug="checked"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %s before the removal:\n%s", want, m)
+		}
+	}
+	if v := statusOf(st, "kept", "default").Version; v != "1.0.0" || !strings.Contains(m, `plug="kept",revision=`) ||
+		!regexp.MustCompile(`plugs_plug_info\{[^}]*plug="kept"[^}]*version="1\.0\.0"`).MatchString(m) {
+		t.Errorf("status says version %q; plugs_plug_info of kept:\n%s", v, grepLines(m, `plug="kept"`))
+	}
+
+	writeFile(t, file, "plug \"kept\" {\n  source = \"./plugins/sleeper\"\n}\n")
+	if _, err := c.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, c, "only kept", func(s *api.Status) bool { return len(s.Instances) == 1 })
+	time.Sleep(300 * time.Millisecond) // a late notice of the stopped instances would come by now
+	m = scrape(t, st.Daemon.MetricsAddr)
+	// What is true now (plugs_fetch_duration_seconds is a history of past
+	// fetches, and keeps its series).
+	var now []string
+	for _, l := range strings.Split(m, "\n") {
+		if !strings.HasPrefix(l, "plugs_fetch_duration_seconds") {
+			now = append(now, l)
+		}
+	}
+	for _, gone := range []string{`plug="other"`, `plug="checked"`} {
+		if lines := grepLines(strings.Join(now, "\n"), gone); lines != "" {
+			t.Errorf("metrics still hold the removed plug (%s):\n%s", gone, lines)
+		}
+	}
+	if !strings.Contains(m, `plugs_instance_healthy{instance="default",plug="kept"} 1`) {
+		t.Errorf("the kept instance's health series is gone:\n%s", grepLines(m, "plugs_instance_healthy"))
+	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -152,9 +153,17 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 	if diags.HasErrors() {
 		return nil, diagError(w, diags)
 	}
+	// The version the instances are rendered with (status and MQTT show
+	// it): the tag, else the manifest's, for a local source.
+	versions := make(map[string]string, len(trees))
+	for _, s := range desired {
+		if _, ok := versions[s.ID.Plug]; !ok {
+			versions[s.ID.Plug] = s.Version
+		}
+	}
 	var infos []metrics.PluginInfo
 	for name, t := range trees {
-		infos = append(infos, metrics.PluginInfo{Plug: name, Version: t.Version, Revision: t.Revision, Source: t.Source})
+		infos = append(infos, metrics.PluginInfo{Plug: name, Version: cmp.Or(versions[name], t.Version), Revision: t.Revision, Source: t.Source})
 	}
 	broker := l.broker(dep)
 	healthCfgs := healthConfigs(l.stateDir, dep, w.Manifests, desired, broker.Password)
