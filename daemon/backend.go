@@ -147,6 +147,10 @@ func (d *daemon) apply(ctx context.Context) (*api.ApplyReport, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(d.runCtx, cancel)()
+	select {
+	case d.applyNow <- struct{}{}: // a reconcile waiting for a stable file applies it now
+	default:
+	}
 	rep, err := d.reconcile(ctx, reasonApply, true)
 	if rep != nil {
 		return rep, nil

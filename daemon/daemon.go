@@ -142,6 +142,10 @@ type daemon struct {
 	started time.Time
 	mode    string
 	file    string // the deployment file read at each reconcile
+	// applyNow is signalled by plugs apply: a file event's reconcile that
+	// waits for a stable plugs.hcl (waitStable) stops waiting, the user
+	// having said the file is complete.
+	applyNow chan struct{}
 
 	cleaned   <-chan struct{} // closed once CleanupStale is done (open)
 	loader    *loader         // guarded by mu: replaced when a load is left blocked
@@ -236,7 +240,7 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if opts.StateDir, err = filepath.Abs(opts.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	d := &daemon{runCtx: ctx, opts: opts, log: opts.Logger, started: time.Now(), mode: ModeFile}
+	d := &daemon{runCtx: ctx, opts: opts, log: opts.Logger, started: time.Now(), mode: ModeFile, applyNow: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			d.close()

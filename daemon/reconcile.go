@@ -274,7 +274,9 @@ func toStart(plan *reconcile.Plan, services []instance.Spec, decs map[string]rec
 }
 
 // massStop reports whether applying ld (nil: a configuration that does not
-// load) would stop at least half of the running instances.
+// load) would stop a running instance: what a file cut between two plug
+// blocks looks like (a save in two writes, a slow copy), so such a file
+// event waits for a stable file, however few it stops.
 func (d *daemon) massStop(ld *loaded) bool {
 	observed := d.runner.Observe()
 	if len(observed) == 0 {
@@ -283,29 +285,35 @@ func (d *daemon) massStop(ld *loaded) bool {
 	if ld == nil {
 		return true // wrong input changes nothing, but it may be a half-written file: wait, then read it whole
 	}
-	stops := 0
 	for _, c := range reconcile.NewPlan(ld.desired, observed).Changes {
 		if c.Action == reconcile.Delete {
-			stops++
+			return true
 		}
 	}
-	return stops > 0 && 2*stops >= len(observed)
+	return false
 }
 
 // maxStableChecks bounds waitStable (with the reconcile's deadline).
 const maxStableChecks = 30
 
 // waitStable returns once plugs.hcl and its lock have not changed for
-// StableWait.
+// StableWait, or once plugs apply asks for the file as it is.
 func (d *daemon) waitStable(ctx context.Context) error {
 	files := []string{d.file, filepath.Join(filepath.Dir(d.file), LockFileName)}
 	prev := fileStamp(files...)
+	select {
+	case <-d.applyNow: // a plugs apply before this wait began: its own reconcile follows
+	default:
+	}
 	for range maxStableChecks {
 		timer := time.NewTimer(d.opts.StableWait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("wait for %s to stop changing: %v", filepath.Base(d.file), ctx.Err())}
+		case <-d.applyNow:
+			timer.Stop()
+			return nil // plugs apply: the user says the file is whole
 		case <-timer.C:
 		}
 		cur := fileStamp(files...)

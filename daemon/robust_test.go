@@ -238,6 +238,25 @@ func TestHalfWrittenSaveStopsNothing(t *testing.T) {
 	settled(t, c, start)
 	unchanged("after a truncate-then-write save")
 
+	// A save in two writes whose first holds three whole plugs of four: it
+	// parses, and would stop a quarter of what runs.
+	start = time.Now()
+	f, err = os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := strings.Index(full, "plug \"p3\"")
+	if _, err := f.WriteString(full[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // seen (debounce 100 ms), not yet stable (400 ms)
+	if _, err := f.WriteString(full[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	settled(t, c, start)
+	unchanged("after a save in two writes")
+
 	// A comment-only plugs.hcl, saved whole (rename over): refused.
 	start = time.Now()
 	tmp := file + ".new"
@@ -399,5 +418,34 @@ func TestFIFOAsPlugsHCLRefused(t *testing.T) {
 	rep, err := c.Apply(ctx)
 	if err != nil || rep.Started != 1 {
 		t.Fatalf("plugs apply of a good file after the FIFO: %+v, %v; want b started", rep, err)
+	}
+}
+
+// TestApplyEndsTheWaitForAStableFile: a file event whose plan stops an
+// instance waits for plugs.hcl to stay unchanged (here for a minute); a
+// plugs apply meanwhile applies the file as it is, at once.
+func TestApplyEndsTheWaitForAStableFile(t *testing.T) {
+	full := dozen()
+	_, file := sleeperDir(t, full)
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(filepath.Dir(file), ".plugs"), StableWait: time.Minute})
+	waitStatus(t, c, "12 instances running", func(s *api.Status) bool { return len(pids(s)) == 12 })
+	writeFile(t, file+".new", full[:strings.Index(full, "plug \"p3\"")])
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, "the file event's reconcile waiting", func(s *api.Status) bool {
+		return s.Daemon.Reconciling != nil && strings.Contains(s.Daemon.Reconciling.Step, "stable")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Apply(ctx); err != nil {
+		t.Fatalf("plugs apply while a file event waits for a stable file: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pids(st)); n != 9 {
+		t.Errorf("%d instances run after plugs apply of three plugs of four, want 9", n)
 	}
 }
