@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -663,24 +664,40 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	}
 	ro.mu.Unlock()
 
-	d.health.metrics.RolloutDone(result)
-	d.log.Error("rollout failed", "plug", r.plug, "revision", r.target, "reverted_to", hold.Runs, "err", why)
+	d.log.Error("rollout failed", "plug", r.plug, "revision", r.target, "reverting_to", hold.Runs, "err", why)
 	if back != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), d.opts.ReconcileTimeout)
 		defer cancel()
-		n := d.applyPlug(ctx, r.plug, backSpecs)
+		n, err := d.applyPlug(ctx, r.plug, backSpecs)
 		ro.mu.Lock()
 		delete(ro.reverting, r.plug)
+		if err != nil {
+			// Said as it is: the revision failed and so did the revert (a
+			// tree gone from the store, a start that fails).
+			result = metrics.RolloutFailed
+			hold.Kind, hold.Runs = api.RolloutFailed, ""
+			hold.Reason = fmt.Sprintf("rollout of %s failed: %s; the revert to %s failed too: %v; not tried again until plugs.hcl changes the plug", r.target, why, back.ID, err)
+			ro.outcome[r.plug] = mqtt.RolloutOutcome{Plug: r.plug, Result: hold.Kind, Revision: r.target, Reason: hold.Reason}
+			ro.held[r.plug] = hold.Reason
+			d.saveRecord(rec)
+		}
 		ro.mu.Unlock()
-		d.log.Info("reverted", "plug", r.plug, "to", back.ID, "replaced", n, "after_deadline", time.Since(missed).Round(time.Microsecond))
+		if err != nil {
+			d.log.Error("revert failed", "plug", r.plug, "to", back.ID, "err", err)
+		} else {
+			d.log.Info("reverted", "plug", r.plug, "to", back.ID, "replaced", n, "after_deadline", time.Since(missed).Round(time.Microsecond))
+		}
 	}
+	d.health.metrics.RolloutDone(result)
 	d.republishReconcile()
 	d.notifyUI()
 }
 
 // applyPlug converges plug's instances to specs at once (a revert, a
-// rollback) and returns how many it replaced. Called with mu held.
-func (d *daemon) applyPlug(ctx context.Context, plug string, specs []instance.Spec) int {
+// rollback) and returns how many it replaced, or why it could not (a start
+// that failed: the runner verifies each tree before it starts a process in
+// it; redacted). Called with mu held.
+func (d *daemon) applyPlug(ctx context.Context, plug string, specs []instance.Spec) (int, error) {
 	var observed []instance.Status
 	for _, o := range d.runner.Observe() {
 		if o.ID.Plug == plug {
@@ -690,10 +707,10 @@ func (d *daemon) applyPlug(ctx context.Context, plug string, specs []instance.Sp
 	plan := reconcile.NewPlan(specs, observed)
 	res := reconcile.Apply(ctx, d.runner, plan, reconcile.ApplyOptions{Logger: d.log, Parallelism: d.opts.ApplyParallelism})
 	if err := res.Err(); err != nil {
-		d.log.Error("revert", "plug", plug, "err", d.redact(err.Error()))
+		return 0, errors.New(d.redact(err.Error()))
 	}
 	_, replaced, _ := plan.Summary()
-	return replaced
+	return replaced, nil
 }
 
 // republishReconcile sends the last reconcile's MQTT message again, with
@@ -884,7 +901,20 @@ func (d *daemon) rollback(ctx context.Context, req api.RollbackRequest) (*api.Ro
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.ReconcileTimeout)
 	defer cancel()
-	n := d.applyPlug(ctx, req.Plug, specs)
+	n, err := d.applyPlug(ctx, req.Plug, specs)
+	if err != nil {
+		ro.mu.Lock()
+		reason := fmt.Sprintf("the rollback to %s failed: %v; plugs.hcl's %s is not applied until plugs.hcl changes the plug", to.ID, err, target)
+		rec.Hold = &holdRecord{Desired: target, Kind: api.RolloutFailed, Reason: reason, At: time.Now()}
+		ro.held[req.Plug] = reason
+		ro.outcome[req.Plug] = mqtt.RolloutOutcome{Plug: req.Plug, Result: api.RolloutFailed, Revision: target, Reason: reason}
+		d.saveRecord(rec)
+		ro.mu.Unlock()
+		d.log.Error("rollback failed", "plug", req.Plug, "to", to.ID, "err", err)
+		d.republishReconcile()
+		d.notifyUI()
+		return nil, &api.Error{Kind: api.KindEnv, Message: reason}
+	}
 	d.log.Info("rolled back", "plug", req.Plug, "to", to.ID, "revision", to.Revision, "replaced", n)
 	d.republishReconcile()
 	d.notifyUI()

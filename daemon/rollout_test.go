@@ -411,3 +411,28 @@ func TestRolloutFailedWithoutRevertHolds(t *testing.T) {
 		t.Errorf("after a restart: rollout %+v", r)
 	}
 }
+
+// TestRolloutRevertThatFailsIsSaid: the last healthy revision's tree is
+// gone from the store when a new revision fails: the revert cannot start,
+// and status says the rollout failed and the revert too, not "reverted".
+func TestRolloutRevertThatFailsIsSaid(t *testing.T) {
+	update := "    min_healthy_time = \"1s\"\n    healthy_deadline = \"5s\"\n    auto_revert      = true\n"
+	dir := rolloutDir(t, rolloutDeployment(update, "a"), "good")
+	c := startDaemon(t, Options{File: dir + "/plugs.hcl", StateDir: dir + "/.plugs", NoWatch: true})
+	st := waitRollout(t, c, api.RolloutHealthy)
+	tree := filepath.Join(dir, ".plugs/plugins/web", revisionsOf(st)["a"])
+	if _, err := os.Stat(tree); err != nil {
+		t.Fatalf("the healthy revision's tree: %v", err)
+	}
+	_ = filepath.Walk(tree, func(p string, _ os.FileInfo, _ error) error { return os.Chmod(p, 0o755) }) // the store's trees are read-only
+	if err := os.RemoveAll(tree); err != nil {
+		t.Fatal(err)
+	}
+
+	newRevision(t, c, dir, "crash 0.5")
+	st = waitRollout(t, c, api.RolloutFailed)
+	r := rolloutOf(st, "web")
+	if r.Override != "" || !strings.Contains(r.Reason, "a: crash loop") || !strings.Contains(r.Reason, "the revert to") || !strings.Contains(r.Reason, "failed too") {
+		t.Errorf("rollout after a revert that could not start: %+v, want failed, and the revert's failure said", r)
+	}
+}
