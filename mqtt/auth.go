@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -127,8 +128,15 @@ func ReadAuth(dir string) (*Auth, error) {
 func ReaderPasswordPath(dir string) string { return filepath.Join(dir, readerPasswordFile) }
 
 // writeSecretFile writes b to path atomically, mode 0600 from its creation
-// (internal/atomicfile).
+// (internal/atomicfile), unless path is already a regular 0600 file that
+// holds b: a daemon restarted on a full disk must not fail on rewriting
+// the same password (nothing would run).
 func writeSecretFile(path string, b []byte) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len(b)) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+			return nil
+		}
+	}
 	if err := atomicfile.Write(path, b, 0o600, atomicfile.Durable); err != nil {
 		return fmt.Errorf("broker credentials: %w", err)
 	}

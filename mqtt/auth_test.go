@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -310,5 +312,45 @@ func TestConnectFailureVisible(t *testing.T) {
 	}
 	if diff := cmp.Diff(false, p.Connected()); diff != "" {
 		t.Error("connected with a wrong password")
+	}
+}
+
+// TestLoadAuthOnAFullDisk: a daemon restarted on a full disk loads the
+// credentials it made before: the password files that hold what they
+// should are not written again (a write would fail, and nothing would run).
+func TestLoadAuthOnAFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a small tmpfs: needs root")
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	dir := filepath.Join(mnt, "broker")
+	a, err := LoadAuth(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(mnt, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for range 64 { // 256 KiB at most: past the 64 KiB the mount holds
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(mnt, "probe"), chunk, 0o600); err == nil {
+		t.Fatal("the tmpfs is not full")
+	}
+	b, err := LoadAuth(dir)
+	if err != nil {
+		t.Fatalf("LoadAuth on a full disk, its files already there: %v", err)
+	}
+	if _, p1 := a.Reader(); p1 != func() string { _, p := b.Reader(); return p }() {
+		t.Error("the reader's password changed")
 	}
 }
