@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -198,7 +199,7 @@ func checkoutTree(repo *git.Repository, src *source, h plumbing.Hash, dst string
 			if err != nil {
 				return err
 			}
-			return x.symlink(f.Name, target)
+			return treeError(x.symlink(f.Name, target))
 		case filemode.Regular, filemode.Deprecated, filemode.Executable:
 			r, err := f.Reader()
 			if err != nil {
@@ -209,15 +210,34 @@ func checkoutTree(repo *git.Repository, src *source, h plumbing.Hash, dst string
 			if f.Mode == filemode.Executable {
 				mode = 0o755
 			}
-			return x.file(f.Name, mode, r)
+			return treeError(x.file(f.Name, mode, r))
 		default:
 			return nil // submodules are not part of the tree
 		}
 	})
-	if err != nil {
-		return fmt.Errorf("check out %s: %w", h.String()[:12], err)
+	if err == nil {
+		err = treeError(x.checkSymlinks())
 	}
-	return x.checkSymlinks()
+	if err != nil {
+		return fmt.Errorf("check out %s of %s: %w", h.String()[:12], redact(src.location), err)
+	}
+	return nil
+}
+
+// treeError is an error of the extractor writing a git tree, as an input
+// error when the tree itself is refused (a symlink that leaves it or
+// dangles, a name that is not one, over the limits), as extractArchive's
+// are: the commit will never check out, so retrying it is no use; a
+// failure of the file system writing it (a full disk) stays the
+// environment's.
+func treeError(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	if err == nil || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &errno) {
+		return err
+	}
+	return &inputError{err}
 }
 
 // gitError turns a transport error into one that says what to do, with no
@@ -229,6 +249,10 @@ func gitError(op string, src *source, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s: %w", op, where, err)
+	case errors.Is(err, transport.ErrAuthenticationRequired) && src.auth != nil:
+		// The URL's credentials were sent and refused: advice to put
+		// credentials in the URL would say to do what was done.
+		return fmt.Errorf("%s %s: authentication failed: the server refused the credentials in the URL; check the user name and token (and that the token has not expired)", op, where)
 	case errors.Is(err, transport.ErrAuthenticationRequired):
 		return fmt.Errorf("%s %s: authentication required: put credentials in the URL (https://user:token@...) or use ssh with an agent", op, where)
 	case errors.Is(err, transport.ErrAuthorizationFailed):

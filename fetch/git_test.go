@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,7 +141,8 @@ func TestGitErrors(t *testing.T) {
 		{"no such repo", "git::" + base + "/nope", "", "not found", true},
 		{"unreachable", "git::git://127.0.0.1:1/hr", "", "host unreachable", false},
 		{"no credentials", "git::" + authed + "/hr", "", "authentication required", false},
-		{"wrong credentials", "git::" + strings.Replace(authed, "://", "://alice:wrong-pw@", 1) + "/hr", "", "authentication required", false},
+		{"wrong credentials", "git::" + strings.Replace(authed, "://", "://alice:wrong-pw@", 1) + "/hr", "", "refused the credentials in the URL", false},
+		{"wrong token alone", "git::" + strings.Replace(authed, "://", "://wrong-pw@", 1) + "/hr", "", "refused the credentials in the URL", false},
 		{"missing subdir", "git::" + base + "/hr//nope", "v1.0.0", `no folder "nope"`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,6 +157,9 @@ func TestGitErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "wrong-pw") || strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("credentials in %v", err)
 			}
+			if strings.Contains(tc.source, "wrong-pw") && strings.Contains(err.Error(), "put credentials in the URL") {
+				t.Errorf("credentials that were sent and refused get the advice to send some: %v", err)
+			}
 		})
 	}
 	// The right credentials in the URL work, and never reach the lock.
@@ -163,4 +169,47 @@ func TestGitErrors(t *testing.T) {
 		t.Errorf("credentials in the lock:\n%s", b)
 	}
 	mustFetch(t, s, d, l, true)
+}
+
+// TestGitSourceWithoutSchemeRefused: "alice:token@host/repo.git" is an
+// https URL whose scheme was forgotten, not the scp-like ssh form: plugs
+// lock and a config repository refuse it as wrong input, without a
+// connection and without the token in the error.
+func TestGitSourceWithoutSchemeRefused(t *testing.T) {
+	s := newStore(t)
+	for _, src := range []string{"git::alice:s3cr3tT0ken@127.0.0.1/p2.git", "git::bob:s3cr3tT0ken@127.0.0.1:p2.git"} {
+		_, err := s.Lock(context.Background(), deployment(t, plugOf("p", src, "")), nil, nil)
+		if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "https://user:token@host") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("lock of %s: %v", src, err)
+		}
+	}
+	_, err := s.OpenConfigRepo("bob:s3cr3tT0ken@127.0.0.1/cfg.git", "main", filepath.Join(t.TempDir(), "cfg"))
+	if err == nil || !IsInputError(err) || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("config repository: %v", err)
+	}
+}
+
+// TestGitTreeWithEscapingLinkIsInputError: a commit whose tree holds a
+// symlink out of it (pw -> /etc/passwd, ../../x) or one that dangles is
+// refused as the same tree in an archive is: an input error of the plug
+// (exit 1, at its block), not an environment failure retried forever.
+func TestGitTreeWithEscapingLinkIsInputError(t *testing.T) {
+	root := t.TempDir()
+	base := gittest.Daemon(t, root)
+	for i, target := range []string{"/etc/passwd", "../../../etc/passwd", "missing"} {
+		name := fmt.Sprintf("h%d", i)
+		r := gittest.NewRepoIn(t, root, name)
+		if err := os.Symlink(target, filepath.Join(r.Dir, "pw")); err != nil {
+			t.Fatal(err)
+		}
+		r.Commit(map[string]string{"plugin.hcl": manifestHCL(name, ""), "run.sh*": "#!/bin/sh\n"})
+		r.Tag("v1.0.0")
+		s := newStore(t)
+		d := deployment(t, plugOf("p", "git::"+base+"/"+name, "v1.0.0"))
+		_, err := s.Lock(context.Background(), d, nil, nil)
+		var pe *PlugError
+		if err == nil || !IsInputError(err) || !errors.As(err, &pe) || pe.Plug != "p" || !strings.Contains(err.Error(), "pw") {
+			t.Errorf("link to %s: %v (input error: %v)", target, err, IsInputError(err))
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // Health is the health part of a manifest or of a plug: its checks, its
@@ -249,7 +250,7 @@ func (dc *decoder) decodeCheckAttrs(name string, nameRange, declRange hcl.Range,
 		c.Address, ok, diags = appendString(dc, attr, diags)
 		if ok && !validHostPort(c.Address) {
 			diags = append(diags, errorf(attr.Expr.Range(), "Invalid check address",
-				"The address of a tcp check is host:port, like \"127.0.0.1:5432\"; %q is not.", c.Address))
+				"The address of a tcp check is host:port, like \"127.0.0.1:5432\"; %q is not.", redact.Text(c.Address)))
 		}
 	}
 	return c, diags

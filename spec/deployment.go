@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/plugs-dev/plugs/internal/brokerurl"
 	"github.com/plugs-dev/plugs/internal/names"
+	"github.com/plugs-dev/plugs/internal/redact"
 	"github.com/plugs-dev/plugs/internal/source"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -722,7 +724,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 			diags = append(diags, dc.checkVersion(s, attr.Expr.Range())...)
 			if IsLocalSource(plug.Source) {
 				diags = append(diags, warnf(attr.Expr.Range(), "Version of a local source is ignored",
-					"The source %q is a local path: its content is taken as it is, and the version is ignored. Remove the version argument.", plug.Source))
+					"The source %q is a local path: its content is taken as it is, and the version is ignored. Remove the version argument.", redact.Source(plug.Source)))
 			}
 		}
 	}
@@ -911,11 +913,20 @@ func (dc *decoder) decodeLimits(b *hcl.Block, l *Limits) hcl.Diagnostics {
 func checkSource(s string, rng hcl.Range) hcl.Diagnostics {
 	// One rule for what a source is (internal/source): what validate
 	// accepts, fetch fetches.
-	if _, err := source.Parse(s, "/"); err == nil {
+	_, err := source.Parse(s, "/")
+	if err == nil {
 		return nil
 	}
+	// The source is quoted through the one redaction: a typo such as
+	// git:https://user:token@host keeps its credentials otherwise. The
+	// reason is internal/source's, written without them.
+	why := ""
+	var se *source.Error
+	if errors.As(err, &se) {
+		why = ": " + se.Reason
+	}
 	return hcl.Diagnostics{errorf(rng, "Invalid plug source",
-		"The source %q is not one plugs can fetch. Use a git repository (\"git::https://host/repo.git\", optionally with \"//subdir\"), a local folder or archive (\"./plugins/name\", \"./uploads/name.zip\"), or an archive URL (\"https://host/name.tar.gz\").", s)}
+		"The source %q is not one plugs can fetch%s. Use a git repository (\"git::https://host/repo.git\", optionally with \"//subdir\"), a local folder or archive (\"./plugins/name\", \"./uploads/name.zip\"), or an archive URL (\"https://host/name.tar.gz\").", redact.Source(s), why)}
 }
 
 // ValidName reports whether s can name a plug, an instance or a plugin:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/internal/layout"
+	"github.com/plugs-dev/plugs/internal/redact"
 )
 
 // LockFileName is the name of the lock file beside plugs.hcl.
@@ -114,9 +115,9 @@ func checkLock(d *Deployment, l *Lock) hcl.Diagnostics {
 		case !ok:
 			diags = append(diags, warnf(plug.DeclRange, "Plug not locked",
 				"The lock file %s has no entry for the plug %q. Run plugs lock to add it.", l.Filename, plug.Name))
-		case lp.Source != plug.Source:
+		case !sameLockedSource(lp.Source, plug.Source):
 			diags = append(diags, warnf(plug.SourceRange, "Lock entry out of date",
-				"The lock file pins the plug %q to the source %q, but plugs.hcl now says %q. Run plugs lock to update it.", plug.Name, lp.Source, plug.Source))
+				"The lock file pins the plug %q to the source %q, but plugs.hcl now says %q. Run plugs lock to update it.", plug.Name, redact.Source(lp.Source), redact.Source(plug.Source)))
 		case lp.Constraint != plug.Version:
 			diags = append(diags, warnf(plug.VersionRange, "Lock entry out of date",
 				"The lock file resolved the plug %q for the version %q, but plugs.hcl now says %q. Run plugs lock to update it.", plug.Name, lp.Constraint, plug.Version))
@@ -129,4 +130,12 @@ func checkLock(d *Deployment, l *Lock) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// sameLockedSource reports whether a lock entry's source is the one plugs.hcl
+// says. The lock holds sources without their credentials (fetch writes them
+// through redact.Text), so both sides are compared without: a source that
+// carries user:token@ is not out of date against its own entry.
+func sameLockedSource(locked, declared string) bool {
+	return redact.Text(locked) == redact.Text(declared)
 }

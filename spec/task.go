@@ -132,6 +132,30 @@ func (dc *decoder) decodeTaskAttrs(task *Task, attrs hcl.Attributes) hcl.Diagnos
 	return diags
 }
 
+// cronReference is the time a cron expression's next run is looked up
+// from to tell one that never runs: any fixed time does (an expression no
+// date matches has no next time from any), and a fixed one keeps decoding
+// a pure function of its input.
+var cronReference = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// cronEvery is the interval of a cron "@every D" descriptor (after an
+// optional TZ= or CRON_TZ= prefix, as robfig/cron reads it). robfig/cron
+// runs one under a second, zero or negative every second: it is held to
+// the every argument's minimum instead.
+func cronEvery(expr string) (time.Duration, bool) {
+	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
+		if i := strings.Index(expr, " "); i >= 0 {
+			expr = strings.TrimSpace(expr[i:])
+		}
+	}
+	rest, ok := strings.CutPrefix(expr, "@every ")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(rest)
+	return d, err == nil
+}
+
 func (dc *decoder) decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 	content, diags := b.Body.Content(scheduleBlockSchema)
 	s, sdiags := dc.decodeScheduleAttrs(b.DefRange, content.Attributes)
@@ -156,9 +180,15 @@ func (dc *decoder) decodeScheduleAttrs(rng hcl.Range, attrs hcl.Attributes) (*Sc
 	if hasCron {
 		if expr, ok, sdiags := dc.evalString(cronAttr); ok {
 			diags = append(diags, sdiags...)
-			if _, err := cron.ParseStandard(expr); err != nil {
+			if sched, err := cron.ParseStandard(expr); err != nil {
 				diags = append(diags, errorf(cronAttr.Expr.Range(), "Invalid cron expression",
 					"The cron expression %q is not valid: %s. Give five fields (minute hour day-of-month month day-of-week), such as \"*/5 * * * *\" or \"30 2 * * 1-5\", or a descriptor such as @hourly or @daily.", expr, err))
+			} else if d, ok := cronEvery(expr); ok && d < time.Second {
+				diags = append(diags, errorf(cronAttr.Expr.Range(), "Interval too short",
+					"A schedule runs at most once a second; cron = %q is shorter. Give \"@every 1s\" or more.", expr))
+			} else if sched.Next(cronReference).IsZero() {
+				diags = append(diags, errorf(cronAttr.Expr.Range(), "Schedule never runs",
+					"The cron expression %q names no date that exists (such as February 30th or April 31st), so it would never run. Give a day of the month that the month has, such as \"0 0 28 2 *\".", expr))
 			}
 			s.Cron = expr
 		} else {

@@ -144,3 +144,44 @@ func TestTaskInPluginJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestCronThatCannotRun: a cron expression no date matches (robfig/cron
+// parses it, and its Next is the zero time: the scheduler fired it back to
+// back) and an @every under the every argument's one-second minimum are
+// errors at the cron argument, in plugs.hcl and in plugin.json; schedules
+// that run, rarely or at the minimum, still decode.
+func TestCronThatCannotRun(t *testing.T) {
+	for _, tc := range []struct{ cron, summary string }{
+		{"0 0 30 2 *", "Schedule never runs"},
+		{"0 0 31 4,6,9,11 *", "Schedule never runs"},
+		{"TZ=UTC 0 0 30 2 *", "Schedule never runs"},
+		{"@every 1ms", "Interval too short"},
+		{"@every 0s", "Interval too short"},
+		{"@every -1s", "Interval too short"},
+		{"CRON_TZ=UTC @every 999ms", "Interval too short"},
+		{"0 0 29 2 *", ""},
+		{"0 0 31 * *", ""},
+		{"@every 1s", ""},
+		{"@yearly", ""},
+	} {
+		src := "plug \"x\" {\n  source = \"./x\"\n  schedule {\n    cron = \"" + tc.cron + "\"\n  }\n}\n"
+		_, diags := NewParser().ParseDeployment([]byte(src), "plugs.hcl", nil)
+		js := `{"name": "x", "entry_point": "./x", "schedule": {"cron": "` + tc.cron + `"}}`
+		_, jdiags := NewParser().ParseManifest([]byte(js), "plugin.json")
+		for _, c := range []struct {
+			diags hcl.Diagnostics
+			line  int
+		}{{diags, 4}, {jdiags, 1}} {
+			if tc.summary == "" {
+				if c.diags.HasErrors() {
+					t.Errorf("cron %q: %v", tc.cron, c.diags)
+				}
+				continue
+			}
+			if len(c.diags) != 1 || c.diags[0].Summary != tc.summary || c.diags[0].Severity != hcl.DiagError ||
+				c.diags[0].Subject == nil || c.diags[0].Subject.Start.Line != c.line {
+				t.Errorf("cron %q: %v, want one error %q at line %d", tc.cron, c.diags, tc.summary, c.line)
+			}
+		}
+	}
+}

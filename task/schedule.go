@@ -62,11 +62,15 @@ func (p *plan) defaultJitter() time.Duration {
 		t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, p.loc)
 		a := p.cron.Next(t0)
 		period = p.cron.Next(a).Sub(a)
+		if a.IsZero() {
+			period = 0 // a schedule that never runs (see scheduler.step)
+		}
 	}
 	return min(period/10, instance.MaxDefaultJitter)
 }
 
-// nextSlot is the first cron slot strictly after t, in the schedule's zone.
+// nextSlot is the first cron slot strictly after t, in the schedule's zone;
+// the zero time when there is none (an expression no date matches).
 func (p *plan) nextSlot(t time.Time) time.Time {
 	return p.cron.Next(t.In(p.loc))
 }

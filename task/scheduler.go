@@ -135,8 +135,8 @@ func (s *scheduler) arm(id ID, p *plan) *entry {
 		if last.After(from) { // the wall clock was stepped back while we were down
 			from = last
 		}
-		e.slot = p.nextSlot(from)
-		if p.Persistent && !last.IsZero() && !p.nextSlot(last).After(now.Add(-p.offset)) {
+		e.slot = p.nextSlot(from) // zero: never (see step)
+		if next := p.nextSlot(last); p.Persistent && !last.IsZero() && !next.IsZero() && !next.After(now.Add(-p.offset)) {
 			e.now = true
 		}
 		return e
@@ -206,6 +206,10 @@ func (s *scheduler) step() time.Duration {
 			e.now, e.missed = false, false
 			s.setLastRun(e.id, e.plan.Key(), now.Add(-e.plan.offset))
 			due = append(due, firing{e, TriggerMissed})
+		case e.plan.cron != nil && e.slot.IsZero():
+			// A cron expression with no next time (February 30th:
+			// robfig/cron's Next gives the zero time) never comes due.
+			// Taken as due, it fired back to back with no wait.
 		case e.plan.cron != nil:
 			if at := e.slot.Add(e.plan.offset); !now.Before(at) {
 				// Coalesce: after a step forward over several slots, one run;
@@ -224,7 +228,9 @@ func (s *scheduler) step() time.Duration {
 			}
 		}
 		if e.plan.cron != nil {
-			wait = min(wait, max(e.slot.Add(e.plan.offset).Sub(now), 0))
+			if !e.slot.IsZero() {
+				wait = min(wait, max(e.slot.Add(e.plan.offset).Sub(now), 0))
+			}
 		} else {
 			wait = min(wait, max(e.dueMono-mono, 0))
 		}

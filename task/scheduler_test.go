@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"log/slog"
 
 	"testing"
 	"testing/synctest"
@@ -219,5 +220,45 @@ func TestBadScheduleIsReported(t *testing.T) {
 	}
 	if !m.IsTask("p") {
 		t.Fatal("the task is still callable")
+	}
+}
+
+// A cron expression that names no date (February 30th, April 31st) has no
+// next time: robfig/cron's Next returns the zero time, which the scheduler
+// took as due with no wait and fired back to back (thousands of runs a
+// second). It never fires, missed persistent run included, and the
+// scheduler sleeps.
+func TestCronThatNeverMatchesNeverFires(t *testing.T) {
+	clk := clocktest.New(time.Time{})
+	fired := 0
+	s := newScheduler(clk, time.UTC, "", func(ID, Schedule, Trigger) bool { fired++; return true }, slog.New(slog.DiscardHandler))
+	id := ID{Plug: "p", Instance: "default"}
+	never := []Schedule{
+		{Cron: "0 0 30 2 *", UTC: true, Jitter: zero()},
+		{Cron: "0 0 31 4 *", UTC: true, Persistent: true, Jitter: zero()},
+		{Cron: "0 0 30 2 *"}, // the default jitter, in the local zone
+	}
+	// The persistent one ran before the daemon stopped: its missed run
+	// would be due at start if it had a next time.
+	s.setLastRun(id, never[1].Key(), clk.Now().Add(-24*time.Hour))
+	if err := s.set(id, never); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		wait := s.step()
+		if wait <= 0 {
+			t.Fatalf("step %d: wait %v: the scheduler would spin", i, wait)
+		}
+		clk.StepWall(wait)
+	}
+	if fired != 0 {
+		t.Fatalf("a schedule that never matches fired %d times", fired)
+	}
+	// A schedule beside it still fires on time.
+	if err := s.set(id, append(never, Schedule{Cron: "@hourly", UTC: true, Jitter: zero()})); err != nil {
+		t.Fatal(err)
+	}
+	if wait := s.step(); wait <= 0 || wait > maxSleep {
+		t.Fatalf("wait %v", wait)
 	}
 }

@@ -9,22 +9,47 @@ import (
 // Sensitive is what a secret value is replaced with.
 const Sensitive = "(sensitive)"
 
-// userinfoRE matches the userinfo of a URL inside free text: the scheme,
-// then everything up to the last '@' before the host, so that a password
-// holding '@' is removed whole.
-var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@`)
+// The credentials a text may hold, each matched as (what to keep before)
+// (the userinfo) '@' (what to keep after): Text drops the userinfo and its
+// '@', MaskUserinfo overwrites the userinfo alone.
+var userinfoREs = []*regexp.Regexp{
+	// The userinfo of a URL: the scheme, then everything up to the last
+	// '@' before the host, so that a password holding '@' is removed whole.
+	regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#]*)@()`),
+	// A user:password@ written without a scheme (a URL whose https:// was
+	// forgotten, "alice:token@host/repo.git"): at the start of the text,
+	// after a space, a quote, '=' or a forced getter's "::", a user, a
+	// ':' and everything up to the last '@' before a '/'. An scp-like git
+	// address (git@host:path) does not match: its ':' comes after its '@';
+	// nor does a forced getter's "git::" (the password does not start
+	// with ':').
+	regexp.MustCompile(`(^|[\s"'=(\[,<]|::)([^\s"'=(\[,<>/?#@:]+:(?:[^\s"'/?#:][^\s"'/?#]*)?)@()`),
+	// A token alone after a forced getter, without a scheme
+	// ("git::TOKEN@host/repo.git"): a user@ whose host has no ':' before
+	// its path is not the scp-like form.
+	regexp.MustCompile(`(::)([^\s"'/?#@:]+)@([^\s"'/?#:@]*(?:[\s"'/?#]|$))`),
+}
 
 // Text removes the userinfo (user:password@) of every URL in free text such
-// as an error message or a log line.
-func Text(s string) string { return userinfoRE.ReplaceAllString(s, "$1") }
+// as an error message or a log line, and a user:password@ written without
+// a scheme.
+func Text(s string) string {
+	for _, re := range userinfoREs {
+		s = re.ReplaceAllString(s, "$1$3")
+	}
+	return s
+}
 
 // MaskUserinfo overwrites, in place, the userinfo (user:password) of every
-// URL in b with '*', keeping b's length so that byte offsets into it stay
-// right: for source snippets, whose highlights are offsets.
+// URL in b, and one written without a scheme, with '*', keeping b's length
+// so that byte offsets into it stay right: for source snippets, whose
+// highlights are offsets.
 func MaskUserinfo(b []byte) {
-	for _, m := range userinfoRE.FindAllSubmatchIndex(b, -1) {
-		for i := m[3]; i < m[1]-1; i++ {
-			b[i] = '*'
+	for _, re := range userinfoREs {
+		for _, m := range re.FindAllSubmatchIndex(b, -1) {
+			for i := m[4]; i < m[5]; i++ {
+				b[i] = '*'
+			}
 		}
 	}
 }
@@ -49,14 +74,21 @@ func URLString(raw string) string {
 // Source returns a plug source fit for a metric label or a status line:
 // userinfo, query and fragment removed from URLs (they may carry passwords,
 // tokens or signed parameters). A forced getter prefix (git::) is kept;
-// local paths and scp-like git addresses are kept as they are.
+// local paths and scp-like git addresses are kept as they are. What is
+// returned went through Text too: a source that is not what it seems
+// (git:https://user:token@host, a typo of git::) keeps no credentials.
 func Source(source string) string {
 	forced, rest := "", source
 	if i := strings.Index(source, "::"); i >= 0 && !strings.ContainsAny(source[:i], "/:@") {
 		forced, rest = source[:i+2], source[i+2:]
 	}
 	if !strings.Contains(rest, "://") {
-		return source
+		if at := strings.Index(rest, "@"); at >= 0 && !isLocalPath(rest) && !strings.Contains(rest[at+1:], ":") {
+			// Neither a URL nor scp-like (user@host:path): what comes
+			// before an '@' may be a token.
+			return forced + rest[strings.LastIndex(rest, "@")+1:]
+		}
+		return Text(source)
 	}
 	u, err := url.Parse(rest)
 	if err != nil {
@@ -65,12 +97,18 @@ func Source(source string) string {
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			rest = rest[:strings.Index(rest, "://")+3] + rest[at+1:]
 		}
-		return forced + rest
+		return Text(forced + rest)
 	}
 	u.User = nil
 	u.RawQuery, u.ForceQuery = "", false
 	u.Fragment, u.RawFragment = "", ""
-	return forced + u.String()
+	return Text(forced + u.String())
+}
+
+// isLocalPath reports whether s is written as a path (internal/source's
+// rule, which imports this package).
+func isLocalPath(s string) bool {
+	return strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || strings.HasPrefix(s, "/") || s == "." || s == ".."
 }
 
 // Values replaces every occurrence of each non-empty secret value in s

@@ -95,3 +95,76 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestCredentialsWithoutScheme: a URL whose scheme was forgotten
+// ("alice:token@host/repo.git", a typo of https://alice:token@…), a token
+// alone after git::, and a one-colon typo of git:: (git:https://…) keep no
+// credential in any redaction, while scp-like addresses and e-mail-like
+// text stay as they are.
+func TestCredentialsWithoutScheme(t *testing.T) {
+	mask := func(s string) string {
+		b := []byte(s)
+		redact.MaskUserinfo(b)
+		if len(b) != len(s) {
+			t.Errorf("MaskUserinfo(%q) changed the length", s)
+		}
+		return string(b)
+	}
+	fns := map[string]func(string) string{"Text": redact.Text, "URLString": redact.URLString, "Source": redact.Source, "MaskUserinfo": mask}
+	for _, c := range []struct{ in, keep string }{
+		{"alice:hunter2@127.0.0.1/p2.git", "127.0.0.1/p2.git"},
+		{"git::alice:hunter2@127.0.0.1/p2.git", "127.0.0.1/p2.git"},
+		{"git::alice:p@ss/word@127.0.0.1/p2.git", "/p2.git"},
+		{"git::alice:hunter2@127.0.0.1:p2.git", "127.0.0.1:p2.git"},
+		{"git::tok3n@127.0.0.1/p2.git", "127.0.0.1/p2.git"},
+		{"git:https://bob:hunter2@h/p2.git", "h/p2.git"},
+		{"git:https://tok3n@h/p2.git", "h/p2.git"},
+	} {
+		for name, f := range fns {
+			got := f(c.in)
+			for _, s := range planted {
+				if strings.Contains(got, s) {
+					t.Errorf("%s(%q) = %q: holds %q", name, c.in, got, s)
+				}
+			}
+			if !strings.Contains(got, c.keep) {
+				t.Errorf("%s(%q) = %q: lost %q", name, c.in, got, c.keep)
+			}
+		}
+	}
+	// In free text and in a source line (a snippet of plugs.hcl, a log line).
+	for _, in := range []string{
+		`source = "git::alice:hunter2@127.0.0.1/p2.git"`,
+		`source = "git::tok3n@127.0.0.1/p2.git"`,
+		`err="config repository bob:hunter2@127.0.0.1/cfg.git: refused"`,
+		"plugs run --repo bob:hunter2@127.0.0.1/cfg.git",
+		"--repo=bob:hunter2@127.0.0.1/cfg.git",
+	} {
+		for _, name := range []string{"Text", "MaskUserinfo"} {
+			got := fns[name](in)
+			if strings.Contains(got, "hunter2") || strings.Contains(got, "tok3n") || !strings.Contains(got, "127.0.0.1/") {
+				t.Errorf("%s(%q) = %q", name, in, got)
+			}
+		}
+	}
+	if got := mask(`source = "git::alice:hunter2@h/a.git"`); got != `source = "git::*************@h/a.git"` {
+		t.Errorf("MaskUserinfo = %s", got)
+	}
+	for _, s := range []string{
+		"git@github.com:acme/a.git", "git::git@h:acme/r.git", "git::git@h:acme/r@v1.git",
+		"./a:b@c", "/x/a:b@c",
+	} {
+		for name, f := range fns {
+			if got := f(s); got != s {
+				t.Errorf("%s(%q) = %q, want it unchanged", name, s, got)
+			}
+		}
+	}
+	for _, s := range []string{"mail bob@example.org: done", "plug a: b@c failed", "at 12:30 @daily"} {
+		for _, name := range []string{"Text", "MaskUserinfo"} {
+			if got := fns[name](s); got != s {
+				t.Errorf("%s(%q) = %q, want it unchanged", name, s, got)
+			}
+		}
+	}
+}

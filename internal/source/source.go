@@ -80,9 +80,24 @@ func (s *Source) String() string {
 	return s.Location
 }
 
+// Error is a source Parse refuses. Neither its Source nor its Reason holds
+// credentials: both may be shown anywhere.
+type Error struct {
+	Source string // the source as written, through redact.Source
+	Reason string // why it was refused, and what to write instead
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("source %q: %s", e.Source, e.Reason) }
+
+// invalid is the Error of raw (the source, or the part of it that is
+// wrong); the arguments of format must hold no part of raw.
+func invalid(raw, format string, args ...any) error {
+	return &Error{Source: redact.Source(raw), Reason: fmt.Sprintf(format, args...)}
+}
+
 // Parse parses a plug source as written in plugs.hcl; relative paths
-// resolve against baseDir (the folder of plugs.hcl). Error messages never
-// hold credentials.
+// resolve against baseDir (the folder of plugs.hcl). Its errors are
+// *Error, which never hold credentials.
 func Parse(raw, baseDir string) (*Source, error) {
 	if rest, ok := strings.CutPrefix(raw, "git::"); ok {
 		return parseGit(rest, baseDir)
@@ -90,8 +105,11 @@ func Parse(raw, baseDir string) (*Source, error) {
 	if strings.HasPrefix(raw, "https://") || strings.HasPrefix(raw, "http://") {
 		return parseRemoteArchive(raw)
 	}
+	if strings.HasPrefix(raw, "git:") && !strings.HasPrefix(raw, "git://") {
+		return nil, invalid(raw, "a git source starts with git:: (two colons), as in git::https://host/repo.git")
+	}
 	if !IsLocalPath(raw) {
-		return nil, fmt.Errorf("source %q: want git::URL[//subdir], a ./folder, a ./file.zip, .fp, .tar.gz or .tgz, or an https:// URL of one", redact.Text(raw))
+		return nil, invalid(raw, "want git::URL[//subdir], a ./folder, a ./file.zip, .fp, .tar.gz or .tgz, or an https:// URL of one")
 	}
 	p, sub := splitSubdir(raw)
 	if !filepath.IsAbs(p) {
@@ -99,7 +117,7 @@ func Parse(raw, baseDir string) (*Source, error) {
 	}
 	sub, err := cleanSubdir(sub)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %v", raw, err)
+		return nil, invalid(raw, "%v", err)
 	}
 	s := &Source{Kind: Dir, Location: filepath.Clean(p), Subdir: sub}
 	if ArchiveExt(p) != "" {
@@ -117,17 +135,17 @@ func parseRemoteArchive(raw string) (*Source, error) {
 	loc, sub := splitSubdir(raw)
 	sub, err := cleanSubdir(sub)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %v", redact.Text(raw), err)
+		return nil, invalid(raw, "%v", err)
 	}
 	u, err := url.Parse(loc)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("source %q: invalid URL", redact.Text(loc))
+		return nil, invalid(loc, "invalid URL")
 	}
 	if ArchiveExt(u.Path) == "" {
-		return nil, fmt.Errorf("source %q: want git::URL[//subdir] for a git repository; an archive URL must end in .zip, .fp, .tar.gz, .tgz or .tar", redact.Text(loc))
+		return nil, invalid(loc, "want git::URL[//subdir] for a git repository; an archive URL must end in .zip, .fp, .tar.gz, .tgz or .tar")
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("source %q: credentials in an archive URL are not supported", redact.Text(loc))
+		return nil, invalid(loc, "credentials in an archive URL are not supported")
 	}
 	return &Source{Kind: RemoteArchive, Location: u.String(), Subdir: sub}, nil
 }
@@ -136,14 +154,14 @@ func parseGit(rest, baseDir string) (*Source, error) {
 	loc, sub := splitSubdir(rest)
 	sub, err := cleanSubdir(sub)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %v", redact.Text(rest), err)
+		return nil, invalid("git::"+rest, "%v", err)
 	}
 	s := &Source{Kind: Git, Subdir: sub}
 	switch {
 	case strings.Contains(loc, "://"):
 		u, err := url.Parse(loc)
 		if err != nil {
-			return nil, fmt.Errorf("source %q: invalid URL", redact.Text(loc))
+			return nil, invalid("git::"+loc, "invalid URL")
 		}
 		switch u.Scheme {
 		case "http", "https":
@@ -155,7 +173,7 @@ func parseGit(rest, baseDir string) (*Source, error) {
 			}
 		case "git", "file":
 		default:
-			return nil, fmt.Errorf("source %q: unsupported scheme %q (want https, http, ssh, git or file)", redact.Text(loc), u.Scheme)
+			return nil, invalid("git::"+loc, "unsupported scheme %q (want https, http, ssh, git or file)", u.Scheme)
 		}
 		s.Location = u.String()
 	case IsLocalPath(loc) || filepath.IsAbs(loc):
@@ -163,12 +181,25 @@ func parseGit(rest, baseDir string) (*Source, error) {
 			loc = filepath.Join(baseDir, loc)
 		}
 		s.Location = filepath.Clean(loc)
+	case hasBarePassword(loc):
+		return nil, invalid("git::"+loc, "a user:password@ needs its scheme: write git::https://user:token@host/path (an scp-like ssh address is user@host:path, with no password)")
 	case strings.Contains(loc, "@") && strings.Contains(loc, ":"): // scp-like user@host:path
 		s.Location = loc
 	default:
-		return nil, fmt.Errorf("source %q: want git::URL or git::./path/to/repo", redact.Text(loc))
+		return nil, invalid("git::"+loc, "want git::URL or git::./path/to/repo")
 	}
 	return s, nil
+}
+
+// hasBarePassword reports whether loc, a git location without a scheme,
+// starts with user:password@: a ':' before the first '@'. The scp-like
+// form is [user@]host:path, whose ':' comes after the '@'; taking
+// "alice:token@host/repo.git" (an https URL whose scheme was forgotten) as
+// one would send the token to ssh as a user name and show it as a host.
+func hasBarePassword(loc string) bool {
+	at := strings.Index(loc, "@")
+	colon := strings.Index(loc, ":")
+	return at >= 0 && colon >= 0 && colon < at
 }
 
 // splitSubdir splits "URL//sub/dir" after the scheme's "://".

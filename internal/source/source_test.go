@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -40,6 +41,41 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) accepted", raw)
 		} else if strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Parse(%q): error shows the password: %v", raw, err)
+		}
+	}
+}
+
+// TestPasswordWithoutSchemeRefused: "alice:token@host/repo.git" is an https
+// URL whose scheme was forgotten, not the scp-like form (user@host:path,
+// whose ':' comes after the '@'). It is refused with an error that says to
+// write the scheme and holds no part of the password; scp-like addresses
+// still parse.
+func TestPasswordWithoutSchemeRefused(t *testing.T) {
+	for _, raw := range []string{
+		"git::alice:s3cr3tT0ken@127.0.0.1/p2.git",
+		"git::bob:s3cr3tT0ken@127.0.0.1:cfg.git",
+		"git::bob:s3cr3tT0ken@127.0.0.1/cfg.git//sub",
+		"git::s3cr3tT0ken@127.0.0.1/p2.git",
+	} {
+		s, err := source.Parse(raw, "/base")
+		if err == nil {
+			t.Errorf("Parse(%q) accepted: %+v", raw, s)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("Parse(%q): error shows the password: %v", raw, err)
+		}
+		var se *source.Error
+		if !errors.As(err, &se) || se.Reason == "" || strings.Contains(se.Source+se.Reason, "s3cr3t") {
+			t.Errorf("Parse(%q): error %#v, want a *source.Error without the password", raw, err)
+		}
+		if strings.Count(raw, ":") > 2 && !strings.Contains(err.Error(), "https://user:token@host") {
+			t.Errorf("Parse(%q): %v, want it to say to write the scheme", raw, err)
+		}
+	}
+	for _, raw := range []string{"git::git@h:acme/r.git", "git::deploy@10.0.0.1:/srv/r.git", "git::git@h:acme/r@v1.git"} {
+		if s, err := source.Parse(raw, "/base"); err != nil || s.Location != strings.TrimPrefix(raw, "git::") {
+			t.Errorf("Parse(%q) = %+v, %v", raw, s, err)
 		}
 	}
 }
