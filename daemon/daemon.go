@@ -146,6 +146,10 @@ type daemon struct {
 	// waits for a stable plugs.hcl (waitStable) stops waiting, the user
 	// having said the file is complete.
 	applyNow chan struct{}
+	// bundleErr: the bundle failed to verify at start, and the last
+	// verified one runs (openSource); cleared once one verifies. Guarded
+	// by mu.
+	bundleErr error
 
 	cleaned   <-chan struct{} // closed once CleanupStale is done (open)
 	loader    *loader         // guarded by mu: replaced when a load is left blocked
@@ -416,7 +420,17 @@ func (d *daemon) openSource(ctx context.Context) error {
 		d.mode = ModeBundle
 		file, err := fetch.Unbundle(ctx, d.opts.Bundle, d.opts.StateDir)
 		if err != nil {
-			return fmt.Errorf("unbundle %s: %w", d.opts.Bundle, err)
+			// A bundle that does not verify changes nothing, at a start
+			// too (after a crash or a reboot, with a bad bundle moved in):
+			// the last one verified runs, as GitOps runs its last good
+			// commit, and every reconcile says why until one verifies.
+			last := fetch.UnbundledDeployment(d.opts.StateDir)
+			if _, rerr := spec.ReadRegularFile(last); rerr != nil {
+				return fmt.Errorf("unbundle %s: %w", d.opts.Bundle, err)
+			}
+			d.bundleErr = fmt.Errorf("unbundle %s: %w", d.opts.Bundle, err)
+			d.log.Error("the bundle does not verify: running the last verified bundle", "bundle", d.opts.Bundle, "err", err)
+			file = last
 		}
 		d.file = file
 	case d.opts.Repo != "":

@@ -116,6 +116,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 			}
 			return nil, &api.Error{Kind: kind, Message: fmt.Sprintf("unbundle %s: %v", d.opts.Bundle, uerr)}
 		}
+		d.bundleErr = nil
 	}
 	ld, lerr := d.loadStable(ctx, o)
 	if lerr != nil && d.mode == ModeGitOps && headErr == nil && d.canFallBack(o.revision) {
@@ -198,6 +199,13 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	if headErr != nil {
 		return nil, &api.Error{Kind: api.KindOf(headErr), Diagnostics: diagnosticsOf(headErr),
 			Message: fmt.Sprintf("running last good commit %s; %v", shortCommit(d.lastGood), oneLineOf(headErr))}
+	}
+	if d.mode == ModeBundle && d.bundleErr != nil {
+		kind := api.KindEnv
+		if fetch.IsInputError(d.bundleErr) {
+			kind = api.KindInput
+		}
+		return nil, &api.Error{Kind: kind, Message: fmt.Sprintf("running the last verified bundle; %v", d.bundleErr)}
 	}
 	if d.mode == ModeGitOps {
 		d.saveLastGood(o.revision)

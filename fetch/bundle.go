@@ -255,7 +255,7 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 			return "", fmt.Errorf("plug %s: %w", n, err)
 		}
 	}
-	dst := filepath.Join(stateDir, "bundle")
+	dst := filepath.Dir(UnbundledDeployment(stateDir))
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return "", err
 	}
@@ -268,7 +268,13 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 			return "", err
 		}
 	}
-	return filepath.Join(dst, bundleDeployment), nil
+	return UnbundledDeployment(stateDir), nil
+}
+
+// UnbundledDeployment is where Unbundle puts the plugs.hcl of the last
+// bundle it verified and unpacked into stateDir (its lock beside it).
+func UnbundledDeployment(stateDir string) string {
+	return filepath.Join(stateDir, "bundle", bundleDeployment)
 }
 
 // verifyBundle checks an extracted bundle against its MANIFEST: every file
