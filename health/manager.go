@@ -106,10 +106,23 @@ func formatUsec(d time.Duration) string {
 // READY=1 sent at once is not lost. Configuring again with the same
 // configuration changes nothing; a different one starts the checks over.
 func (m *Manager) Configure(id ID, cfg Config) error {
+	reconfigure, err := m.configure(id, cfg)
+	if reconfigure != nil {
+		// Outside m.mu: configure announces the change, and OnChange may
+		// ask the Manager for it (Status): under m.mu that deadlocked the
+		// daemon's reconcile, its API and its stop.
+		reconfigure.configure(cfg)
+	}
+	return err
+}
+
+// configure is Configure under m.mu; it returns the monitor whose checks
+// changed, for the caller to reconfigure once m.mu is released.
+func (m *Manager) configure(id ID, cfg Config) (reconfigure *monitor, _ error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil
+		return nil, nil
 	}
 	mo := m.monitors[id]
 	if mo == nil {
@@ -120,7 +133,7 @@ func (m *Manager) Configure(id ID, cfg Config) error {
 		same := reflect.DeepEqual(mo.cfg, cfg)
 		mo.mu.Unlock()
 		if !same {
-			mo.configure(cfg)
+			reconfigure = mo
 		}
 	}
 	sock := m.sockets[id]
@@ -131,14 +144,14 @@ func (m *Manager) Configure(id ID, cfg Config) error {
 			mo.notify(pgid, fields)
 		})
 		if err != nil {
-			return err
+			return reconfigure, err
 		}
 		m.sockets[id] = s
 	case !want && sock != nil:
 		sock.close()
 		delete(m.sockets, id)
 	}
-	return nil
+	return reconfigure, nil
 }
 
 // Remove forgets an instance: its timers stop and its socket is closed.

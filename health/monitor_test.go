@@ -362,3 +362,35 @@ func TestOutputsAreRedacted(t *testing.T) {
 		}
 	})
 }
+
+// TestReconfigureWhileOnChangeAsks: checks added to a running instance
+// (plugs.hcl gains a check block) are announced to OnChange, which asks
+// the Manager for the status, as the daemon does to publish it: Configure
+// returns (it held the Manager's lock through the announcement, and the
+// daemon's reconcile, API and stop hung on it).
+func TestReconfigureWhileOnChangeAsks(t *testing.T) {
+	probe := newScripted()
+	probe.set("a", true, "")
+	var m *Manager
+	m = New(Options{StateDir: t.TempDir(), Prober: probe, OnChange: func(id ID) { m.Status(id) }})
+	defer m.Close()
+	if err := m.Configure(testID, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Observe(testID, true, 1, time.Now())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Configure(testID, Config{Checks: []Check{{Name: "a", Type: TypeHTTP, Interval: time.Second, Timeout: time.Second, Failures: 1}}})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Configure of a running instance's new checks did not return: deadlocked on its announcement")
+	}
+	if s, ok := m.Status(testID); !ok || len(s.Checks) != 1 {
+		t.Errorf("status after the new check: %+v %v", s, ok)
+	}
+}
