@@ -82,6 +82,22 @@ func (p *Parser) checkCompatibility(m *Manifest, plugRange hcl.Range) hcl.Diagno
 // plugin's folder dir, when it names a file there (a relative command word,
 // "./run.sh" or "main.py"; the runner runs such a file, not one of $PATH):
 // the file must have its run bit, and a script must start with "#!".
+// programInTree refuses a program word that names a path out of the
+// plugin's tree ("../../bin/sh"): the runner resolves a relative word with a
+// slash against the tree, and what runs must be what was fetched and
+// verified. An absolute path (a system interpreter) and a bare name looked
+// up on $PATH are the plugin's choice.
+func programInTree(word, attr string, rng hcl.Range) hcl.Diagnostics {
+	if word == "" || filepath.IsAbs(word) || !strings.Contains(word, "/") {
+		return nil
+	}
+	if c := filepath.Clean(word); c == ".." || strings.HasPrefix(c, "../") {
+		return hcl.Diagnostics{errorf(rng, "Plugin program outside its folder",
+			"The %s runs %q, which is not in the plugin's folder: name a file of the plugin (like \"./main.py\"), a program on $PATH (\"python3\") or an absolute path (\"/usr/bin/python3\").", attr, word)}
+	}
+	return nil
+}
+
 func checkCommandFile(dir string, m *Manifest, rng hcl.Range) hcl.Diagnostics {
 	if len(m.Command) == 0 || filepath.IsAbs(m.Command[0]) {
 		return nil

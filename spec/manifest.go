@@ -144,6 +144,8 @@ func decodeManifestBody(body hcl.Body, name string, dc *decoder) (*Manifest, hcl
 			if attrName != "permissions" && !ldiags.HasErrors() && (len(list) == 0 || list[0] == "") {
 				diags = append(diags, errorf(attr.Expr.Range(), "Empty command",
 					"The %s argument must list a program and its arguments, like [\"python3\", \"main.py\"].", attrName))
+			} else if (attrName == "command" || attrName == "setup") && len(list) > 0 {
+				diags = append(diags, programInTree(list[0], attrName, attr.Expr.Range())...)
 			}
 		}
 	}

@@ -96,6 +96,17 @@ func (p *Parser) parseManifestJSON(src []byte, filename string) (*Manifest, hcl.
 				"The plugin.json has no \"entry_point\": add the command that runs the plugin, like \"entry_point\": \"python3 main.py\"."))
 		}
 	}
+	for _, key := range []string{"cli command", "entry_point", "config cli command"} {
+		if _, a := j.value(key); a != nil {
+			word := ""
+			if key == "config cli command" && len(m.Setup) > 0 {
+				word = m.Setup[0]
+			} else if key != "config cli command" && len(m.Command) > 0 {
+				word = m.Command[0]
+			}
+			j.diags = append(j.diags, programInTree(word, key, a.Expr.Range())...)
+		}
+	}
 	m.Health.Checks = j.checks("checks") // spec/check.go
 	m.Task = j.task()                    // spec/task.go
 	if m.Name == "" {

@@ -321,3 +321,37 @@ func writeFile(t *testing.T, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestProgramOutsideTheTreeRefused: a command word that climbs out of the
+// plugin's folder ("../../bin/sh", MobileOps entry_point, mHealth cli
+// command, setup) is refused where it is written, since what runs must be
+// what was fetched and verified; a program on $PATH, an absolute path and
+// a file of the tree are not.
+func TestProgramOutsideTheTreeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		refused   bool
+	}{
+		{"plugin.hcl", "plugin \"x\" {\n  command = [\"../../usr/bin/sleep\", \"1\"]\n}\n", true},
+		{"plugin.hcl", "plugin \"x\" {\n  command = [\"sh\"]\n  setup = [\"./a/../../x\"]\n}\n", true},
+		{"plugin.json", `{"name": "x", "entry_point": "../../bin/sh -c true"}`, true},
+		{"plugin.json", `{"name": "x", "cli command": "../x"}`, true},
+		{"plugin.hcl", "plugin \"x\" {\n  command = [\"./bin/../main.py\"]\n}\n", false},
+		{"plugin.hcl", "plugin \"x\" {\n  command = [\"/usr/bin/python3\", \"main.py\"]\n}\n", false},
+		{"plugin.json", `{"name": "x", "entry_point": "python3 ../main.py"}`, false}, // an argument is the program's business
+	} {
+		_, diags := NewParser().ParseManifest([]byte(tc.src), tc.name)
+		var found *hcl.Diagnostic
+		for _, d := range diags {
+			if d.Summary == "Plugin program outside its folder" {
+				found = d
+			}
+		}
+		switch {
+		case tc.refused && (found == nil || found.Subject == nil || found.Subject.Start.Line < 1):
+			t.Errorf("%s %s: %v, want refused at its line", tc.name, tc.src, diags)
+		case !tc.refused && found != nil:
+			t.Errorf("%s %s: refused: %s", tc.name, tc.src, found.Detail)
+		}
+	}
+}
