@@ -18,6 +18,13 @@
 // close the daemon's thousands of descriptors and a child gets only its
 // 0-2 (and the sandbox shim's pipe).
 //
+// One-shot runs (RunOnce: hooks, task runs, exec checks, setup) get an
+// instance's environment, process group and kill rules (once.go); with a
+// Sandboxer they are confined as the instance's process is (sandbox.go,
+// confine), each in a cgroup of its own that is killed and removed when
+// the run ends. The function RunOnce, without a Runner, confines nothing.
+//
 // It does not read plugs.hcl: everything it knows of an instance comes in a
-// instance.Spec.
+// instance.Spec. It does not confine processes itself: package sandbox
+// does, through the Sandboxer the daemon hands it.
 package runner

@@ -34,7 +34,8 @@ import (
 
 // hookOutcome describes how a hook ended, or is nil when it exited 0:
 // "pre_start exited 3", "post_start killed by SIGKILL", "pre_stop timed
-// out after 10s", "pre_start: executable ... not found".
+// out after 10s", "pre_start oom-killed at its memory limit",
+// "pre_start: executable ... not found".
 func hookOutcome(name string, res Result, err error) error {
 	switch {
 	case err != nil:
@@ -43,6 +44,8 @@ func hookOutcome(name string, res Result, err error) error {
 		return fmt.Errorf("%s timed out after %s", name, res.Duration.Round(time.Millisecond))
 	case res.Canceled:
 		return fmt.Errorf("%s canceled", name)
+	case res.OOMKilled:
+		return fmt.Errorf("%s oom-killed at its memory limit", name)
 	case res.Signal != "":
 		return fmt.Errorf("%s killed by %s", name, res.Signal)
 	case res.ExitCode != 0:

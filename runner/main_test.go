@@ -4,12 +4,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,10 +29,16 @@ func TestMain(m *testing.M) {
 	//	supervisor DIR N PIDFILE  run a Runner on DIR with N sleeping instances and a grandchild one, print "ready", sleep
 	//	churn DIR N           run a Runner with N instances crashing and restarting forever
 	//	slowexit BYTES        touch BYTES of memory, print "ready", sleep (slow to exit when killed)
+	//	confined PATH ADDR    print "id UID", "write ERR" for PATH, "connect ERR" for ADDR, "tmp ERR" for a file in TMPDIR, "config ERR", "input TEXT", "cgroup LINE" for each of /proc/self/cgroup, exit
+	//	forkn N               fork up to N "sleep 300" children, print "forked N ERRNO", exit
+	//	escape PIDFILE        start "sleep 300" in a new session with an empty environment, write its pid, exit
 	testplugin.Main(m, map[string]testplugin.Mode{
 		"supervisor": func(args []string) int { return supervise("supervisor", args) },
 		"churn":      func(args []string) int { return supervise("churn", args) },
 		"slowexit":   slowExit,
+		"confined":   confined,
+		"forkn":      forkN,
+		"escape":     escape,
 	})
 }
 
@@ -49,6 +59,59 @@ func slowExit(args []string) int {
 	fmt.Println("ready")
 	time.Sleep(time.Hour)
 	return int(b[0]) - 1
+}
+
+// confined is the confined mode: what a run may do and where it runs.
+func confined(args []string) int {
+	fmt.Println("id", os.Getuid())
+	fmt.Println("write", testplugin.ErrName(os.WriteFile(args[0], []byte("x"), 0o600)))
+	c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
+	if err == nil {
+		c.Close()
+	}
+	fmt.Println("connect", testplugin.ErrName(err))
+	fmt.Println("tmp", testplugin.ErrName(os.WriteFile(filepath.Join(os.Getenv("TMPDIR"), "x"), []byte("x"), 0o600)))
+	_, err = os.ReadFile(os.Getenv("PLUGS_CONFIG"))
+	fmt.Println("config", testplugin.ErrName(err))
+	in, err := os.ReadFile(os.Getenv("PLUGS_INPUT"))
+	fmt.Printf("input %s %s\n", testplugin.ErrName(err), in)
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	for l := range strings.Lines(string(own)) {
+		fmt.Print("cgroup ", l)
+	}
+	return 0
+}
+
+// forkN is the forkn mode: a bounded fork loop.
+func forkN(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	done, why := 0, "none"
+	for range n {
+		if err := exec.Command("sleep", "300").Start(); err != nil {
+			why = testplugin.ErrName(errors.Unwrap(err))
+			break
+		}
+		done++
+	}
+	fmt.Println("forked", done, why)
+	return 0
+}
+
+// escape is the escape mode: a grandchild that neither the process group
+// nor the environment (PLUGS_RUN_ID, PLUGS_CONFIG) names.
+func escape(args []string) int {
+	cmd := exec.Command("sleep", "300")
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Println("escape:", err)
+		return 3
+	}
+	if err := os.WriteFile(args[0], []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		fmt.Println("escape:", err)
+		return 3
+	}
+	return 0
 }
 
 // supervise is the supervisor and churn modes.

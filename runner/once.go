@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plugs-dev/plugs/instance"
+	"github.com/plugs-dev/plugs/sandbox"
 )
 
 // DefaultTailBytes is how much of the end of a run's stdout and of its
@@ -38,11 +39,16 @@ type Once struct {
 	Command []string
 	// Env adds variables (a task's PLUGS_INPUT, ...) over the spec's env.
 	// It cannot override PLUGS_CONFIG, PLUGS_PLUG or PLUGS_INSTANCE; it
-	// may set PLUGS_RUN_ID, which otherwise is a fresh random id.
+	// may set PLUGS_RUN_ID, which otherwise is a fresh random id. A
+	// confined run (Runner.RunOnce with a Sandbox) cannot read the
+	// daemon's files: a PLUGS_INPUT naming a file outside the instance
+	// directory names, for the run, a copy of it there that only the
+	// run's user may read, removed when the run ends.
 	Env map[string]string
 	// ConfigPath is PLUGS_CONFIG. For Runner.RunOnce "" means the
-	// instance's config.json in the state directory; for the function
-	// RunOnce, "" sets no PLUGS_CONFIG.
+	// instance's config.json in the state directory (the one a confined
+	// run may read: see Runner.RunOnce); for the function RunOnce, ""
+	// sets no PLUGS_CONFIG.
 	ConfigPath string
 	// SetupDir is PLUGS_SETUP_DIR. For Runner.RunOnce "" means the plug's
 	// setup folder (SetupDir), made when missing; for the function RunOnce,
@@ -77,6 +83,9 @@ type Result struct {
 	Duration time.Duration
 	// TimedOut: Once.Timeout ended it; Canceled: its context did.
 	TimedOut, Canceled bool
+	// OOMKilled: the kernel killed a process of the run at the memory
+	// limit of its cgroup (a confined run only).
+	OOMKilled bool
 	// Stdout and Stderr are the last Once.TailBytes of each; Truncated
 	// says that more was written than kept.
 	Stdout, Stderr                   []byte
@@ -85,9 +94,13 @@ type Result struct {
 
 // Err describes a run that did not exit 0, or returns nil: "exited with
 // code 3", "killed by SIGKILL", "timed out after 30s (killed by
-// SIGTERM)", "canceled (killed by SIGKILL)".
+// SIGTERM)", "canceled (killed by SIGKILL)", "killed by SIGKILL
+// (oom-killed at its memory limit)".
 func (res Result) Err() error {
 	how := describeExit(instance.Exit{Code: res.ExitCode, Signal: res.Signal})
+	if res.OOMKilled {
+		how += " (oom-killed at its memory limit)"
+	}
 	switch {
 	case res.TimedOut:
 		return fmt.Errorf("timed out after %s (%s)", res.Duration.Round(time.Millisecond), how)
@@ -122,7 +135,25 @@ func (res Result) Err() error {
 //     running (grandchildren included);
 //   - stdout and stderr are read until they close (at most outputGrace
 //     after the exit, for a process that escaped with them open).
+//
+// With Options.Sandbox, and whether or not the instance's process runs,
+// the run is confined exactly as that process would be (confine: the same
+// user, Landlock rules, unless Spec.NoSandbox, rlimits, no_new_privs and
+// cgroup limits), in a cgroup of its own (runCgroup): its Spec.Limits
+// bound the run alone, what is left in it when the leader exits is killed
+// (what cleared its environment and left the group included), and it is
+// removed when RunOnce returns, never touching the instance's process.
+// Result.OOMKilled says when the kernel killed it at its memory limit. It
+// may write only the instance directory (made when missing) and what its
+// permissions grant; ConfigPath and SetupDir elsewhere are beyond it.
 func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
+	var box *runBox
+	if sb := r.opts.Sandbox; sb != nil {
+		box = &runBox{r: r, sb: sb, instanceDir: InstanceDir(r.opts.StateDir, o.Spec.ID)}
+		if err := mkdirInstance(box.instanceDir); err != nil {
+			return Result{}, fmt.Errorf("instance directory: %w", err)
+		}
+	}
 	if o.ConfigPath == "" {
 		o.ConfigPath = filepath.Join(InstanceDir(r.opts.StateDir, o.Spec.ID), "config.json")
 		// A task's run renders config.json as a start does (a service's
@@ -146,14 +177,17 @@ func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return runOnce(ctx, sp, r.baseEnv, r.tracker, r.devNull, o)
+	return runOnce(ctx, sp, r.baseEnv, r.tracker, r.devNull, box, o)
 }
 
 // RunOnce is Runner.RunOnce for a caller without a Runner (the `plugs
 // setup` command): the environment is picked from os.Environ(), the
 // process is forked from a thread of its own, and orphans that left the
 // run's group are found only while their parents live, since the caller is
-// no subreaper.
+// no subreaper. It has no Sandbox: the run is NOT confined (no Landlock,
+// no cgroup, no switch to the plug's unprivileged user; only Spec.User,
+// Spec.Group and the rlimits of Spec.Limits apply). A caller that must
+// confine a run uses a Runner with Options.Sandbox.
 func RunOnce(ctx context.Context, o Once) (Result, error) {
 	sp, err := newSpawner(o.Spec.Limits.NoNewPrivs, 1)
 	if err != nil {
@@ -165,10 +199,18 @@ func RunOnce(ctx context.Context, o Once) (Result, error) {
 		return Result{}, fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
 	defer devNull.Close()
-	return runOnce(ctx, sp, passedEnv(os.Environ()), &ProcTracker{}, devNull, o)
+	return runOnce(ctx, sp, passedEnv(os.Environ()), &ProcTracker{}, devNull, nil, o)
 }
 
-func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracker, devNull *os.File, o Once) (Result, error) {
+// runBox confines a run: Runner.RunOnce with a Sandbox.
+type runBox struct {
+	r           *Runner
+	sb          Sandboxer
+	instanceDir string
+}
+
+// runOnce is RunOnce's run, confined by box unless it is nil.
+func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracker, devNull *os.File, box *runBox, o Once) (Result, error) {
 	spec := o.Spec
 	argv := o.Command
 	if len(argv) == 0 {
@@ -215,6 +257,18 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	}
 	if o.SetupDir != "" {
 		vars["PLUGS_SETUP_DIR"] = o.SetupDir
+	}
+	var input *runInput
+	key := "" // names the run's cgroup and its input's copy
+	if box != nil {
+		key = newRunID()[:16]
+		var err error
+		if input, err = box.copyInput(declared, key); err != nil {
+			return Result{}, err
+		}
+		if input != nil {
+			defer os.Remove(input.path)
+		}
 	}
 	envv := envFor(base, spec.Dir, declared, who, vars)
 	path, err := resolveCommand(spec.Dir, argv[0], envValue(envv, "PATH"))
@@ -289,14 +343,12 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 		})
 	}
 
-	start := time.Now()
-	pid, err := sp.spawnIn(path, argv, &os.ProcAttr{Dir: spec.Dir, Env: envv, Files: files,
-		Sys: &syscall.SysProcAttr{Credential: cred}}, !interactive)
-	for _, f := range childEnds {
-		f.Close()
-	}
-	childEnds = nil
-	if err != nil {
+	// abort undoes the pipes of a run that did not start.
+	abort := func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+		childEnds = nil
 		for _, f := range readers {
 			f.Close()
 		}
@@ -304,6 +356,50 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 			f.Close()
 		}
 		pumps.Wait()
+	}
+	attr := &os.ProcAttr{Dir: spec.Dir, Env: envv, Files: files, Sys: &syscall.SysProcAttr{Credential: cred}}
+	forkPath, forkArgv := path, argv
+	var st *sandbox.Start
+	if box != nil {
+		group := runCgroup(spec.ID.Instance, key)
+		var err error
+		forkPath, forkArgv, st, err = confine(box.sb, spec, group, box.instanceDir, path, argv, attr)
+		if err != nil {
+			abort()
+			return Result{}, err
+		}
+		// Last, after the kill of what is left in it (below).
+		defer box.r.releaseCgroup(box.sb, spec.ID.Plug, group)
+		attr.Files = append(attr.Files, st.Files...)
+		if input != nil {
+			if err := input.handOver(box.instanceDir); err != nil {
+				_ = st.Started(err)
+				abort()
+				return Result{}, err
+			}
+		}
+	}
+
+	start := time.Now()
+	pid, err := sp.spawnIn(forkPath, forkArgv, attr, !interactive)
+	for _, f := range childEnds {
+		f.Close()
+	}
+	childEnds = nil
+	if st != nil {
+		if serr := st.Started(err); serr != nil && err == nil {
+			// The shim could not confine the run and has exited (127).
+			awaitExit(pid)
+			_, _ = waitPid(pid)
+			forked.remove(pid)
+			err = serr
+		}
+	}
+	if err != nil {
+		abort()
+		if st != nil && pid > 0 {
+			return Result{}, err
+		}
 		return Result{}, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	target := Target{Env: "PLUGS_RUN_ID=" + runID}
@@ -366,6 +462,11 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	killAll(tr, Target{Env: target.Env})
 	if !interactive {
 		_ = unix.Kill(-pid, syscall.SIGKILL)
+	}
+	if st != nil {
+		// What left the group and cleared its environment is still in the
+		// run's cgroup.
+		res.OOMKilled = box.r.killCgroup(spec.ID, st)
 	}
 	ws, werr := waitPid(pid)
 	forked.remove(pid)
@@ -452,4 +553,55 @@ func (t *tailBuffer) bytes() ([]byte, bool) {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// runInput is a confined run's copy of its PLUGS_INPUT file.
+type runInput struct{ path string }
+
+// copyInput copies the file PLUGS_INPUT names into the instance directory,
+// the one folder of the daemon's a confined run may read, and points
+// PLUGS_INPUT at the copy; nil when there is no such file or it is there
+// already. The caller's file stays where it is, for the caller to remove.
+func (b *runBox) copyInput(env map[string]string, key string) (*runInput, error) {
+	src := env["PLUGS_INPUT"]
+	if src == "" || !filepath.IsAbs(src) || filepath.Dir(src) == b.instanceDir {
+		return nil, nil
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("run input: %w", err)
+	}
+	in := &runInput{path: filepath.Join(b.instanceDir, ".input-"+key)}
+	// The instance directory is the plugin's: a link or FIFO it planted
+	// there is replaced, never written through (openfile.go).
+	f, _, err := createRegular(in.path, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("run input: %w", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run input: %w", err)
+	}
+	env["PLUGS_INPUT"] = in.path
+	return in, nil
+}
+
+// handOver gives the copy to the owner of the instance directory, which
+// Sandbox.Prepare made the run's user.
+func (in *runInput) handOver(instanceDir string) error {
+	fi, err := os.Stat(instanceDir)
+	if err != nil {
+		return fmt.Errorf("run input: %w", err)
+	}
+	sys := fi.Sys().(*syscall.Stat_t)
+	if err := os.Lchown(in.path, int(sys.Uid), int(sys.Gid)); err != nil {
+		return fmt.Errorf("run input: %w", err)
+	}
+	return nil
 }

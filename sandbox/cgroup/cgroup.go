@@ -267,18 +267,9 @@ type Group struct {
 func (r *Root) Group(plug, instance string, l Limits) (*Group, error) {
 	g := &Group{mode: r.mode, dirs: map[string]string{}}
 	for c, base := range r.dirs {
-		pdir := filepath.Join(base, plug)
-		if err := os.Mkdir(pdir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("cgroup %s: %w", plug, err)
-		}
-		if r.mode == V2 && len(r.controllers) > 0 {
-			if err := enableControllers(pdir, r.controllers); err != nil {
-				return nil, err
-			}
-		}
-		dir := filepath.Join(pdir, instance)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("cgroup %s/%s: %w", plug, instance, err)
+		dir, err := r.mkGroup(base, plug, instance)
+		if err != nil {
+			return nil, err
 		}
 		g.dirs[c] = dir
 	}
@@ -291,6 +282,39 @@ func (r *Root) Group(plug, instance string, l Limits) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// mkGroupRounds bounds mkGroup's retries.
+const mkGroupRounds = 8
+
+// mkGroup makes base/plug/instance. The Remove of the plug's last group
+// removes base/plug: one that runs between the two Mkdirs (a one-shot
+// run's cgroup ends while another of the plug is made) leaves no parent
+// for the second, which then makes it again.
+func (r *Root) mkGroup(base, plug, instance string) (string, error) {
+	pdir := filepath.Join(base, plug)
+	dir := filepath.Join(pdir, instance)
+	for round := 1; ; round++ {
+		if err := os.Mkdir(pdir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("cgroup %s: %w", plug, err)
+		}
+		if r.mode == V2 && len(r.controllers) > 0 {
+			if err := enableControllers(pdir, r.controllers); err != nil {
+				if errors.Is(err, fs.ErrNotExist) && round < mkGroupRounds {
+					continue
+				}
+				return "", err
+			}
+		}
+		err := os.Mkdir(dir, 0o755)
+		switch {
+		case err == nil || errors.Is(err, fs.ErrExist):
+			return dir, nil
+		case errors.Is(err, fs.ErrNotExist) && round < mkGroupRounds:
+			continue
+		}
+		return "", fmt.Errorf("cgroup %s/%s: %w", plug, instance, err)
+	}
 }
 
 func (g *Group) file(controller, name string) string {
