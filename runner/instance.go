@@ -45,6 +45,12 @@ type supervised struct {
 	later    sync.Mutex
 	finished bool
 
+	// noFolder, set by prepare when the instance's folder could not be
+	// made or was refused (a symlinked plug folder: checkPlugDir), stops
+	// the state writes, which would go through it. The instance's
+	// goroutine alone uses it.
+	noFolder bool
+
 	// guarded by r.mu
 	status   instance.Status
 	pidStart uint64
@@ -71,6 +77,9 @@ func newInstance(r *Runner, spec instance.Spec) *supervised {
 	out.dropped = func(err error, n int64) {
 		// Once a minute at most: a full disk must not flood the log too.
 		r.log.Warn("instance output dropped: output.log cannot be written", "plug", id.Plug, "instance", id.Instance, "bytes", n, "err", err)
+	}
+	out.planted = func(err error) {
+		r.log.Error("instance folder: a file planted in output.log's place replaced", "plug", id.Plug, "instance", id.Instance, "err", err)
 	}
 	return &supervised{
 		r:    r,
@@ -484,10 +493,18 @@ func (in *supervised) persist(s instance.Status) {
 
 // writeState writes s to instance.json (persist without the notice).
 func (in *supervised) writeState(s instance.Status) {
+	if in.noFolder {
+		return
+	}
 	in.r.mu.Lock()
 	pidStart := in.pidStart
 	in.r.mu.Unlock()
-	if err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart), in.laterFiles); err != nil {
+	err := writeInstanceFile(filepath.Join(in.dir, "instance.json"), instanceFile(s, pidStart), in.laterFiles)
+	switch {
+	case wasReplaced(err):
+		// Written all the same, in a new file (openfile.go).
+		in.r.log.Error("instance folder: a file planted in instance.json's twin's place replaced", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+	case err != nil:
 		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
 	}
 }
@@ -521,18 +538,25 @@ func instanceFile(s instance.Status, pidStart uint64) *InstanceFile {
 // prepare makes the instance directory and config.json. output.log is
 // opened by the output pump, off the start path.
 func (in *supervised) prepare() error {
+	in.noFolder = false
 	if err := mkdirInstance(in.dir); err != nil {
+		in.noFolder = true
 		return fmt.Errorf("instance directory: %w", err)
 	}
 	if err := ensureSetupDir(in.r.opts.StateDir, in.id.Plug); err != nil {
 		return err
 	}
-	return writeConfigFile(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600)
+	planted, err := writeConfig(filepath.Join(in.dir, "config.json"), in.currentSpec().Config, 0o600)
+	if planted != nil {
+		in.r.log.Error("instance folder: a file planted in config.json's place replaced", "plug", in.id.Plug, "instance", in.id.Instance, "err", planted)
+	}
+	return err
 }
 
 // mkdirInstance makes an instance directory, and its plug's directory when
 // it is the plug's first: one mkdir in the common case, where MkdirAll
-// would stat every level first.
+// would stat every level first, and one lstat of the plug's directory,
+// which must not be a symlink (checkPlugDir): the mkdir follows one.
 func mkdirInstance(dir string) error {
 	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -542,11 +566,19 @@ func mkdirInstance(dir string) error {
 		err = os.Mkdir(dir, 0o700)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
-			return nil
+		fi, serr := os.Lstat(dir)
+		switch {
+		case serr != nil:
+			return serr
+		case !fi.IsDir():
+			return fmt.Errorf("%s %s", dir, fileKind(fi.Mode()))
 		}
+		err = nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return checkPlugDir(dir)
 }
 
 // process is one running process of an instance, the leader of its own

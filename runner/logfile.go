@@ -41,6 +41,9 @@ type rotatingFile struct {
 	// disk), at most once per dropWarnInterval of now, with the bytes lost
 	// since the last time.
 	dropped func(err error, bytes int64)
+	// planted, when set, is told of a file that was not a regular one
+	// (a symlink, a FIFO: openfile.go) found at name and replaced.
+	planted func(err error)
 	now     func() time.Time
 
 	mu       sync.Mutex
@@ -68,14 +71,28 @@ func (r *rotatingFile) Touch() error {
 	if r.closed || r.f != nil || r.touched {
 		return nil
 	}
-	// The flags of open: O_RDWR, so that a FIFO planted there does not
-	// block the open.
-	f, err := os.OpenFile(r.name, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := r.openFile()
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return err
 	}
 	r.touched = true
 	return f.Close()
+}
+
+// openFile opens (creates) the log by the rule of openfile.go: it is in
+// the instance's folder, where the instance's user may have put a symlink
+// (root's output would be appended to the file it names) or a FIFO (a
+// write would block the output pump once its buffer is full). Either is
+// replaced by a new file, and told to planted.
+func (r *rotatingFile) openFile() (*os.File, error) {
+	f, planted, err := createRegular(r.name, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	if planted != nil && r.planted != nil {
+		r.planted(fmt.Errorf("open log: %w", planted))
+	}
+	return f, nil
 }
 
 func (r *rotatingFile) ensureOpen() error {
@@ -89,9 +106,9 @@ func (r *rotatingFile) ensureOpen() error {
 }
 
 func (r *rotatingFile) open() error {
-	f, err := os.OpenFile(r.name, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := r.openFile()
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return err
 	}
 	fi, err := f.Stat()
 	if err != nil {

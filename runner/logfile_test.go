@@ -84,29 +84,38 @@ func TestFullDiskWarnsOnce(t *testing.T) {
 	clock := newFakeClock()
 	r, sts := newTestRunner(t, Options{Clock: clock, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	s := fakeSpec("full", "default", "flood")
-	dir := InstanceDir(r.opts.StateDir, s.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/dev/full", filepath.Join(dir, "output.log")); err != nil {
-		t.Fatal(err)
-	}
 	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	sts.await(t, s.ID, "running", running)
+	// The log's file swapped for /dev/full under the writer: a symlink to
+	// it in output.log's place is replaced, not written through
+	// (TestPlantedOutputLogReplaced).
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	out := r.insts[s.ID].out
+	r.mu.Unlock()
+	out.mu.Lock()
+	if out.f != nil {
+		out.f.Close()
+	}
+	out.f, out.size, out.midLine = full, 0, false
+	out.mu.Unlock()
 	eventually(t, "a warning", func() bool { return strings.Contains(log.String(), "instance output dropped") })
 	clock.StepWall(dropWarnInterval) // without firing timers
 	eventually(t, "a second warning a minute later", func() bool { return strings.Count(log.String(), "instance output dropped") >= 2 })
 	if err := r.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	out := log.String()
-	if n := strings.Count(out, "instance output dropped"); n != 2 {
-		t.Errorf("%d warnings for a flood in two minutes, want 2:\n%s", n, out)
+	logged := log.String()
+	if n := strings.Count(logged, "instance output dropped"); n != 2 {
+		t.Errorf("%d warnings for a flood in two minutes, want 2:\n%s", n, logged)
 	}
-	if !strings.Contains(out, "no space left on device") {
-		t.Errorf("the warning does not say why:\n%s", out)
+	if !strings.Contains(logged, "no space left on device") {
+		t.Errorf("the warning does not say why:\n%s", logged)
 	}
 }
 

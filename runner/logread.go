@@ -12,7 +12,17 @@ import (
 )
 
 // Reading output.log: the runner owns its format and rotation (logfile.go),
-// so it owns reading it back too.
+// so it owns reading it back too. The log and its backups are in the
+// instance's folder, which the sandbox gives to the instance's user: they
+// are opened by the rule of openfile.go (openLog), so that a symlink
+// planted as output.log.2 does not make plugs logs, run by root, show the
+// file it names, and a FIFO does not hang it.
+
+// openLog opens a log file for reading (openRegular, without owned: plugs
+// logs may run as another user than the daemon).
+func openLog(name string) (*os.File, error) {
+	return openRegular(name, os.O_RDONLY, 0, false)
+}
 
 // TailLog writes the last n lines of the instance log at path to w (all of
 // it when n < 0), reading the rotated backups (path.1, path.2, ...) when
@@ -34,7 +44,7 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 			return fmt.Errorf("follow log: %w", err)
 		}
 	}
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && follow:
 		f = nil // wait for it to appear
@@ -87,12 +97,12 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 			}
 		}
 		// Rotated: the path names another file now, or ours shrank.
-		cur, err := os.Stat(path)
+		cur, err := os.Lstat(path)
 		if err != nil {
 			continue // renamed away; the new file's Create event follows
 		}
 		if f == nil {
-			if f, err = os.Open(path); err != nil {
+			if f, err = openLog(path); err != nil {
 				f = nil
 			}
 			continue
@@ -108,7 +118,7 @@ func TailLog(ctx context.Context, w io.Writer, path string, n int, follow bool) 
 				return err
 			}
 			f.Close()
-			if f, err = os.Open(path); err != nil {
+			if f, err = openLog(path); err != nil {
 				f = nil
 			}
 		}
@@ -131,8 +141,10 @@ func writeTailAcross(w io.Writer, path string, cur *os.File, n int) error {
 			}
 		}
 	}()
+	// The backups end at the first missing one, or one that is not a
+	// regular file (openLog): what is older is not shown.
 	for i := 1; ; i++ {
-		b, err := os.Open(backupName(path, i))
+		b, err := openLog(backupName(path, i))
 		if err != nil {
 			break
 		}

@@ -314,6 +314,13 @@ func (r *Runner) discard(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	// A plug's folder that is a symlink is not followed: what it names is
+	// not the state directory's to delete (checkPlugDir). Remove then
+	// unlinks the link alone.
+	if err := checkPlugDir(dir); err != nil {
+		r.log.Warn("the folder of a removed instance not deleted", "path", dir, "err", err)
+		return nil
+	}
 	trash := layout.Removed(r.opts.StateDir)
 	if err := os.Mkdir(trash, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
 		if fi, err := os.Lstat(trash); err == nil && fi.IsDir() {

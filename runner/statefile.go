@@ -68,8 +68,8 @@ func ReadInstanceFile(name string) (*InstanceFile, error) {
 		if err == nil && !moved {
 			return f, nil
 		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+		if errors.Is(err, fs.ErrNotExist) || isPlanted(err) {
+			return nil, err // not a torn read: reading again changes nothing
 		}
 	}
 	if err == nil {
@@ -81,20 +81,35 @@ func ReadInstanceFile(name string) (*InstanceFile, error) {
 // maxTornReads bounds ReadInstanceFile's retries.
 const maxTornReads = 64
 
+// maxInstanceFileBytes bounds the instance.json read: the daemon writes
+// well under a KiB.
+const maxInstanceFileBytes = 64 << 10
+
 // readInstanceFileOnce reads and parses name once; moved reports that name
 // was swapped while it was read.
+//
+// The instance's user may have put anything at name (openfile.go): a
+// symlink, a FIFO, a file of its own with the pids of other processes in
+// it (the next daemon kills what instance.json names). Only a regular file
+// of the daemon's user is read, and at most maxInstanceFileBytes of it.
 func readInstanceFileOnce(name string) (*InstanceFile, bool, error) {
-	fh, err := os.Open(name)
+	fh, err := openRegular(name, os.O_RDONLY, 0, true)
 	if err != nil {
+		if isPlanted(err) {
+			return nil, false, fmt.Errorf("read instance state: %w", err)
+		}
 		return nil, false, err
 	}
 	defer fh.Close()
-	b, err := io.ReadAll(fh)
+	b, err := io.ReadAll(io.LimitReader(fh, maxInstanceFileBytes+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", name, err)
 	}
+	if len(b) > maxInstanceFileBytes {
+		return nil, false, fmt.Errorf("read %s: larger than %d bytes", name, maxInstanceFileBytes)
+	}
 	held, herr := fh.Stat()
-	now, nerr := os.Stat(name)
+	now, nerr := os.Lstat(name)
 	moved := herr != nil || nerr != nil || !os.SameFile(held, now)
 	var f InstanceFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -130,24 +145,27 @@ const twinSuffix = ".next"
 func writeSwapped(name string, data []byte, perm os.FileMode, later func(func())) error {
 	twin := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+twinSuffix)
 	// Overwritten, then cut to length: a truncation to zero would make
-	// ext4 flush the file on close (auto_da_alloc again).
-	f, err := os.OpenFile(twin, os.O_WRONLY|os.O_CREATE, perm)
+	// ext4 flush the file on close (auto_da_alloc again). The twin is in
+	// a folder of the instance's user: never written through a symlink,
+	// never waited on as a FIFO; what was planted in its place is
+	// replaced (createRegularFd), reported in the error returned after
+	// the write.
+	fd, planted, err := createRegularFd(twin, os.O_WRONLY, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
+	if err := writeTwin(fd, data); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := f.Truncate(int64(len(data))); err != nil {
-		f.Close()
+	if err := unix.Close(fd); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+	if planted != nil {
+		planted = fmt.Errorf("write %s: %w", name, planted)
 	}
 	if unix.Renameat2(unix.AT_FDCWD, twin, unix.AT_FDCWD, name, unix.RENAME_EXCHANGE) == nil {
-		return nil
+		return planted
 	}
 	// The first write (no name yet), or a file system without
 	// RENAME_EXCHANGE: a plain rename. The twin of the next write is
@@ -161,15 +179,40 @@ func writeSwapped(name string, data []byte, perm os.FileMode, later func(func())
 	} else {
 		later(func() { makeTwin(name, perm) })
 	}
-	return nil
+	return planted
+}
+
+// writeTwin writes data over the start of the open twin fd and cuts it to
+// its length.
+func writeTwin(fd int, data []byte) error {
+	for off := 0; off < len(data); {
+		n, err := unix.Pwrite(fd, data[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += n
+	}
+	for {
+		err := unix.Ftruncate(fd, int64(len(data)))
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // makeTwin creates the empty twin of name that writeSwapped swaps in,
-// unless it exists.
+// unless something is there (O_EXCL: what was planted is left for the
+// next write to replace).
 func makeTwin(name string, perm os.FileMode) {
 	twin := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+twinSuffix)
-	if f, err := os.OpenFile(twin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm); err == nil {
-		f.Close()
+	if fd, err := openRegularFd(twin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm, true); err == nil {
+		unix.Close(fd)
 	}
 }
 
@@ -180,29 +223,51 @@ func makeTwin(name string, perm os.FileMode) {
 // a file lost or torn by a crash of the machine is never read, only
 // rewritten (the byte comparison sees the difference).
 func writeConfigFile(name string, data []byte, perm os.FileMode) error {
-	if sameFile(name, data, perm) {
-		return nil
+	_, err := writeConfig(name, data, perm)
+	return err
+}
+
+// writeConfig is writeConfigFile; planted, when not nil, is a file that
+// was not a regular one (a symlink, a FIFO: openfile.go), refused unread
+// and replaced by the rename: the write succeeded.
+func writeConfig(name string, data []byte, perm os.FileMode) (planted, err error) {
+	same, planted := sameFile(name, data, perm)
+	if same {
+		return nil, nil
 	}
-	return replaceFile(name, data, perm, false)
+	if err := replaceFile(name, data, perm, false); err != nil {
+		return nil, err
+	}
+	var p *plantedError
+	if errors.As(planted, &p) {
+		p.Replaced = true
+		return fmt.Errorf("write config: %w", p), nil
+	}
+	return nil, nil
 }
 
 // sameFile reports whether name is a regular file with mode perm holding
-// exactly data.
-func sameFile(name string, data []byte, perm os.FileMode) bool {
-	f, err := os.Open(name)
+// exactly data. It is in the instance's folder, which the sandbox gives to
+// the instance's user, as it does config.json itself: it is read by the
+// rule of openfile.go, without owned; planted is what that refused.
+func sameFile(name string, data []byte, perm os.FileMode) (same bool, planted error) {
+	f, err := openRegular(name, os.O_RDONLY, 0, false)
 	if err != nil {
-		return false
+		if isPlanted(err) {
+			return false, err
+		}
+		return false, nil
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != perm || fi.Size() != int64(len(data)) {
-		return false
+		return false, nil
 	}
 	old := make([]byte, len(data)+1) // one more: a file that grew meanwhile differs
 	n, err := io.ReadFull(f, old)
 	// ReadFull says io.EOF, not ErrUnexpectedEOF, when it read nothing:
 	// the file, like data, is empty.
-	return (err == io.ErrUnexpectedEOF || err == io.EOF) && bytes.Equal(old[:n], data)
+	return (err == io.ErrUnexpectedEOF || err == io.EOF) && bytes.Equal(old[:n], data), nil
 }
 
 // replaceFile writes data to name through a temporary file in the same
