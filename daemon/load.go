@@ -11,6 +11,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -46,6 +47,11 @@ type loader struct {
 
 	mu  sync.Mutex
 	pre *preread // guarded by mu: what readAhead read, for the next load
+	// runnable holds the trees whose program and compatibility passed
+	// (workspace.CheckRunnable), by tree folder and command: a tree in the
+	// store does not change (it is verified before each start), so each
+	// is checked once, not at every load. Guarded by mu.
+	runnable map[string]bool
 }
 
 // preread is a deployment read before its load: the daemon's start
@@ -148,6 +154,12 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 	if err != nil {
 		return nil, fetchError(w, err)
 	}
+	// What plugs validate refuses of a tree (a program that is not there
+	// or not a file, an incompatible plugin) is refused here, before
+	// anything is stopped for it.
+	if diags := l.checkRunnable(w, trees); diags.HasErrors() {
+		return nil, diagError(w, diags)
+	}
 	// Params are merged and type-checked once, by the render.
 	desired, diags := w.Desired(trees, l.broker(dep))
 	if diags.HasErrors() {
@@ -203,6 +215,34 @@ func (l *loader) verify(specs []instance.Spec) error {
 		return &api.Error{Kind: kind, Message: err.Error()}
 	}
 	return nil
+}
+
+// checkRunnable is w.CheckRunnable for the trees not known to pass.
+func (l *loader) checkRunnable(w *workspace.Workspace, trees map[string]*fetch.Tree) hcl.Diagnostics {
+	key := func(t *fetch.Tree) string { return t.Dir + "\x00" + strings.Join(t.Manifest.Command, "\x00") }
+	l.mu.Lock()
+	known := l.runnable
+	l.mu.Unlock()
+	var checked []*fetch.Tree
+	diags := w.CheckRunnable(trees, func(_ string, t *fetch.Tree) bool {
+		if known[key(t)] {
+			return false
+		}
+		checked = append(checked, t)
+		return true
+	})
+	if diags.HasErrors() {
+		return diags
+	}
+	l.mu.Lock()
+	if l.runnable == nil {
+		l.runnable = map[string]bool{}
+	}
+	for _, t := range checked {
+		l.runnable[key(t)] = true
+	}
+	l.mu.Unlock()
+	return diags
 }
 
 // snapshotLock flattens a lock for comparison.

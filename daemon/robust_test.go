@@ -449,3 +449,41 @@ func TestApplyEndsTheWaitForAStableFile(t *testing.T) {
 		t.Errorf("%d instances run after plugs apply of three plugs of four, want 9", n)
 	}
 }
+
+// TestWhatValidateRefusesChangesNothing: a new version of a plugin whose
+// program is a folder, or which needs a python3 this host lacks, is
+// refused by the daemon's load as plugs validate refuses it (an input
+// error at the plug), before its running instance is stopped.
+func TestWhatValidateRefusesChangesNothing(t *testing.T) {
+	dir, file := sleeperDir(t, sleeperDeployment(map[string]string{"a": "1s"}))
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), NoWatch: true})
+	before := pids(waitStatus(t, c, "a running", func(s *api.Status) bool { return len(pids(s)) == 1 }))
+	manifest := filepath.Join(dir, "plugins/sleeper/plugin.hcl")
+	good, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "plugins/sleeper/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, manifest, want string }{
+		{"a folder as the program", strings.Replace(string(good), `command = ["sh", "-c", "while true; do sleep 1; done"]`, `command = ["./sub"]`, 1), "Plugin program is not a file"},
+	} {
+		if !strings.Contains(tc.manifest, "./sub") {
+			t.Fatalf("%s: the manifest was not changed:\n%s", tc.name, tc.manifest)
+		}
+		writeFile(t, manifest, tc.manifest)
+		_, err := c.Apply(context.Background())
+		var e *api.Error
+		if !errors.As(err, &e) || e.Kind != api.KindInput || !strings.Contains(e.Error(), tc.want) {
+			t.Errorf("%s: apply answered %v, want an input error saying %q", tc.name, err, tc.want)
+		}
+		st, err := c.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pids(st); !maps.Equal(got, before) {
+			t.Errorf("%s: instances %v, want %v unchanged", tc.name, got, before)
+		}
+	}
+}

@@ -24,6 +24,16 @@ func parseLooseConstraint(s string) (version.Constraints, error) {
 	return version.NewConstraint(s)
 }
 
+// CheckRunnable checks what the tree at dir must hold for m to run here:
+// its command's program (a file of the tree, executable, with a usable
+// first line) and its compatibility constraints (this plugs, python3).
+// plugs validate and every load of the daemon ask it, so that what
+// validate refuses is refused before anything is stopped (rng: the plug's
+// source, where the diagnostics point when m has no place of its own).
+func (p *Parser) CheckRunnable(dir string, m *Manifest, rng hcl.Range) hcl.Diagnostics {
+	return append(checkCommandFile(dir, m, rng), p.checkCompatibility(m, rng)...)
+}
+
 // checkCompatibility checks a manifest's compatibility constraints against
 // this plugs (p.PlugsVersion) and the python3 that will run the plugin
 // (p.Python3Version). What cannot be checked is said in a warning.

@@ -111,8 +111,7 @@ func (p *Parser) loadManifests(d *Deployment, l *Lock, stateDir string) (map[str
 		diags = append(diags, mdiags...)
 		if m != nil && !mdiags.HasErrors() {
 			out[plug.Name] = m
-			diags = append(diags, checkCommandFile(dir, m, plug.SourceRange)...)
-			diags = append(diags, p.checkCompatibility(m, plug.SourceRange)...)
+			diags = append(diags, p.CheckRunnable(dir, m, plug.SourceRange)...)
 		}
 	}
 	return out, diags

@@ -224,6 +224,21 @@ func (w *Workspace) Plugins(trees map[string]*fetch.Tree) map[string]render.Plug
 	return out
 }
 
+// CheckRunnable checks, for each enabled plug with a tree in trees and
+// for which need says yes, what plugs validate checks of a fetched tree
+// (spec.Parser.CheckRunnable): its program and its compatibility.
+func (w *Workspace) CheckRunnable(trees map[string]*fetch.Tree, need func(plug string, t *fetch.Tree) bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, plug := range w.Deployment.Plugs {
+		t := trees[plug.Name]
+		if !plug.Enabled || t == nil || t.Manifest == nil || !need(plug.Name, t) {
+			continue
+		}
+		diags = append(diags, w.parser.CheckRunnable(t.Dir, t.Manifest, plug.SourceRange)...)
+	}
+	return diags
+}
+
 // Desired renders the instances of the runnable trees (see render.Desired).
 func (w *Workspace) Desired(trees map[string]*fetch.Tree, broker render.BrokerInfo) ([]instance.Spec, hcl.Diagnostics) {
 	return render.Desired(w.Deployment, w.Plugins(trees), broker)
