@@ -296,7 +296,10 @@ func fetchError(w *workspace.Workspace, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	if md := workspace.ManifestDiagnostics(err); len(md) > 0 && !slices.ContainsFunc(md, func(d *hcl.Diagnostic) bool { return d.Subject == nil }) {
+	// Each plug's input error at its plug block, as plugs validate and
+	// plugs fetch say it, when nothing else failed.
+	if md, rest := workspace.FetchDiagnostics(w.Deployment, err); len(md) > 0 && len(rest) == 0 &&
+		!slices.ContainsFunc(md, func(d *hcl.Diagnostic) bool { return d.Subject == nil }) {
 		return diagError(w, md)
 	}
 	kind := api.KindEnv

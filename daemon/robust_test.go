@@ -487,3 +487,30 @@ func TestWhatValidateRefusesChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceFailureHasItsPlace: a plug whose source is gone fails the
+// daemon's load with the diagnostic plugs validate and plugs fetch give,
+// at its plug block, not a line without a place.
+func TestSourceFailureHasItsPlace(t *testing.T) {
+	dir, file := sleeperDir(t, sleeperDeployment(map[string]string{"a": "1s"}))
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), NoWatch: true})
+	before := pids(waitStatus(t, c, "a running", func(s *api.Status) bool { return len(pids(s)) == 1 }))
+	writeFile(t, file, "plug \"a\" {\n  source = \"./nowhere\"\n}\n\nplug \"b\" {\n  source = \"./gone\"\n}\n")
+	_, err := c.Apply(context.Background())
+	var e *api.Error
+	if !errors.As(err, &e) || e.Kind != api.KindInput {
+		t.Fatalf("apply with sources gone: %v, want an input error", err)
+	}
+	lines := map[string]int{}
+	for _, d := range e.Diagnostics {
+		if d.Range != nil {
+			lines[d.Summary] = d.Range.Start.Line
+		}
+	}
+	if lines["Plug a failed"] != 1 || lines["Plug b failed"] != 5 {
+		t.Errorf("diagnostics %+v, want each plug's failure at its plug block (lines 1 and 5)", e.Diagnostics)
+	}
+	if st, err := c.Status(context.Background()); err != nil || !maps.Equal(pids(st), before) {
+		t.Errorf("instances after the failed load: %v %v, want %v", st, err, before)
+	}
+}

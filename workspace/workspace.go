@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -211,6 +212,39 @@ func SplitFetchError(err error) (diags hcl.Diagnostics, rest []error) {
 		}
 	}
 	return diags, rest
+}
+
+// FetchDiagnostics is SplitFetchError with each plug's input error (a
+// source not found, a hostile tree, a hash mismatch) made a diagnostic at
+// its plug block of d, "Plug NAME failed", as plugs validate shows its
+// errors: the CLI's lock, fetch, build and bundle and the daemon's load say
+// it alike, with the place. rest keeps what is not the input's fault.
+func FetchDiagnostics(d *spec.Deployment, err error) (diags hcl.Diagnostics, rest []error) {
+	diags, parts := SplitFetchError(err)
+	for _, part := range parts {
+		var pe *fetch.PlugError
+		if d != nil && errors.As(part, &pe) && fetch.IsInputError(part) && d.Plug(pe.Plug) != nil {
+			rng := d.Plug(pe.Plug).DeclRange
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plug " + pe.Plug + " failed",
+				Detail: sentence(pe.Err.Error()), Subject: &rng})
+			continue
+		}
+		rest = append(rest, part)
+	}
+	return diags, rest
+}
+
+// sentence makes an error message a diagnostic's detail: capitalised, and
+// with a full stop when it is one line (not a build's output).
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.Contains(s, "\n") {
+		s += "."
+	}
+	return s
 }
 
 // Plugins converts runnable trees (fetch.Store.Runnable) into what the

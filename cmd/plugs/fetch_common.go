@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/spec"
 	"github.com/plugs-dev/plugs/workspace"
@@ -74,18 +72,7 @@ func (s *fetchSession) saveLock(l *spec.Lock) (bool, error) {
 // error at its plug block; then, flat, the failures of the environment. The
 // exit code is validate's (1) unless one of those remains (2).
 func (s *fetchSession) failure(err error) error {
-	diags, rest := workspace.SplitFetchError(err)
-	var others []error
-	for _, part := range rest {
-		var pe *fetch.PlugError
-		if errors.As(part, &pe) && fetch.IsInputError(part) && s.d.Plug(pe.Plug) != nil {
-			rng := s.d.Plug(pe.Plug).DeclRange
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plug " + pe.Plug + " failed",
-				Detail: sentence(pe.Err.Error()), Subject: &rng})
-			continue
-		}
-		others = append(others, part)
-	}
+	diags, others := workspace.FetchDiagnostics(s.d, err)
 	if len(diags) == 0 {
 		return fetchError(err)
 	}
@@ -97,19 +84,6 @@ func (s *fetchSession) failure(err error) error {
 		return silent(exitInput)
 	}
 	return fetchError(errors.Join(others...))
-}
-
-// sentence makes an error message a diagnostic's detail: capitalised, and
-// with a full stop when it is one line (not a build's output).
-func sentence(s string) string {
-	if s == "" {
-		return s
-	}
-	s = strings.ToUpper(s[:1]) + s[1:]
-	if !strings.HasSuffix(s, ".") && !strings.Contains(s, "\n") {
-		s += "."
-	}
-	return s
 }
 
 // fetchError maps a fetch error to its exit code.
