@@ -163,6 +163,10 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		o.loaded = &failed // what was read cannot run: as a load that failed
 		return nil, verr
 	}
+	if ld.lockChanged && d.mode == ModeGitOps {
+		d.log.Warn("the commit's plugs.lock.hcl is not up to date: resolved in memory; commit the lock (plugs lock) so that a restart without network can run it",
+			"revision", shortCommit(o.revision))
+	}
 	if ld.lockChanged && d.mode == ModeFile {
 		if werr := fetch.WriteLock(ld.lock.Filename, ld.lock); werr != nil {
 			d.log.Warn("write lock", "err", werr)
