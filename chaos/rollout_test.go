@@ -173,3 +173,75 @@ func freePort(t *testing.T) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
 }
+
+// TestDaemonKilledMidRolloutThenChanged: the daemon is SIGKILLed in the
+// middle of a rollout, and plugs.hcl's plug changes before it runs again.
+// The next daemon starts the plug on its last healthy revision and rolls
+// the new one out batch by batch (max_parallel 1: never every instance on
+// an unproven revision at once), and the rollout cut short is marked
+// superseded, not left rolling out.
+func TestDaemonKilledMidRolloutThenChanged(t *testing.T) {
+	dir := t.TempDir()
+	id := runID(t)
+	t.Cleanup(func() { killMarked(id) })
+	writeFiles(t, dir, map[string]string{
+		"plugs.hcl":                  fmt.Sprintf(rolloutPlugs, id),
+		"plugins/web/plugin.hcl":     "plugin \"web\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"./run.sh\", \"" + id + "\"]\n}\n",
+		"plugins/web/run.sh":         webScript("v1"),
+		"plugins/sleeper/plugin.hcl": "plugin \"sleeper\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"-c\", \"exec sleep 3600\"]\n}\n",
+	})
+	port := freePort(t)
+	wrapper := []string{"sh", "-c", `exec "$@" --broker-addr 127.0.0.1:` + port, "sh"}
+	d := startDaemon(t, dir, wrapper...)
+	d.waitReady()
+	waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutHealthy })
+
+	writeFiles(t, dir, map[string]string{"plugins/web/run.sh": webScript("v2")})
+	c, err := api.Dial(d.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if _, err := c.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	v2 := waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutProgressing && r.OnTarget >= 1 }).Revision
+	d.kill()
+
+	writeFiles(t, dir, map[string]string{"plugins/web/run.sh": webScript("v3")})
+	next := startDaemon(t, dir, wrapper...)
+	st := next.waitReady()
+	r := rolloutOf(st, "web")
+	if r == nil || r.State != api.RolloutProgressing || r.Revision == v2 || r.Batches < 4 || !strings.Contains(r.Reason, "changed while it was down") {
+		t.Fatalf("after the restart with the plug changed: rollout %+v, want v3 rolled out in 4 batches; %s", r, describe(st))
+	}
+	v3 := r.Revision
+	waitFor(t, "the rollout of v3 to end healthy", func() (bool, string) {
+		st := next.status()
+		if st == nil {
+			return false, "no status"
+		}
+		r := rolloutOf(st, "web")
+		if r != nil && r.State == api.RolloutProgressing && r.OnTarget > r.Batch {
+			t.Errorf("batch %d of %d with %d instances on the new revision: more than max_parallel allows", r.Batch, r.Batches, r.OnTarget)
+		}
+		return r != nil && r.State == api.RolloutHealthy && r.Revision == v3 && r.OnTarget == 4, describe(st)
+	})
+	c, err = api.Dial(next.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h, err := c.History(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range h.Entries {
+		if e.ID == v2 && e.Verdict != api.RolloutSuperseded {
+			t.Errorf("the rollout cut short (%s): verdict %q, want superseded (%s)", v2, e.Verdict, e.Reason)
+		}
+	}
+	next.stop()
+}

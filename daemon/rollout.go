@@ -117,7 +117,7 @@ type liveRollout struct {
 	policy       instance.Update
 	specs        []instance.Spec // the target's
 	stages       []rolloutStage
-	resumed      bool
+	resumed      string // why it starts from the last healthy revision after a restart; "" when it does not
 	ctx          context.Context
 	cancel       context.CancelFunc
 	poke         chan struct{}
@@ -403,9 +403,21 @@ func (d *daemon) beginLocked(plug string, dec reconcile.PlugDecision, specs []in
 	rec := ro.recordOf(plug)
 	from := rec.LastHealthy
 	reason := ""
-	if dec.Resumed {
+	resumed := ""
+	switch {
+	case dec.Resumed && rec.Active != nil && rec.Active.Target == dec.Target:
+		resumed = "started over after a daemon restart"
 		reason = fmt.Sprintf("the daemon stopped in the middle of this rollout; started over from the last healthy revision %s", from)
 		d.log.Warn("rollout interrupted by a daemon restart: started over", "plug", plug, "revision", dec.Target, "from", from)
+	case dec.Resumed:
+		resumed = "rolled out from the last healthy revision after a daemon restart: the plug changed while it was down"
+		reason = fmt.Sprintf("the plug changed while the daemon was down; rolled out from the last healthy revision %s", from)
+		d.log.Warn("the plug changed while the daemon was down: rolled out from the last healthy revision", "plug", plug, "revision", dec.Target, "from", from)
+	}
+	if dec.Interrupted != "" {
+		if e := rec.find(dec.Interrupted); e != nil && e.Verdict == api.RolloutProgressing {
+			e.Verdict, e.Judged, e.Reason = api.RolloutSuperseded, now, "the daemon stopped in the middle of this rollout, and plugs.hcl changed the plug before it ran again"
+		}
 	}
 	rec.Active = &activeRecord{Target: dec.Target, From: from, Started: now}
 	rec.note(&revision{ID: dec.Target, Revision: specs[0].Revision, Version: specs[0].Version,
@@ -414,7 +426,7 @@ func (d *daemon) beginLocked(plug string, dec reconcile.PlugDecision, specs []in
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &liveRollout{plug: plug, target: dec.Target, policy: *policy, specs: slices.Clone(specs), stages: stages,
-		resumed: dec.Resumed, ctx: ctx, cancel: cancel, poke: make(chan struct{}, 1), started: now, stageStart: now}
+		resumed: resumed, ctx: ctx, cancel: cancel, poke: make(chan struct{}, 1), started: now, stageStart: now}
 	ro.live[plug] = r
 	d.log.Info("rollout started", "plug", plug, "revision", dec.Target, "from", from, "batches", len(stages), "max_parallel", policy.MaxParallel)
 	ro.wg.Go(func() { d.runRollout(r) })
@@ -781,9 +793,7 @@ func (d *daemon) rolloutStatuses(observed []instance.Status) []api.RolloutStatus
 		switch r := ro.live[plug]; {
 		case r != nil:
 			s.State, s.Revision, s.Batch, s.Batches, s.Since = api.RolloutProgressing, r.target, r.stage+1, len(r.stages), r.started
-			if r.resumed {
-				s.Reason = "started over after a daemon restart"
-			}
+			s.Reason = r.resumed
 		case rec != nil && rec.Hold != nil && ro.reverting[plug]:
 			s.State, s.Reason, s.Override, s.Since = api.RolloutProgressing, "reverting: "+rec.Hold.Reason, rec.Hold.Runs, rec.Hold.At
 		case rec != nil && rec.Hold != nil && ro.held[plug] != "":

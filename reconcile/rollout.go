@@ -118,9 +118,15 @@ type PlugDecision struct {
 	// policy: the daemon rolls it out (and judges it) unless a rollout to
 	// the same target is already under way.
 	Judge bool
-	// Resumed says an interrupted rollout (Active at start) starts over
-	// from the last healthy revision.
+	// Resumed says the plug starts on its last healthy revision after a
+	// daemon restart (nothing runs) and is rolled out from there: an
+	// interrupted rollout starting over, or a plug changed while the
+	// daemon was down.
 	Resumed bool
+	// Interrupted is the target of a rollout a daemon restart cut short
+	// and that is no longer desired (plugs.hcl changed the plug meanwhile):
+	// it gets no verdict now ("" when none).
+	Interrupted string
 	// DropHold says the hold no longer applies: the desired state changed.
 	DropHold bool
 	// Held is the hold's reason while it applies, else "".
@@ -137,9 +143,11 @@ type PlugDecision struct {
 //   - Without an update policy, the desired specs apply at once.
 //   - With one, the replaces are left to a rollout, and the creates are
 //     watched; a desired state already judged healthy is simply applied.
-//   - After a restart in the middle of a rollout (rec.Active is the
-//     target, no instance runs), the plug starts on its last healthy
-//     revision, and the whole rollout starts over from there.
+//   - After a restart (no instance runs) with a desired state not yet
+//     judged healthy — a rollout cut short (rec.Active), to the same
+//     target or, the plug changed meanwhile, to another one — the plug
+//     starts on its last healthy revision and is rolled out from there in
+//     batches: never every instance on an unproven revision at once.
 func DecidePlug(desired []instance.Spec, observed []instance.Status, rec PlugRecord) PlugDecision {
 	policy := policyOf(desired)
 	if rec.Hold == nil && policy == nil {
@@ -166,10 +174,13 @@ func DecidePlug(desired []instance.Spec, observed []instance.Status, rec PlugRec
 		return dec
 	}
 	running := slices.ContainsFunc(observed, func(st instance.Status) bool { return st.State != instance.StateStopped })
-	if rec.Active == target && rec.LastHealthy != nil && !running {
-		// Killed mid-rollout: no instance runs (the daemon's children die
+	if rec.LastHealthy != nil && len(rec.LastHealthy.Specs) > 0 && !running {
+		// After a restart: no instance runs (the daemon's children die
 		// with it). Start on the last healthy revision and roll out again.
 		dec.Desired, dec.Resumed, dec.Judge = slices.Clone(rec.LastHealthy.Specs), true, true
+		if rec.Active != "" && rec.Active != target {
+			dec.Interrupted = rec.Active
+		}
 		before := make(map[instance.ID]*instance.Spec, len(rec.LastHealthy.Specs))
 		for i := range rec.LastHealthy.Specs {
 			before[rec.LastHealthy.Specs[i].ID] = &rec.LastHealthy.Specs[i]
