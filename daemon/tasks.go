@@ -54,7 +54,7 @@ func (t taskRunner) RunOnce(ctx context.Context, spec instance.Spec, run task.Ru
 	}
 	b, cut := out.bytes()
 	return task.Outcome{
-		ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut || res.Canceled,
+		ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut || res.Canceled, OOMKilled: res.OOMKilled,
 		Output: b, OutputTruncated: cut, Stderr: res.Stderr,
 		StartedAt: start, Duration: res.Duration,
 	}, nil

@@ -380,7 +380,7 @@ func (m *Manager) runOne(ctx context.Context, ps *plugState, t Target, run Run, 
 			os.Remove(inputPath)
 		}
 		if err == nil {
-			r.ExitCode, r.Signal = out.ExitCode, out.Signal
+			r.ExitCode, r.Signal, r.OOMKilled = out.ExitCode, out.Signal, out.OOMKilled
 			r.StartedAt, r.Duration = out.StartedAt.Round(0), out.Duration.Seconds()
 			r.setOutput(out.Output, out.OutputTruncated)
 			r.StderrTail = tail(out.Stderr, StderrTail)

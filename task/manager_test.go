@@ -161,6 +161,25 @@ func TestStartFailureIsAnErrorResult(t *testing.T) {
 	}
 }
 
+// TestOOMKilledRunIsSaid: a run the kernel killed at its memory limit is
+// a failure that says so, in the result and in the history.
+func TestOOMKilledRunIsSaid(t *testing.T) {
+	r := &fakeRunner{fn: func(context.Context, instance.Spec, Run) (Outcome, error) {
+		return Outcome{ExitCode: -1, Signal: "SIGKILL", OOMKilled: true}, nil
+	}}
+	m := newTestManager(t, r, t.TempDir(), target("p", "default", Config{}))
+	res, err := m.Exec(t.Context(), Request{Plug: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Result != ResultFailure || !res.OOMKilled {
+		t.Fatalf("result = %+v, want a failure marked oom_killed", res)
+	}
+	if b, _ := json.Marshal(res); !strings.Contains(string(b), `"oom_killed":true`) {
+		t.Errorf("the result's JSON does not say it: %s", b)
+	}
+}
+
 // 200 concurrent calls against max_concurrent = 4: never more than 4 runs at
 // once, every call answered (run or busy), every run in the history.
 func TestConcurrentCallsAreBoundedAndNoneLost(t *testing.T) {

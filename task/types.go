@@ -53,6 +53,7 @@ type Outcome struct {
 	ExitCode        int    // -1 when killed by a signal
 	Signal          string // "SIGKILL", or "" when it exited
 	TimedOut        bool
+	OOMKilled       bool   // the kernel killed it at its memory limit
 	Output          []byte // stdout, at most Run.MaxOutput bytes
 	OutputTruncated bool
 	Stderr          []byte // the end of stderr
@@ -87,6 +88,8 @@ type Result struct {
 	Result   string  `json:"result"`
 	ExitCode int     `json:"exit_code"`
 	Signal   string  `json:"signal,omitempty"`
+	// OOMKilled: the kernel killed the run at its memory limit.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 	// Output is stdout: the JSON value itself when stdout is one whole JSON
 	// document (OutputType "json"), else a JSON string ("text").
 	Output          json.RawMessage `json:"output"`

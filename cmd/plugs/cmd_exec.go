@@ -103,6 +103,8 @@ call was wrong; 2: it could not run (busy, no daemon, not startable).
 
 func exitText(r *task.Result) string {
 	switch {
+	case r.OOMKilled:
+		return " (" + r.Signal + ", oom-killed at its memory limit)"
 	case r.Signal != "":
 		return " (" + r.Signal + ")"
 	case r.Error != "":
