@@ -41,6 +41,9 @@ call was wrong; 2: it could not run (busy, no daemon, not startable).
 			}
 			plug, instance, _ := strings.Cut(args[0], "/")
 			v := g.v
+			if v.GetDuration("timeout") < 0 || v.GetInt("max-output") < 0 {
+				return inputError(fmt.Errorf("--timeout and --max-output must not be negative (0: the task's default)"))
+			}
 			var input []byte
 			switch in := v.GetString("input"); in {
 			case "":
