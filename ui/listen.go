@@ -81,11 +81,29 @@ func loopbackOnly(addr string) bool {
 // Serve serves the dashboard on l (with TLS and basic auth from
 // webConfigFile, when set) until ctx ends; then it ends the event streams
 // and shuts down. It closes l.
+//
+// Without authentication in webConfigFile, anyone who reaches l may read
+// the pages, but only root and the daemon's own uid may act (every request
+// but GET and HEAD), as on the local API socket: the peer's uid is read
+// from the kernel's socket table, and a peer whose uid cannot be read is
+// refused.
 func (s *Server) Serve(ctx context.Context, l net.Listener, webConfigFile string) error {
+	h := s.Handler()
+	auth := false
+	if webConfigFile != "" {
+		var err error
+		if auth, err = requiresAuth(webConfigFile); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	if !auth {
+		h = s.localPeersAct(h)
+	}
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// Streams end when the server does.

@@ -67,6 +67,10 @@ type Server struct {
 
 	hub *hub
 
+	// ownUID is the daemon's uid; peerUID finds a TCP client's (peer.go).
+	ownUID  uint32
+	peerUID peerLookup
+
 	// mu guards what the server remembers of what it saw.
 	mu      sync.Mutex
 	exits   map[InstanceID][]Exit
@@ -94,6 +98,8 @@ func New(opts Options) (*Server, error) {
 		actionTimeout: opts.ActionTimeout,
 		exits:         map[InstanceID][]Exit{},
 		host:          opts.Hostname,
+		ownUID:        uint32(os.Getuid()),
+		peerUID:       procPeerLookup("/proc"),
 	}
 	if s.host == "" {
 		s.host, _ = os.Hostname()

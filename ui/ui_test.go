@@ -22,7 +22,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(peerClientEnv) != "" {
+		os.Exit(peerClient()) // the test binary as another user's client (peer_test.go)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestSensitiveIsRenders(t *testing.T) {
 	if sensitive != render.Sensitive {
