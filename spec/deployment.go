@@ -109,7 +109,7 @@ func (p *Parser) LoadDeployment(filename string, vars map[string]string) (*Deplo
 // ParseDeployment decodes plugs.hcl source read from filename.
 func (p *Parser) ParseDeployment(src []byte, filename string, vars map[string]string) (*Deployment, hcl.Diagnostics) {
 	d, diags := p.parseDeployment(src, filename, vars)
-	return d, finish(diags)
+	return d, p.secrets.finish(diags)
 }
 
 // parseDeployment is ParseDeployment before finish (see output.go).
@@ -179,6 +179,7 @@ func (p *Parser) decodeDeployment(f *hcl.File, filename string, vars map[string]
 		// Which of its params are secret is known once its manifest is
 		// (markSecrets): until then every one may be.
 		d.secrets.pend(plug.DeclRange, dc.paramLines)
+		d.secrets.pendValues(plug.DeclRange, pendingParamValues(plug))
 		d.secrets.failed(plug.DeclRange, dc.failedParams)
 		if prev, dup := seen[plug.Name]; dup {
 			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",
@@ -304,6 +305,9 @@ func parseVariableValue(raw string, ty cty.Type) (cty.Value, error) {
 	}
 	if checkNestingHCL([]byte(raw), "<value>").HasErrors() {
 		return cty.NilVal, fmt.Errorf("nested too deeply")
+	}
+	if checkNumbersHCL([]byte(raw), "<value>").HasErrors() {
+		return cty.NilVal, fmt.Errorf("a number out of the range of a 64-bit float")
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), "<value>", hcl.InitialPos)
 	if diags.HasErrors() {
@@ -684,6 +688,9 @@ func (dc *decoder) decodeBroker(b *hcl.Block) (*Broker, hcl.Diagnostics) {
 		}
 		s, _, sdiags := dc.evalString(attr)
 		br.Password, diags = s, append(diags, sdiags...)
+		if dc.dep != nil {
+			dc.dep.secrets.learn(secretForms(s))
+		}
 	}
 	return br, diags
 }
@@ -743,6 +750,7 @@ func (dc *decoder) decodePlug(b *hcl.Block) (*Plug, hcl.Diagnostics) {
 		var ediags hcl.Diagnostics
 		plug.Env, ediags = dc.evalStringMap(attr)
 		diags = append(diags, ediags...)
+		diags = append(diags, checkEnv(attr, plug.Env)...)
 	}
 	if attr, ok := attrs["stop_timeout"]; ok {
 		d, ok, ddiags := dc.evalPositiveDuration(attr, "a stop always gives the process time to exit: 0s would SIGKILL it at once, and systemd's meaning (wait forever) would hang every stop")

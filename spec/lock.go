@@ -48,7 +48,7 @@ func (p *Parser) LoadLock(filename string) (*Lock, hcl.Diagnostics) {
 // ParseLock decodes plugs.lock.hcl source read from filename.
 func (p *Parser) ParseLock(src []byte, filename string) (*Lock, hcl.Diagnostics) {
 	l, diags := p.parseLock(src, filename)
-	return l, finish(diags)
+	return l, p.secrets.finish(diags)
 }
 
 // parseLock is ParseLock before finish (see output.go).
@@ -103,7 +103,7 @@ func (dc *decoder) lockedPlug(b *hcl.Block) (*LockedPlug, hcl.Diagnostics) {
 // constraint no longer match plugs.hcl, plugs without an entry and entries
 // without a plug are warnings (plugs lock fixes them).
 func CheckLock(d *Deployment, l *Lock) hcl.Diagnostics {
-	return finish(checkLock(d, l))
+	return d.secretSet().finish(checkLock(d, l))
 }
 
 // checkLock is CheckLock before finish (see output.go).

@@ -64,8 +64,8 @@ func (c *LockCache) decode(p *Parser, src []byte, filename string) (*Lock, bool)
 		return nil, false
 	}
 	diags, splits := checkNestingSplitHCL(src, filename, 1)
-	if diags != nil || len(splits) == 0 {
-		return nil, false
+	if diags != nil || len(splits) == 0 || checkNumbersHCL(src, filename) != nil {
+		return nil, false // ParseLock reports it
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/plugs-dev/plugs/internal/redact"
 )
@@ -34,7 +36,15 @@ import (
 //     of a file that does not parse every params, password and default
 //     argument (there is no tree to tell a secret by);
 //   - the userinfo of a URL (git::https://user:password@host/…) is shown
-//     as '*'s (redact.MaskUserinfo).
+//     as '*'s (redact.MaskUserinfo);
+//   - the known-value rule: once a secret's value is known (a secret
+//     param's, the broker password; every param's of a plug whose manifest
+//     is not known yet), every line of Files that holds it is blank, and
+//     every diagnostic the Parser and its Deployments returned shows it as
+//     redact.Sensitive, those returned before it was known too: the same
+//     value pasted on another line (an env value, the wrong argument) is no
+//     less secret. A value shorter than minKnownValue is not searched for:
+//     it cannot be told from other text (its own line stays blank).
 
 // MaxDiagnostics is how many diagnostics a view shows at most (Capped); the
 // rest are counted in a last diagnostic, "N more diagnostics not shown".
@@ -139,11 +149,13 @@ func unsafeRune(r rune, multiline bool) bool {
 
 // displayBytes is src as a snippet may show it: control bytes and invalid
 // UTF-8 as '?', C1 controls and bidirectional controls as as many '?' as
-// they have bytes, every line that overlaps one of blank as spaces. It has
+// they have bytes, every line that overlaps one of blank or holds one of
+// values as spaces. It has
 // the length of src and the same newlines, so ranges into src stay right.
-func displayBytes(src []byte, blank []hcl.Range) []byte {
+func displayBytes(src []byte, blank []hcl.Range, values []string) []byte {
 	out := make([]byte, len(src))
 	copy(out, src)
+	redact.BlankValueLines(out, values...)
 	for i := 0; i < len(out); {
 		c := out[i]
 		if c < utf8.RuneSelf {
@@ -194,6 +206,217 @@ type secretRanges struct {
 	// not evaluate: no value, no ParamRanges entry, but a diagnostic whose
 	// snippet is their own line.
 	failedBy map[hcl.Range][]failedParam
+
+	// values are the known secret values (the known-value rule), and
+	// pendingValues the values of every param of each plug block whose
+	// manifest is not known yet (by its range), each in the forms it may
+	// be written in (secretForms).
+	values        map[string]bool
+	pendingValues map[hcl.Range][]string
+	// issued are the diagnostics returned so far, with the text each had
+	// before the known-value rule and the text the rule made of it: a
+	// change of the values redacts those it concerns again from the former
+	// (a value of a pending plug that proves not secret shows again),
+	// unless their holder changed them meanwhile.
+	issued map[*hcl.Diagnostic]*issuedText
+}
+
+// issuedText is the summary and detail of an issued diagnostic before the
+// known-value rule (orig) and after it (shown).
+type issuedText struct{ orig, shown [2]string }
+
+// minKnownValue is the shortest value the known-value rule searches for.
+const minKnownValue = 4
+
+// secretForms are the forms a secret value may be written in within a
+// source or a message: as it is, and escaped as a quoted string (HCL,
+// JSON, a detail's %q) and an HCL template ("$${", "%%{") write it.
+func secretForms(v string) []string {
+	if len(v) < minKnownValue || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	out := []string{v}
+	if q := strconv.Quote(v); q[1:len(q)-1] != v {
+		out = append(out, q[1:len(q)-1])
+	}
+	if t := strings.NewReplacer("${", "$${", "%{", "%%{").Replace(v); t != v {
+		out = append(out, t)
+	}
+	return out
+}
+
+// secretStrings are the strings of v a text may quote: its strings and its
+// numbers (a PIN), in collections too; not its bools.
+func secretStrings(v cty.Value) []string {
+	if v == cty.NilVal {
+		return nil
+	}
+	var out []string
+	_ = cty.Walk(v, func(_ cty.Path, e cty.Value) (bool, error) {
+		switch {
+		case !e.IsKnown() || e.IsNull() || e.IsMarked():
+			return false, nil
+		case e.Type() == cty.String:
+			out = append(out, secretForms(e.AsString())...)
+		case e.Type() == cty.Number && numberValueOK(e):
+			out = append(out, secretForms(e.AsBigFloat().Text('f', -1))...)
+		}
+		return true, nil
+	})
+	return out
+}
+
+// learn adds known secret values (the known-value rule).
+func (s *secretRanges) learn(values []string) {
+	if s == nil || len(values) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fresh []string
+	for _, v := range values {
+		if !s.values[v] {
+			if s.values == nil {
+				s.values = map[string]bool{}
+			}
+			s.values[v] = true
+			fresh = append(fresh, v)
+		}
+	}
+	s.redactHolding(fresh)
+}
+
+// pendValues records the param values of the plug block decl, secret
+// until resolve(decl).
+func (s *secretRanges) pendValues(decl hcl.Range, values []string) {
+	if s == nil || len(values) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pendingValues == nil {
+		s.pendingValues = map[hcl.Range][]string{}
+	}
+	s.pendingValues[decl] = values
+	s.redactHolding(values)
+}
+
+// known returns the values the known-value rule hides now, longest first
+// (so that a value that holds another is replaced whole). s.mu is held.
+func (s *secretRanges) known() []string {
+	out := make([]string, 0, len(s.values))
+	for v := range s.values {
+		out = append(out, v)
+	}
+	for _, vs := range s.pendingValues {
+		out = append(out, vs...)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(out)
+}
+
+// secretSet is d's secrets, nil for a nil d.
+func (d *Deployment) secretSet() *secretRanges {
+	if d == nil {
+		return nil
+	}
+	return d.secrets
+}
+
+// valuesNow is known for Files.
+func (s *secretRanges) valuesNow() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.known()
+}
+
+// pendingParamValues are the values every param of plug (and of its
+// instances) may show: secret until its manifest is known.
+func pendingParamValues(plug *Plug) []string {
+	var out []string
+	for _, v := range plug.Params {
+		out = append(out, secretStrings(v)...)
+	}
+	for _, inst := range plug.Instances {
+		for _, v := range inst.Params {
+			out = append(out, secretStrings(v)...)
+		}
+	}
+	return out
+}
+
+// finish is the package's finish for diagnostics returned by a Parser or
+// a Deployment of s: sanitized, and under the known-value rule from now
+// on. A nil s (a Deployment made by hand) only sanitizes.
+func (s *secretRanges) finish(diags hcl.Diagnostics) hcl.Diagnostics {
+	diags = finish(diags)
+	if s == nil || len(diags) == 0 {
+		return diags
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.issued == nil {
+		s.issued = map[*hcl.Diagnostic]*issuedText{}
+	}
+	r := redact.ValuesReplacer(s.known()...)
+	for _, d := range diags {
+		t := s.issued[d]
+		if t == nil || [2]string{d.Summary, d.Detail} != t.shown {
+			t = &issuedText{orig: [2]string{d.Summary, d.Detail}}
+			s.issued[d] = t
+		}
+		t.redact(d, r)
+	}
+	return diags
+}
+
+// redactHolding applies the known-value rule again to the issued
+// diagnostics that hold one of the values just added; s.mu is held. What
+// a learn costs is the few values of one plug against what was issued,
+// not every value.
+func (s *secretRanges) redactHolding(added []string) {
+	var r *strings.Replacer
+	for d, t := range s.issued {
+		for _, v := range added {
+			if strings.Contains(d.Summary, v) || strings.Contains(d.Detail, v) {
+				if r == nil {
+					r = redact.ValuesReplacer(s.known()...)
+				}
+				t.redact(d, r)
+				break
+			}
+		}
+	}
+}
+
+// unredact applies the known-value rule again to the issued diagnostics
+// it changed, after values were dropped (a pending plug's that proved not
+// secret); s.mu is held.
+func (s *secretRanges) unredact() {
+	var r *strings.Replacer
+	for d, t := range s.issued {
+		if t.shown != t.orig {
+			if r == nil {
+				r = redact.ValuesReplacer(s.known()...)
+			}
+			t.redact(d, r)
+		}
+	}
+}
+
+// redact sets d's summary and detail to t.orig through r, taking d's
+// text as the original when its holder changed it since.
+func (t *issuedText) redact(d *hcl.Diagnostic, r *strings.Replacer) {
+	if now := [2]string{d.Summary, d.Detail}; now != t.shown {
+		t.orig = now
+	}
+	d.Summary, d.Detail = r.Replace(t.orig[0]), r.Replace(t.orig[1])
+	t.shown = [2]string{d.Summary, d.Detail}
 }
 
 // failedParam is a param (or a whole params argument: name "") that did
@@ -253,6 +476,10 @@ func (s *secretRanges) resolve(decl hcl.Range) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pending, decl)
+	if _, ok := s.pendingValues[decl]; ok {
+		delete(s.pendingValues, decl)
+		s.unredact()
+	}
 }
 
 func (s *secretRanges) add(rng hcl.Range) {
@@ -336,6 +563,19 @@ func (d *Deployment) markSecrets(plug *Plug, m *Manifest) {
 		return
 	}
 	secret := SecretParams(m)
+	var values []string
+	for _, ps := range m.Params {
+		if ps.Secret && ps.Default != cty.NilVal {
+			values = append(values, secretStrings(ps.Default)...)
+		}
+	}
+	for name := range secret {
+		values = append(values, secretStrings(plug.Params[name])...)
+		for _, inst := range plug.Instances {
+			values = append(values, secretStrings(inst.Params[name])...)
+		}
+	}
+	d.secrets.learn(values)
 	mark := func(ranges map[string]hcl.Range) {
 		for name := range secret {
 			rng, ok := ranges[name]

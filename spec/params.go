@@ -24,12 +24,17 @@ func instanceParams(plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Val
 
 // instanceParamsInto is instanceParams filling out, which must be empty.
 func instanceParamsInto(out map[string]cty.Value, plug *Plug, inst *Instance, m *Manifest) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
 	for _, ps := range m.Params {
 		if ps.Default != cty.NilVal {
+			if d := checkParamNumbers(ps.Default, ps.Name, m, ps.DeclRange); d != nil {
+				diags = append(diags, d)
+				continue
+			}
 			out[ps.Name] = ps.Default
 		}
 	}
-	diags := mergeParams(out, plug.Params, plug.ParamRanges, m)
+	diags = append(diags, mergeParams(out, plug.Params, plug.ParamRanges, m)...)
 	diags = append(diags, mergeParams(out, inst.Params, inst.ParamRanges, m)...)
 	for _, ps := range m.Params {
 		if _, ok := out[ps.Name]; ps.Required && !ok {
@@ -72,6 +77,12 @@ func mergeParams(out, params map[string]cty.Value, ranges map[string]hcl.Range, 
 		if v.IsNull() {
 			continue // null leaves the default in place
 		}
+		// Before the conversion: a number converted to a string is written
+		// out in full (the number rule, numbers.go).
+		if d := checkParamNumbers(v, name, m, rng); d != nil {
+			diags = append(diags, d)
+			continue
+		}
 		cv, err := convertParamDefault(v, ps.Type)
 		if err != nil {
 			diags = append(diags, errorf(rng, "Invalid param value",
@@ -88,7 +99,7 @@ func mergeParams(out, params map[string]cty.Value, ranges map[string]hcl.Range, 
 // manifest is in manifests (keyed by plug name). A plug-level mistake is
 // reported once, not once per instance.
 func CheckPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
-	return finish(checkPlugs(d, manifests))
+	return d.secrets.finish(checkPlugs(d, manifests))
 }
 
 // checkPlugs is CheckPlugs before finish (see output.go).
@@ -109,7 +120,7 @@ func checkPlugs(d *Deployment, manifests map[string]*Manifest) hcl.Diagnostics {
 // instance. It is what the render step calls.
 func (d *Deployment) PlugParams(plug *Plug, m *Manifest) ([]map[string]cty.Value, hcl.Diagnostics) {
 	params, diags := d.plugParams(plug, m)
-	return params, finish(diags)
+	return params, d.secrets.finish(diags)
 }
 
 // plugParams is PlugParams before finish.

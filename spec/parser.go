@@ -47,7 +47,8 @@ func NewParser() *Parser {
 // diagnostics. Their bytes are for display only (see output.go): control
 // bytes are '?', and the lines that assign a secret are blank, once the
 // manifest that marks the param secret is known (an inline plugin block at
-// decode time, any other through CheckPlugs, LoadManifests or Validate).
+// decode time, any other through CheckPlugs, PlugParams or Validate), and
+// so is every line that holds a known secret value (the known-value rule).
 // Byte offsets match the source, so every range stays right.
 func (p *Parser) Files() map[string]*hcl.File {
 	for name, src := range p.lazy {
@@ -57,8 +58,9 @@ func (p *Parser) Files() map[string]*hcl.File {
 	}
 	p.lazy = nil
 	out := make(map[string]*hcl.File, len(p.files))
+	values := p.secrets.valuesNow()
 	for name, f := range p.files {
-		out[name] = &hcl.File{Body: f.Body, Bytes: displayBytes(f.Bytes, p.secrets.of(name)), Nav: f.Nav}
+		out[name] = &hcl.File{Body: f.Body, Bytes: displayBytes(f.Bytes, p.secrets.of(name), values), Nav: f.Nav}
 	}
 	return out
 }
@@ -172,6 +174,10 @@ func (p *Parser) parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnosti
 	if diags != nil {
 		return nil, diags
 	}
+	if diags := checkNumbersHCL(src, filename); diags != nil {
+		p.files[filename] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src} // for the snippet
+		return nil, diags
+	}
 	f, diags := parseSplit(src, filename, splits)
 	if f != nil {
 		p.files[filename] = f
@@ -185,6 +191,10 @@ func (p *Parser) parseJSON(src []byte, filename string) (*hcl.File, hcl.Diagnost
 		return nil, hcl.Diagnostics{tooBigDiag(filename, "file", int64(len(src)))}
 	}
 	if diags := checkNestingJSON(src, filename); diags != nil {
+		return nil, diags
+	}
+	if diags := checkNumbersJSON(src, filename); diags != nil {
+		p.files[filename] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src} // for the snippet
 		return nil, diags
 	}
 	f, diags := hcljson.Parse(src, filename)

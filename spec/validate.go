@@ -21,7 +21,7 @@ type Validation struct {
 // of every instance against them.
 func (p *Parser) Validate(filename string, vars map[string]string, stateDir string) (*Validation, hcl.Diagnostics) {
 	v, diags := p.validate(filename, vars, stateDir)
-	return v, finish(diags)
+	return v, p.secrets.finish(diags)
 }
 
 // validate is Validate before finish (see output.go).
@@ -54,7 +54,7 @@ func (p *Parser) validate(filename string, vars map[string]string, stateDir stri
 // nil and "".
 func (p *Parser) LoadManifests(d *Deployment, l *Lock, stateDir string) (map[string]*Manifest, hcl.Diagnostics) {
 	m, diags := p.loadManifests(d, l, stateDir)
-	return m, finish(diags)
+	return m, p.secrets.finish(diags)
 }
 
 // loadManifests is LoadManifests before finish (see output.go).

@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"bytes"
 	"net/url"
 	"regexp"
 	"strings"
@@ -120,4 +121,51 @@ func Values(s string, secrets ...string) string {
 		}
 	}
 	return s
+}
+
+// ValuesReplacer is Values for many texts and many secrets: one pass over
+// each text. Where two secrets match at the same place the one given
+// first wins: give the longest first, so that a secret that holds another
+// is replaced whole.
+func ValuesReplacer(secrets ...string) *strings.Replacer {
+	oldnew := make([]string, 0, 2*len(secrets))
+	for _, v := range secrets {
+		if v != "" {
+			oldnew = append(oldnew, v, Sensitive)
+		}
+	}
+	return strings.NewReplacer(oldnew...)
+}
+
+// BlankValueLines overwrites with spaces, in place, every line of b that
+// holds one of the non-empty values (each line an occurrence overlaps, for
+// a value with newlines), keeping b's length and its newlines so that byte
+// offsets into it stay right: Values for source snippets, whose highlights
+// are offsets. A whole line goes rather than the value alone, as a
+// secret's own line does (its length would show otherwise).
+func BlankValueLines(b []byte, values ...string) {
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		for off := 0; off < len(b); {
+			i := bytes.Index(b[off:], []byte(v))
+			if i < 0 {
+				break
+			}
+			start, end := off+i, off+i+len(v)
+			for start > 0 && b[start-1] != '\n' {
+				start--
+			}
+			for end < len(b) && b[end] != '\n' {
+				end++
+			}
+			for j := start; j < end; j++ {
+				if b[j] != '\n' && b[j] != '\r' {
+					b[j] = ' '
+				}
+			}
+			off = end
+		}
+	}
 }

@@ -168,3 +168,25 @@ func TestCredentialsWithoutScheme(t *testing.T) {
 		}
 	}
 }
+
+// TestBlankValueLines: every line that holds a value is blank, the lines of
+// a value with a newline too, and nothing moves.
+func TestBlankValueLines(t *testing.T) {
+	src := "a = 1\nb = \"pw-1\", c\nd = 2\ne = \"x pw-1\"\nf = \"l1\nl2\"\ng = 3\n"
+	b := []byte(src)
+	redact.BlankValueLines(b, "pw-1", "", "l1\nl2")
+	want := "a = 1\n" + strings.Repeat(" ", len(`b = "pw-1", c`)) + "\nd = 2\n" + strings.Repeat(" ", len(`e = "x pw-1"`)) + "\n" +
+		strings.Repeat(" ", len(`f = "l1`)) + "\n" + strings.Repeat(" ", len(`l2"`)) + "\ng = 3\n"
+	if string(b) != want {
+		t.Errorf("got %q, want %q", b, want)
+	}
+}
+
+// TestValuesReplacer: every secret goes, the longest whole where one holds
+// another.
+func TestValuesReplacer(t *testing.T) {
+	r := redact.ValuesReplacer("pw-12345", "pw-1", "")
+	if got := r.Replace(`"pw-12345" and pw-1x`); got != `"(sensitive)" and (sensitive)x` {
+		t.Errorf("got %q", got)
+	}
+}
