@@ -168,9 +168,14 @@ func (a *applier) each(ctx context.Context, changes []Change, record func(Outcom
 				return nil
 			}
 			o := fn(ctx, c)
-			if o.Err != nil {
+			switch {
+			case o.Err != nil && ctx.Err() != nil:
+				// Canceled (the daemon stops, the deadline): the
+				// caller says so once, not as the failure of each.
+				a.logger.Debug("apply canceled", "instance", c.ID.String(), "action", c.Action.String(), "error", o.Err)
+			case o.Err != nil:
 				a.logger.Error("apply failed", "instance", c.ID.String(), "action", c.Action.String(), "error", o.Err)
-			} else if !o.Skipped {
+			case !o.Skipped:
 				a.logger.Info("applied", "instance", c.ID.String(), "action", c.Action.String())
 			}
 			record(o)

@@ -18,8 +18,13 @@ import (
 // running when it returns.
 //
 //   - pre_start runs before every start of the process, bounded by
-//     Hooks.Timeout; if it fails, the start fails ("pre_start exited 3")
-//     and is retried with the restart policy's backoff.
+//     Hooks.Timeout; if it fails, the start fails ("pre_start exited 3").
+//     For the first process of a Start (a create, a replace, a rollback)
+//     the instance is then failed and Start returns the error, as a
+//     systemd start job fails with its ExecStartPre: nothing retries it
+//     behind the caller's back. Before a restart (after a crash, an
+//     unhealthy process, a failed post_start, Restart) it is retried with
+//     the restart policy's backoff.
 //   - post_start runs once the process is ready (Options.AwaitReady, the
 //     readiness hook point, returns: the daemon's health checks, like
 //     ExecStartPost after a Type=notify service's READY=1), bounded by

@@ -87,8 +87,9 @@ func TestHooksOrder(t *testing.T) {
 }
 
 // TestPreStartFailureIsAFailedStart: a pre_start that exits 3 fails the
-// start with that reason, the process never runs, and the start is
-// retried with backoff.
+// start with that reason and the process never runs; the first start of a
+// Start is not retried (the instance is failed, as a start whose command
+// is missing: the caller decides), so that a Start over it works at once.
 func TestPreStartFailureIsAFailedStart(t *testing.T) {
 	clock := newFakeClock()
 	r, sts := newTestRunner(t, Options{Clock: clock})
@@ -99,13 +100,18 @@ func TestPreStartFailureIsAFailedStart(t *testing.T) {
 	if err == nil || err.Error() != "start pre/default: pre_start exited 3" {
 		t.Fatalf("Start = %v, want pre_start exited 3", err)
 	}
-	// The first failure retries at once, the second backs off.
-	if d := <-clock.Requested(); d < 900*time.Millisecond || d > 1100*time.Millisecond {
-		t.Fatalf("backoff %v", d)
+	// Start returns after the state is set: no restart begins behind it.
+	st := observed(t, r, s.ID)
+	if st.State != instance.StateFailed || st.Reason != "pre_start exited 3" || st.PID != 0 || st.GaveUp {
+		t.Errorf("after a failed pre_start: state %s, reason %q, pid %d, gave up %v; want failed, pre_start exited 3", st.State, st.Reason, st.PID, st.GaveUp)
 	}
-	st := sts.await(t, s.ID, "in backoff", func(st instance.Status) bool { return st.State == instance.StateBackoff })
-	if !strings.HasPrefix(st.Reason, "pre_start exited 3; restart 2 in ") || st.PID != 0 {
-		t.Errorf("status %q pid %d", st.Reason, st.PID)
+	select {
+	case d := <-clock.Requested():
+		t.Errorf("a failed first start asked for a backoff of %v: it is retried behind its caller", d)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if st := observed(t, r, s.ID); st.State != instance.StateFailed || st.Restarts != 0 {
+		t.Errorf("200ms after a failed first start: state %s, %d restarts; want failed, none", st.State, st.Restarts)
 	}
 	if b, _ := os.ReadFile(file); strings.Contains(string(b), "main") {
 		t.Errorf("the process ran after a failed pre_start: %s", b)
@@ -114,14 +120,49 @@ func TestPreStartFailureIsAFailedStart(t *testing.T) {
 	if !strings.Contains(string(log), "failing\nplugs: pre_start exited 3\n") {
 		t.Errorf("output.log = %q", log)
 	}
-	// Fixed: the next attempt starts it.
+	// Fixed: a Start over the failed instance starts it.
 	spec := s
 	spec.Hooks.PreStart = nil
-	if err := r.Update(t.Context(), spec); err != nil {
+	if err := r.Start(t.Context(), spec); err != nil {
+		t.Fatalf("Start over a failed pre_start: %v", err)
+	}
+	sts.await(t, s.ID, "running", running)
+}
+
+// TestPreStartFailureBeforeRestartBacksOff: before a restart after a
+// crash, a failed pre_start is retried with the restart policy's backoff.
+func TestPreStartFailureBeforeRestartBacksOff(t *testing.T) {
+	clock := newFakeClock()
+	r, sts := newTestRunner(t, Options{Clock: clock})
+	s, file := hookSpec(t, "prerestart")
+	// pre_start succeeds once, then fails; the process exits at once.
+	s.Hooks = instance.Hooks{PreStart: []string{"sh", "-c", `if [ -e "$F.once" ]; then exit 4; fi; touch "$F.once"`}, Timeout: 10 * time.Second}
+	s.Command = []string{"sh", "-c", `echo main >> "$F"; exit 1`}
+	s.Restart = instance.RestartPolicy{InitialDelay: time.Second, MaxDelay: time.Minute, ResetAfter: time.Minute}
+	if err := r.Start(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(2 * time.Second)
-	sts.await(t, s.ID, "running after the backoff", running)
+	st := sts.await(t, s.ID, "in backoff after pre_start failed", func(st instance.Status) bool {
+		return st.State == instance.StateBackoff && strings.HasPrefix(st.Reason, "pre_start exited 4; restart ")
+	})
+	if st.PID != 0 {
+		t.Errorf("status %+v", st)
+	}
+	if got := lines(t, file); len(got) != 1 || got[0] != "main" {
+		t.Errorf("events %v, want the process once", got)
+	}
+}
+
+// observed is the runner's status of id.
+func observed(t *testing.T, r *Runner, id instance.ID) instance.Status {
+	t.Helper()
+	for _, st := range r.Observe() {
+		if st.ID == id {
+			return st
+		}
+	}
+	t.Fatalf("%s not observed", id)
+	return instance.Status{}
 }
 
 // TestPostStartFailureStopsTheProcess: a post_start that fails stops the

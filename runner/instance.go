@@ -136,22 +136,38 @@ func (in *supervised) send(m ctlMsg) error {
 }
 
 // run supervises the instance until it is stopped. first receives the
-// result of the first start.
+// result of the first start, whose pre_start ends with startCtx (Start's
+// ctx: a daemon that stops does not wait out a hanging hook); startCtx is
+// not used once first has its answer.
 //
 // An idle instance is this goroutine alone, parked in run, supervise and
 // wait: their frames stay small (a few hundred bytes each), so that its
 // stack shrinks to the minimum at the next GC. Whatever copies a Status
 // or a Spec (persisting, logging, the backoff) is done in functions
 // called from them, not inlined in them (the go:noinline marks).
-func (in *supervised) run(first chan<- error) {
+func (in *supervised) run(startCtx context.Context, first chan<- error) {
 	defer close(in.done)
 	log := in.r.log.With("plug", in.id.Plug, "instance", in.id.Instance)
 	backoff := NewBackoff(in.restartPolicy())
 	reply := first
 	prepared := false
-	for {
+	for initial := true; ; initial = false {
 		var msg *ctlMsg // the control message that ended this round, if any
-		p, fail, retry, parked := in.start(&prepared, &msg)
+		hookCtx := context.Background()
+		if initial {
+			hookCtx = startCtx
+		}
+		p, fail, retry, parked := in.start(hookCtx, &prepared, &msg)
+		if initial && retry != nil {
+			// The first process of a Start never got going: the start
+			// failed, as systemd fails a start job whose ExecStartPre
+			// fails, and the caller decides what follows (a replace
+			// starts the previous spec again over this failed instance;
+			// a create is retried by the next reconcile). Retrying it
+			// here would race that: the rollback's Start found the
+			// instance starting again and was refused, leaving none.
+			fail, retry = retry, nil
+		}
 		// The state is set before Start returns, so that its caller
 		// observes the failure.
 		var delay time.Duration
@@ -231,10 +247,12 @@ func cmpErr(errs ...error) error {
 
 // start readies and starts one process of the instance: instance files,
 // the setup gate, the verifier, pre_start, the fork. fail is an error that
-// needs a change to go away (failed); retry a failed pre_start (backoff);
+// needs a change to go away (failed); retry a failed pre_start (backoff;
+// run makes it a fail on the first start of a Start);
 // parked means the instance waits for plugs setup. A stop or restart that
-// comes during pre_start ends it and lands in *msg.
-func (in *supervised) start(prepared *bool, msg **ctlMsg) (p *process, fail, retry error, parked bool) {
+// comes during pre_start ends it and lands in *msg; hookCtx's end cancels
+// pre_start ("pre_start canceled", a retry).
+func (in *supervised) start(hookCtx context.Context, prepared *bool, msg **ctlMsg) (p *process, fail, retry error, parked bool) {
 	spec := in.currentSpec()
 	if !*prepared {
 		if err := in.prepare(); err != nil {
@@ -257,7 +275,7 @@ func (in *supervised) start(prepared *bool, msg **ctlMsg) (p *process, fail, ret
 		in.notify(in.update(func(s *instance.Status) {
 			s.State, s.Reason, s.PID, s.StartedAt = instance.StateStarting, "pre_start", 0, time.Time{}
 		}))
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(hookCtx)
 		done := make(chan error, 1)
 		go func() { done <- in.runHook(ctx, "pre_start", spec.Hooks.PreStart, spec.Hooks.Timeout) }()
 		select {

@@ -174,10 +174,14 @@ func InstanceDir(stateDir string, id instance.ID) string {
 }
 
 // Start starts an instance and returns once its first process is spawned.
-// When it cannot be (missing executable, bad directory...) the instance
-// stays known as failed and the error says why. Starting an instance that
-// is already running is an error; starting a failed, backing-off or
-// needs-setup one replaces it.
+// When it cannot be (missing executable, bad directory, a pre_start that
+// failed or timed out...) the instance stays known as failed, without a
+// process and not retried, and the error says why: the caller decides
+// what follows (reconcile.Apply rolls a replace back by a Start of the
+// previous spec over it); ctx ends a hanging pre_start. Only the later
+// starts (after a crash, a failed post_start, Restart) retry a failed
+// pre_start with backoff. Starting an instance that is already running is
+// an error; starting a failed, backing-off or needs-setup one replaces it.
 func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	if err := validID(spec.ID); err != nil {
 		return err
@@ -217,7 +221,7 @@ func (r *Runner) Start(ctx context.Context, spec instance.Spec) error {
 	r.sorted = slices.Insert(r.sorted, i, in)
 	r.mu.Unlock()
 	first := make(chan error, 1)
-	go in.run(first)
+	go in.run(ctx, first)
 	if err := <-first; err != nil {
 		return fmt.Errorf("start %s: %w", spec.ID, err)
 	}
