@@ -263,7 +263,11 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox policy: %w", err)
 	}
-	st.Env = append(slices.Clone(env), policyEnv+"="+string(raw))
+	// The one policy is this one: a PLUGS_SANDBOX_POLICY already in env (a
+	// plug's env, which spec refuses, or an inherited one) would be the
+	// first the shim's LookupEnv finds, and would confine nothing.
+	st.Env = append(slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, policyEnv+"=") }),
+		policyEnv+"="+string(raw))
 	if !slices.Contains(grants.Write, "/tmp") && p.Landlock {
 		// /tmp is not writable: temporary files go to the instance directory.
 		st.Env = slices.DeleteFunc(st.Env, func(kv string) bool { return strings.HasPrefix(kv, "TMPDIR=") })

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -143,6 +144,42 @@ func TestFilesystem(t *testing.T) {
 	req.NoLandlock = true
 	if got := e.run(t, req); got[1] != filepath.Join(other, "x")+" ok" {
 		t.Errorf("without Landlock: %v", got)
+	}
+}
+
+// TestPolicyInTheEnvironmentIgnored: a policy that comes in the plugin's
+// environment (a plug's env naming PLUGS_SANDBOX_POLICY, one inherited)
+// confines nothing instead of the sandbox's: the write outside stays
+// refused.
+func TestPolicyInTheEnvironmentIgnored(t *testing.T) {
+	needLandlock(t, 1)
+	e := newEnv(t, Options{NoCgroups: true})
+	other, _ := os.MkdirTemp("", "sandbox-other-")
+	t.Cleanup(func() { os.RemoveAll(other) })
+	req := e.request("write", filepath.Join(other, "x"))
+	req.Env = append([]string{policyEnv + `={"landlock":false}`}, req.Env...)
+	st, err := e.sb.Prepare(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.sb.Release(req.Plug, req.Instance) })
+	// Forked as the runner forks (os.StartProcess): unlike exec.Cmd, it
+	// passes duplicate variables on as they are.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := append([]*os.File{nil, pw, os.Stderr}, st.Files...)
+	p, err := os.StartProcess(st.Path, st.Argv, &os.ProcAttr{Dir: req.Dir, Env: st.Env, Files: files})
+	pw.Close()
+	if err := st.Started(err); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(pr)
+	pr.Close()
+	_, _ = p.Wait()
+	if got := lines(string(out)); len(got) != 1 || got[0] != filepath.Join(other, "x")+" EACCES" {
+		t.Errorf("with a policy in the plugin's environment, the write outside: %v, want EACCES", got)
 	}
 }
 
