@@ -179,7 +179,7 @@ func (p *Parser) decodeDeployment(f *hcl.File, filename string, vars map[string]
 		// Which of its params are secret is known once its manifest is
 		// (markSecrets): until then every one may be.
 		d.secrets.pend(plug.DeclRange, dc.paramLines)
-		d.secrets.pendValues(plug.DeclRange, pendingParamValues(plug))
+		d.secrets.pendValues(plug.DeclRange, plug)
 		d.secrets.failed(plug.DeclRange, dc.failedParams)
 		if prev, dup := seen[plug.Name]; dup {
 			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plug block",

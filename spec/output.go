@@ -208,11 +208,13 @@ type secretRanges struct {
 	failedBy map[hcl.Range][]failedParam
 
 	// values are the known secret values (the known-value rule), and
-	// pendingValues the values of every param of each plug block whose
-	// manifest is not known yet (by its range), each in the forms it may
-	// be written in (secretForms).
+	// pendingValues the plug blocks whose manifest is not known yet (by
+	// their range), whose every param's value is secret until it is: in
+	// the forms it may be written in (secretForms), found only once a
+	// diagnostic or a file is to be shown (at 1,000 plugs, formatting
+	// every param at each parse cost a sixth of the parse).
 	values        map[string]bool
-	pendingValues map[hcl.Range][]string
+	pendingValues map[hcl.Range]*pendingPlug
 	// issued are the diagnostics returned so far, with the text each had
 	// before the known-value rule and the text the rule made of it: a
 	// change of the values redacts those it concerns again from the former
@@ -286,19 +288,38 @@ func (s *secretRanges) learn(values []string) {
 	s.redactHolding(fresh)
 }
 
-// pendValues records the param values of the plug block decl, secret
-// until resolve(decl).
-func (s *secretRanges) pendValues(decl hcl.Range, values []string) {
-	if s == nil || len(values) == 0 {
+// pendingPlug is a plug block whose param values are secret until its
+// manifest is known; its values are found when first asked for.
+type pendingPlug struct {
+	plug   *Plug
+	values []string
+	found  bool
+}
+
+// valuesOf are p's param values (pendingParamValues), found once.
+func (p *pendingPlug) valuesOf() []string {
+	if !p.found {
+		p.values, p.found = pendingParamValues(p.plug), true
+	}
+	return p.values
+}
+
+// pendValues records that the param values of plug (its block decl) are
+// secret until resolve(decl).
+func (s *secretRanges) pendValues(decl hcl.Range, plug *Plug) {
+	if s == nil || plug == nil || (len(plug.Params) == 0 && !slices.ContainsFunc(plug.Instances, func(i *Instance) bool { return len(i.Params) > 0 })) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pendingValues == nil {
-		s.pendingValues = map[hcl.Range][]string{}
+		s.pendingValues = map[hcl.Range]*pendingPlug{}
 	}
-	s.pendingValues[decl] = values
-	s.redactHolding(values)
+	p := &pendingPlug{plug: plug}
+	s.pendingValues[decl] = p
+	if len(s.issued) > 0 {
+		s.redactHolding(p.valuesOf())
+	}
 }
 
 // known returns the values the known-value rule hides now, longest first
@@ -308,8 +329,8 @@ func (s *secretRanges) known() []string {
 	for v := range s.values {
 		out = append(out, v)
 	}
-	for _, vs := range s.pendingValues {
-		out = append(out, vs...)
+	for _, p := range s.pendingValues {
+		out = append(out, p.valuesOf()...)
 	}
 	slices.SortFunc(out, func(a, b string) int {
 		if len(a) != len(b) {
