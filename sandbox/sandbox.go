@@ -121,9 +121,23 @@ func New(opts Options) (*Sandbox, error) {
 			s.cgErr = err.Error()
 		} else {
 			s.cg = root
+			s.sweepRuns()
 		}
 	}
 	return s, nil
+}
+
+// sweepRuns removes the one-shot runs' groups (<instance>@<key>, runner's
+// runCgroup) that a daemon killed in their middle left, with what a run
+// left running in them. The subtree is the state dir's, which the daemon
+// holds alone (its lock); no other caller makes a Sandbox of it.
+func (s *Sandbox) sweepRuns() {
+	n, err := s.cg.RemoveMatching(func(_, instance string) bool { return strings.Contains(instance, "@") })
+	if err != nil {
+		s.opts.Log.Warn("remove the cgroups of runs a killed daemon left", "err", err)
+	} else if n > 0 {
+		s.opts.Log.Info("removed the cgroups of runs a killed daemon left", "groups", n)
+	}
 }
 
 // Status says, one line per mechanism, what this host enforces and what it

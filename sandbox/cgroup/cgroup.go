@@ -566,6 +566,46 @@ func (g *Group) Remove() error {
 	return err
 }
 
+// RemoveMatching kills what is in every group of the subtree that drop
+// accepts (by its plug and instance names), and removes the group: the
+// one-shot runs' groups a daemon killed in their middle left behind (its
+// next start sweeps them). It returns how many it removed.
+func (r *Root) RemoveMatching(drop func(plug, instance string) bool) (int, error) {
+	base := r.Dir()
+	if base == "" {
+		return 0, nil
+	}
+	plugs, err := os.ReadDir(base)
+	if err != nil {
+		return 0, err
+	}
+	n, errs := 0, []error(nil)
+	for _, p := range plugs {
+		if !p.IsDir() {
+			continue
+		}
+		insts, err := os.ReadDir(filepath.Join(base, p.Name()))
+		if err != nil {
+			continue
+		}
+		for _, in := range insts {
+			if !in.IsDir() || !drop(p.Name(), in.Name()) {
+				continue
+			}
+			g := &Group{mode: r.mode, dirs: map[string]string{}}
+			for c, b := range r.dirs {
+				g.dirs[c] = filepath.Join(b, p.Name(), in.Name())
+			}
+			if err := g.Remove(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
 // Remove removes the daemon's subtree when it is empty.
 func (r *Root) Remove() error {
 	var err error

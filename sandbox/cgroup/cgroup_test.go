@@ -205,3 +205,48 @@ func TestReadOwnAndMounts(t *testing.T) {
 		t.Fatalf("mounts %+v, %v", ms, err)
 	}
 }
+
+// TestRemoveMatchingSweepsLeftRuns: the groups a killed daemon's runs
+// left (instance@key), with a setsid'd process still in one, are killed
+// and removed; an instance's group is left alone.
+func TestRemoveMatchingSweepsLeftRuns(t *testing.T) {
+	needRoot(t)
+	r, err := Open(fmt.Sprintf("plugs-test-sweep-%d", os.Getpid()))
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Remove() })
+	svc, err := r.Group("plug-a", "inst-1", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Remove() })
+	run, err := r.Group("plug-a", "inst-1@k1", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, kids := startJoined(t, run)
+	n, err := r.RemoveMatching(func(_, instance string) bool { return strings.Contains(instance, "@") })
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveMatching: %d, %v; want the one run's group", n, err)
+	}
+	_ = cmd.Wait()
+	for _, pid := range kids {
+		for i := 0; i < 100 && alive(pid); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("pid %d of the left run survived the sweep", pid)
+		}
+	}
+	for _, d := range run.Dirs() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("the run's group %s is still there: %v", d, err)
+		}
+	}
+	for _, d := range svc.Dirs() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("the instance's group %s was removed: %v", d, err)
+		}
+	}
+}
