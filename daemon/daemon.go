@@ -185,6 +185,9 @@ type daemon struct {
 	lastCommit plumbing.Hash
 	lastGood   string
 	pruned     bool // pruneInstanceDirs ran
+	// failedReplaces are the replaces rolled back, not tried again
+	// (daemon/failedreplace.go).
+	failedReplaces map[instance.ID]failedReplace
 
 	// smu guards what status shows.
 	smu           sync.Mutex

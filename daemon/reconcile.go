@@ -151,6 +151,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	// a held plug runs its held revision (daemon/rollout.go).
 	effective, decisions := d.decideRollouts(services, observed)
 	plan := reconcile.NewPlan(effective, observed)
+	held := d.holdFailedReplaces(plan, reason)
 	o.plan = time.Since(t)
 	// The trees of what starts are verified before anything changes; those
 	// of the instances left running are verified at their next start.
@@ -190,6 +191,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	o.apply = time.Since(t)
 	d.health.startedUnready(res, d.runner.Observe())
 	o.report = applyReport(plan, res)
+	d.noteFailedReplaces(plan, res, effective)
 	d.startRollouts(services, decisions)
 	o.report.Plan.Rollouts = d.planRollouts(decisions) // what goes on in the background
 	d.endOverrides()
@@ -222,7 +224,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		}
 		return nil, &api.Error{Kind: api.KindEnv, Message: aerr.Error()}
 	}
-	return nil, nil
+	return nil, heldError(held)
 }
 
 // alreadyApplied reports whether a file event's reconcile has nothing to

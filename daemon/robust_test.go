@@ -514,3 +514,43 @@ func TestSourceFailureHasItsPlace(t *testing.T) {
 		t.Errorf("instances after the failed load: %v %v, want %v", st, err, before)
 	}
 }
+
+// TestFailedReplaceNotRetriedByEveryReconcile: a replace whose new spec
+// cannot start (its pre_start fails) is rolled back; the reconciles of
+// later file events do not try it again — each try would stop and start
+// the instance that runs — and say it is held, until plugs apply asks.
+func TestFailedReplaceNotRetriedByEveryReconcile(t *testing.T) {
+	good := "plug \"a\" {\n  source = \"./plugins/sleeper\"\n}\n"
+	bad := "plug \"a\" {\n  source = \"./plugins/sleeper\"\n  env = { V = \"2\" }\n  hooks {\n    pre_start = [\"sh\", \"-c\", \"exit 3\"]\n  }\n}\n"
+	dir, file := sleeperDir(t, good)
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), StableWait: 200 * time.Millisecond})
+	waitStatus(t, c, "a running", func(s *api.Status) bool { return len(pids(s)) == 1 })
+
+	writeFile(t, file+".new", bad)
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := c.Apply(context.Background()); err != nil || rep.Failed != 1 {
+		t.Fatalf("apply of a version whose pre_start fails: %+v, %v; want one failed change", rep, err)
+	}
+	rolledBack := pids(waitStatus(t, c, "a running again", func(s *api.Status) bool { return len(pids(s)) == 1 }))
+
+	// Another plug added: a file event's reconcile.
+	start := time.Now()
+	writeFile(t, file+".new", bad+"\nplug \"b\" {\n  source = \"./plugins/sleeper\"\n}\n")
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	st := settled(t, c, start)
+	if got := pids(st); got["a/default"] != rolledBack["a/default"] || got["b/default"] == 0 {
+		t.Errorf("after a file event: %v, want a on pid %d (not replaced again) and b running", got, rolledBack["a/default"])
+	}
+	if r := st.Daemon.LastReconcile; r == nil || !strings.Contains(r.Error, "held") || !strings.Contains(r.Error, "a/default") {
+		t.Errorf("last reconcile %+v, want it to say a's replace is held", r)
+	}
+
+	// plugs apply tries again (and fails again).
+	if rep, err := c.Apply(context.Background()); err != nil || rep.Failed != 1 {
+		t.Errorf("plugs apply: %+v, %v; want the replace tried again and failing", rep, err)
+	}
+}
