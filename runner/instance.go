@@ -51,6 +51,14 @@ type supervised struct {
 	// goroutine alone uses it.
 	noFolder bool
 
+	// writeMu serializes instance.json's writes: the goroutine's, and the
+	// retries of one that failed (retryState). Guarded by it: retryIn,
+	// the wait before the next retry (0: none pending), and removed, set
+	// when the folder is about to go (no write may make it again).
+	writeMu sync.Mutex
+	retryIn time.Duration
+	removed bool
+
 	// guarded by r.mu
 	status   instance.Status
 	pidStart uint64
@@ -466,6 +474,10 @@ func (in *supervised) finish(remove bool) {
 	})
 	if !remove {
 		in.writeState(st)
+	} else {
+		in.writeMu.Lock()
+		in.removed = true
+		in.writeMu.Unlock()
 	}
 	in.notify(st)
 	in.later.Lock()
@@ -509,11 +521,31 @@ func (in *supervised) persist(s instance.Status) {
 	in.notify(s)
 }
 
-// writeState writes s to instance.json (persist without the notice).
+// writeState writes s to instance.json (persist without the notice). A
+// write that fails (a full disk) is retried with the status of the moment
+// (retryState) until one succeeds: instance.json must not keep naming a
+// pid that is gone.
 func (in *supervised) writeState(s instance.Status) {
 	if in.noFolder {
 		return
 	}
+	in.writeMu.Lock()
+	defer in.writeMu.Unlock()
+	if in.removed {
+		return
+	}
+	in.writeLocked(s)
+}
+
+// State write retries: the first after stateRetryFirst, doubling up to
+// stateRetryMax while they fail.
+const (
+	stateRetryFirst = time.Second
+	stateRetryMax   = time.Minute
+)
+
+// writeLocked writes s with writeMu held, and arms a retry when it fails.
+func (in *supervised) writeLocked(s instance.Status) {
 	in.r.mu.Lock()
 	pidStart := in.pidStart
 	in.r.mu.Unlock()
@@ -522,8 +554,35 @@ func (in *supervised) writeState(s instance.Status) {
 	case wasReplaced(err):
 		// Written all the same, in a new file (openfile.go).
 		in.r.log.Error("instance folder: a file planted in instance.json's twin's place replaced", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
-	case err != nil:
-		in.r.log.Error("write instance file", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+	case err != nil && in.retryIn == 0:
+		in.r.log.Error("write instance file: retried until it succeeds", "plug", in.id.Plug, "instance", in.id.Instance, "err", err)
+		in.retryIn = stateRetryFirst
+		time.AfterFunc(in.retryIn, in.retryState)
+	case err == nil && in.retryIn != 0:
+		in.retryIn = 0
+		in.r.log.Info("instance file written again", "plug", in.id.Plug, "instance", in.id.Instance)
+	}
+}
+
+// retryState writes the instance's status of now, after a write failed;
+// it arms the next retry while they fail, and stops once the instance's
+// folder is removed or the runner closed.
+func (in *supervised) retryState() {
+	in.writeMu.Lock()
+	defer in.writeMu.Unlock()
+	in.r.mu.Lock()
+	closed, st := in.r.closed, in.status
+	in.r.mu.Unlock()
+	if in.removed || closed || in.retryIn == 0 {
+		in.retryIn = 0
+		return
+	}
+	wait := in.retryIn
+	in.retryIn = -1 // pending: writeLocked arms no second timer
+	in.writeLocked(st)
+	if in.retryIn == -1 { // failed again
+		in.retryIn = min(2*wait, stateRetryMax)
+		time.AfterFunc(in.retryIn, in.retryState)
 	}
 }
 
