@@ -363,7 +363,7 @@ func runOnce(ctx context.Context, sp *spawner, base map[string]string, tr Tracke
 	if box != nil {
 		group := runCgroup(spec.ID.Instance, key)
 		var err error
-		forkPath, forkArgv, st, err = confine(box.sb, spec, group, box.instanceDir, path, argv, attr)
+		forkPath, forkArgv, st, err = confine(box.sb, spec, group, box.instanceDir, o.SetupDir, path, argv, attr)
 		if err != nil {
 			abort()
 			return Result{}, err

@@ -34,7 +34,7 @@ func (in *supervised) sandboxed(spec instance.Spec, path string, attr *os.ProcAt
 	if sb == nil {
 		return path, spec.Command, nil, nil
 	}
-	path, argv, st, err := confine(sb, spec, in.id.Instance, in.dir, path, spec.Command, attr)
+	path, argv, st, err := confine(sb, spec, in.id.Instance, in.dir, SetupDir(in.r.opts.StateDir, in.id.Plug), path, spec.Command, attr)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -56,9 +56,9 @@ func (in *supervised) sandboxed(spec instance.Spec, path string, attr *os.ProcAt
 // switches users after joining the cgroup. The caller forks the returned
 // path and argv with st.Files from descriptor 3 on, then calls
 // st.Started.
-func confine(sb Sandboxer, spec instance.Spec, group, instanceDir, path string, argv []string, attr *os.ProcAttr) (string, []string, *sandbox.Start, error) {
+func confine(sb Sandboxer, spec instance.Spec, group, instanceDir, setupDir, path string, argv []string, attr *os.ProcAttr) (string, []string, *sandbox.Start, error) {
 	st, err := sb.Prepare(sandbox.Request{
-		Plug: spec.ID.Plug, Instance: group, Dir: spec.Dir, InstanceDir: instanceDir,
+		Plug: spec.ID.Plug, Instance: group, Dir: spec.Dir, InstanceDir: instanceDir, SetupDir: setupDir,
 		Path: path, Argv: argv, Env: attr.Env,
 		Permissions: spec.Permissions, NoLandlock: spec.NoSandbox,
 		User: spec.User, Group: spec.Group, Groups: spec.Groups,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,9 +40,13 @@ type Request struct {
 	Plug, Instance string
 	Dir            string // the plugin's tree: read-only (and the working directory)
 	InstanceDir    string // read-write, owned by the instance's user
-	Path           string // the resolved executable
-	Argv           []string
-	Env            []string
+	// SetupDir is the plug's setup folder (PLUGS_SETUP_DIR), where its
+	// setup program saved what the plugin reads: read-write, owned by the
+	// instance's user, when it exists ("": none).
+	SetupDir string
+	Path     string // the resolved executable
+	Argv     []string
+	Env      []string
 
 	// Permissions are the manifest's and the plug's sandbox block's.
 	Permissions []string
@@ -230,6 +235,9 @@ func (s *Sandbox) Prepare(req Request) (*Start, error) {
 	p.ReadOnly = append([]string{req.Dir, req.Path}, s.opts.ReadOnly...)
 	p.ReadOnlyOptional = slices.Clone(systemRO)
 	p.ReadWrite = append([]string{req.InstanceDir}, systemRW...)
+	if setupDirOf(req) != "" {
+		p.ReadWrite = append(p.ReadWrite, req.SetupDir)
+	}
 	p.ReadOnly = append(p.ReadOnly, grants.Read...)
 	for _, pattern := range grants.Devices {
 		matches, _ := filepath.Glob(pattern)
@@ -340,12 +348,45 @@ func (s *Sandbox) handOver(req Request, c Credential) error {
 	if err := os.Lchown(cfg, int(c.UID), int(c.GID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("config.json owner: %w", err)
 	}
-	for _, target := range []string{req.InstanceDir, req.Dir} {
+	targets := []string{req.InstanceDir, req.Dir}
+	if dir := setupDirOf(req); dir != "" {
+		// What the setup program saved there (as root) is the plugin's to
+		// read, and its own to update: like the instance directory.
+		if err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			st, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			if sys := st.Sys().(*syscall.Stat_t); sys.Uid == c.UID && sys.Gid == c.GID {
+				return nil
+			}
+			return os.Lchown(p, int(c.UID), int(c.GID))
+		}); err != nil {
+			return fmt.Errorf("setup folder owner: %w", err)
+		}
+		targets = append(targets, dir)
+	}
+	for _, target := range targets {
 		if err := s.traversable(target, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setupDirOf is req's setup folder when it is a folder of its own (not a
+// symlink), else "".
+func setupDirOf(req Request) string {
+	if req.SetupDir == "" {
+		return ""
+	}
+	if fi, err := os.Lstat(req.SetupDir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return req.SetupDir
 }
 
 // traversable makes every folder from the state directory down to target

@@ -281,6 +281,20 @@ func TestUnprivilegedUser(t *testing.T) {
 	if d := cmp.Diff([]string{filepath.Join(e.instanceDir, "data") + " ok", "/tmp/sandbox-user-test EACCES"}, e.run(t, req)); d != "" {
 		t.Errorf("writes as the plug's user (-want +got):\n%s", d)
 	}
+	// The plug's setup folder, where its setup program (root) saved what
+	// the plugin reads (PLUGS_SETUP_DIR): its to read and update.
+	setup := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(e.instanceDir))), "setup", "p")
+	if err := os.MkdirAll(setup, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(setup, "model.bin"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req = e.request("write", filepath.Join(setup, "model.bin"), filepath.Join(setup, "new"))
+	req.User, req.SetupDir = "", setup
+	if d := cmp.Diff([]string{filepath.Join(setup, "model.bin") + " ok", filepath.Join(setup, "new") + " ok"}, e.run(t, req)); d != "" {
+		t.Errorf("the setup folder as the plug's user (-want +got):\n%s", d)
+	}
 	// Supplementary groups only as asked.
 	if _, err := lookupGroup("dialout"); err == nil {
 		gid, _ := lookupGroup("dialout")
