@@ -96,7 +96,9 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 			}
 			commit = plumbing.NewHash(d.lastGood)
 		case perr != nil:
-			o.revision = d.lastCommit.String()
+			if !d.lastCommit.IsZero() { // none yet: no revision, not 000000000000
+				o.revision = d.lastCommit.String()
+			}
 			return nil, &api.Error{Kind: api.KindEnv, Message: perr.Error()}
 		case !force && commit == d.lastCommit && d.lastOK():
 			o.skipped = true
