@@ -142,6 +142,11 @@ func Probe() (Mode, []string, error) {
 	}
 	var cs []string
 	if v2dir != "" {
+		if err := unix.Access(v2dir, unix.W_OK); err != nil {
+			// What OpenV2 would fail on: a daemon of this user could make
+			// no cgroup (a non-root user without delegation).
+			return "", nil, fmt.Errorf("cgroup %s is not writable by this user (%v): delegate it (systemd Delegate=yes) or run as root", v2dir, err)
+		}
 		avail := readWords(filepath.Join(v2dir, "cgroup.controllers"))
 		for _, c := range wanted {
 			if slices.Contains(avail, c) {
@@ -150,10 +155,18 @@ func Probe() (Mode, []string, error) {
 		}
 		return V2, cs, nil
 	}
+	var denied []string
 	for _, c := range wanted {
-		if _, ok := v1dirs[c]; ok {
+		if dir, ok := v1dirs[c]; ok {
+			if err := unix.Access(dir, unix.W_OK); err != nil {
+				denied = append(denied, dir)
+				continue
+			}
 			cs = append(cs, c)
 		}
+	}
+	if len(cs) == 0 && len(denied) > 0 {
+		return "", nil, fmt.Errorf("cgroups %s are not writable by this user: delegate them or run as root", strings.Join(denied, ", "))
 	}
 	return V1, cs, nil
 }

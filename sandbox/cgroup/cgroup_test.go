@@ -250,3 +250,57 @@ func TestRemoveMatchingSweepsLeftRuns(t *testing.T) {
 		}
 	}
 }
+
+// probeEnv makes the test binary print Probe's answer and exit (TestMain),
+// for TestProbeAsAnotherUser.
+const probeEnv = "PLUGS_CGROUP_TEST_PROBE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) == "1" {
+		mode, cs, err := Probe()
+		fmt.Printf("mode=%q controllers=%v err=%v\n", mode, cs, err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestProbeAsAnotherUser: for a user that cannot write the cgroups (no
+// delegation), Probe says so instead of listing controllers it could not
+// use (plugs validate said "memory, pids, cpu enforced" and the daemon of
+// that user enforced none).
+func TestProbeAsAnotherUser(t *testing.T) {
+	needRoot(t)
+	if _, _, err := Probe(); err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "cgroup-probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "probe.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{probeEnv + "=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `mode=""`) || !strings.Contains(string(out), "not writable") {
+		t.Errorf("Probe as a user who cannot write the cgroups: %s, want no cgroups, saying why", out)
+	}
+}
