@@ -44,6 +44,24 @@ func webScript(mode string) string {
 	return fmt.Sprintf("# %s\n%s\n", mode, body)
 }
 
+// rolloutSetup writes rolloutPlugs with web in v1 into a new folder and
+// returns it with the daemon's command wrapper: a fixed broker port, since
+// the rendered configs name it and a new port would make the next daemon's
+// desired state another one.
+func rolloutSetup(t *testing.T) (dir string, wrapper []string) {
+	t.Helper()
+	dir = t.TempDir()
+	id := runID(t)
+	t.Cleanup(func() { killMarked(id) })
+	writeFiles(t, dir, map[string]string{
+		"plugs.hcl":                  fmt.Sprintf(rolloutPlugs, id),
+		"plugins/web/plugin.hcl":     "plugin \"web\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"./run.sh\", \"" + id + "\"]\n}\n",
+		"plugins/web/run.sh":         webScript("v1"),
+		"plugins/sleeper/plugin.hcl": "plugin \"sleeper\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"-c\", \"exec sleep 3600\"]\n}\n",
+	})
+	return dir, []string{"sh", "-c", `exec "$@" --broker-addr 127.0.0.1:` + freePort(t), "sh"}
+}
+
 // TestDaemonKilledMidRollout SIGKILLs the daemon in the middle of a
 // rollout (a healthy one, then one that crashes): the next daemon starts
 // the plug on its last healthy revision and rolls out again from there,
@@ -59,19 +77,7 @@ func TestDaemonKilledMidRollout(t *testing.T) {
 		{"crash", api.RolloutReverted},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			dir := t.TempDir()
-			id := runID(t)
-			t.Cleanup(func() { killMarked(id) })
-			writeFiles(t, dir, map[string]string{
-				"plugs.hcl":                  fmt.Sprintf(rolloutPlugs, id),
-				"plugins/web/plugin.hcl":     "plugin \"web\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"./run.sh\", \"" + id + "\"]\n}\n",
-				"plugins/web/run.sh":         webScript("v1"),
-				"plugins/sleeper/plugin.hcl": "plugin \"sleeper\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"-c\", \"exec sleep 3600\"]\n}\n",
-			})
-			// A fixed broker port: the rendered configs name it, so a new
-			// port would make the next daemon's desired state another one.
-			port := freePort(t)
-			wrapper := []string{"sh", "-c", `exec "$@" --broker-addr 127.0.0.1:` + port, "sh"}
+			dir, wrapper := rolloutSetup(t)
 			d := startDaemon(t, dir, wrapper...)
 			d.waitReady()
 			v1 := waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutHealthy }).Revision
@@ -181,17 +187,7 @@ func freePort(t *testing.T) string {
 // an unproven revision at once), and the rollout cut short is marked
 // superseded, not left rolling out.
 func TestDaemonKilledMidRolloutThenChanged(t *testing.T) {
-	dir := t.TempDir()
-	id := runID(t)
-	t.Cleanup(func() { killMarked(id) })
-	writeFiles(t, dir, map[string]string{
-		"plugs.hcl":                  fmt.Sprintf(rolloutPlugs, id),
-		"plugins/web/plugin.hcl":     "plugin \"web\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"./run.sh\", \"" + id + "\"]\n}\n",
-		"plugins/web/run.sh":         webScript("v1"),
-		"plugins/sleeper/plugin.hcl": "plugin \"sleeper\" {\n  version = \"1.0.0\"\n  command = [\"sh\", \"-c\", \"exec sleep 3600\"]\n}\n",
-	})
-	port := freePort(t)
-	wrapper := []string{"sh", "-c", `exec "$@" --broker-addr 127.0.0.1:` + port, "sh"}
+	dir, wrapper := rolloutSetup(t)
 	d := startDaemon(t, dir, wrapper...)
 	d.waitReady()
 	waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutHealthy })

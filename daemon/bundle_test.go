@@ -12,9 +12,10 @@ import (
 	"github.com/plugs-dev/plugs/spec"
 )
 
-// TestRunBundle builds a bundle in one state dir and runs it from another,
-// empty one: the daemon needs nothing but the bundle.
-func TestRunBundle(t *testing.T) {
+// siteBundle builds, in a state dir of its own, the bundle of one sleeper
+// plug "a" and returns its path and lock.
+func siteBundle(t *testing.T) (string, *spec.Lock) {
+	t.Helper()
 	src := t.TempDir()
 	for name, content := range sleeperPlugin {
 		writeFile(t, filepath.Join(src, name), content)
@@ -38,7 +39,13 @@ func TestRunBundle(t *testing.T) {
 	if err := store.WriteBundle(ctx, bundle, dep, lock); err != nil {
 		t.Fatal(err)
 	}
+	return bundle, lock
+}
 
+// TestRunBundle builds a bundle in one state dir and runs it from another,
+// empty one: the daemon needs nothing but the bundle.
+func TestRunBundle(t *testing.T) {
+	bundle, lock := siteBundle(t)
 	stateDir := t.TempDir()
 	c := startDaemon(t, Options{StateDir: stateDir, Bundle: bundle})
 	st := waitStatus(t, c, "a/default running", func(s *api.Status) bool {
@@ -58,26 +65,7 @@ func TestRunBundle(t *testing.T) {
 // copy): the next daemon runs the last bundle it verified and says why,
 // instead of exiting with nothing running.
 func TestRestartWithABadBundleRunsTheLastVerified(t *testing.T) {
-	src := t.TempDir()
-	for name, content := range sleeperPlugin {
-		writeFile(t, filepath.Join(src, name), content)
-	}
-	file := filepath.Join(src, "plugs.hcl")
-	writeFile(t, file, sleeperDeployment(map[string]string{"a": "3s"}))
-	ctx := context.Background()
-	dep, diags := spec.NewParser().LoadDeployment(file, nil)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	store := fetch.Open(filepath.Join(src, ".plugs"), fetch.Options{})
-	lock, err := store.Lock(ctx, dep, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle := filepath.Join(t.TempDir(), "site.tar.gz")
-	if err := store.WriteBundle(ctx, bundle, dep, lock); err != nil {
-		t.Fatal(err)
-	}
+	bundle, _ := siteBundle(t)
 	stateDir := t.TempDir()
 	running := func(s *api.Status) bool { a := statusOf(s, "a", "default"); return a != nil && a.PID > 0 }
 	t.Run("first start", func(t *testing.T) {
