@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,8 +153,12 @@ func (d *daemon) apply(ctx context.Context) (*api.ApplyReport, error) {
 	default:
 	}
 	rep, err := d.reconcile(ctx, reasonApply, true)
-	if rep != nil {
+	var tc *toClient
+	if rep != nil && !errors.As(err, &tc) {
 		return rep, nil
+	}
+	if tc != nil {
+		return nil, tc.err
 	}
 	return nil, err
 }

@@ -121,6 +121,13 @@ type loaded struct {
 	contentHash string
 	// health is the health configuration of each desired instance (daemon/health.go).
 	health map[instance.ID]health.Config
+	// unrunnable are the plugs whose tree plugs validate refuses (its
+	// program missing, an incompatible plugin): what of them runs keeps
+	// its running spec, what does not is started and fails with the
+	// runner's reason, the rest converges; unrunnableErr says why, with
+	// the diagnostics, once the apply is done (nil: none).
+	unrunnable    map[string]bool
+	unrunnableErr error
 }
 
 // load reads file (and the lock beside it), brings the plugins in, and
@@ -155,10 +162,23 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 		return nil, fetchError(w, err)
 	}
 	// What plugs validate refuses of a tree (a program that is not there
-	// or not a file, an incompatible plugin) is refused here, before
-	// anything is stopped for it.
-	if diags := l.checkRunnable(w, trees); diags.HasErrors() {
-		return nil, diagError(w, diags)
+	// or not a file, an incompatible plugin) stops nothing for it: its
+	// plug is not replaced (reconcile: holdUnrunnable), and said.
+	var unrunnable map[string]bool
+	var unrunnableErr error
+	if rdiags := l.checkRunnable(w, trees); rdiags.HasErrors() {
+		unrunnable = map[string]bool{}
+		for _, d := range rdiags {
+			if d.Severity != hcl.DiagError || d.Subject == nil {
+				continue
+			}
+			for _, p := range dep.Plugs {
+				if p.SourceRange == *d.Subject {
+					unrunnable[p.Name] = true
+				}
+			}
+		}
+		unrunnableErr = diagError(w, rdiags)
 	}
 	// Params are merged and type-checked once, by the render.
 	desired, diags := w.Desired(trees, l.broker(dep))
@@ -188,6 +208,7 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 		manifests:   w.Manifests,
 		lockChanged: !maps.Equal(before, snapshotLock(lock)),
 		contentHash: contentHash(file, w.LockFile),
+		unrunnable:  unrunnable, unrunnableErr: unrunnableErr,
 	}, nil
 }
 

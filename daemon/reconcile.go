@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,7 +69,12 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		// A stop of the daemon cancels the reconcile: said once, not as
 		// the failure of every change it did not get to.
 		o.canceled = err != nil && ctx.Err() != nil && d.runCtx.Err() != nil
+		var tc *toClient
+		toApply := errors.As(err, &tc)
 		rep, err = o.report, d.finish(o, err)
+		if toApply && err != nil {
+			err = &toClient{err} // finish's redacted error, still for the apply's client
+		}
 		if o.canceled {
 			rep = nil // the apply's client is told that it was canceled
 		}
@@ -152,6 +158,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	// Plugs with an update {} block leave their replaces to a rollout, and
 	// a held plug runs its held revision (daemon/rollout.go).
 	effective, decisions := d.decideRollouts(services, observed)
+	effective = holdUnrunnable(effective, observed, ld.unrunnable)
 	plan := reconcile.NewPlan(effective, observed)
 	held := d.holdFailedReplaces(plan, reason)
 	o.plan = time.Since(t)
@@ -226,6 +233,9 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		}
 		return nil, &api.Error{Kind: api.KindEnv, Message: aerr.Error()}
 	}
+	if ld.unrunnableErr != nil {
+		return nil, &toClient{ld.unrunnableErr}
+	}
 	return nil, heldError(held)
 }
 
@@ -268,6 +278,36 @@ func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
 			return nil, err
 		}
 	}
+}
+
+// toClient marks a reconcile's error that plugs apply answers with even
+// though the apply ran (the rest converged): a plug the load refused.
+type toClient struct{ err error }
+
+func (e *toClient) Error() string { return e.err.Error() }
+func (e *toClient) Unwrap() error { return e.err }
+
+// holdUnrunnable keeps, for the plugs whose tree cannot run (loaded's
+// unrunnable), the spec each of their instances runs with: a broken new
+// version stops nothing; an instance that does not run is left to start
+// and fail with its reason, as any start that cannot be made.
+func holdUnrunnable(desired []instance.Spec, observed []instance.Status, unrunnable map[string]bool) []instance.Spec {
+	if len(unrunnable) == 0 {
+		return desired
+	}
+	running := make(map[instance.ID]instance.Spec, len(observed))
+	for _, o := range observed {
+		if unrunnable[o.ID.Plug] && o.State != instance.StateStopped && o.State != instance.StateFailed {
+			running[o.ID] = o.Spec
+		}
+	}
+	out := slices.Clone(desired)
+	for i := range out {
+		if s, ok := running[out[i].ID]; ok {
+			out[i] = s
+		}
+	}
+	return out
 }
 
 // toStart is every spec whose tree a process may start in before the next
