@@ -173,7 +173,10 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 				continue
 			}
 			for _, p := range dep.Plugs {
-				if p.SourceRange == *d.Subject {
+				// At the plug's source, or in its manifest (a
+				// compatibility constraint's own line).
+				t := trees[p.Name]
+				if p.SourceRange == *d.Subject || t != nil && strings.HasPrefix(d.Subject.Filename, t.Dir+string(filepath.Separator)) {
 					unrunnable[p.Name] = true
 				}
 			}

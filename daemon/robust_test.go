@@ -560,3 +560,27 @@ func TestFailedReplaceNotRetriedByEveryReconcile(t *testing.T) {
 		t.Errorf("plugs apply: %+v, %v; want the replace tried again and failing", rep, err)
 	}
 }
+
+// TestIncompatibleVersionStopsNothing: a new version of a MobileOps plugin
+// whose compatibility asks for a python3 this host lacks (the diagnostic
+// is on plugin.json's own line) is refused at its plug; what runs keeps
+// running.
+func TestIncompatibleVersionStopsNothing(t *testing.T) {
+	needTools(t, "python3")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mo/plugin.json"), `{"name": "mo", "version": "1.0.0", "entry_point": "sleep 600"}`)
+	file := filepath.Join(dir, "plugs.hcl")
+	writeFile(t, file, "plug \"mo\" {\n  source = \"./mo\"\n}\n")
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(dir, ".plugs"), NoWatch: true})
+	before := pids(waitStatus(t, c, "mo running", func(s *api.Status) bool { return len(pids(s)) == 1 }))
+	writeFile(t, filepath.Join(dir, "mo/plugin.json"), `{"name": "mo", "version": "1.1.0", "entry_point": "sleep 601",
+ "compatibility": {"python_version": ">=99.0"}}`)
+	_, err := c.Apply(context.Background())
+	var e *api.Error
+	if !errors.As(err, &e) || e.Kind != api.KindInput || !strings.Contains(e.Error(), "Incompatible plugin") {
+		t.Errorf("apply of an incompatible version: %v, want an input error saying so", err)
+	}
+	if st, err := c.Status(context.Background()); err != nil || !maps.Equal(pids(st), before) {
+		t.Errorf("instances after the refused version: %v, want %v", pids(st), before)
+	}
+}
