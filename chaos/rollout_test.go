@@ -62,6 +62,23 @@ func rolloutSetup(t *testing.T) (dir string, wrapper []string) {
 	return dir, []string{"sh", "-c", `exec "$@" --broker-addr 127.0.0.1:` + freePort(t), "sh"}
 }
 
+// newWebRevision makes web's run.sh the script of mode (a new revision)
+// and applies it with plugs apply.
+func newWebRevision(t *testing.T, d *plugsd, mode string) {
+	t.Helper()
+	writeFiles(t, d.dir, map[string]string{"plugins/web/run.sh": webScript(mode)})
+	c, err := api.Dial(d.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if _, err := c.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDaemonKilledMidRollout SIGKILLs the daemon in the middle of a
 // rollout (a healthy one, then one that crashes): the next daemon starts
 // the plug on its last healthy revision and rolls out again from there,
@@ -82,17 +99,7 @@ func TestDaemonKilledMidRollout(t *testing.T) {
 			d.waitReady()
 			v1 := waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutHealthy }).Revision
 
-			writeFiles(t, dir, map[string]string{"plugins/web/run.sh": webScript(tc.mode)})
-			c, err := api.Dial(d.stateDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
-			defer cancel()
-			if _, err := c.Apply(ctx); err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			newWebRevision(t, d, tc.mode)
 			killed := waitRollout(t, d, func(r *api.RolloutStatus) bool {
 				return r.State == api.RolloutProgressing && r.OnTarget >= 1 && (tc.mode == "crash" || r.Batch >= 2)
 			})
@@ -192,17 +199,7 @@ func TestDaemonKilledMidRolloutThenChanged(t *testing.T) {
 	d.waitReady()
 	waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutHealthy })
 
-	writeFiles(t, dir, map[string]string{"plugins/web/run.sh": webScript("v2")})
-	c, err := api.Dial(d.stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
-	defer cancel()
-	if _, err := c.Apply(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	newWebRevision(t, d, "v2")
 	v2 := waitRollout(t, d, func(r *api.RolloutStatus) bool { return r.State == api.RolloutProgressing && r.OnTarget >= 1 }).Revision
 	d.kill()
 
@@ -227,11 +224,13 @@ func TestDaemonKilledMidRolloutThenChanged(t *testing.T) {
 		}
 		return r != nil && r.State == api.RolloutHealthy && r.Revision == v3 && r.OnTarget == 4, describe(st)
 	})
-	c, err = api.Dial(next.stateDir)
+	c, err := api.Dial(next.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
 	h, err := c.History(ctx, "web")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,12 +152,8 @@ func (d *daemon) apply(ctx context.Context) (*api.ApplyReport, error) {
 	default:
 	}
 	rep, err := d.reconcile(ctx, reasonApply, true)
-	var tc *toClient
-	if rep != nil && !errors.As(err, &tc) {
+	if rep != nil {
 		return rep, nil
-	}
-	if tc != nil {
-		return nil, tc.err
 	}
 	return nil, err
 }

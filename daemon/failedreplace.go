@@ -55,6 +55,9 @@ func (d *daemon) holdFailedReplaces(plan *reconcile.Plan, reason string) []strin
 // forgets those of every instance whose change applied, or that is no
 // longer desired. Called with mu held.
 func (d *daemon) noteFailedReplaces(plan *reconcile.Plan, res *reconcile.ApplyResult, desired []instance.Spec) {
+	if len(d.failedReplaces) == 0 && !slices.ContainsFunc(res.Outcomes, func(o reconcile.Outcome) bool { return o.RolledBack }) {
+		return // the common case, at no cost per instance
+	}
 	after := make(map[instance.ID]*instance.Spec, len(plan.Changes))
 	for i := range plan.Changes {
 		after[plan.Changes[i].ID] = plan.Changes[i].After

@@ -164,23 +164,9 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 	// What plugs validate refuses of a tree (a program that is not there
 	// or not a file, an incompatible plugin) stops nothing for it: its
 	// plug is not replaced (reconcile: holdUnrunnable), and said.
-	var unrunnable map[string]bool
 	var unrunnableErr error
-	if rdiags := l.checkRunnable(w, trees); rdiags.HasErrors() {
-		unrunnable = map[string]bool{}
-		for _, d := range rdiags {
-			if d.Severity != hcl.DiagError || d.Subject == nil {
-				continue
-			}
-			for _, p := range dep.Plugs {
-				// At the plug's source, or in its manifest (a
-				// compatibility constraint's own line).
-				t := trees[p.Name]
-				if p.SourceRange == *d.Subject || t != nil && strings.HasPrefix(d.Subject.Filename, t.Dir+string(filepath.Separator)) {
-					unrunnable[p.Name] = true
-				}
-			}
-		}
+	unrunnable, rdiags := l.checkRunnable(w, trees)
+	if len(unrunnable) > 0 {
 		unrunnableErr = diagError(w, rdiags)
 	}
 	// Params are merged and type-checked once, by the render.
@@ -241,32 +227,29 @@ func (l *loader) verify(specs []instance.Spec) error {
 	return nil
 }
 
-// checkRunnable is w.CheckRunnable for the trees not known to pass.
-func (l *loader) checkRunnable(w *workspace.Workspace, trees map[string]*fetch.Tree) hcl.Diagnostics {
+// checkRunnable is w.CheckRunnable for the trees not known to pass: the
+// plugs whose tree it refuses, and the diagnostics of all it checked.
+func (l *loader) checkRunnable(w *workspace.Workspace, trees map[string]*fetch.Tree) (map[string]bool, hcl.Diagnostics) {
 	key := func(t *fetch.Tree) string { return t.Dir + "\x00" + strings.Join(t.Manifest.Command, "\x00") }
 	l.mu.Lock()
-	known := l.runnable
-	l.mu.Unlock()
-	var checked []*fetch.Tree
-	diags := w.CheckRunnable(trees, func(_ string, t *fetch.Tree) bool {
-		if known[key(t)] {
-			return false
+	defer l.mu.Unlock()
+	var refused map[string]bool
+	var all hcl.Diagnostics
+	w.CheckRunnable(trees, func(t *fetch.Tree) bool { return !l.runnable[key(t)] }, func(plug string, t *fetch.Tree, diags hcl.Diagnostics) {
+		all = append(all, diags...)
+		if diags.HasErrors() {
+			if refused == nil {
+				refused = map[string]bool{}
+			}
+			refused[plug] = true
+			return
 		}
-		checked = append(checked, t)
-		return true
-	})
-	if diags.HasErrors() {
-		return diags
-	}
-	l.mu.Lock()
-	if l.runnable == nil {
-		l.runnable = map[string]bool{}
-	}
-	for _, t := range checked {
+		if l.runnable == nil {
+			l.runnable = map[string]bool{}
+		}
 		l.runnable[key(t)] = true
-	}
-	l.mu.Unlock()
-	return diags
+	})
+	return refused, all
 }
 
 // snapshotLock flattens a lock for comparison.

@@ -32,14 +32,17 @@ const (
 // outcome is what one reconcile did, recorded once by finish whatever path
 // the reconcile took.
 type outcome struct {
-	reason    string
-	start     time.Time
-	revision  string // what was read and runs if applied: a commit, or a content hash
-	head      string // GitOps: the head that failed when the last good commit ran instead
-	skipped   bool   // a GitOps poll found nothing new, a file event nothing unapplied: nothing to record
-	canceled  bool   // ended by the daemon's stop
-	notDone   int    // changes of the applied plan that failed or were not begun
-	loaded    *bool  // whether the configuration loaded; nil: no load was tried
+	reason   string
+	start    time.Time
+	revision string // what was read and runs if applied: a commit, or a content hash
+	head     string // GitOps: the head that failed when the last good commit ran instead
+	skipped  bool   // a GitOps poll found nothing new, a file event nothing unapplied: nothing to record
+	canceled bool   // ended by the daemon's stop
+	// unapplied: the apply ran but left a plug as it was (one the load
+	// refused): plugs apply answers with the error, not the report.
+	unapplied bool
+	notDone   int   // changes of the applied plan that failed or were not begun
+	loaded    *bool // whether the configuration loaded; nil: no load was tried
 	report    *api.ApplyReport
 	applied   bool                      // a plan was applied: revision and plugins are what runs
 	plugins   []metrics.PluginInfo      // of the applied configuration
@@ -69,14 +72,9 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		// A stop of the daemon cancels the reconcile: said once, not as
 		// the failure of every change it did not get to.
 		o.canceled = err != nil && ctx.Err() != nil && d.runCtx.Err() != nil
-		var tc *toClient
-		toApply := errors.As(err, &tc)
 		rep, err = o.report, d.finish(o, err)
-		if toApply && err != nil {
-			err = &toClient{err} // finish's redacted error, still for the apply's client
-		}
-		if o.canceled {
-			rep = nil // the apply's client is told that it was canceled
+		if o.canceled || o.unapplied && err != nil {
+			rep = nil // the apply's client is told the error: canceled, or a plug refused
 		}
 	}()
 	if d.alreadyApplied(reason) {
@@ -234,7 +232,8 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 		return nil, &api.Error{Kind: api.KindEnv, Message: aerr.Error()}
 	}
 	if ld.unrunnableErr != nil {
-		return nil, &toClient{ld.unrunnableErr}
+		o.unapplied = true
+		return nil, ld.unrunnableErr
 	}
 	return nil, heldError(held)
 }
@@ -270,7 +269,7 @@ func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
 				o.revision = contentHash(d.file, filepath.Join(filepath.Dir(d.file), LockFileName))
 			}
 		}
-		if waited || !strings.Contains(o.reason, reasonFileChanged) || (err != nil && !halfWritten) || !d.massStop(ld) {
+		if waited || !strings.Contains(o.reason, reasonFileChanged) || (err != nil && !halfWritten) || !d.wouldStop(ld) {
 			return ld, err
 		}
 		d.setStep(o, "wait for a stable file")
@@ -279,13 +278,6 @@ func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
 		}
 	}
 }
-
-// toClient marks a reconcile's error that plugs apply answers with even
-// though the apply ran (the rest converged): a plug the load refused.
-type toClient struct{ err error }
-
-func (e *toClient) Error() string { return e.err.Error() }
-func (e *toClient) Unwrap() error { return e.err }
 
 // holdUnrunnable keeps, for the plugs whose tree cannot run (loaded's
 // unrunnable), the spec each of their instances runs with: a broken new
@@ -329,11 +321,11 @@ func toStart(plan *reconcile.Plan, services []instance.Spec, decs map[string]rec
 	return append(out, tasks...)
 }
 
-// massStop reports whether applying ld (nil: a configuration that does not
+// wouldStop reports whether applying ld (nil: a configuration that does not
 // load) would stop a running instance: what a file cut between two plug
 // blocks looks like (a save in two writes, a slow copy), so such a file
 // event waits for a stable file, however few it stops.
-func (d *daemon) massStop(ld *loaded) bool {
+func (d *daemon) wouldStop(ld *loaded) bool {
 	observed := d.runner.Observe()
 	if len(observed) == 0 {
 		return false

@@ -92,6 +92,20 @@ type holdRecord struct {
 	At      time.Time `json:"at"`
 }
 
+// outcome is what MQTT says of plug under hold h.
+func (h *holdRecord) outcome(plug string) mqtt.RolloutOutcome {
+	return mqtt.RolloutOutcome{Plug: plug, Result: h.Kind, Revision: h.Desired, RevertedTo: h.Runs, Reason: h.Reason}
+}
+
+// holdLocked puts rec's plug under hold h: its record (saved), its MQTT
+// outcome and the reason status shows all follow from h. ro.mu is held.
+func (d *daemon) holdLocked(rec *plugRollout, h *holdRecord) {
+	rec.Hold = h
+	d.ro.outcome[rec.Plug] = h.outcome(rec.Plug)
+	d.ro.held[rec.Plug] = h.Reason
+	d.saveRecord(rec)
+}
+
 // activeRecord is the rollout under way.
 type activeRecord struct {
 	Target  string    `json:"target"`
@@ -165,7 +179,7 @@ func openRollouts(stateDir string, log *slog.Logger) (*rollouts, error) {
 		}
 		ro.recs[rec.Plug] = &rec
 		if h := rec.Hold; h != nil {
-			ro.outcome[rec.Plug] = mqtt.RolloutOutcome{Plug: rec.Plug, Result: h.Kind, Revision: h.Desired, RevertedTo: h.Runs, Reason: h.Reason}
+			ro.outcome[rec.Plug] = h.outcome(rec.Plug)
 		}
 	}
 	return ro, nil
@@ -665,12 +679,9 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 	} else if r.policy.AutoRevert {
 		hold.Reason += " (no healthy revision to revert to)"
 	}
-	rec.Hold = hold
 	rec.note(&revision{ID: r.target, Revision: r.specs[0].Revision, Version: r.specs[0].Version, Verdict: api.RolloutFailed,
 		Reason: why, Deployed: r.started, Judged: now})
-	ro.outcome[r.plug] = mqtt.RolloutOutcome{Plug: r.plug, Result: hold.Kind, Revision: r.target, RevertedTo: hold.Runs, Reason: hold.Reason}
-	ro.held[r.plug] = hold.Reason
-	d.saveRecord(rec) // before the revert: a daemon killed during it reverts at start
+	d.holdLocked(rec, hold) // saved before the revert: a daemon killed during it reverts at start
 	if back != nil {
 		ro.reverting[r.plug] = true
 	}
@@ -687,11 +698,8 @@ func (d *daemon) rolloutFailed(r *liveRollout, missed time.Time, why string) {
 			// Said as it is: the revision failed and so did the revert (a
 			// tree gone from the store, a start that fails).
 			result = metrics.RolloutFailed
-			hold.Kind, hold.Runs = api.RolloutFailed, ""
-			hold.Reason = fmt.Sprintf("rollout of %s failed: %s; the revert to %s failed too: %v; not tried again until plugs.hcl changes the plug", r.target, why, back.ID, err)
-			ro.outcome[r.plug] = mqtt.RolloutOutcome{Plug: r.plug, Result: hold.Kind, Revision: r.target, Reason: hold.Reason}
-			ro.held[r.plug] = hold.Reason
-			d.saveRecord(rec)
+			d.holdLocked(rec, &holdRecord{Desired: r.target, Kind: api.RolloutFailed, At: hold.At,
+				Reason: fmt.Sprintf("rollout of %s failed: %s; the revert to %s failed too: %v; not tried again until plugs.hcl changes the plug", r.target, why, back.ID, err)})
 		}
 		ro.mu.Unlock()
 		if err != nil {
@@ -901,11 +909,8 @@ func (d *daemon) rollback(ctx context.Context, req api.RollbackRequest) (*api.Ro
 	if r := ro.live[req.Plug]; r != nil {
 		d.supersedeLocked(r, time.Now())
 	}
-	reason := fmt.Sprintf("rolled back to %s by plugs rollback; plugs.hcl's %s is not applied until plugs.hcl changes the plug", to.ID, target)
-	rec.Hold = &holdRecord{Desired: target, Kind: api.RolloutPinned, Runs: to.ID, Reason: reason, At: time.Now()}
-	ro.held[req.Plug] = reason
-	ro.outcome[req.Plug] = mqtt.RolloutOutcome{Plug: req.Plug, Result: api.RolloutPinned, Revision: target, RevertedTo: to.ID, Reason: reason}
-	d.saveRecord(rec)
+	d.holdLocked(rec, &holdRecord{Desired: target, Kind: api.RolloutPinned, Runs: to.ID, At: time.Now(),
+		Reason: fmt.Sprintf("rolled back to %s by plugs rollback; plugs.hcl's %s is not applied until plugs.hcl changes the plug", to.ID, target)})
 	specs := restoreSecrets(to.Specs, desired)
 	ro.mu.Unlock()
 
@@ -915,10 +920,7 @@ func (d *daemon) rollback(ctx context.Context, req api.RollbackRequest) (*api.Ro
 	if err != nil {
 		ro.mu.Lock()
 		reason := fmt.Sprintf("the rollback to %s failed: %v; plugs.hcl's %s is not applied until plugs.hcl changes the plug", to.ID, err, target)
-		rec.Hold = &holdRecord{Desired: target, Kind: api.RolloutFailed, Reason: reason, At: time.Now()}
-		ro.held[req.Plug] = reason
-		ro.outcome[req.Plug] = mqtt.RolloutOutcome{Plug: req.Plug, Result: api.RolloutFailed, Revision: target, Reason: reason}
-		d.saveRecord(rec)
+		d.holdLocked(rec, &holdRecord{Desired: target, Kind: api.RolloutFailed, Reason: reason, At: time.Now()})
 		ro.mu.Unlock()
 		d.log.Error("rollback failed", "plug", req.Plug, "to", to.ID, "err", err)
 		d.republishReconcile()

@@ -289,29 +289,45 @@ func isIdentByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || c == '_'
 }
 
-// checkNestingJSON rejects JSON source nested deeper than maxNesting. JSON
-// has no comments, and its strings end at the first unescaped quote, so a
-// scan of the bytes is exact.
-func checkNestingJSON(src []byte, filename string) hcl.Diagnostics {
-	depth, inString := 0, false
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		switch {
+// outsideJSONStrings calls at with the offset of each byte of the JSON
+// source src that is outside a string, and goes on at the offset at
+// returns (i+1, or past what it read; -1 stops). JSON has no comments, and
+// its strings end at the first unescaped quote, so a scan of the bytes is
+// exact.
+func outsideJSONStrings(src []byte, at func(i int) int) {
+	inString := false
+	for i := 0; i >= 0 && i < len(src); {
+		switch c := src[i]; {
 		case inString && c == '\\':
-			i++
+			i += 2
 		case c == '"':
 			inString = !inString
+			i++
 		case inString:
-		case c == '[' || c == '{':
-			depth++
-			if depth > maxNesting {
-				return tooDeep(filename, offsetPos(src, i))
-			}
-		case c == ']' || c == '}':
-			depth = max(depth-1, 0)
+			i++
+		default:
+			i = at(i)
 		}
 	}
-	return nil
+}
+
+// checkNestingJSON rejects JSON source nested deeper than maxNesting.
+func checkNestingJSON(src []byte, filename string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	depth := 0
+	outsideJSONStrings(src, func(i int) int {
+		switch src[i] {
+		case '[', '{':
+			if depth++; depth > maxNesting {
+				diags = tooDeep(filename, offsetPos(src, i))
+				return -1
+			}
+		case ']', '}':
+			depth = max(depth-1, 0)
+		}
+		return i + 1
+	})
+	return diags
 }
 
 // offsetPos is the line and column of byte offset off in src, counting

@@ -139,27 +139,20 @@ func checkNumbersJSON(src []byte, filename string) hcl.Diagnostics {
 		return nil
 	}
 	var diags hcl.Diagnostics
-	inString := false
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '-' || isDigit(c):
-			j := i + 1
-			for j < len(src) && (isDigit(src[j]) || bytes.IndexByte([]byte(".eE+-"), src[j]) >= 0) {
-				j++
-			}
-			if !numberLiteralOK(src[i:j]) {
-				rng := hcl.Range{Filename: filename, Start: offsetPos(src, i), End: offsetPos(src, j)}
-				diags = append(diags, numberOutOfRange(rng, "This number"))
-			}
-			i = j - 1
+	outsideJSONStrings(src, func(i int) int {
+		if c := src[i]; c != '-' && !isDigit(c) {
+			return i + 1
 		}
-	}
+		j := i + 1
+		for j < len(src) && (isDigit(src[j]) || bytes.IndexByte([]byte(".eE+-"), src[j]) >= 0) {
+			j++
+		}
+		if !numberLiteralOK(src[i:j]) {
+			rng := hcl.Range{Filename: filename, Start: offsetPos(src, i), End: offsetPos(src, j)}
+			diags = append(diags, numberOutOfRange(rng, "This number"))
+		}
+		return j
+	})
 	return diags
 }
 

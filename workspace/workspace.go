@@ -260,17 +260,17 @@ func (w *Workspace) Plugins(trees map[string]*fetch.Tree) map[string]render.Plug
 
 // CheckRunnable checks, for each enabled plug with a tree in trees and
 // for which need says yes, what plugs validate checks of a fetched tree
-// (spec.Parser.CheckRunnable): its program and its compatibility.
-func (w *Workspace) CheckRunnable(trees map[string]*fetch.Tree, need func(plug string, t *fetch.Tree) bool) hcl.Diagnostics {
-	var diags hcl.Diagnostics
+// (spec.Parser.CheckRunnable): its program and its compatibility. It
+// calls done with each plug checked and its diagnostics, in declaration
+// order.
+func (w *Workspace) CheckRunnable(trees map[string]*fetch.Tree, need func(t *fetch.Tree) bool, done func(plug string, t *fetch.Tree, diags hcl.Diagnostics)) {
 	for _, plug := range w.Deployment.Plugs {
 		t := trees[plug.Name]
-		if !plug.Enabled || t == nil || t.Manifest == nil || !need(plug.Name, t) {
+		if !plug.Enabled || t == nil || t.Manifest == nil || !need(t) {
 			continue
 		}
-		diags = append(diags, w.parser.CheckRunnable(t.Dir, t.Manifest, plug.SourceRange)...)
+		done(plug.Name, t, w.parser.CheckRunnable(t.Dir, t.Manifest, plug.SourceRange))
 	}
-	return diags
 }
 
 // Desired renders the instances of the runnable trees (see render.Desired).
