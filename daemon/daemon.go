@@ -202,6 +202,7 @@ type daemon struct {
 	plugins       []metrics.PluginInfo
 
 	releaseState // the timer of releaseSoon (daemon/memory.go)
+	flushState   // the flush of new trees after a reconcile (daemon/flush.go)
 }
 
 // Run runs the daemon until ctx ends: it converges, supervises, watches for
@@ -279,11 +280,14 @@ func open(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.reg = metrics.NewRegistry()
 	d.metrics = metrics.New(d.reg, d) // scraped once served, in start
 	d.treeCache = fetch.NewCache()
+	d.onClose(func() { d.flushWG.Wait(); d.flushStore() }) // what the last loads installed is on disk
 	d.newLoader = func() *loader {
-		return newLoader(opts.StateDir, fetch.Options{
+		l := newLoader(opts.StateDir, fetch.Options{
 			Logger: d.log, Progress: opts.Progress, Offline: d.mode == ModeBundle,
 			OnFetched: d.metrics.FetchDone, Cache: d.treeCache,
 		}, d.brokerInfo)
+		l.deferSync = true
+		return l
 	}
 	d.loader = d.newLoader()
 	return d, nil

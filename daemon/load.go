@@ -44,6 +44,10 @@ type loader struct {
 	offline bool
 	// broker returns the broker instances are told about.
 	broker func(d *spec.Deployment) render.BrokerInfo
+	// deferSync leaves the trees a load installs for the daemon to flush
+	// after its reconcile (daemon/flush.go); a CLI's load flushes them
+	// before it returns.
+	deferSync bool
 
 	mu  sync.Mutex
 	pre *preread // guarded by mu: what readAhead read, for the next load
@@ -156,7 +160,7 @@ func (l *loader) loadFor(ctx context.Context, file string, vars map[string]strin
 	if l.offline {
 		trees, err = l.store.Runnable(dep, lock)
 	} else {
-		trees, err = l.store.FetchRunnable(ctx, dep, lock, fetch.FetchOptions{DeferVerify: deferVerify})
+		trees, err = l.store.FetchRunnable(ctx, dep, lock, fetch.FetchOptions{DeferVerify: deferVerify, DeferSync: l.deferSync})
 	}
 	if err != nil {
 		return nil, fetchError(w, err)

@@ -61,6 +61,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	o := &outcome{reason: reason, start: time.Now()}
 	defer func() {
 		if o.loaded != nil {
+			d.flushSoon()   // daemon/flush.go
 			d.releaseSoon() // daemon/memory.go
 		}
 	}()

@@ -49,6 +49,9 @@ func (s *Store) Build(ctx context.Context, d *spec.Deployment, l *spec.Lock) ([]
 		bar.step(t.Plug + " " + short(t.Revision))
 	}
 	bar.finish()
+	if err := s.Sync(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := joinErrors(errs); err != nil {
 		return nil, err
 	}

@@ -255,6 +255,10 @@ func Unbundle(ctx context.Context, bundlePath, stateDir string) (string, error) 
 			return "", fmt.Errorf("plug %s: %w", n, err)
 		}
 	}
+	// The trees are on disk before the deployment that names them.
+	if err := s.Sync(); err != nil {
+		return "", err
+	}
 	dst := filepath.Dir(UnbundledDeployment(stateDir))
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return "", err

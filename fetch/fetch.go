@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,11 @@ type FetchOptions struct {
 	// instances it leaves running (the runner verifies those at their next
 	// start).
 	DeferVerify bool
+	// DeferSync leaves the trees this fetch installs unflushed: the caller
+	// calls Store.Sync (or its Cache's) soon after. The daemon does, once
+	// the reconcile's apply is done. Without it, the fetch syncs before it
+	// returns.
+	DeferSync bool
 }
 
 // Fetch brings the locked revision of every enabled plug into the store,
@@ -102,6 +108,12 @@ func (s *Store) fetch(ctx context.Context, d *spec.Deployment, l *spec.Lock, opt
 		return nil
 	})
 	bar.finish()
+	if !opt.DeferSync {
+		// What was installed, also when another plug failed.
+		if serr := s.Sync(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,14 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/plugs-dev/plugs/spec"
 )
 
 // TestReadMarkerCache checks that a marker read from its cache is the
@@ -80,5 +84,85 @@ func TestReadMarkerCache(t *testing.T) {
 	}
 	if _, err := s.readMarker("p", "r1"); err == nil {
 		t.Fatal("a removed marker was read from the cache")
+	}
+}
+
+// TestTornMarkerRefetched: install writes a tree's marker without an fsync
+// of its own (Sync flushes them together), so a crash can leave a marker
+// empty or cut short. Such a marker is no marker: the next fetch brings
+// the tree in again, runs from it, and writes a whole marker; a frozen
+// fetch (a lock that names the tree) does too.
+func TestTornMarkerRefetched(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frozen bool
+		torn   func(whole []byte) []byte
+	}{
+		{"empty", false, func([]byte) []byte { return nil }},
+		{"cut", false, func(b []byte) []byte { return b[:len(b)/2] }},
+		{"cut, frozen", true, func(b []byte) []byte { return b[:len(b)/2] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := deployment(t, plugOf("p", "./p", ""))
+			localPlugin(t, d.BaseDir, "p", "")
+			state := filepath.Join(t.TempDir(), ".plugs")
+			l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+			trees := mustFetch(t, Open(state, Options{}), d, l, false)
+			rev := l.Plugs["p"].Revision
+			s := Open(state, Options{}) // a restart: nothing cached
+			name := s.markerPath("p", rev)
+			whole, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(name, tc.torn(whole), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Runnable(d, l); err == nil {
+				t.Fatal("a torn marker was taken for a whole one")
+			}
+			trees = mustFetch(t, s, d, l, tc.frozen)
+			if got := readFile(t, filepath.Join(trees[0].Dir, "run.sh")); got != "#!/bin/sh\necho p\n" {
+				t.Errorf("tree after the fetch: run.sh = %q", got)
+			}
+			if m, err := Open(state, Options{}).readMarker("p", rev); err != nil || m.Hash != l.Plugs["p"].Hash {
+				t.Fatalf("marker after the fetch: %+v, %v", m, err)
+			}
+			if _, err := s.Runnable(d, l); err != nil {
+				t.Fatalf("not runnable after the fetch: %v", err)
+			}
+		})
+	}
+}
+
+// TestSyncOncePerFetch: a fetch that installs a tree flushes it before it
+// returns, unless DeferSync, which leaves it to the caller's Sync; a
+// Cache shared by two Stores (the daemon's loaders) is flushed by either.
+func TestSyncOncePerFetch(t *testing.T) {
+	d := deployment(t, plugOf("p", "./p", ""), plugOf("q", "./p", ""))
+	localPlugin(t, d.BaseDir, "p", "")
+	state := filepath.Join(t.TempDir(), ".plugs")
+	c := NewCache()
+	s := Open(state, Options{Cache: c})
+	l := &spec.Lock{Plugs: map[string]*spec.LockedPlug{}}
+	mustFetch(t, s, d, l, false)
+	if c.Unsynced() {
+		t.Fatal("a fetch returned with its trees not flushed")
+	}
+	d.Plugs = append(d.Plugs, plugOf("r", "./p", ""))
+	if _, err := s.Fetch(context.Background(), d, l, FetchOptions{DeferSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Unsynced() {
+		t.Fatal("DeferSync: the installed tree is not left to Sync")
+	}
+	if err := Open(state, Options{Cache: c}).Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Unsynced() {
+		t.Fatal("Sync of another Store of the cache left it unsynced")
+	}
+	if _, err := s.Fetch(context.Background(), d, l, FetchOptions{DeferSync: true}); err != nil || c.Unsynced() {
+		t.Fatalf("a fetch that installed nothing left the cache unsynced (%v)", err)
 	}
 }
