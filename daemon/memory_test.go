@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -150,5 +152,59 @@ func TestReleaseMemoryGivesBackBinaryPages(t *testing.T) {
 	t.Logf("the test binary's read-only pages resident: %d KiB before the release, %d KiB after", before>>10, after>>10)
 	if after > before/2 {
 		t.Errorf("%d KiB of the binary resident after the release, %d KiB before: not given back", after>>10, before>>10)
+	}
+}
+
+// gcSettings reads GOGC and the memory limit without changing them.
+func gcSettings() (pct int, limit int64) {
+	pct = debug.SetGCPercent(100)
+	debug.SetGCPercent(pct)
+	return pct, debug.SetMemoryLimit(-1)
+}
+
+// TestLessGCDuringReconcile: a reconcile runs at GOGC=400 under a soft
+// memory limit of what the runtime held at its start plus at least
+// 64 MiB, never above the user's limit; GOGC and the limit are put back
+// after it, and a GOGC of off is left alone.
+func TestLessGCDuringReconcile(t *testing.T) {
+	pct0, limit0 := gcSettings()
+	t.Cleanup(func() { debug.SetGCPercent(pct0); debug.SetMemoryLimit(limit0) })
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
+	restore := lessGC()
+	pct, limit := gcSettings()
+	held := int64(readUint("/memory/classes/total:bytes"))
+	if pct != reconcileGCPercent || limit < 64<<20 || limit > 3*held+64<<20 {
+		t.Errorf("during a reconcile: GOGC %d, limit %d with %d held; want GOGC %d, a limit of the held memory + max(it, 64 MiB)", pct, limit, held, reconcileGCPercent)
+	}
+	restore()
+	if pct, limit := gcSettings(); pct != 100 || limit != math.MaxInt64 {
+		t.Errorf("after: GOGC %d, limit %d; want 100 and none", pct, limit)
+	}
+
+	debug.SetMemoryLimit(32 << 20) // the user's GOMEMLIMIT is lower: kept
+	restore = lessGC()
+	if _, limit := gcSettings(); limit != 32<<20 {
+		t.Errorf("a user's limit of 32 MiB became %d during a reconcile", limit)
+	}
+	restore()
+	debug.SetMemoryLimit(math.MaxInt64)
+
+	debug.SetGCPercent(-1) // GOGC=off
+	restore = lessGC()
+	if pct, _ := gcSettings(); pct != -1 {
+		t.Errorf("GOGC=off became %d during a reconcile", pct)
+	}
+	restore()
+
+	// A daemon's reconciles put them back too.
+	debug.SetGCPercent(100)
+	file := writeSleepers(t, 2)
+	c := startDaemon(t, Options{File: file, StateDir: filepath.Join(filepath.Dir(file), ".plugs"), NoWatch: true})
+	if _, err := c.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pct, limit := gcSettings(); pct != 100 || limit != math.MaxInt64 {
+		t.Errorf("after a daemon's reconciles: GOGC %d, limit %d; want 100 and none", pct, limit)
 	}
 }

@@ -67,6 +67,7 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	}()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer lessGC()() // daemon/memory.go
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
 	defer cancel()
 	defer func() {
