@@ -136,6 +136,35 @@ func (c *Client) Logs(ctx context.Context, w io.Writer, plug, instance string, n
 	return nil
 }
 
+// Setup runs a plug's setup program in the daemon, confined as the plug's
+// runs are: stdin (nil: none) is its input, its output is copied to out as
+// it comes; the error is the setup's when it failed.
+func (c *Client) Setup(ctx context.Context, req SetupRequest, stdin io.Reader, out io.Writer) error {
+	q := url.Values{"plug": {req.Plug}, "instance": {req.Instance}}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plugs/v1/setup?"+q.Encode(), stdin)
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.send(ctx, hreq)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		return &Error{Kind: KindEnv, Message: fmt.Sprintf("setup of %s: the daemon's answer broke off: %v", req.Plug, err), cause: err}
+	}
+	t := resp.Trailer.Get(SetupTrailer)
+	if t == "" {
+		return nil
+	}
+	e := &Error{Kind: KindEnv}
+	if err := json.Unmarshal([]byte(t), e); err != nil || e.Message == "" {
+		e.Message = fmt.Sprintf("setup of %s failed", req.Plug)
+	}
+	return e
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	resp, err := c.request(ctx, method, path, body)
 	if err != nil {
@@ -165,6 +194,11 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(ctx, req)
+}
+
+// send sends req; a non-2xx answer becomes an *Error.
+func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -314,6 +314,19 @@ type RestartRequest struct {
 	Instance string `json:"instance,omitempty"`
 }
 
+// SetupRequest asks the daemon to run a plug's setup program (POST
+// /v1/setup?plug=&instance=): the request's body is the program's input,
+// the answer's body its output as it comes, and the trailer SetupTrailer
+// holds the *Error of a setup that failed (JSON), empty when it succeeded.
+type SetupRequest struct {
+	Plug     string `json:"plug"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// SetupTrailer is the trailer of /v1/setup's answer that says how the
+// setup ended.
+const SetupTrailer = "Plugs-Setup-Error"
+
 // RestartReport names the instances restarted.
 type RestartReport struct {
 	Restarted []string `json:"restarted"`

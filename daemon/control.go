@@ -3,11 +3,11 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -158,11 +158,82 @@ func (d *daemon) observeAll() []instance.Status {
 // setupInstance runs a plug's setup program as plugs setup does, without a
 // terminal (stdin is empty), for the config of instance id.
 func (d *daemon) setupInstance(ctx context.Context, id instance.ID, out io.Writer) error {
-	return Setup(ctx, SetupOptions{
-		LocalOptions: LocalOptions{File: d.file, StateDir: d.opts.StateDir, Vars: d.opts.Vars, Logger: d.log},
-		Plug:         id.Plug, Instance: id.Instance,
-		Stdin: strings.NewReader(""), Stdout: out, Stderr: out,
+	return d.setup(ctx, api.SetupRequest{Plug: id.Plug, Instance: id.Instance}, nil, out)
+}
+
+// setup runs a plug's setup program with the daemon's runner, so confined
+// as the plug's runs are (the dashboard's "run setup", plugs setup while
+// the daemon runs), marks it done and starts the plug's instances that
+// waited for it. Its output goes to out, stdout and stderr alike.
+func (d *daemon) setup(ctx context.Context, req api.SetupRequest, stdin io.Reader, out io.Writer) error {
+	if err := runSetup(ctx, d.newLoader(), d.file, d.opts.Vars, d.runner, req.Plug, req.Instance, stdin, out, out); err != nil {
+		return err
+	}
+	// The plug's instances held in needs-setup start now.
+	if _, err := d.restart(ctx, api.RestartRequest{Plug: req.Plug}); err != nil {
+		return fmt.Errorf("setup of %s done; starting its instances: %w", req.Plug, err)
+	}
+	return nil
+}
+
+// setupBackend is what POST /v1/setup needs.
+type setupBackend interface {
+	setup(ctx context.Context, req api.SetupRequest, stdin io.Reader, out io.Writer) error
+}
+
+var _ setupBackend = (*daemon)(nil)
+
+// registerSetup adds POST /v1/setup when b has it: the request's body is
+// the program's input, the answer streams its output, and the trailer
+// api.SetupTrailer says how it ended.
+func registerSetup(mux *http.ServeMux, b backend) {
+	sb, ok := b.(setupBackend)
+	if !ok {
+		return
+	}
+	mux.HandleFunc("POST /v1/setup", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		req := api.SetupRequest{Plug: q.Get("plug"), Instance: q.Get("instance")}
+		if req.Plug == "" {
+			writeError(w, &api.Error{Kind: api.KindInput, Message: "the setup request needs a plug"})
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex() // the input is read while the output is written
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Trailer", api.SetupTrailer)
+		w.WriteHeader(http.StatusOK)
+		out := &lockedFlusher{w: w, rc: rc}
+		err := sb.setup(r.Context(), req, r.Body, out)
+		if err != nil {
+			var e *api.Error
+			if !errors.As(err, &e) {
+				e = &api.Error{Kind: api.KindEnv, Message: err.Error()}
+			}
+			b, _ := json.Marshal(e)
+			out.mu.Lock()
+			w.Header().Set(api.SetupTrailer, string(b))
+			out.mu.Unlock()
+		}
 	})
+}
+
+// lockedFlusher writes and flushes each write to the client at once; the
+// program's stdout and stderr copiers share it.
+type lockedFlusher struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f *lockedFlusher) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }
 
 // controlBackend is what POST /v1/stop, /v1/start and /v1/kill need.

@@ -7,17 +7,16 @@ import (
 	"io"
 	"log/slog"
 	neturl "net/url"
-	"os"
 	"path/filepath"
 
 	"github.com/plugs-dev/plugs/api"
 	"github.com/plugs-dev/plugs/fetch"
 	"github.com/plugs-dev/plugs/instance"
-	"github.com/plugs-dev/plugs/internal/layout"
 	"github.com/plugs-dev/plugs/mqtt"
 	"github.com/plugs-dev/plugs/reconcile"
 	"github.com/plugs-dev/plugs/render"
 	"github.com/plugs-dev/plugs/runner"
+	"github.com/plugs-dev/plugs/sandbox"
 	"github.com/plugs-dev/plugs/spec"
 )
 
@@ -86,80 +85,95 @@ type SetupOptions struct {
 	Stdin    io.Reader
 	Stdout   io.Writer
 	Stderr   io.Writer
+	// NoSandbox runs the program unconfined when no daemon runs (plugs
+	// setup --sandbox=false, as plugs run's); a running daemon confines it
+	// as its own flag says.
+	NoSandbox bool
 }
 
 // Setup runs a plug's configuration program (its manifest's setup argv)
-// from the plugin's directory, attached to the given terminal streams, with
-// PLUGS_CONFIG naming the rendered config of the plug's first (or named)
-// instance. The config, secrets included, is written with mode 0600 and
-// removed afterwards.
+// from the plugin's directory, with PLUGS_CONFIG naming the rendered
+// config of the plug's first (or named) instance and PLUGS_SETUP_DIR its
+// setup folder, and marks the plug's setup done when it exits 0. It is
+// confined as the plug's runs are (same user, Landlock rules, rlimits, a
+// cgroup of its own): by the daemon of the state directory when one
+// answers (its output streamed here, this input forwarded; the daemon
+// then starts the instances that waited for it), else in this process,
+// which holds the state directory's lock meanwhile.
 func Setup(ctx context.Context, o SetupOptions) error {
-	ld, err := o.loader().load(ctx, o.File, o.Vars)
+	if c, err := api.Dial(o.StateDir); err == nil {
+		defer c.Close()
+		return c.Setup(ctx, api.SetupRequest{Plug: o.Plug, Instance: o.Instance}, o.Stdin, cmp.Or[io.Writer](o.Stdout, io.Discard))
+	}
+	// The sandbox's rules name absolute paths: the trees' and folders'
+	// paths follow from the state directory's.
+	abs, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	o.StateDir = abs
+	lock, err := lockStateDir(o.StateDir)
+	if err != nil {
+		return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("setup of %s: %v (is a daemon starting? run plugs setup again once it answers)", o.Plug, err)}
+	}
+	defer lock.release()
+	var sb runner.Sandboxer
+	if !o.NoSandbox {
+		box, err := sandbox.New(sandbox.Options{StateDir: o.StateDir, Log: o.Logger})
+		if err != nil {
+			return fmt.Errorf("setup of %s: sandbox: %w", o.Plug, err)
+		}
+		defer box.Close()
+		sb = box
+	}
+	r, err := runner.New(runner.Options{StateDir: o.StateDir, Logger: o.Logger, Sandbox: sb})
+	if err != nil {
+		return fmt.Errorf("setup of %s: %w", o.Plug, err)
+	}
+	defer r.Close(context.Background()) // no instance: nothing to stop
+	return runSetup(ctx, o.loader(), o.File, o.Vars, r, o.Plug, o.Instance, o.Stdin, o.Stdout, o.Stderr)
+}
+
+// runSetup loads the deployment file with l, runs plug's setup program
+// with r (Runner.RunOnce: confined when r has a sandbox) and marks its
+// setup done. The program's config is the instance's config.json,
+// rendered as a start renders it, in the instance directory the program
+// may read.
+func runSetup(ctx context.Context, l *loader, file string, vars map[string]string, r *runner.Runner, plug, inst string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ld, err := l.load(ctx, file, vars)
 	if err != nil {
 		return err
 	}
-	m := ld.manifests[o.Plug]
-	if ld.dep.Plug(o.Plug) == nil || m == nil {
-		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no enabled plug %q in %s", o.Plug, o.File)}
+	m := ld.manifests[plug]
+	if ld.dep.Plug(plug) == nil || m == nil {
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("no enabled plug %q in %s", plug, file)}
 	}
 	if len(m.Setup) == 0 {
-		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", o.Plug)}
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s: its plugin has no setup program", plug)}
 	}
-	var inst *instance.Spec
+	var spec *instance.Spec
 	for i := range ld.desired {
 		s := &ld.desired[i]
-		if s.ID.Plug == o.Plug && (o.Instance == "" || s.ID.Instance == o.Instance) {
-			inst = s
+		if s.ID.Plug == plug && (inst == "" || s.ID.Instance == inst) {
+			spec = s
 			break
 		}
 	}
-	if inst == nil {
-		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s has no instance %q", o.Plug, o.Instance)}
+	if spec == nil {
+		return &api.Error{Kind: api.KindInput, Message: fmt.Sprintf("plug %s has no instance %q", plug, inst)}
 	}
-	dir, err := filepath.Abs(layout.Setup(o.StateDir))
-	if err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
-	cfg, err := os.CreateTemp(dir, inst.ID.Plug+"-"+inst.ID.Instance+"-*.json")
-	if err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
-	defer os.Remove(cfg.Name())
-	_, err = cfg.Write(inst.Config)
-	if cerr := cfg.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("setup: write config: %w", err)
-	}
-
-	// runner.RunOnce: the instance's clean environment, the tree's command
-	// word, PLUGS_SETUP_DIR (what the program saves goes there, never into
-	// the read-only plugin tree); a terminal stays the program's.
-	setupDir := runner.SetupDir(o.StateDir, inst.ID.Plug)
-	if err := os.MkdirAll(setupDir, 0o700); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
-	res, err := runner.RunOnce(ctx, runner.Once{
-		Spec: *inst, Command: m.Setup, ConfigPath: cfg.Name(), SetupDir: setupDir,
-		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+	res, err := r.RunOnce(ctx, runner.Once{
+		Spec: *spec, Command: m.Setup,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 	})
 	if err != nil {
-		return fmt.Errorf("setup of %s: %w", o.Plug, err)
+		return fmt.Errorf("setup of %s: %w", plug, err)
 	}
 	if err := res.Err(); err != nil {
-		return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("setup of %s: %v", o.Plug, err)}
+		return &api.Error{Kind: api.KindEnv, Message: fmt.Sprintf("setup of %s: %v", plug, err)}
 	}
-	if err := runner.MarkSetupDone(o.StateDir, inst.ID.Plug); err != nil {
-		return fmt.Errorf("setup of %s: %w", o.Plug, err)
-	}
-	// A running daemon holds the plug's instances in needs-setup: start them.
-	if c, err := api.Dial(o.StateDir); err == nil {
-		defer c.Close()
-		_, _ = c.Restart(ctx, api.RestartRequest{Plug: inst.ID.Plug})
+	if err := runner.MarkSetupDone(l.stateDir, plug); err != nil {
+		return fmt.Errorf("setup of %s: %w", plug, err)
 	}
 	return nil
 }
