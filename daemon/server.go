@@ -225,7 +225,7 @@ func apiHandler(b backend, logger *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, rep)
 	})
 	registerControl(mux, b)
-	registerSetup(mux, b) // daemon/control.go
+	registerSetup(mux, b)    // daemon/control.go
 	registerRollouts(mux, b) // daemon/rollout.go
 	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
