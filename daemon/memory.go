@@ -76,17 +76,22 @@ type releaseState struct {
 // reconcileGCPercent is the GOGC of a reconcile (lessGC).
 const reconcileGCPercent = 400
 
-// lessGC makes the garbage collector run less while a reconcile runs,
-// and returns what puts it back. A reconcile at 1,000 plugs allocates
-// ~45 MB that is garbage once it is applied (releaseMemory returns it), and
-// at GOGC=100 it paid for three to five collections, each scanning the
-// stacks of the ~3,000 goroutines that supervise: 47–109 ms of CPU of a
-// converge, against one or two and 21–34 ms at GOGC=400, for a heap peak
-// of 58 MB instead of 36–39 (GODEBUG=gctrace=1 of the daemon during
-// bench/daemon-times.sh's converge, 4 runs each). The heap may then grow by
-// more than at GOGC=100, but no more than what the runtime holds from the
-// OS at the reconcile's start or 64 MiB, whichever is more: a soft
-// memory limit, which never goes above one the user set (GOMEMLIMIT).
+// lessGC makes the garbage collector run less while a reconcile loads
+// (loadStable), and returns what puts it back. A load of 1,000 plugs
+// allocates ~45 MB that is garbage once it is applied (releaseMemory
+// returns it), and at GOGC=100 a converge paid for three to five
+// collections, each scanning the stacks of the ~3,000 goroutines that
+// supervise: 47–120 ms of CPU, against one or two and 21–101 ms with the
+// load at GOGC=400 (GODEBUG=gctrace=1 of the daemon during
+// bench/daemon-times.sh's converge, 8 runs each over two sessions of this
+// VM). The apply is left at the user's GOGC: run at 400 too, the
+// supervisors' long-lived state was spread over a larger heap, and the
+// idle PSS at 1,000 instances rose from 29–32 to 38–40 MiB (bench/idle.sh);
+// with the load alone it stays (32.8–34.2 against 32.0–34.0 MiB). The
+// heap may grow by more than at GOGC=100, but no more than what the
+// runtime holds from the OS at the load's start or 64 MiB, whichever is
+// more: a soft memory limit, which never goes above one the user set
+// (GOMEMLIMIT).
 // A GOGC the user set to off or above 400 is left as it is.
 func lessGC() (restore func()) {
 	pct := debug.SetGCPercent(reconcileGCPercent)

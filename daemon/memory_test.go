@@ -162,7 +162,7 @@ func gcSettings() (pct int, limit int64) {
 	return pct, debug.SetMemoryLimit(-1)
 }
 
-// TestLessGCDuringReconcile: a reconcile runs at GOGC=400 under a soft
+// TestLessGCDuringReconcile: a reconcile's load runs at GOGC=400 under a soft
 // memory limit of what the runtime held at its start plus at least
 // 64 MiB, never above the user's limit; GOGC and the limit are put back
 // after it, and a GOGC of off is left alone.

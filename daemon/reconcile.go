@@ -67,7 +67,6 @@ func (d *daemon) reconcile(ctx context.Context, reason string, force bool) (rep 
 	}()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	defer lessGC()() // daemon/memory.go
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReconcileTimeout)
 	defer cancel()
 	defer func() {
@@ -258,6 +257,7 @@ func (d *daemon) alreadyApplied(reason string) bool {
 // plugs.hcl looks like: `cat > plugs.hcl`, an editor writing in place), it
 // first waits until the files stop changing, then loads them again.
 func (d *daemon) loadStable(ctx context.Context, o *outcome) (*loaded, error) {
+	defer lessGC()() // the load's garbage: daemon/memory.go
 	for waited := false; ; waited = true {
 		d.setStep(o, "load")
 		t := time.Now()
