@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/plugs-dev/plugs/api"
@@ -39,8 +40,11 @@ the local API (<state-dir>/plugs.sock), and stops every instance on SIGTERM.
 			v := g.v
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			// A fetch's bar on a terminal; elsewhere (systemd, a file) the
+			// log's own "fetched" record per plug says it, and plain
+			// progress lines would break its logfmt or JSON lines.
 			var progress io.Writer
-			if !g.quiet() {
+			if f, ok := g.stderr.(*os.File); ok && !g.quiet() && isatty.IsTerminal(f.Fd()) {
 				progress = g.stderr
 			}
 			err = daemon.Run(ctx, daemon.Options{
