@@ -166,7 +166,9 @@ func (d *daemon) setupInstance(ctx context.Context, id instance.ID, out io.Write
 // the daemon runs), marks it done and starts the plug's instances that
 // waited for it. Its output goes to out, stdout and stderr alike.
 func (d *daemon) setup(ctx context.Context, req api.SetupRequest, stdin io.Reader, out io.Writer) error {
-	if err := runSetup(ctx, d.newLoader(), d.file, d.opts.Vars, d.runner, req.Plug, req.Instance, stdin, out, out); err != nil {
+	err := runSetup(ctx, d.newLoader(), d.file, d.opts.Vars, d.runner, req.Plug, req.Instance, stdin, out, out)
+	d.flushSoon() // a tree its load fetched (daemon/flush.go)
+	if err != nil {
 		return err
 	}
 	// The plug's instances held in needs-setup start now.
