@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,9 +102,13 @@ type SetupOptions struct {
 // then starts the instances that waited for it), else in this process,
 // which holds the state directory's lock meanwhile.
 func Setup(ctx context.Context, o SetupOptions) error {
-	if c, err := api.Dial(o.StateDir); err == nil {
+	c, err := api.Dial(o.StateDir)
+	switch {
+	case err == nil:
 		defer c.Close()
 		return c.Setup(ctx, api.SetupRequest{Plug: o.Plug, Instance: o.Instance}, o.Stdin, cmp.Or[io.Writer](o.Stdout, io.Discard))
+	case errors.Is(err, api.ErrPermission):
+		return err // a daemon runs that this user may not ask: it holds the state directory too
 	}
 	// The sandbox's rules name absolute paths: the trees' and folders'
 	// paths follow from the state directory's.
