@@ -30,6 +30,12 @@
 //   - Unbundle: every file against the bundle's MANIFEST, and every tree
 //     against its hash, before anything is installed.
 //
+// What is on disk when: a tree and its marker are installed without an
+// fsync each, and flushed together with one syncfs(2) (Store.Sync): before
+// Fetch, Build and Unbundle return, or, with FetchOptions.DeferSync, when
+// the caller says (the daemon: right after the reconcile). A marker a crash
+// left empty or cut short is no marker: the tree is fetched again.
+//
 // It does not start long-running processes; build commands are the only
 // programs it runs, and only at build time.
 package fetch
