@@ -10,4 +10,11 @@
 // (plugs_reconcile_total, plugs_config_last_reload_*), in plugs status and
 // on the retained MQTT topic plugs/<host>/reconcile, and the time each
 // plug's fetch took in plugs_fetch_duration_seconds.
+//
+// It also runs a plug's setup program for the CLI and the dashboard
+// (POST /v1/setup; without a daemon, Setup confines it in the caller's
+// process), and owns the daemon's use of memory and disk around a
+// reconcile: fewer collections during the load, the load's garbage given
+// back after it (memory.go), the new plugin trees flushed to disk once it
+// is done (flush.go).
 package daemon
