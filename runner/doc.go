@@ -22,7 +22,7 @@
 // instance's environment, process group and kill rules (once.go); with a
 // Sandboxer they are confined as the instance's process is (sandbox.go,
 // confine), each in a cgroup of its own that is killed and removed when
-// the run ends. The function RunOnce, without a Runner, confines nothing.
+// the run ends.
 //
 // It does not read plugs.hcl: everything it knows of an instance comes in a
 // instance.Spec. It does not confine processes itself: package sandbox

@@ -45,14 +45,12 @@ type Once struct {
 	// directory names, for the run, a copy of it there that only the
 	// run's user may read, removed when the run ends.
 	Env map[string]string
-	// ConfigPath is PLUGS_CONFIG. For Runner.RunOnce "" means the
-	// instance's config.json in the state directory (the one a confined
-	// run may read: see Runner.RunOnce); for the function RunOnce, ""
-	// sets no PLUGS_CONFIG.
+	// ConfigPath is PLUGS_CONFIG; "" means the instance's config.json in
+	// the state directory (the one a confined run may read: see
+	// Runner.RunOnce).
 	ConfigPath string
-	// SetupDir is PLUGS_SETUP_DIR. For Runner.RunOnce "" means the plug's
-	// setup folder (SetupDir), made when missing; for the function RunOnce,
-	// "" sets none.
+	// SetupDir is PLUGS_SETUP_DIR; "" means the plug's setup folder
+	// (SetupDir), made when missing.
 	SetupDir string
 
 	// Stdin is the program's input: nil is /dev/null; an *os.File is
@@ -178,28 +176,6 @@ func (r *Runner) RunOnce(ctx context.Context, o Once) (Result, error) {
 		return Result{}, err
 	}
 	return runOnce(ctx, sp, r.baseEnv, r.tracker, r.devNull, box, o)
-}
-
-// RunOnce is Runner.RunOnce for a caller without a Runner (the `plugs
-// setup` command): the environment is picked from os.Environ(), the
-// process is forked from a thread of its own, and orphans that left the
-// run's group are found only while their parents live, since the caller is
-// no subreaper. It has no Sandbox: the run is NOT confined (no Landlock,
-// no cgroup, no switch to the plug's unprivileged user; only Spec.User,
-// Spec.Group and the rlimits of Spec.Limits apply). A caller that must
-// confine a run uses a Runner with Options.Sandbox.
-func RunOnce(ctx context.Context, o Once) (Result, error) {
-	sp, err := newSpawner(o.Spec.Limits.NoNewPrivs, 1)
-	if err != nil {
-		return Result{}, err
-	}
-	defer sp.stop()
-	devNull, err := os.Open(os.DevNull)
-	if err != nil {
-		return Result{}, fmt.Errorf("open %s: %w", os.DevNull, err)
-	}
-	defer devNull.Close()
-	return runOnce(ctx, sp, passedEnv(os.Environ()), &ProcTracker{}, devNull, nil, o)
 }
 
 // runBox confines a run: Runner.RunOnce with a Sandbox.

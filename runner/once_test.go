@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -122,23 +121,5 @@ func TestRunOnceCanceled(t *testing.T) {
 	}
 	if !res.Canceled || res.Signal != "SIGTERM" {
 		t.Errorf("result %+v", res)
-	}
-}
-
-// TestRunOnceWithoutRunner: the function form, for `plugs setup`.
-func TestRunOnceWithoutRunner(t *testing.T) {
-	tree := t.TempDir()
-	if err := os.WriteFile(filepath.Join(tree, "configure"), []byte("#!/bin/sh\necho \"setup of $PLUGS_PLUG into $PLUGS_CONFIG\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s := fakeSpec("p", "default", "sleep")
-	s.Dir = tree
-	var out bytes.Buffer
-	res, err := RunOnce(t.Context(), Once{Spec: s, Command: []string{"configure"}, ConfigPath: "/tmp/c.json", Stdout: &out})
-	if err != nil || res.Err() != nil {
-		t.Fatalf("%+v %v", res, err)
-	}
-	if out.String() != "setup of p into /tmp/c.json\n" {
-		t.Errorf("output %q", out.String())
 	}
 }
