@@ -232,7 +232,7 @@ func (s *Store) upgradeHash(ctx context.Context, d *spec.Deployment, p *spec.Plu
 	if !m.Built {
 		nm.BuiltHash = ""
 	}
-	if err := writeJSONAtomic(s.markerPath(p.Name, e.Revision), &nm); err != nil {
+	if err := s.writeMarker(p.Name, e.Revision, &nm); err != nil {
 		return nil, nil, err
 	}
 	s.log.Warn("upgraded the lock hash from h1: to h2: (h2 also covers executable bits); commit plugs.lock.hcl", "plug", p.Name, "old", old, "new", h)

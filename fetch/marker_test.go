@@ -24,7 +24,7 @@ func TestReadMarkerCache(t *testing.T) {
 	}
 	write := func(m *marker) {
 		t.Helper()
-		if err := writeJSONAtomic(s.markerPath("p", "r1"), m); err != nil {
+		if err := s.writeMarker("p", "r1", m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -289,6 +289,11 @@ func (s *Store) install(plug, key, tmp string, m *marker) error {
 	// daemon's apply. A marker a crash left torn or empty is no marker:
 	// the tree is fetched again (TestTornMarkerRefetched); a tree's file
 	// a crash left torn fails its verification before a process runs in it.
+	return s.writeMarker(plug, key, m)
+}
+
+// writeMarker writes the marker of plug's tree key, unsynced (see install).
+func (s *Store) writeMarker(plug, key string, m *marker) error {
 	s.cache.unsynced.Store(true)
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

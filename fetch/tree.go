@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -230,14 +229,6 @@ func makeReadOnly(dir string) error {
 // the new, never a part.
 func writeFileAtomic(filename string, data []byte, perm fs.FileMode) error {
 	return atomicfile.Write(filename, data, perm, atomicfile.Durable)
-}
-
-func writeJSONAtomic(filename string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filename, append(b, '\n'), 0o644)
 }
 
 // tempDir returns a fresh, not yet existing path in dir for a tree being made.
